@@ -22,6 +22,9 @@ static void print_plan(const json_t *plan)
             json_string_value(json_object_get(plan, "firmware")),
             json_array_size(json_object_get(plan, "disks")),
             json_array_size(json_object_get(plan, "nics")));
+    const char *signer = json_string_value(json_object_get(plan, "signed_by"));
+    if (signer)
+        fprintf(stderr, "signed by: %s (manifest and certificate checked)\n", signer);
     const json_t *cdrom = json_object_get(plan, "cdrom");
     const char *iso = json_string_value(json_object_get(cdrom, "source"));
     if (iso)
@@ -39,13 +42,14 @@ static void print_plan(const json_t *plan)
 static int vm_import(const CliCommand *cmd, int argc, char **argv, const char *source)
 {
     const char *args[1] = { NULL }, *name = NULL, *pool = NULL, *network = NULL;
-    const char *kernel_image = NULL;
+    const char *kernel_image = NULL, *ca = NULL;
     bool async = false;
     const CliOption opts[] = {
         { "--name", &name, NULL },
         { "--pool", &pool, NULL },
         { "--network", &network, NULL },
         { "--kernel-image", &kernel_image, NULL },
+        { "--ca", &ca, NULL },
         { "--async", NULL, &async },
         { NULL, NULL, NULL },
     };
@@ -54,8 +58,9 @@ static int vm_import(const CliCommand *cmd, int argc, char **argv, const char *s
         return exit_status;
     _cleanup_free_ char *path = cli_absolute_path(args[0]);
     json_t *body = json_pack("{s:s, s:s}", "source", source, "path", path);
-    const char *keys[] = { "name", "pool", "network", "kernel_image" };
-    const char *values[] = { name, pool, network, kernel_image };
+    _cleanup_free_ char *ca_path = ca ? cli_absolute_path(ca) : NULL;
+    const char *keys[] = { "name", "pool", "network", "kernel_image", "ca" };
+    const char *values[] = { name, pool, network, kernel_image, ca_path };
     for (size_t i = 0; i < ELEMENTSOF(keys); i++)
         if (values[i])
             json_object_set_new(body, keys[i], json_string(values[i]));

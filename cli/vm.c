@@ -1441,10 +1441,13 @@ static const CliCommand vm_commands[] = {
       "  vireo vm send-keys inst --text 'root\\n'\n",
       cli_vm_send_keys },
     { "vm", "import-ova", "FILE.ova",
-      "[--name N] [--pool POOL] [--network NET] [--kernel-image IMAGE] [--async]",
+      "[--name N] [--pool POOL] [--network NET] [--kernel-image IMAGE] [--ca FILE] [--async]",
       "Make a VM (stopped) from an OVA: its OVF descriptor and disks.",
       "vireod reads FILE.ova itself (on its host; relative paths are taken from the\n"
-      "current directory). The manifest's SHA-1/SHA-256 digests are checked; each disk\n"
+      "current directory). The manifest (.mf) must list every file and its SHA-1/\n"
+      "SHA-256 digests must match; a signed OVA's certificate (.cert) must hold the\n"
+      "manifest's signature and chain to a CA of --ca or the system's store, else the\n"
+      "import is refused; an OVA without them is imported with a warning. Each disk\n"
       "(streamOptimized VMDK or other) is converted into a qcow2 volume of POOL; the\n"
       "VM gets the descriptor's vCPUs, memory, firmware (EFI: UEFI with a new NVRAM)\n"
       "and NICs; a CD-ROM's ISO becomes an iso volume of POOL in the VM's CD-ROM\n"
@@ -1456,7 +1459,10 @@ static const CliCommand vm_commands[] = {
       "  --network NET         put every NIC on NET (default: a vireo network of the\n"
       "                        NIC's network name; an unknown name is refused)\n"
       "  --kernel-image IMAGE  boot IMAGE's kernel, initrd and command line (a disk\n"
-      "                        with a root file system but no boot loader)\n" ASYNC_HELP
+      "                        with a root file system but no boot loader)\n"
+      "  --ca FILE             trust the signers this CA bundle (PEM, on vireod's host)\n"
+      "                        issued, instead of the system's CAs; a vendor's\n"
+      "                        self-signed certificate can be its own CA\n" ASYNC_HELP
       "\nExample:\n  vireo vm import-ova appliance.ova --name app1 --network default\n",
       cli_vm_import_ova },
     { "vm", "import-libvirt", "DOMAIN.xml",

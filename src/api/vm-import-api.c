@@ -8,9 +8,10 @@
 void vo_api_vm_import(VoRequest *req, VoReply *rep)
 {
     VoVmImportArgs args = { 0 };
-    if (!vo_request_unpack(req, rep, "{s:s, s:s, s?s, s?s, s?s, s?s}", "source", &args.source,
-                           "path", &args.path, "name", &args.name, "pool", &args.pool,
-                           "network", &args.network, "kernel_image", &args.kernel_image))
+    if (!vo_request_unpack(req, rep, "{s:s, s:s, s?s, s?s, s?s, s?s, s?s}", "source",
+                           &args.source, "path", &args.path, "name", &args.name, "pool",
+                           &args.pool, "network", &args.network, "kernel_image",
+                           &args.kernel_image, "ca", &args.ca))
         return;
     json_t *task = NULL, *plan = NULL;
     char *error = NULL;

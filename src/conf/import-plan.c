@@ -292,17 +292,25 @@ int vo_ova_manifest_parse(const char *text, size_t len, char ***ret_names, char 
         _cleanup_free_ char *line = vo_asprintf("%.*s", (int)n, start);
         if (strlen(line) != n)
             return vo_error_set(ret_error, -EINVAL, "manifest line %zu: a NUL byte", line_no);
-        /* ALGO(NAME)= HEX */
+        /* ALGO(NAME)= HEX, or BSD's "ALGO (NAME) = HEX" (VirtualBox,
+         * sha256sum --tag) */
         char *open = strchr(line, '(');
         char *close = strrchr(line, ')');
-        if (!open || !close || close < open || close[1] != '=')
+        char *eq = close ? close + 1 : NULL;
+        while (eq && *eq == ' ')
+            eq++;
+        if (!open || !close || close < open || *eq != '=')
             return vo_error_set(ret_error, -EINVAL, "manifest line %zu: not ALGO(FILE)= DIGEST",
                                 line_no);
         *open = *close = '\0';
+        for (char *p = open; p > line && p[-1] == ' ';)
+            *--p = '\0';
         const char *algo = line, *name = open + 1;
-        char *digest = close + 2;
+        char *digest = eq + 1;
         while (*digest == ' ')
             digest++;
+        for (size_t k = strlen(digest); k && (digest[k - 1] == ' ' || digest[k - 1] == '\t');)
+            digest[--k] = '\0';
         size_t hex_len = !strcmp(algo, "SHA256") ? 64 : !strcmp(algo, "SHA1") ? 40 : 0;
         if (!hex_len)
             return vo_error_set(ret_error, -EINVAL, "manifest line %zu: digest '%.16s' is not "

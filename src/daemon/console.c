@@ -21,7 +21,9 @@
  * QEMU_SNDBUF) and may quit its shell.
  * Typing into a guest that reads nothing (paused, say) fills the buffer to
  * QEMU; then the clients are not read until it drains. Output a client
- * cannot take fills its own buffer; beyond that it misses output. */
+ * cannot take fills its own buffer; beyond that the oldest of it goes, so
+ * the client that reads again sees the newest output (the prompt, the
+ * last lines), after a line saying how many bytes it missed (client_out). */
 #define CONSOLE_IN_MAX (64 * 1024)    /* typed, not yet taken by QEMU */
 #define CLIENT_OUT_MAX (256 * 1024)   /* printed, not yet taken by one client */
 /* QEMU's side of the console socket: Linux doubles it to 8 MiB, about
@@ -41,6 +43,8 @@ typedef struct Client {
     VoConsoleClientClosed on_closed;
     void *userdata;
     Buf out;
+    size_t dropped;   /* bytes of output it missed since its buffer last emptied */
+    size_t note_left; /* of out: the unsent part of the line saying so, at its start */
     struct Client *next;
 } Client;
 
@@ -121,6 +125,45 @@ static size_t buf_append(Buf *b, const char *data, size_t len, size_t max)
     return n;
 }
 
+/* Output for a client, into its buffer of at most CLIENT_OUT_MAX bytes: when
+ * it does not fit, the oldest goes (the newest 192 KiB stay), and the buffer
+ * starts with a line saying how much this client missed in all since its
+ * buffer last emptied (the line of an earlier overflow, being the oldest,
+ * goes with it). */
+static void client_out(Client *cl, const char *data, size_t len)
+{
+    Buf *b = &cl->out;
+    if (b->len + len <= CLIENT_OUT_MAX) {
+        (void)buf_append(b, data, len, CLIENT_OUT_MAX);
+        return;
+    }
+    /* The newest three quarters are kept: the next 64 KiB then fit before
+     * the buffer is copied again (a client that stopped reading would have
+     * it copied at every read of QEMU's output). */
+    char note[128];
+    size_t keep = CLIENT_OUT_MAX / 4 * 3 - sizeof(note);
+    size_t from_new = len < keep ? len : keep, from_old = keep - from_new;
+    if (from_old > b->len)
+        from_old = b->len;
+    size_t gone = b->len - from_old; /* the oldest: an earlier note first */
+    size_t dropped = cl->dropped + gone - (cl->note_left < gone ? cl->note_left : gone) +
+                     (len - from_new);
+    int n = snprintf(note, sizeof(note), "\r\n[vireo: %zu bytes of console output dropped: "
+                     "this console was not read fast enough]\r\n", dropped);
+    size_t note_len = n > 0 && (size_t)n < sizeof(note) ? (size_t)n : 0;
+    char *ring = malloc(note_len + from_old + from_new);
+    if (!ring)
+        return; /* out of memory: this output is missed, not counted */
+    memcpy(ring, note, note_len);
+    memcpy(ring + note_len, b->data + b->len - from_old, from_old);
+    memcpy(ring + note_len + from_old, data + len - from_new, from_new);
+    free(b->data);
+    b->data = ring;
+    b->len = note_len + from_old + from_new;
+    cl->dropped = dropped;
+    cl->note_left = note_len;
+}
+
 /* Sends what fd takes now from b; -errno when the peer is gone. */
 static int buf_flush(Buf *b, int fd)
 {
@@ -136,6 +179,18 @@ static int buf_flush(Buf *b, int fd)
     free(b->data);
     b->data = NULL;
     return 0;
+}
+
+/* Sends what the client takes now; -errno when it is gone. */
+static int client_flush(Client *cl)
+{
+    size_t before = cl->out.len;
+    int r = buf_flush(&cl->out, cl->fd);
+    size_t sent = before - cl->out.len;
+    cl->note_left -= sent < cl->note_left ? sent : cl->note_left;
+    if (cl->out.len == 0)
+        cl->dropped = 0; /* caught up: a later gap counts afresh */
+    return r;
 }
 
 static void open_log(VoConsole *c)
@@ -201,7 +256,7 @@ static void on_client_event(int fd, uint32_t events, void *userdata)
 {
     Client *cl = userdata;
     VoConsole *c = cl->console;
-    if ((events & EPOLLOUT) && buf_flush(&cl->out, fd) < 0) {
+    if ((events & EPOLLOUT) && client_flush(cl) < 0) {
         client_close(cl);
         update_events(c);
         return;
@@ -260,11 +315,11 @@ static void on_console_event(int fd, uint32_t events, void *userdata)
     append_log(c, buf, (size_t)n);
     for (Client *cl = c->clients; cl; cl = cl->next) {
         bool was_idle = cl->out.len == 0;
-        /* Beyond CLIENT_OUT_MAX a client that cannot keep up misses output
-         * rather than stalling the VM and every other client. */
-        (void)buf_append(&cl->out, buf, (size_t)n, CLIENT_OUT_MAX);
+        /* Beyond CLIENT_OUT_MAX a client that cannot keep up misses the
+         * oldest output rather than stalling the VM and every other client. */
+        client_out(cl, buf, (size_t)n);
         if (was_idle)
-            (void)buf_flush(&cl->out, cl->fd); /* errors: its EPOLLRDHUP closes it */
+            (void)client_flush(cl); /* errors: its EPOLLRDHUP closes it */
         if (was_idle != (cl->out.len == 0))
             (void)vo_loop_set_events(c->loop, cl->fd, cl,
                                      EPOLLRDHUP | (c->in.len < CONSOLE_IN_MAX ? EPOLLIN : 0) |

@@ -1,8 +1,11 @@
 /* vm-import.c: VM import (vm-import.h). The request is checked at once:
  * the OVA's headers and descriptor (or the domain XML) parsed, the manifest
- * read and the descriptor checked against it, the disks found, the VM's
- * name free, the pool and networks there. The task then copies each disk
- * out of the OVA (checking its digest), converts it into a qcow2 volume,
+ * read (it must list every member) and the descriptor checked against it,
+ * the manifest's signature and signer checked when the OVA has a .cert
+ * (ova-verify.h), the disks found, the VM's name free, the pool and
+ * networks there. The task then copies each disk out of the OVA (checking
+ * its digest; the manifest's other files are digested too), converts it
+ * into a qcow2 volume,
  * copies the ISO of its CD-ROM (the first that holds one) into an iso
  * volume for the VM's drive, makes the UEFI NVRAM when the firmware is
  * EFI, and defines the VM; on any
@@ -27,6 +30,7 @@
 #include "jobs/tasks.h"
 #include "storage/iso.h"
 #include "storage/ova.h"
+#include "storage/ova-verify.h"
 #include "storage/qemu-img.h"
 #include "util/test-hold.h"
 #include "util/util.h"
@@ -38,6 +42,9 @@ typedef struct {
     char id[37];              /* the VM's, chosen at once: its intent's owner */
     char *tmp;                /* the scratch directory, NULL: none (yet) */
     char *path, *name, *pool, *kernel_image;
+    char *ca;                 /* the CA bundle an OVA's signer is checked against, NULL:
+                               * the system's store */
+    char *signer;             /* the signer's subject of a signed OVA, NULL: unsigned */
     char **networks;          /* per NIC */
     VoImportPlan *plan;
     char **mf_names, **mf_algos, **mf_digests; /* the manifest, NULL: none */
@@ -56,6 +63,8 @@ static void import_op_free(void *p)
     free(op->name);
     free(op->pool);
     free(op->kernel_image);
+    free(op->ca);
+    free(op->signer);
     free(op->cdrom_volume);
     vo_strv_free(op->networks);
     vo_import_plan_free(op->plan);
@@ -65,13 +74,14 @@ static void import_op_free(void *p)
     free(op);
 }
 
-/* The manifest's digest of name checked against ours; a manifest that does
- * not list a file we use is refused too. */
+/* The manifest's digests of name (each line naming it) checked against
+ * ours; a manifest that does not list a file we use is refused too. */
 static int manifest_check(const ImportOp *op, const char *name, const char *sha1,
                           const char *sha256, char **ret_error)
 {
     if (!op->mf_names)
         return 0;
+    bool found = false;
     for (size_t i = 0; op->mf_names[i]; i++)
         if (!strcmp(op->mf_names[i], name)) {
             const char *ours = !strcmp(op->mf_algos[i], "SHA1") ? sha1 : sha256;
@@ -79,9 +89,19 @@ static int manifest_check(const ImportOp *op, const char *name, const char *sha1
                 return vo_error_set(ret_error, -EINVAL, "OVA: the %s digest of '%s' is not the "
                                     "one in the manifest (a damaged or altered file)",
                                     op->mf_algos[i], name);
-            return 0;
+            found = true;
         }
-    return vo_error_set(ret_error, -EINVAL, "OVA: the manifest does not list '%s'", name);
+    return found ? 0 : vo_error_set(ret_error, -EINVAL, "OVA: the manifest does not list '%s'",
+                                    name);
+}
+
+/* Member m's digests against the manifest. */
+static int member_check(const ImportOp *op, const VoOva *ova, const VoOvaMember *m,
+                        char **ret_error)
+{
+    char sha1[41], sha256[65];
+    int r = vo_ova_digest(ova, m, sha1, sha256, ret_error);
+    return r < 0 ? r : manifest_check(op, m->name, sha1, sha256, ret_error);
 }
 
 /* ---- checks at once -------------------------------------------------------- */
@@ -102,8 +122,6 @@ static const char *cdrom_why_not(const ImportOp *op, const VoImportDisk *k, cons
         return "a VM has one CD-ROM drive, which gets another ISO";
     if (op->rbd_pool)
         return "an rbd pool holds no ISO: import into a dir pool (--pool)";
-    if (ova && op->mf_names && !listed(op->mf_names, k->file))
-        return "the manifest does not list it";
     const VoOvaMember *m = ova ? vo_ova_find(ova, k->file) : NULL;
     if (ova && !m)
         return "the OVA does not hold it";
@@ -130,6 +148,55 @@ static void choose_cdrom(ImportOp *op, const VoOva *ova)
                       op->cdrom_disk < 0 ? ": the VM gets an empty drive" : "");
 }
 
+/* The certificate: it signs the manifest (its bytes, before they are read)
+ * and its signer is trusted. */
+static int check_ova_signature(ImportOp *op, const VoOva *ova, char **ret_error)
+{
+    VoOvaCert *cert = NULL;
+    int r = vo_ova_cert_parse(ova->cert_name, ova->cert, ova->cert_len, &cert, ret_error);
+    if (r < 0)
+        return r;
+    if (strcmp(vo_ova_cert_signed_file(cert), ova->manifest_name))
+        r = vo_error_set(ret_error, -EINVAL, "OVA: '%s' signs '%.64s', not the manifest '%s'",
+                         ova->cert_name, vo_ova_cert_signed_file(cert), ova->manifest_name);
+    else
+        r = vo_ova_cert_verify(cert, ova->manifest, ova->manifest_len, op->ca, &op->signer,
+                               ret_error);
+    vo_ova_cert_free(cert);
+    return r;
+}
+
+/* The certificate (the manifest's signature, its signer trusted) and the
+ * manifest (well-formed, every member listed, the descriptor's digest); an
+ * OVA without either is imported with a warning saying what was not
+ * checked. */
+static int check_ova_seals(ImportOp *op, const VoOva *ova, char **ret_error)
+{
+    if (!ova->manifest) {
+        if (ova->cert)
+            return vo_error_set(ret_error, -EINVAL, "OVA: '%s' signs a manifest, but the OVA "
+                                "has no manifest (.mf)", ova->cert_name);
+        vo_strv_pushf(&op->plan->warnings, "the OVA has no manifest (.mf) and no signature "
+                      "(.cert): its files are not checked");
+        return 0;
+    }
+    int r = ova->cert ? check_ova_signature(op, ova, ret_error) : 0;
+    if (r < 0)
+        return r;
+    if (!ova->cert)
+        vo_strv_pushf(&op->plan->warnings, "the OVA is not signed (no .cert): its manifest's "
+                      "digests are checked, not who made it");
+    _cleanup_free_ char *why = NULL;
+    r = vo_ova_manifest_parse(ova->manifest, ova->manifest_len, &op->mf_names, &op->mf_algos,
+                              &op->mf_digests, &why);
+    if (r < 0)
+        return vo_error_set(ret_error, r, "OVA: the manifest '%s' is malformed: %s",
+                            ova->manifest_name, why);
+    if ((r = vo_ova_manifest_covers(ova, op->mf_names, ret_error)) < 0)
+        return r;
+    return member_check(op, ova, vo_ova_find(ova, ova->ovf_name), ret_error);
+}
+
 static int read_plan_ova(ImportOp *op, char **ret_error)
 {
     VoOva ova;
@@ -137,26 +204,15 @@ static int read_plan_ova(ImportOp *op, char **ret_error)
     if (r < 0)
         return r == -EINVAL || r == -ENOENT || r == -EACCES ? -EINVAL : r;
     r = vo_ovf_parse(ova.ovf, ova.ovf_len, &op->plan, ret_error);
-    if (r >= 0 && ova.manifest)
-        r = vo_ova_manifest_parse(ova.manifest, ova.manifest_len, &op->mf_names, &op->mf_algos,
-                                  &op->mf_digests, ret_error);
-    if (r >= 0 && ova.manifest) {
-        char sha1[41], sha256[65];
-        const VoOvaMember *m = vo_ova_find(&ova, ova.ovf_name);
-        r = vo_ova_digest(&ova, m, sha1, sha256, ret_error);
-        if (r >= 0)
-            r = manifest_check(op, ova.ovf_name, sha1, sha256, ret_error);
-    }
+    if (r >= 0)
+        r = check_ova_seals(op, &ova, ret_error);
     for (size_t i = 0; r >= 0 && i < op->plan->n_disks; i++) {
         const VoImportDisk *k = &op->plan->disks[i];
-        if (k->cdrom) /* its ISO, absent or unlisted, is a warning (choose_cdrom) */
+        if (k->cdrom) /* its ISO, when absent, is a warning (choose_cdrom) */
             continue;
         if (!vo_ova_find(&ova, k->file))
             r = vo_error_set(ret_error, -EINVAL, "OVA: disk file '%s' named by the descriptor "
                              "is not in the OVA", k->file);
-        else if (op->mf_names && !listed(op->mf_names, k->file))
-            r = vo_error_set(ret_error, -EINVAL, "OVA: the manifest does not list '%s'",
-                             k->file);
     }
     if (r >= 0)
         choose_cdrom(op, &ova);
@@ -252,6 +308,7 @@ static json_t *plan_json(const ImportOp *op)
                           p->uefi ? "uefi" : "bios", "disks", disks, "nics", nics, "warnings",
                           warnings);
     set_string(o, "os_type", p->os_type);
+    set_string(o, "signed_by", op->signer);
     if (has_cdrom_drive(p)) { /* {}: an empty drive; else its ISO's source, pool, volume */
         json_t *cd = json_object();
         if (op->cdrom_disk >= 0) {
@@ -321,6 +378,17 @@ static int add_volume(ImportOp *op, VoTask *t, const char *file, const char *sta
     return r;
 }
 
+/* Whether disks_in copies name out of the OVA (and checks its digest so). */
+static bool copied_out(const ImportOp *op, const char *name)
+{
+    for (size_t i = 0; i < op->plan->n_disks; i++) {
+        const VoImportDisk *k = &op->plan->disks[i];
+        if ((!k->cdrom || (ssize_t)i == op->cdrom_disk) && !strcmp(k->file, name))
+            return true;
+    }
+    return false;
+}
+
 static int disks_in(ImportOp *op, VoTask *t, const char *tmp, char ***keys, char **ret_error)
 {
     VoOva ova = { .fd = -1 };
@@ -348,6 +416,14 @@ static int disks_in(ImportOp *op, VoTask *t, const char *tmp, char ***keys, char
         (void)unlink(file);
         if (r >= 0 && vo_migrate_fault("import-exit-after-disk")) /* test: vireod dies here */
             _exit(70);
+    }
+    /* The manifest's other files (those not copied out: an NVRAM, an ISO
+     * not imported, ...) are checked too: an altered OVA is refused whole. */
+    for (size_t i = 0; r >= 0 && op->ova && op->mf_names && i < ova.n_members; i++) {
+        const VoOvaMember *m = &ova.members[i];
+        if (listed(op->mf_names, m->name) && strcmp(m->name, ova.ovf_name) &&
+            !copied_out(op, m->name))
+            r = member_check(op, &ova, m, ret_error);
     }
     if (op->ova)
         vo_ova_close(&ova);
@@ -520,6 +596,12 @@ static int check_args(VoDaemon *d, const VoVmImportArgs *a, bool *ret_rbd, char 
                             "path on the host)", a->path ? a->path : "");
     json_t *pool = NULL;
     _cleanup_free_ char *pool_error = NULL;
+    if (a->ca && strcmp(a->source, "ova"))
+        return vo_error_set(ret_error, -EINVAL, "ca: only an OVA is signed (source \"ova\")");
+    if (a->ca && (a->ca[0] != '/' || stat(a->ca, &st) < 0 || !S_ISREG(st.st_mode) ||
+                  access(a->ca, R_OK) < 0))
+        return vo_error_set(ret_error, -EINVAL, "ca: '%s' is not a readable file (absolute "
+                            "path on the host)", a->ca);
     const char *pool_name = a->pool ? a->pool : VO_DEFAULT_POOL;
     int r = vo_pool_get_json(d, pool_name, &pool, &pool_error);
     const char *type = json_string_value(json_object_get(pool, "type")) ?: "";
@@ -554,7 +636,8 @@ int vo_vm_import(VoDaemon *d, const VoVmImportArgs *args, json_t **ret_task, jso
     *op = (ImportOp){ .d = d, .ova = !strcmp(args->source, "ova"), .rbd_pool = rbd_pool,
                       .cdrom_disk = -1, .path = vo_strdup(args->path),
                       .pool = vo_strdup(args->pool ? args->pool : VO_DEFAULT_POOL),
-                      .kernel_image = vo_strdup(args->kernel_image) };
+                      .kernel_image = vo_strdup(args->kernel_image),
+                      .ca = vo_strdup(args->ca) };
     if (vo_uuid_generate(op->id) < 0)
         abort();
     r = op->ova ? read_plan_ova(op, ret_error) : read_plan_libvirt(op, ret_error);

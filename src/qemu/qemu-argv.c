@@ -269,13 +269,20 @@ static void build_cdrom(char ***argv, const VoVmSpec *spec)
 /* The cloud-init NoCloud seed (volume label cidata), when the VM has
  * cloud-init settings: a second read-only CD-ROM apart from the user's
  * drive (ide.1): on q35 AHCI port 2; on pc PIIX's primary channel (ide.0;
- * it has no ide.2, and QEMU would refuse to start). Firmware never boots it. */
-static void build_cidata(char ***argv, const VoVmSpec *spec)
+ * it has no ide.2, and QEMU would refuse to start). Firmware never boots it.
+ * A migration's destination has the drive the source has (the layout's
+ * seed_drive): empty after the settings went while it ran, absent when
+ * they came to a VM started without them. */
+static void build_cidata(char ***argv, const VoVmSpec *spec, const VoQemuLayout *layout)
 {
-    if (!spec->cloud_init_path)
+    if (layout->seed_drive == VO_QEMU_SEED_NONE ||
+        (layout->seed_drive == VO_QEMU_SEED_AS_SPEC && !spec->cloud_init_path))
         return;
-    push_opt(argv, "-drive", "if=none,id=%s,media=cdrom,readonly=on,format=raw,file=%s",
-             VO_QEMU_CIDATA_DRIVE, spec->cloud_init_path);
+    if (layout->seed_drive == VO_QEMU_SEED_EMPTY)
+        push_opt(argv, "-drive", "if=none,id=%s,media=cdrom,readonly=on", VO_QEMU_CIDATA_DRIVE);
+    else
+        push_opt(argv, "-drive", "if=none,id=%s,media=cdrom,readonly=on,format=raw,file=%s",
+                 VO_QEMU_CIDATA_DRIVE, spec->cloud_init_path);
     const char *bus = spec->machine && !strcmp(spec->machine, "pc") ? "ide.0" : "ide.2";
     push_json(argv, "-device", json_pack("{s:s, s:s, s:s, s:s}", "driver", "ide-cd", "id",
                                          VO_QEMU_CIDATA_ID, "bus", bus, "drive",
@@ -429,7 +436,7 @@ int vo_qemu_build_argv_layout(const VoVmSpec *spec, const VoQemuCaps *caps,
     build_root_ports(&argv, layout);
     build_disks(&argv, spec, layout);
     build_cdrom(&argv, spec);
-    build_cidata(&argv, spec);
+    build_cidata(&argv, spec, layout);
     r = build_nics(&argv, spec, layout, paths, ret_error);
     if (r < 0)
         return r;

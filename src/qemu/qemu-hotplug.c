@@ -315,6 +315,15 @@ int vo_qemu_seed_change(VoHvInstance *vm, const char *path, char **ret_error)
     if (r < 0)
         return r;
     r = has_device(vm, VO_QEMU_CIDATA_ID, ret_error);
+    if (r == 0 && vm->layout) {
+        /* A migration's destination must have no seed drive either, though
+         * the spec now has settings (qemu-layout.h, VoQemuSeedDrive). */
+        vm->layout->seed_drive = path ? VO_QEMU_SEED_NONE : VO_QEMU_SEED_AS_SPEC;
+        int saved = vo_qemu_layout_save(vm->layout, vm->run_dir);
+        if (saved < 0)
+            log_warn("the hardware layout of the VM in %s was not saved: %s", vm->run_dir,
+                     strerror(-saved));
+    }
     pthread_mutex_unlock(&vm->qmp_lock);
     if (r == 0)
         return vo_error_set(ret_error, -ENODEV, "it started without a seed: no seed drive");

@@ -3,7 +3,9 @@
  * dir. What QEMU decided itself is asked from it: the machine version behind
  * an alias (query-machines), the CPU model (query-hotpluggable-cpus), the
  * bus and address of every PCI device with an id but the root ports (QOM),
- * the vCPU devices plugged and the virtio-mem size requested (qom-get). The
+ * the vCPU devices plugged and the virtio-mem size requested (qom-get),
+ * whether the cloud-init seed drive, when QOM lists one, holds a medium
+ * (query-block). The
  * root ports and boot sizes never change after the start and stay as
  * recorded. */
 #include <stdbool.h>
@@ -12,6 +14,7 @@
 #include <string.h>
 
 #include "qemu/qemu-argv.h"
+#include "qemu/qemu-devices.h"
 #include "qemu/qemu-instance.h"
 #include "util/util.h"
 
@@ -146,7 +149,7 @@ static bool is_root_port(const VoQemuLayout *l, const char *id)
  * guest's firmware or kernel numbered its secondary bus, so right after a
  * start or a reset it misses every disk and NIC behind q35's root ports. */
 static int probe_devices_once(VoHvInstance *vm, VoQemuLayout *l, json_t *types,
-                              char **ret_error)
+                              bool *ret_seed_drive, char **ret_error)
 {
     json_t *children = NULL, *args = json_pack("{s:s}", "path", "/machine/peripheral");
     int r = vo_qemu_command(vm, "qom-list", args, &children, ret_error);
@@ -162,6 +165,8 @@ static int probe_devices_once(VoHvInstance *vm, VoQemuLayout *l, json_t *types,
         size_t len = strlen(type);
         if (!name || strncmp(type, "child<", 6) || type[len - 1] != '>')
             continue;
+        if (!strcmp(name, VO_QEMU_CIDATA_ID))
+            *ret_seed_drive = true;
         _cleanup_free_ char *type_name = vo_asprintf("%.*s", (int)(len - 7), type + 6);
         if (json_object_get(types, type_name) && !is_root_port(l, name) &&
             (r = probe_device(vm, l, name, ret_error)) < 0)
@@ -173,23 +178,47 @@ static int probe_devices_once(VoHvInstance *vm, VoQemuLayout *l, json_t *types,
     return r;
 }
 
-static int probe_devices(VoHvInstance *vm, VoQemuLayout *l, char **ret_error)
+static int probe_devices(VoHvInstance *vm, VoQemuLayout *l, bool *ret_seed_drive,
+                         char **ret_error)
 {
     json_t *types = NULL;
     _cleanup_free_ char *error = NULL;
     int r = pci_types(vm, &types, ret_error);
     if (r >= 0)
-        r = probe_devices_once(vm, l, types, &error);
+        r = probe_devices_once(vm, l, types, ret_seed_drive, &error);
     /* Once more if a device went between the list and its questions (an
      * unplug the guest completed late: QEMU no longer finds it). Any other
      * failure, such as a monitor that does not answer, is not waited for
      * twice. */
     if (r == -EIO && error && strstr(error, "DeviceNotFound: "))
-        r = probe_devices_once(vm, l, types, ret_error);
+        r = probe_devices_once(vm, l, types, ret_seed_drive, ret_error);
     else if (r < 0 && error && ret_error)
         *ret_error = TAKE_PTR(error);
     json_decref(types);
     return r;
+}
+
+/* Whether the seed drive the VM has (QOM listed it) differs from its
+ * spec's (see VoQemuSeedDrive): a drive without a medium is "empty"; one
+ * with its seed is as the spec says. No drive (nothing asked): "none" stays
+ * when vo_qemu_seed_change set it (settings without a drive to take them),
+ * else it is as the spec says (none). */
+static int probe_seed_drive(VoHvInstance *vm, VoQemuLayout *l, bool has_drive, char **ret_error)
+{
+    if (!has_drive)
+        return 0;
+    json_t *blocks = NULL;
+    int r = vo_qemu_command(vm, "query-block", NULL, &blocks, ret_error);
+    if (r < 0)
+        return r;
+    size_t i;
+    json_t *b;
+    json_array_foreach(blocks, i, b)
+        if (!strcmp(json_string_value(json_object_get(b, "device")) ?: "", VO_QEMU_CIDATA_DRIVE))
+            l->seed_drive = json_object_get(b, "inserted") ? VO_QEMU_SEED_AS_SPEC
+                                                           : VO_QEMU_SEED_EMPTY;
+    json_decref(blocks);
+    return 0;
 }
 
 static int probe_virtio_mem(VoHvInstance *vm, VoQemuLayout *l, char **ret_error)
@@ -209,13 +238,16 @@ static int probe_virtio_mem(VoHvInstance *vm, VoQemuLayout *l, char **ret_error)
 int vo_qemu_layout_refresh(VoHvInstance *vm, char **ret_error)
 {
     VoQemuLayout *l = vm->layout;
+    bool seed_drive = false;
     int r = probe_machine(vm, l, ret_error);
     if (r >= 0)
         r = probe_vcpus(vm, l, ret_error);
     if (r >= 0)
-        r = probe_devices(vm, l, ret_error);
+        r = probe_devices(vm, l, &seed_drive, ret_error);
     if (r >= 0)
         r = probe_virtio_mem(vm, l, ret_error);
+    if (r >= 0)
+        r = probe_seed_drive(vm, l, seed_drive, ret_error);
     if (r < 0)
         return r;
     r = vo_qemu_layout_save(l, vm->run_dir);

@@ -127,6 +127,9 @@ json_t *vo_qemu_layout_to_json(const VoQemuLayout *l)
                             json_integer((json_int_t)l->boot_pad_kib));
     if (l->assumed)
         json_object_set_new(doc, "assumed", json_true());
+    if (l->seed_drive != VO_QEMU_SEED_AS_SPEC)
+        json_object_set_new(doc, "seed_drive",
+                            json_string(l->seed_drive == VO_QEMU_SEED_EMPTY ? "empty" : "none"));
     return doc;
 }
 
@@ -167,18 +170,19 @@ static int parse_devices(VoQemuLayout *l, json_t *list, char **ret_error)
 int vo_qemu_layout_from_json(json_t *doc, VoQemuLayout **ret, char **ret_error)
 {
     int version = 0, hotplug = 0, boot_vcpus = 0, max_vcpus = 0, assumed = 0;
-    const char *machine = NULL, *cpu = NULL, *accel = NULL;
+    const char *machine = NULL, *cpu = NULL, *accel = NULL, *seed = NULL;
     json_int_t boot_mib = 0, max_mib = 0, requested = 0, pad_kib = 0;
     json_t *vcpus = NULL, *ports = NULL, *devices = NULL;
     json_error_t jerr;
     if (json_unpack_ex(doc, &jerr, JSON_STRICT,
                        "{s:i, s:s, s?s, s:s, s:{s:b, s:i, s:i, s:o}, s:{s:I, s:I, s:I, s?I}, s:o, "
-                       "s:o, s?b}",
+                       "s:o, s?b, s?s}",
                        "version", &version, "machine", &machine, "cpu", &cpu, "accel", &accel,
                        "vcpus", "hotplug", &hotplug, "boot", &boot_vcpus, "max", &max_vcpus,
                        "devices", &vcpus, "memory", "boot_mib", &boot_mib, "max_mib", &max_mib,
                        "virtio_mem_requested", &requested, "boot_pad_kib", &pad_kib, "root_ports",
-                       &ports, "devices", &devices, "assumed", &assumed) < 0)
+                       &ports, "devices", &devices, "assumed", &assumed, "seed_drive",
+                       &seed) < 0)
         return vo_error_set(ret_error, -EINVAL, "layout: %s", jerr.text);
     if (version != VO_QEMU_LAYOUT_VERSION)
         return vo_error_set(ret_error, -EINVAL, "layout: version %d is not %d (a newer vireo?)",
@@ -203,6 +207,11 @@ int vo_qemu_layout_from_json(json_t *doc, VoQemuLayout **ret, char **ret_error)
     l->virtio_mem_requested = (uint64_t)requested;
     l->boot_pad_kib = (uint64_t)pad_kib;
     l->assumed = assumed;
+    if (seed && strcmp(seed, "empty") && strcmp(seed, "none"))
+        return vo_error_set(ret_error, -EINVAL, "layout: seed_drive must be empty or none, not "
+                            "'%.32s'", seed);
+    l->seed_drive = !seed ? VO_QEMU_SEED_AS_SPEC
+                    : !strcmp(seed, "empty") ? VO_QEMU_SEED_EMPTY : VO_QEMU_SEED_NONE;
     size_t i;
     json_t *port;
     json_array_foreach(ports, i, port)

@@ -18,6 +18,17 @@
 #define VO_QEMU_LAYOUT_VERSION 1
 #define VO_QEMU_LAYOUT_FILE "layout.json"
 
+/* The cloud-init seed drive a running VM has, where it may differ from what
+ * its spec would make (qemu-argv.c's build_cidata: a drive with the seed
+ * when the spec has cloud-init settings, none when not): settings dropped
+ * while it runs eject the seed and leave the drive empty; settings given to
+ * a VM started without them find no drive to put the seed in. */
+typedef enum {
+    VO_QEMU_SEED_AS_SPEC = 0, /* as the spec says (also layouts of older vireods) */
+    VO_QEMU_SEED_EMPTY,       /* a seed drive without a medium */
+    VO_QEMU_SEED_NONE,        /* no seed drive, whatever the spec says */
+} VoQemuSeedDrive;
+
 /* Where QEMU put a device: its bus ("pcie.0", "pci.0" or a root port's id)
  * and address on it ("0x3.0": slot.function). */
 typedef struct {
@@ -44,6 +55,11 @@ struct VoQemuLayout {
     json_t *root_ports;   /* the pcie-root-port devices, properties as on the command line */
     VoQemuDeviceAddr *devices; /* every device with an id QEMU placed; empty until probed */
     size_t n_devices;
+    /* "seed_drive" in the JSON, only when not as the spec says (so that an
+     * older vireo, which refuses the key, refuses only a layout it would
+     * have started wrong): probed (an empty drive), or set when settings
+     * found no drive (vo_qemu_seed_change). */
+    VoQemuSeedDrive seed_drive;
     /* Not recorded at start but made from the spec at a re-attach (a QEMU
      * started by a vireod before layouts): boot sizes and root ports may
      * differ from the QEMU's, so no destination is started from it. */

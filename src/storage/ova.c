@@ -266,6 +266,12 @@ int vo_ova_open(const char *path, VoOva *ret, char **ret_error)
                 r = vo_error_set(ret_error, -EINVAL, "OVA: two manifests");
             else if ((r = read_text(&ova, m, &ova.manifest, &ova.manifest_len, ret_error)) >= 0)
                 ova.manifest_name = vo_strdup(m->name);
+        } else if (ends_with(m->name, ".cert")) {
+            if (ova.cert)
+                r = vo_error_set(ret_error, -EINVAL, "OVA: two certificates ('%s' and '%s')",
+                                 ova.cert_name, m->name);
+            else if ((r = read_text(&ova, m, &ova.cert, &ova.cert_len, ret_error)) >= 0)
+                ova.cert_name = vo_strdup(m->name);
         }
     }
     if (r >= 0 && !ova.ovf)
@@ -290,6 +296,8 @@ void vo_ova_close(VoOva *ova)
     free(ova->ovf_name);
     free(ova->manifest);
     free(ova->manifest_name);
+    free(ova->cert);
+    free(ova->cert_name);
     *ova = (VoOva){ .fd = -1 };
 }
 

@@ -1,8 +1,9 @@
-/* ova.h: reading an OVA, a (ustar) tar of an OVF descriptor, its disks and
- * an optional manifest, without trusting it: members must be plain files
- * with plain names (no '/', "..", links or devices), listed once, within the
- * file's size; only the descriptor and manifest are read into memory
- * (bounded), disks are copied out in pieces with their SHA-1 and SHA-256. */
+/* ova.h: reading an OVA, a (ustar) tar of an OVF descriptor, its disks, an
+ * optional manifest and certificate, without trusting it: members must be
+ * plain files with plain names (no '/', "..", links or devices), listed
+ * once, within the file's size; only the descriptor, manifest and
+ * certificate are read into memory (bounded), disks are copied out in
+ * pieces with their SHA-1 and SHA-256. */
 #pragma once
 
 #include <stdint.h>
@@ -24,6 +25,9 @@ typedef struct {
     char *manifest;   /* the .mf's text, NULL when the OVA has none */
     size_t manifest_len;
     char *manifest_name;
+    char *cert;       /* the .cert's text (ova-verify.h), NULL when unsigned */
+    size_t cert_len;
+    char *cert_name;
 } VoOva;
 
 /* Opens and scans path. 0, or -EINVAL with *ret_error naming the member or

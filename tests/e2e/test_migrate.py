@@ -13,7 +13,9 @@ VM running on the source and nothing on the destination; a destination
 killed midway fails the task and the VM runs on at the source. VMs
 migrated at once after their start (in OVMF, or booting) and one whose
 guest cleared a root port's bus number migrate (the hardware layout is
-read from QOM, not from what the guest numbered). Refusals
+read from QOM, not from what the guest numbered); a destination has the
+seed drive its source has after cloud-init settings dropped or given while
+it ran (an empty drive; none). Refusals
 (unknown host, to itself, a stopped VM, bad fields, a local disk's target
 pool missing or shared there, a name clash in it) and a local-disk
 migration into another pool on a fake-driver cluster. Local disks with
@@ -615,3 +617,40 @@ def test_a_vm_migrates_right_after_its_start(cluster):
     out = h1.guest("boot", "cat /migrate-check.txt; dd if=/dev/vda bs=64k count=16 2>/dev/null "
                            "| wc -c")
     assert out.split()[-2:] == ["written-on-h2", "1048576"], out
+
+
+def test_the_destination_has_the_seed_drive_the_source_has(cluster):
+    """A VM's cloud-init settings dropped while it runs leave its seed drive
+    (empty); settings given to a VM started without them find no drive (they
+    apply at its next start). The destination was built from the settings
+    and lacked the drive, or had one the source lacked: it has the source's
+    hardware now (an empty seed drive; none). Blank disks: nothing boots."""
+    c = cluster(2, driver="qemu", listen=False)
+    form(c)
+    h1, h2 = c.hosts
+    shared_pool(c)
+    create_on(h1, "had", memory=64, full_clone=False, blank=True, disk_size_bytes=1 << 20,
+              cloud_init={"hostname": "had"})
+    create_on(h1, "got", memory=64, full_clone=False, blank=True, disk_size_bytes=1 << 20)
+    for name in ("had", "got"):
+        h1.cli("vm", "start", name)
+    h1.cli("vm", "cloud-init", "set", "had", "--none")
+    h1.cli("vm", "cloud-init", "set", "got", "--ci-hostname", "got")
+
+    def argv_on(h, name):
+        (pid,) = qemu_of(h, h.vm(name)["id"])
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read().decode().split("\0")
+    assert any("drive-cidata0" in a for a in argv_on(h1, "had"))
+    assert not any("cidata" in a for a in argv_on(h1, "got"))
+    for name in ("had", "got"):
+        migrate(h1, name, {"to": "h2"})
+        wait_until(lambda: hosts_of(h2, name) == ["h2"], 30, what=f"{name} on h2")
+    drives = [a for a in argv_on(h2, "had") if "drive-cidata0" in a]
+    assert drives == ["if=none,id=drive-cidata0,media=cdrom,readonly=on",
+                      '{"driver":"ide-cd","id":"cidata0","bus":"ide.2","drive":"drive-cidata0"}'], \
+        drives
+    assert not any("cidata" in a for a in argv_on(h2, "got"))
+    # new settings reach the empty drive on h2 (a medium change)
+    h2.cli("vm", "cloud-init", "set", "had", "--ci-hostname", "again")
+    assert h2.vm("had")["state"] == "running" and h2.vm("got")["state"] == "running"

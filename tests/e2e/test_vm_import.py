@@ -73,9 +73,13 @@ def ovf_text(name, disks, memory=192):
     return OVF.format(name=name, files=files, disks=descs, disk_items=items, memory=memory)
 
 
-def make_ova(path, ovf, members, manifest=True, digest_override=None):
+def make_ova(path, ovf, members, manifest=True, digest_override=None, sign=None,
+             after_signing=None):
     """members: [(arcname, bytes or file path)]; the manifest lists the OVF
-    and every member (digest_override: {arcname: hex} to lie)."""
+    and every member (digest_override: {arcname: hex} to lie); sign: (key,
+    certificate PEM) to add vm.cert, the manifest's SHA-256 signature and
+    the certificate; after_signing: the manifest's text -> the text put in
+    the OVA (to alter it after it was signed)."""
     def data_of(src):
         if isinstance(src, bytes):
             return src
@@ -87,7 +91,15 @@ def make_ova(path, ovf, members, manifest=True, digest_override=None):
         for n, data in entries:
             digest = (digest_override or {}).get(n, hashlib.sha256(data).hexdigest())
             lines.append(f"SHA256({n})= {digest}\n")
-        entries.append(("vm.mf", "".join(lines).encode()))
+        mf = "".join(lines).encode()
+        if sign:
+            key, pem = sign
+            signature = subprocess.run(["openssl", "dgst", "-sha256", "-sign", key], input=mf,
+                                       capture_output=True, check=True).stdout
+            with open(pem) as f:
+                cert = f"SHA256(vm.mf)= {signature.hex()}\n{f.read()}"
+            entries.append(("vm.cert", cert.encode()))
+        entries.append(("vm.mf", after_signing(mf) if after_signing else mf))
     with tarfile.open(path, "w", format=tarfile.USTAR_FORMAT) as tar:
         for n, data in entries:
             info = tarfile.TarInfo(n)
@@ -231,6 +243,86 @@ def test_ova_refusals_leave_nothing(env):
     assert {v["name"] for v in d.api("GET", "/v1/vms")["vms"]} == before_vms
     leftovers = os.listdir(os.path.join(d.state_dir, "imports"))
     assert leftovers == [], leftovers
+
+
+def signing_keys(tmp):
+    """A CA and a vendor's certificate it issued, made by openssl in tmp:
+    (CA PEM, vendor key, vendor PEM)."""
+    def openssl(*args):
+        subprocess.run(["openssl", *args], cwd=tmp, check=True, capture_output=True)
+    openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+            "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days", "3", "-subj", "/CN=Test-CA")
+    openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "vendor.key", "-out",
+            "vendor.csr", "-subj", "/O=Vendor/CN=appliances")
+    openssl("x509", "-req", "-in", "vendor.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+            "-CAcreateserial", "-out", "vendor.pem", "-days", "3")
+    return tuple(os.path.join(tmp, f) for f in ("ca.pem", "vendor.key", "vendor.pem"))
+
+
+def test_signed_ova_imports_and_tampered_is_refused(env):
+    """A signed OVA (manifest signed by a vendor certificate a CA issued)
+    imports with --ca and says who signed it; without --ca its signer is
+    not trusted; one whose disk was swapped and manifest rewritten after
+    signing is refused at once, as are a member the manifest leaves out and
+    a malformed manifest (400, nothing made); an unsigned OVA imports with a
+    warning."""
+    d, tmp, _ = env
+    ca, key, pem = signing_keys(tmp)
+    disk, other = os.path.join(tmp, "s.vmdk"), os.path.join(tmp, "o.vmdk")
+    for f, size in ((disk, "1M"), (other, "2M")):
+        subprocess.run(["qemu-img", "create", "-q", "-f", "vmdk", "-o",
+                        "subformat=streamOptimized", f, size], check=True)
+    before_vols = volume_keys(d)
+
+    ova = make_ova(os.path.join(tmp, "signed.ova"), ovf_text("signed", [("s.vmdk", 1 << 20)]),
+                   [("s.vmdk", disk)], sign=(key, pem))
+    status, msg = error_of(d, {"source": "ova", "path": ova, "network": "user"})
+    assert status == 400 and "the signer of 'vm.cert' (CN=appliances,O=Vendor) is not "         "trusted" in msg and "--ca" in msg, (status, msg)
+    out = d.cli("vm", "import-ova", ova, "--network", "user", "--ca", ca)
+    assert "signed by: CN=appliances,O=Vendor" in out.stderr, out
+    assert "not signed" not in out.stderr, out
+    assert d.vm("signed")["disks"][0]["volume"] == "default/signed-disk0"
+
+    # the disk swapped for another and the manifest rewritten to match it
+    with open(disk, "rb") as f:
+        old = hashlib.sha256(f.read()).hexdigest()
+    with open(other, "rb") as f:
+        new = hashlib.sha256(f.read()).hexdigest()
+    ova = make_ova(os.path.join(tmp, "tampered.ova"), ovf_text("tamp", [("s.vmdk", 1 << 20)]),
+                   [("s.vmdk", other)], sign=(key, pem),
+                   digest_override={"s.vmdk": old},
+                   after_signing=lambda mf: mf.replace(old.encode(), new.encode()))
+    status, msg = error_of(d, {"source": "ova", "path": ova, "network": "user", "ca": ca})
+    assert status == 400 and "the signature in 'vm.cert' does not match the manifest "         "'vm.mf'" in msg, (status, msg)
+    # (unsigned) a member the manifest does not list; a malformed manifest
+    ova = make_ova(os.path.join(tmp, "extra.ova"), ovf_text("extra", [("s.vmdk", 1 << 20)]),
+                   [("s.vmdk", disk)],
+                   after_signing=lambda mf: mf.replace(b"SHA256(s.vmdk)", b"SHA256(x.vmdk)"))
+    status, msg = error_of(d, {"source": "ova", "path": ova, "network": "user", "ca": ca})
+    assert status == 400 and "the manifest 'vm.mf' does not list 's.vmdk'" in msg, (status, msg)
+    ova = make_ova(os.path.join(tmp, "badmf.ova"), ovf_text("badmf", [("s.vmdk", 1 << 20)]),
+                   [("s.vmdk", disk)], after_signing=lambda mf: b"MD5(s.vmdk)= 00\n" + mf)
+    status, msg = error_of(d, {"source": "ova", "path": ova, "network": "user"})
+    assert status == 400 and "the manifest 'vm.mf' is malformed: manifest line 1" in msg, \
+        (status, msg)
+    # a member no disk copies out (an NVRAM file) is digested too: the task fails
+    ova = make_ova(os.path.join(tmp, "nvram.ova"), ovf_text("nvr", [("s.vmdk", 1 << 20)]),
+                   [("s.vmdk", disk), ("vm.nvram", b"vars")],
+                   digest_override={"vm.nvram": "0" * 64})
+    out = d.cli("vm", "import-ova", ova, "--network", "user", check=False)
+    assert out.returncode != 0 and "the SHA256 digest of 'vm.nvram' is not the one in the " \
+        "manifest" in out.stderr, out
+    assert volume_keys(d) == before_vols | {"default/signed-disk0"}
+
+    ova = make_ova(os.path.join(tmp, "unsigned.ova"), ovf_text("unsig", [("s.vmdk", 1 << 20)]),
+                   [("s.vmdk", disk)])
+    status, answer = d.request("POST", "/v1/vm-imports", {"source": "ova", "path": ova,
+                                                          "network": "user"})
+    assert status == 202 and "signed_by" not in answer["import"], answer
+    task = d.wait_task(answer["task"])
+    assert task["state"] == "succeeded", task
+    assert "the OVA is not signed (no .cert): its manifest's digests are checked, not who " \
+        "made it" in task["result"]["warnings"], task
 
 
 DOMAIN = """<domain type='kvm'>

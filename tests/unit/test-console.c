@@ -71,14 +71,37 @@ static void on_closed(void *userdata)
     close((int)(intptr_t)userdata);
 }
 
+/* A scratch dir (dir, a mkdtemp template) for the console's log, and the
+ * socket pairs standing for QEMU's console ([1]: the console's end) and a
+ * client's ([1]: the client's end, handed to the console). */
+static void pair_setup(char *dir, char **log_path, int qemu[2], int client[2])
+{
+    closed = false;
+    assert_non_null(mkdtemp(dir));
+    *log_path = vo_asprintf("%s/console.log", dir);
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, qemu), 0);
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, client), 0);
+}
+
+/* After vo_console_free: the hub ends, the client was closed, all goes. */
+static void pair_teardown(const char *dir, const char *log_path, int qemu[2], int client[2])
+{
+    vo_console_hub_stop();
+    assert_true(closed);
+    close(qemu[0]);
+    close(client[0]);
+    _cleanup_free_ char *old = vo_asprintf("%s.1", log_path);
+    (void)unlink(log_path);
+    (void)unlink(old);
+    (void)rmdir(dir);
+}
+
 static void test_console_read_while_nothing_else_runs(void **state)
 {
     char dir[] = "/tmp/vireo-console-XXXXXX";
-    assert_non_null(mkdtemp(dir));
-    _cleanup_free_ char *log_path = vo_asprintf("%s/console.log", dir);
+    _cleanup_free_ char *log_path = NULL;
     int qemu[2], client[2];
-    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, qemu), 0);
-    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, client), 0);
+    pair_setup(dir, &log_path, qemu, client);
     VoConsole *c = vo_console_new(qemu[1], log_path);
     assert_non_null(c);
     vo_console_add_client(c, client[1], vo_strdup("typed"), 5, on_closed,
@@ -112,14 +135,81 @@ static void test_console_read_while_nothing_else_runs(void **state)
     vo_console_free(c); /* the client's on_closed runs on the hub */
     char b;
     assert_int_equal(read_for(client[0], &b, 1), 0); /* closed: end of file */
-    vo_console_hub_stop();
-    assert_true(closed);
-    close(qemu[0]);
-    close(client[0]);
-    _cleanup_free_ char *old = vo_asprintf("%s.1", log_path);
-    (void)unlink(log_path);
-    (void)unlink(old);
-    (void)rmdir(dir);
+    pair_teardown(dir, log_path, qemu, client);
+}
+
+#define LINES 90000 /* "line NNNNNN\n": 1.08 MB, four times what a client's buffer holds */
+
+/* A client that stops reading while the guest prints 1 MB: once it reads
+ * again it gets what it was sent before, a line saying how many bytes it
+ * missed, and then the newest output up to the last line, without a gap:
+ * the ring keeps the newest, never the oldest. */
+static void test_console_slow_client_gets_the_newest_output(void **state)
+{
+    char dir[] = "/tmp/vireo-console-XXXXXX";
+    _cleanup_free_ char *log_path = NULL;
+    int qemu[2], client[2];
+    pair_setup(dir, &log_path, qemu, client);
+    int small = 4096; /* the client's socket holds little: its buffer fills */
+    assert_int_equal(setsockopt(client[1], SOL_SOCKET, SO_SNDBUF, &small, sizeof(small)), 0);
+    VoConsole *c = vo_console_new(qemu[1], log_path);
+    assert_non_null(c);
+    vo_console_add_client(c, client[1], NULL, 0, on_closed, (void *)(intptr_t)client[1]);
+
+    size_t printed_len = 12 * LINES;
+    char *printed = malloc(printed_len + 1);
+    for (int i = 0; i < LINES; i++)
+        snprintf(printed + 12 * i, 13, "line %06d\n", i);
+    for (size_t done = 0; done < printed_len;) {
+        ssize_t n = write(qemu[0], printed + done, printed_len - done);
+        assert_true(n > 0);
+        done += (size_t)n;
+    }
+    /* the hub has read it all once its log ends with the last line */
+    char *log = NULL;
+    size_t log_len = 0;
+    for (int i = 0; i < 2000; i++) {
+        free(log);
+        assert_int_equal(vo_console_read_log(log_path, &log, &log_len), 0);
+        if (log_len >= 12 && !memcmp(log + log_len - 12, "line 089999\n", 12))
+            break;
+        (void)poll(NULL, 0, 10);
+    }
+    assert_true(log_len >= 12 && !memcmp(log + log_len - 12, "line 089999\n", 12));
+    free(log);
+
+    /* now it reads: up to the last line (10 s at most) */
+    size_t cap = 2 * printed_len, got = 0;
+    char *seen = malloc(cap);
+    for (int i = 0; i < 1000 && !(got >= 12 && !memcmp(seen + got - 12, "line 089999\n", 12));
+         i++) {
+        struct pollfd p = { .fd = client[0], .events = POLLIN };
+        if (poll(&p, 1, 10) == 1) {
+            ssize_t n = read(client[0], seen + got, cap - got);
+            assert_true(n > 0);
+            got += (size_t)n;
+        }
+    }
+    assert_true(got >= 12 && !memcmp(seen + got - 12, "line 089999\n", 12));
+    /* what came first, the note, then the rest without a gap */
+    seen[got - 1] = '\0';
+    char *note = strstr(seen, "\r\n[vireo: ");
+    assert_non_null(note);
+    size_t before = (size_t)(note - seen);
+    assert_memory_equal(seen, printed, before);
+    unsigned long long dropped = 0;
+    assert_int_equal(sscanf(note, "\r\n[vireo: %llu bytes of console output dropped", &dropped),
+                     1);
+    char *after = strstr(note, "fast enough]\r\n") + strlen("fast enough]\r\n");
+    size_t after_len = got - (size_t)(after - seen);
+    assert_int_equal(before + dropped + after_len, printed_len);
+    assert_memory_equal(after, printed + before + dropped, after_len - 1);
+    assert_true(after_len > 128 * 1024); /* the newest output, most of the buffer */
+    free(seen);
+    free(printed);
+
+    vo_console_free(c);
+    pair_teardown(dir, log_path, qemu, client);
 }
 
 /* A stand-in for QEMU in a process of its own: listens on qmp and path,
@@ -381,6 +471,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_console_read_while_nothing_else_runs),
+        cmocka_unit_test(test_console_slow_client_gets_the_newest_output),
         cmocka_unit_test(test_console_widens_qemus_send_buffer),
         cmocka_unit_test(test_peer_sndbuf_short_of_wmem_max_is_said),
         cmocka_unit_test(test_peer_sndbuf_says_why_it_found_nothing),

@@ -4,7 +4,8 @@
  * a NIC, a vCPU and memory hot-plugged: the same devices in the same ports
  * and addresses, the same machine version and boot sizes; and the padded boot
  * memory of TCG VMs with virtio-mem (qemu-argv.c, "TCG and a second RAM
- * block"). */
+ * block"); and the cloud-init seed drive the source has. */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -272,6 +273,77 @@ static void test_destination_after_hotplug(void **state)
     vo_vm_spec_free(now);
 }
 
+/* How many arguments of argv after opt contain what. */
+static int count_opt(char **argv, const char *opt, const char *what)
+{
+    int n = 0;
+    for (size_t i = 0; argv[i] && argv[i + 1]; i++)
+        if (!strcmp(argv[i], opt) && strstr(argv[i + 1], what))
+            n++;
+    return n;
+}
+
+/* A destination has the seed drive its source has, whatever the spec says
+ * now: an empty one after `cloud-init set --none` while it ran (the spec
+ * has no settings), none when settings came to a VM started without them.
+ * The record says so only then (older vireos refuse the key), and refuses
+ * another value. */
+static void test_seed_drive_as_the_source_has_it(void **state)
+{
+    VoVmSpec *spec = test_spec_resolved(HOTPLUGGED_SPEC);
+    char *error = NULL;
+    VoQemuLayout *layout = probed_layout();
+    char **argv = NULL;
+    /* as the spec says: no settings, no drive; settings, a drive with the seed */
+    assert_int_equal(vo_qemu_build_argv_layout(spec, &caps, &paths, layout, true, &argv,
+                                               &error), 0);
+    assert_int_equal(count_opt(argv, "-drive", "drive-cidata0"), 0);
+    vo_strv_free(TAKE_PTR(argv));
+    _cleanup_free_ char *plain = vo_qemu_layout_to_text(layout);
+    assert_null(strstr(plain, "seed_drive"));
+
+    /* settings dropped while it ran: an empty drive, the spec without settings */
+    layout->seed_drive = VO_QEMU_SEED_EMPTY;
+    _cleanup_free_ char *text = vo_qemu_layout_to_text(layout);
+    assert_non_null(strstr(text, "\"seed_drive\":\"empty\""));
+    VoQemuLayout *back = NULL;
+    assert_int_equal(vo_qemu_layout_from_text(text, &back, &error), 0);
+    assert_int_equal(back->seed_drive, VO_QEMU_SEED_EMPTY);
+    assert_int_equal(vo_qemu_build_argv_layout(spec, &caps, &paths, back, true, &argv, &error), 0);
+    assert_int_equal(count_opt(argv, "-drive", "if=none,id=drive-cidata0,media=cdrom,readonly=on"),
+                     1);
+    assert_int_equal(count_opt(argv, "-drive", "cidata.iso"), 0);
+    assert_int_equal(count_opt(argv, "-device", "\"id\":\"cidata0\""), 1);
+    vo_strv_free(TAKE_PTR(argv));
+    vo_qemu_layout_free(back);
+
+    /* settings given to a VM started without them: no drive, though the spec has them */
+    spec->cloud_init_path = vo_strdup("/state/vms/x/cidata.iso");
+    layout->seed_drive = VO_QEMU_SEED_AS_SPEC;
+    assert_int_equal(vo_qemu_build_argv_layout(spec, &caps, &paths, layout, true, &argv,
+                                               &error), 0);
+    assert_int_equal(count_opt(argv, "-drive", "file=/state/vms/x/cidata.iso"), 1);
+    vo_strv_free(TAKE_PTR(argv));
+    layout->seed_drive = VO_QEMU_SEED_NONE;
+    _cleanup_free_ char *none = vo_qemu_layout_to_text(layout);
+    assert_int_equal(vo_qemu_layout_from_text(none, &back, &error), 0);
+    assert_int_equal(back->seed_drive, VO_QEMU_SEED_NONE);
+    assert_int_equal(vo_qemu_build_argv_layout(spec, &caps, &paths, back, true, &argv, &error), 0);
+    assert_int_equal(count_opt(argv, "-drive", "drive-cidata0"), 0);
+    assert_int_equal(count_opt(argv, "-device", "cidata0"), 0);
+    vo_strv_free(TAKE_PTR(argv));
+    vo_qemu_layout_free(back);
+
+    /* another value is refused */
+    char *bad = strstr(none, "\"none\"");
+    memcpy(bad, "\"nada\"", 6);
+    assert_int_equal(vo_qemu_layout_from_text(none, &back, &error), -EINVAL);
+    assert_non_null(strstr(error, "seed_drive must be empty or none"));
+    free(error);
+    vo_qemu_layout_free(layout);
+    vo_vm_spec_free(spec);
+}
+
 static void test_spec_must_match(void **state)
 {
     VoVmSpec *source = test_spec_resolved(SOURCE_SPEC), *now = test_spec_resolved(HOTPLUGGED_SPEC);
@@ -366,6 +438,7 @@ int main(void)
         cmocka_unit_test(test_refused),
         cmocka_unit_test(test_destination_after_hotplug),
         cmocka_unit_test(test_spec_must_match),
+        cmocka_unit_test(test_seed_drive_as_the_source_has_it),
         cmocka_unit_test(test_tcg_boot_memory_padded),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

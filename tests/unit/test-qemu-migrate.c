@@ -510,6 +510,7 @@ static void test_layout_probe(void **state)
                     "{\"name\":\"virtio-disk0\",\"type\":\"child<virtio-blk-pci>\"},"
                     "{\"name\":\"balloon0\",\"type\":\"child<virtio-balloon-pci>\"},"
                     "{\"name\":\"rp-disk1\",\"type\":\"child<pcie-root-port>\"},"
+                    "{\"name\":\"cidata0\",\"type\":\"child<ide-cd>\"},"
                     "{\"name\":\"rp-disk0\",\"type\":\"child<pcie-root-port>\"}],"
                     "\"id\":$ID}\n" } },
         QOM_GET("virtio-disk0", "parent_bus",
@@ -522,6 +523,12 @@ static void test_layout_probe(void **state)
         { .expect = "qom-get",
           .args = "{\"path\":\"/machine/peripheral/virtio-mem0\",\"property\":\"requested-size\"}",
           .send = { "{\"return\":134217728,\"id\":$ID}\n" } },
+        /* QOM listed the seed drive (cidata0): its medium went (the VM's
+         * cloud-init settings dropped while it ran) */
+        { .expect = "query-block",
+          .send = { "{\"return\":[{\"device\":\"drive-virtio-disk0\",\"inserted\":{}},"
+                    "{\"device\":\"drive-cidata0\",\"qdev\":\"cidata0\",\"removable\":true}],"
+                    "\"id\":$ID}\n" } },
         { 0 }
     };
     Fixture f;
@@ -535,6 +542,7 @@ static void test_layout_probe(void **state)
     assert_int_equal(vo_qemu_layout_from_text(text, &l, &error), 0);
     assert_string_equal(l->machine, "pc-q35-10.0");
     assert_string_equal(l->cpu, "qemu64");
+    assert_int_equal(l->seed_drive, VO_QEMU_SEED_EMPTY);
     assert_int_equal(l->n_vcpu_devices, 2);
     assert_int_equal(l->vcpu_devices[0], 1);
     assert_int_equal(l->vcpu_devices[1], 2);

@@ -232,17 +232,21 @@ static void test_libvirt_refusals(void **state)
 static void test_manifest(void **state)
 {
     const char *mf = "SHA256(a.ovf)= 0123456789ABCDEF0123456789abcdef0123456789abcdef0123456789abcdef\r\n"
-                     "SHA1(b.vmdk)= 0123456789abcdef0123456789abcdef01234567\n\n";
+                     "SHA1(b.vmdk)= 0123456789abcdef0123456789abcdef01234567\n\n"
+                     "SHA1 (c d.nvram) = 0123456789abcdef0123456789abcdef01234567 \n";
     _cleanup_strv_ char **names = NULL, **algos = NULL, **digests = NULL;
     _cleanup_free_ char *err = NULL;
     assert_int_equal(vo_ova_manifest_parse(mf, strlen(mf), &names, &algos, &digests, &err), 0);
-    assert_int_equal(vo_strv_len(names), 2);
+    assert_int_equal(vo_strv_len(names), 3);
     assert_string_equal(names[1], "b.vmdk");
+    assert_string_equal(names[2], "c d.nvram"); /* BSD's form, as VirtualBox writes it */
+    assert_string_equal(algos[2], "SHA1");
     assert_string_equal(algos[0], "SHA256");
     assert_string_equal(digests[0],
                         "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef");
     const char *bad[] = { "MD5(a)= 00", "SHA1(a)= 12", "SHA1(../a)= 0123456789abcdef0123456789abcdef01234567",
-                          "no parentheses" };
+                          "no parentheses", "SHA1(a) 0123456789abcdef0123456789abcdef01234567",
+                          " (a)= 0123456789abcdef0123456789abcdef01234567" };
     for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
         char **n = NULL, **a = NULL, **d = NULL;
         char *e = NULL;
