@@ -2,8 +2,11 @@
 (web_ui_driver.mjs with web_cluster_scenarios.mjs) against a two-host
 cluster of fake-driver vireods, h1 serving the UI on HTTPS: h1's page shows
 its load and graphs; its maintenance switch, used from the page, moves its
-VMs to h2 (the evacuation's task shown) and is switched off; the Migrate
-dialog moves a VM back to h1 (the tree follows live); with two VMs on h2
+VMs to h2 (the evacuation's task shown) and is switched off; switched
+through the API, the open page follows (host events) without reading the
+hosts or VMs, and its graphs read nothing while the tab is hidden; the
+Migrate dialog moves a VM back to h1 (the
+tree follows live); with two VMs on h2
 busy (the fake's synthetic load, as test_drs.py makes it) DRS in
 manual mode, chosen on the cluster page, recommends a move that the page
 applies; a viewer finds no action enabled; a user with roles on projects
@@ -71,6 +74,19 @@ def test_maintenance_from_the_page_moves_the_vms(web):
     assert where(h1) == {name: "h2" for name in VMS + BUSY}
     host = h1.api("GET", "/v1/hosts/h1")
     assert not host.get("maintenance") and host["state"] == "online", host
+
+
+def test_host_page_follows_events_without_polling(web):
+    """h1 (its VMs moved away by the test before) switched into maintenance
+    and out through the API while its page is open: the switch and the tree
+    follow; the page read neither /v1/hosts nor /v1/vms meanwhile (it did
+    every 3 s). The graphs read nothing while the tab is hidden, and once
+    when it is shown."""
+    r = web.browser("host_events", host="h1", quiet_ms=7000, timeout=300)
+    assert r["tree_state"] == "maintenance", r
+    assert r["hosts_reads"] == 0 and r["vms_reads"] == 0, r
+    assert r["metrics_hidden"] == 0 and r["metrics_when_shown"], r
+    print(f"host page: {r['per_minute']} requests per minute over {r['seconds']:.0f} s: {r['paths']}")
 
 
 def test_migrate_dialog_moves_a_vm_back(web):
