@@ -5,7 +5,7 @@ its load and graphs; its maintenance switch, used from the page, moves its
 VMs to h2 (the evacuation's task shown) and is switched off; switched
 through the API, the open page follows (host events) without reading the
 hosts or VMs, and its graphs read nothing while the tab is hidden; the
-Migrate dialog moves a VM back to h1 (the
+Migrate dialog keeps the keyboard's focus and moves a VM back to h1 (the
 tree follows live); with two VMs on h2
 busy (the fake's synthetic load, as test_drs.py makes it) DRS in
 manual mode, chosen on the cluster page, recommends a move that the page
@@ -92,7 +92,7 @@ def test_host_page_follows_events_without_polling(web):
 def test_migrate_dialog_moves_a_vm_back(web):
     h1 = web.cluster.hosts[0]
     r = web.browser("migrate", vm="a", to="h1", timeout=300)
-    assert r["focus_in_dialog"], r
+    assert r["focus_in_dialog"] and r["tab_stays"] and r["focus_back"] == "migrate", r
     assert "bandwidth" in r["refused"], r
     assert where(h1)["a"] == "h1"
     assert r["logged"] >= 1, r

@@ -1,6 +1,7 @@
 // web_cluster_scenarios.mjs: the browser side of test_web_cluster.py, run
 // by web_ui_driver.mjs (its browser, sessions and screenshots): a host's
-// page (load, graphs, maintenance switch; what it reads), the Migrate dialog, the cluster
+// page (load, graphs, maintenance switch; what it reads), the Migrate dialog
+// (and its keyboard), the cluster
 // page's DRS recommendations applied, what a viewer may not do, and a
 // project user's tree without the cluster. Each scenario gets the
 // driver's kit: {cfg, result, adminPage, newSession, shot}.
@@ -113,10 +114,20 @@ export const clusterScenarios = {
     await page.waitForSelector('#vm-title');
     await page.click('[data-action="migrate"]');
     await page.waitForSelector('#migrate-title');
-    // Focus is in the dialog as soon as it shows: Escape closes it.
-    result.focus_in_dialog = await page.evaluate(() => !!document.activeElement?.closest('.dialog.migrate'));
+    // Focus is in the dialog as soon as it shows; Tab and Shift+Tab go
+    // round its six controls, never out; Escape closes it and the focus is
+    // back on Migrate….
+    const inDialog = () => page.evaluate(() => !!document.activeElement?.closest('.dialog.migrate'));
+    result.focus_in_dialog = await inDialog();
+    result.tab_stays = true;
+    for (const key of ['Tab', 'Tab', 'Tab', 'Tab', 'Tab', 'Tab', 'Tab', 'Shift+Tab', 'Shift+Tab',
+                       'Shift+Tab', 'Shift+Tab', 'Shift+Tab', 'Shift+Tab', 'Shift+Tab', 'Shift+Tab']) {
+      await page.keyboard.press(key);
+      if (!(await inDialog())) result.tab_stays = false;
+    }
     await page.keyboard.press('Escape');
     await page.waitForSelector('#migrate-title', { state: 'detached' });
+    result.focus_back = await page.evaluate(() => document.activeElement?.dataset.action || document.activeElement?.tagName);
     await page.click('[data-action="migrate"]');
     await page.waitForSelector('#migrate-title');
     // A refusal is shown as the API words it (a bad bandwidth).
