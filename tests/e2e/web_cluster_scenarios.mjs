@@ -64,7 +64,7 @@ export const clusterScenarios = {
     result.hosts_reads = count('/v1/hosts');
     result.vms_reads = count('/v1/vms');
     result.per_minute = Math.round((seen.length * 60) / seconds);
-    result.paths = [...new Set(seen)];
+    result.counts = Object.fromEntries([...new Set(seen)].map((p) => [p, count(p)]));
     // Hidden (as the browser says it when the tab is in the background).
     const metrics = `/v1/hosts/${cfg.host}/metrics`;
     await page.evaluate(() => {
