@@ -15,7 +15,9 @@
  * host's own keys are) and the hosts' live records (cluster/hosts/<id>, kind
  * "host"), each event with "host" (the host's name). Revisions are etcd's,
  * one counter for the whole cluster, so an id seen on one host resumes on
- * any other. */
+ * any other. A standalone host's stream has its one live record as kind
+ * "host" too (local_key_object), so a client follows hosts the same way
+ * everywhere. */
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
@@ -36,6 +38,7 @@
 #define HEARTBEAT_MS 15000
 #define MAX_KINDS 16
 #define CATCH_UP_MS 5000
+#define HOST_RECORDS_PREFIX "cluster/hosts/"
 
 typedef struct EventStream {
     VoStore *store;
@@ -128,6 +131,22 @@ static bool wanted(const EventStream *s, const char *kind, const char *id)
     return false;
 }
 
+/* A standalone host's key: its documents as util/sse.h maps them, and its
+ * live record (hosts.h: "cluster/hosts/<id>", state, maintenance, load) as
+ * kind "host" with its id, as a cluster's raw keys are (cluster/any-door.h). */
+static bool local_key_object(const char *key, const char **ret_kind, const char **ret_id)
+{
+    size_t n = strlen(HOST_RECORDS_PREFIX);
+    if (!strncmp(key, HOST_RECORDS_PREFIX, n)) {
+        if (!key[n] || strchr(key + n, '/'))
+            return false;
+        *ret_kind = "host";
+        *ret_id = key + n;
+        return true;
+    }
+    return vo_sse_key_object(key, ret_kind, ret_id);
+}
+
 /* host_buf (raw streams): the id of the host the key is of. */
 static bool event_wanted(const EventStream *s, const VoStoreEvent *e, const char **ret_kind,
                          const char **ret_id, char host_buf[static 64])
@@ -135,7 +154,7 @@ static bool event_wanted(const EventStream *s, const VoStoreEvent *e, const char
     if (s->raw)
         return vo_cluster_key_object(e->key, host_buf, 64, ret_kind, ret_id) &&
                wanted(s, *ret_kind, *ret_id);
-    return vo_sse_key_object(e->key, ret_kind, ret_id) && wanted(s, *ret_kind, *ret_id);
+    return local_key_object(e->key, ret_kind, ret_id) && wanted(s, *ret_kind, *ret_id);
 }
 
 /* A document as a reader of events may see it: the cloud-init user data
@@ -373,17 +392,15 @@ static enum MHD_Result collect_kind(void *cls, enum MHD_ValueKind vk, const char
     char *save = NULL;
     size_t named = 0;
     for (char *k = strtok_r(copy, ",", &save); k; k = strtok_r(NULL, ",", &save), named++) {
-        /* Hosts' records are events of a cluster's streams only. */
-        bool host = a->s->raw && !strcmp(k, "host");
-        if (!host && !vo_sse_kind_known(k)) {
+        /* Hosts' live records: kind "host" (local_key_object). */
+        if (strcmp(k, "host") && !vo_sse_kind_known(k)) {
             _cleanup_free_ char *known = vo_strdup("");
             for (size_t i = 0; vo_sse_kinds[i]; i++) {
                 char *more = vo_asprintf("%s%s%s", known, i ? ", " : "", vo_sse_kinds[i]);
                 free(known);
                 known = more;
             }
-            a->error = vo_asprintf("kind: '%s' is not one of %s%s", k, known,
-                                   a->s->raw ? ", host" : "");
+            a->error = vo_asprintf("kind: '%s' is not one of %s, host", k, known);
             return MHD_NO;
         }
         bool dup = false;
@@ -494,8 +511,8 @@ void vo_api_events(VoRequest *req, VoReply *rep)
         if (store->ops->revision(store, &s->catch_up_rev) < 0 || s->catch_up_rev <= after)
             s->catch_up_rev = 0; /* nothing to catch up with */
         s->catch_up_until = vo_now_ms() + CATCH_UP_MS;
-    } else if (s->raw && ka.n == 1 && !strcmp(s->kinds[0], "host"))
-        prefix = vo_asprintf("cluster/hosts/%s", s->object ? s->object : "");
+    } else if (ka.n == 1 && !strcmp(s->kinds[0], "host"))
+        prefix = vo_asprintf(HOST_RECORDS_PREFIX "%s", s->object ? s->object : "");
     else if (s->raw) /* every host's documents: no prefix names one kind */
         prefix = ka.n > 0 && !wanted_kind(s, "host") ? vo_strdup("h/") : NULL;
     else if (ka.n == 1)

@@ -1,9 +1,15 @@
 /* cluster-show.c: GET /v1/cluster: the cluster as this host sees it: its
  * id, the etcd members (voting or learner, healthy or not), whether the
  * store has a quorum, the manager, the hosts with their state and versions,
- * etcd's version. Standalone: {"cluster": null}. */
+ * etcd's version. Standalone: {"cluster": null}.
+ * What etcd says of its members (a member list, a health check per member,
+ * the version: each an HTTPS request, seconds for a member that does not
+ * answer) is asked at most every ETCD_VIEW_MS, by one reader at a time;
+ * readers meanwhile get that answer (the web UI's cluster page reads it
+ * while shown, and any number of them may be open). */
 #include <curl/curl.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -58,10 +64,17 @@ static char *etcd_version(const VoEtcdEndpoint *e)
     return v;
 }
 
-json_t *vo_cluster_show(VoDaemon *d, int *ret_err)
+#define ETCD_VIEW_MS 5000
+
+/* The last answer of etcd (etcd_view), when and for which cluster. */
+static pthread_mutex_t view_lock = PTHREAD_MUTEX_INITIALIZER;
+static json_t *view;
+static char *view_cluster;
+static int64_t view_at;
+
+/* {"etcd_members": [...], "etcd_version"?, "etcd_error"?} asked of etcd now. */
+static json_t *etcd_view_read(VoDaemon *d)
 {
-    if (!d->cluster)
-        return json_pack("{s:n}", "cluster");
     VoClusterConfig *c = d->cluster;
     _cleanup_free_ char *dir = vo_cluster_path(d, NULL);
     json_t *members = json_array();
@@ -98,6 +111,36 @@ json_t *vo_cluster_show(VoDaemon *d, int *ret_err)
                                         "client_url", url));
     }
     vo_etcd_members_clear(&m);
+    return json_pack("{s:o, s:s?, s:s?}", "etcd_members", members, "etcd_version", version,
+                     "etcd_error", r < 0 ? list_error : NULL);
+}
+
+/* etcd_view_read's answer, at most ETCD_VIEW_MS old (a new reader); the
+ * lock makes readers meanwhile wait for the one asking, then share it. */
+static json_t *etcd_view(VoDaemon *d)
+{
+    pthread_mutex_lock(&view_lock);
+    int64_t now = vo_now_ms();
+    if (!view || now - view_at >= ETCD_VIEW_MS || !view_cluster ||
+        strcmp(view_cluster, d->cluster->cluster_id)) {
+        json_decref(view);
+        free(view_cluster);
+        view = etcd_view_read(d);
+        view_cluster = vo_strdup(d->cluster->cluster_id);
+        view_at = vo_now_ms();
+        log_debug("cluster show: etcd's members asked");
+    }
+    json_t *v = json_deep_copy(view);
+    pthread_mutex_unlock(&view_lock);
+    return v;
+}
+
+json_t *vo_cluster_show(VoDaemon *d, int *ret_err)
+{
+    if (!d->cluster)
+        return json_pack("{s:n}", "cluster");
+    VoClusterConfig *c = d->cluster;
+    json_t *etcd = etcd_view(d);
     /* A quorum known lost is said at once; else a linearizable read (the
      * revision) needs one. Without it the manager and hosts below come from
      * this host's member, possibly stale (the answer's Vireo-Stale says so). */
@@ -109,12 +152,13 @@ json_t *vo_cluster_show(VoDaemon *d, int *ret_err)
     json_t *manager = manager_text ? json_loads(manager_text, 0, NULL) : NULL;
     int herr = 0;
     json_t *hosts = vo_hosts_list_json(d, &herr);
-    json_t *o = json_pack("{s:{s:s, s:s, s:i, s:b}, s:o, s:b, s:O?, s:s?, s:s?, s:O?}",
-                          "cluster", "id", c->cluster_id, "address", c->address, "api_port",
-                          c->api_port, "etcd_member", c->etcd_member, "etcd_members", members,
-                          "quorum", quorum, "manager", json_object_get(manager, "name"),
-                          "etcd_version", version, "etcd_error", r < 0 ? list_error : NULL,
-                          "hosts", json_object_get(hosts, "hosts"));
+    json_t *o = json_pack("{s:{s:s, s:s, s:i, s:b}, s:b, s:O?, s:O?}", "cluster", "id",
+                          c->cluster_id, "address", c->address, "api_port", c->api_port,
+                          "etcd_member", c->etcd_member, "quorum", quorum, "manager",
+                          json_object_get(manager, "name"), "hosts",
+                          json_object_get(hosts, "hosts"));
+    json_object_update(o, etcd);
+    json_decref(etcd);
     json_decref(manager);
     json_decref(hosts);
     *ret_err = 0;

@@ -328,6 +328,23 @@ def test_filters(fake_daemon):
     assert status == 400 and "Last-Event-ID" in doc["error"]["message"]
 
 
+def test_host_records_are_events(fake_daemon):
+    """A standalone host's live record (state, maintenance, load) is kind
+    host on its stream, as a cluster's hosts' records are (the web UI's
+    host pages follow them, docs/events.md); kind=host was a 400."""
+    d = fake_daemon
+    host = d.api("GET", "/v1/host")
+    got = history(d, "kind=host")
+    assert got and all(event == "host" and data["id"] == host["id"] for _, event, data in got), got
+    record = got[-1][2]["object"]
+    assert record["name"] == host["name"] and record["state"] == "online" and "load" in record
+    assert history(d, f"kind=host&object={host['id']}") == got
+    two = history(d, "kind=vm,host")
+    every = [e for e in history(d) if e[2]["kind"] in ("vm", "host")]
+    last = min(two[-1][0], every[-1][0])  # a record written between the two reads
+    assert [e for e in two if e[0] <= last] == [e for e in every if e[0] <= last]
+
+
 def test_one_transactions_events_resume_exactly(fake_daemon):
     """A VM delete removes the VM's document and its snapshots' in one store
     transaction (one revision R): the events are R.1 (the snapshot) and R

@@ -2,8 +2,11 @@
 (web_ui_driver.mjs with web_cluster_scenarios.mjs) against a two-host
 cluster of fake-driver vireods, h1 serving the UI on HTTPS: h1's page shows
 its load and graphs; its maintenance switch, used from the page, moves its
-VMs to h2 (the evacuation's task shown) and is switched off; the Migrate
-dialog moves a VM back to h1 (the tree follows live); with two VMs on h2
+VMs to h2 (the evacuation's task shown) and is switched off; switched
+through the API, the open page follows (host events) without reading the
+hosts or VMs, and its graphs read nothing while the tab is hidden; the
+Migrate dialog keeps the keyboard's focus and moves a VM back to h1 (the
+tree follows live); with two VMs on h2
 busy (the fake's synthetic load, as test_drs.py makes it) DRS in
 manual mode, chosen on the cluster page, recommends a move that the page
 applies; a viewer finds no action enabled; a user with roles on projects
@@ -12,6 +15,7 @@ UI is what is tested (real migrations: test_migrate*.py). With
 VIREO_WEB_SHOTS=1 the pages' screenshots go to BUILD/web-ui/."""
 
 import os
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -73,10 +77,27 @@ def test_maintenance_from_the_page_moves_the_vms(web):
     assert not host.get("maintenance") and host["state"] == "online", host
 
 
+def test_host_page_follows_events_without_polling(web):
+    """h1 (its VMs moved away by the test before) switched into maintenance
+    and out through the API while its page is open: the switch and the tree
+    follow; the page read neither /v1/hosts nor /v1/vms meanwhile (it did
+    every 3 s). The graphs read nothing while the tab is hidden, and once
+    when it is shown."""
+    h1 = web.cluster.hosts[0]
+    if "h1" in where(h1).values():  # run alone: h1 as the test before leaves it (no VM moves here)
+        h1.task_ok("POST", "/v1/hosts/h1/maintenance", {"on": True})
+        h1.api("POST", "/v1/hosts/h1/maintenance", {"on": False})
+    r = web.browser("host_events", host="h1", quiet_ms=7000, timeout=300)
+    assert r["tree_state"] == "maintenance", r
+    assert r["hosts_reads"] == 0 and r["vms_reads"] == 0, r
+    assert r["metrics_hidden"] == 0 and r["metrics_when_shown"], r
+    print(f"host page: {r['per_minute']} requests per minute over {r['seconds']:.0f} s: {r['counts']}")
+
+
 def test_migrate_dialog_moves_a_vm_back(web):
     h1 = web.cluster.hosts[0]
     r = web.browser("migrate", vm="a", to="h1", timeout=300)
-    assert r["focus_in_dialog"], r
+    assert r["focus_in_dialog"] and r["tab_stays"] and r["focus_back"] == "migrate", r
     assert "bandwidth" in r["refused"], r
     assert where(h1)["a"] == "h1"
     assert r["logged"] >= 1, r
@@ -108,3 +129,31 @@ def test_project_user_has_no_cluster_link(web):
     h1.cli("user", "grant", "pat", "--role", "viewer", "--project", "pj")
     r = web.browser("project_cluster", user="pat", password="pat-pass-12")
     assert r["cluster_links"] == 0 and r["pools_link"], r
+
+
+def etcd_health_checks(host):
+    """The health checks host's etcd member has answered (its /metrics)."""
+    d = os.path.join(host.state_dir, "cluster")
+    out = host.ns("curl", "-sS", "--cacert", f"{d}/ca.crt", "--cert", f"{d}/host.crt",
+                  "--key", f"{d}/host.key", f"https://{host.address}:2379/metrics").stdout
+    counts = [float(line.split()[1]) for line in out.splitlines()
+              if line.startswith("etcd_server_health_success")]
+    assert counts, "etcd's /metrics has no etcd_server_health_success"
+    return sum(counts)
+
+
+def test_cluster_reads_ask_etcd_once_in_a_while(web):
+    """GET /v1/cluster (the cluster page reads it while shown, any number of
+    pages at once) asks etcd for its members' health at most every 5 s,
+    not at each read: 10 reads at once and 10 after check h1's member once
+    (and once more per 5 s they take), 20 times when each read asked."""
+    h1 = web.cluster.hosts[0]
+    before = etcd_health_checks(h1)
+    with ThreadPoolExecutor(10) as pool:
+        docs = list(pool.map(lambda _: h1.api("GET", "/v1/cluster"), range(10)))
+    docs += [h1.api("GET", "/v1/cluster") for _ in range(10)]
+    checks = etcd_health_checks(h1) - before
+    assert all(len(doc["etcd_members"]) == 2 and doc["quorum"] for doc in docs), docs[-1]
+    assert all(m["healthy"] for m in docs[-1]["etcd_members"]), docs[-1]
+    # A read past a 5 s boundary asks again: a slow machine may cross a few.
+    assert 1 <= checks <= 10, checks

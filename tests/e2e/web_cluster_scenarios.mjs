@@ -1,6 +1,7 @@
 // web_cluster_scenarios.mjs: the browser side of test_web_cluster.py, run
 // by web_ui_driver.mjs (its browser, sessions and screenshots): a host's
-// page (load, graphs, maintenance switch), the Migrate dialog, the cluster
+// page (load, graphs, maintenance switch; what it reads), the Migrate dialog
+// (and its keyboard), the cluster
 // page's DRS recommendations applied, what a viewer may not do, and a
 // project user's tree without the cluster. Each scenario gets the
 // driver's kit: {cfg, result, adminPage, newSession, shot}.
@@ -9,7 +10,7 @@ const vmUnder = (host, vm) => `.tree li:has(> a[data-host="${host}"]) a[data-vm=
 
 export const clusterScenarios = {
   // The host's page: its load and its graphs with points. The host's
-  // record is published every 10 s or so: the page (read every 3 s) comes
+  // record is published every 10 s or so: the page (its host events) comes
   // to count its started VMs.
   async host_page(browser, { cfg, result, adminPage, shot }) {
     const { page } = await adminPage(browser);
@@ -31,11 +32,57 @@ export const clusterScenarios = {
     }, null, { timeout: 60000 });
     result.charts = await page.$$eval('figure[data-chart]', (fs) => fs.map((f) => f.dataset.chart));
     await shot(page, 'web-host');
-    // One read of the hosts lost (connection cut): its message shown, then
-    // taken away by the next read that succeeds (3 s later).
-    await page.route('**/v1/hosts', (route) => route.abort(), { times: 1 });
-    await page.waitForSelector('[data-error]', { timeout: 30000 });
-    await page.waitForSelector('[data-error]', { state: 'detached', timeout: 30000 });
+  },
+
+  // The host's page open, its maintenance switched on and off through the
+  // API by another client: the switch and the tree follow the host's
+  // events; every request the page makes meanwhile is counted (by path).
+  // Then the tab hidden: the graphs read nothing until it is shown again.
+  async host_events(browser, { cfg, result, adminPage }) {
+    const { page } = await adminPage(browser);
+    await page.goto(`${cfg.url}/ui/#/host/${cfg.host}`);
+    await page.waitForSelector('figure[data-chart="cpu"]');
+    const seen = [];
+    page.on('request', (r) => seen.push(new URL(r.url()).pathname));
+    const count = (path) => seen.filter((p) => p === path).length;
+    const csrf = await page.evaluate(() => sessionStorage.getItem('vireo.csrf'));
+    const t0 = Date.now();
+    const maintenance = async (on, checked) => {
+      // page.request: the session's cookie, no request of the page's own.
+      const resp = await page.request.post(`${cfg.url}/v1/hosts/${cfg.host}/maintenance`, {
+        headers: { 'X-CSRF-Token': csrf }, data: { on } });
+      if (!resp.ok()) throw new Error(`maintenance ${on}: ${resp.status()} ${await resp.text()}`);
+      await page.waitForSelector(`[data-action="maintenance"][aria-checked="${checked}"]`, { timeout: 60000 });
+    };
+    await maintenance(true, 'true');
+    result.tree_state = await page.getAttribute(`.tree a[data-host="${cfg.host}"]`, 'data-state');
+    // Longer than the old 3 s poll, twice: a poll would show here.
+    await page.waitForTimeout(cfg.quiet_ms);
+    await maintenance(false, 'false');
+    const seconds = (Date.now() - t0) / 1000;
+    result.seconds = seconds;
+    result.hosts_reads = count('/v1/hosts');
+    result.vms_reads = count('/v1/vms');
+    result.per_minute = Math.round((seen.length * 60) / seconds);
+    result.counts = Object.fromEntries([...new Set(seen)].map((p) => [p, count(p)]));
+    // Hidden (as the browser says it when the tab is in the background).
+    const metrics = `/v1/hosts/${cfg.host}/metrics`;
+    await page.evaluate(() => {
+      Object.defineProperty(document, 'hidden', { configurable: true, get: () => true });
+      Object.defineProperty(document, 'visibilityState', { configurable: true, get: () => 'hidden' });
+      document.dispatchEvent(new Event('visibilitychange'));
+    });
+    await page.waitForTimeout(1500); // a read under way when hidden ends
+    const hiddenFrom = count(metrics);
+    await page.waitForTimeout(cfg.quiet_ms);
+    result.metrics_hidden = count(metrics) - hiddenFrom;
+    const shown = page.waitForRequest((r) => new URL(r.url()).pathname === metrics, { timeout: 5000 });
+    await page.evaluate(() => {
+      delete document.hidden;
+      delete document.visibilityState;
+      document.dispatchEvent(new Event('visibilitychange'));
+    });
+    result.metrics_when_shown = Boolean(await shown.catch(() => null));
   },
 
   // Maintenance on from the page (keyboard: focus the switch, Enter): the
@@ -67,10 +114,20 @@ export const clusterScenarios = {
     await page.waitForSelector('#vm-title');
     await page.click('[data-action="migrate"]');
     await page.waitForSelector('#migrate-title');
-    // Focus is in the dialog as soon as it shows: Escape closes it.
-    result.focus_in_dialog = await page.evaluate(() => !!document.activeElement?.closest('.dialog.migrate'));
+    // Focus is in the dialog as soon as it shows; Tab and Shift+Tab go
+    // round its six controls, never out; Escape closes it and the focus is
+    // back on Migrate….
+    const inDialog = () => page.evaluate(() => !!document.activeElement?.closest('.dialog.migrate'));
+    result.focus_in_dialog = await inDialog();
+    result.tab_stays = true;
+    for (const key of ['Tab', 'Tab', 'Tab', 'Tab', 'Tab', 'Tab', 'Tab', 'Shift+Tab', 'Shift+Tab',
+                       'Shift+Tab', 'Shift+Tab', 'Shift+Tab', 'Shift+Tab', 'Shift+Tab', 'Shift+Tab']) {
+      await page.keyboard.press(key);
+      if (!(await inDialog())) result.tab_stays = false;
+    }
     await page.keyboard.press('Escape');
     await page.waitForSelector('#migrate-title', { state: 'detached' });
+    result.focus_back = await page.evaluate(() => document.activeElement?.dataset.action || document.activeElement?.tagName);
     await page.click('[data-action="migrate"]');
     await page.waitForSelector('#migrate-title');
     // A refusal is shown as the API words it (a bad bandwidth).

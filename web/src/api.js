@@ -79,8 +79,8 @@ export async function whoami() {
 // Follows the event stream: onEvent(kind, doc) for every change; the
 // browser's EventSource reconnects by itself with Last-Event-ID.
 export function followEvents(onEvent, onState) {
-  const es = new EventSource('/v1/events?kind=vm,operation,network,pool,image');
-  for (const kind of ['vm', 'operation', 'network', 'pool', 'image'])
+  const es = new EventSource('/v1/events?kind=vm,operation,network,pool,image,host');
+  for (const kind of ['vm', 'operation', 'network', 'pool', 'image', 'host'])
     es.addEventListener(kind, (ev) => {
       try {
         onEvent(kind, JSON.parse(ev.data));

@@ -3,17 +3,23 @@
 // and versions, etcd's version) and DRS (docs/drs.md): its mode and level
 // (admin may change them), the threshold, the last round's imbalance and
 // its recommendations, each with its numbers and an Apply button (admin:
-// the migration task's progress shows here and in the task log). Neither
-// has events: both are read again every 3 s while the page is shown.
+// the migration task's progress shows here and in the task log). The hosts
+// come with the event stream's host events (main.jsx); etcd's members and
+// DRS have no events: read again CLUSTER_POLL_MS after the last read ended
+// while the page is shown (poll-kit.js), and at once after a change here.
 import { useEffect, useState } from 'preact/hooks';
 import { api } from './api.js';
 import { StateIcon } from './tree.jsx';
 import { pollWhileShown } from './poll-kit.js';
 import { useTask, TaskLine, denial } from './task-kit.jsx';
 
+// vireod asks etcd for its members' health at most every few seconds
+// (cluster-show.c) and DRS rounds run every 5 s (docs/drs.md).
+const CLUSTER_POLL_MS = 10000;
+
 const num = (v, digits = 3) => (typeof v === 'number' ? v.toFixed(digits) : '–');
 
-function Members({ cluster }) {
+function Members({ cluster, hosts }) {
   return (
     <>
       <dl class="summary">
@@ -26,7 +32,7 @@ function Members({ cluster }) {
       <table class="vm-table" data-cluster-hosts>
         <thead><tr><th>Host</th><th>State</th><th>Address</th><th>vireo</th><th>Manager</th></tr></thead>
         <tbody>
-          {(cluster.hosts || []).map((h) => (
+          {hosts.map((h) => (
             <tr key={h.id} data-host-row={h.name}>
               <td><a href={`#/host/${h.name}`}>{h.name}</a></td>
               <td><StateIcon state={h.state} /> {h.state}</td>
@@ -104,7 +110,7 @@ function Recommendations({ recs, canAdmin, role, busy, onApply }) {
   );
 }
 
-export function ClusterPage({ who, tasks, onError }) {
+export function ClusterPage({ hosts, who, tasks, onError }) {
   const [cluster, setCluster] = useState(null);
   const [drs, setDrs] = useState(null);
   const [recs, setRecs] = useState([]);
@@ -125,7 +131,7 @@ export function ClusterPage({ who, tasks, onError }) {
     }
   }
   const { run, task, pending, busy } = useTask(tasks, onError, read);
-  useEffect(() => pollWhileShown(read, { ms: 3000, setError: onError }), []);
+  useEffect(() => pollWhileShown(read, { ms: CLUSTER_POLL_MS, setError: onError }), []);
 
   const set = (change) => run('DRS settings', 'PUT', '/v1/cluster/drs', change);
   const apply = (r) => run(`move ${r.vm} to ${r.to}`, 'POST',
@@ -136,7 +142,7 @@ export function ClusterPage({ who, tasks, onError }) {
   return (
     <article class="cluster-page" aria-labelledby="cluster-title">
       <h1 id="cluster-title">Cluster</h1>
-      <Members cluster={cluster} />
+      <Members cluster={cluster} hosts={hosts} />
       <h2>DRS</h2>
       {drs && <DrsSettings drs={drs} canAdmin={canAdmin} role={who.role} onSet={set} />}
       <TaskLine pending={pending} task={task} attrs={{ 'data-apply-task': task && task.state }} />

@@ -1,10 +1,13 @@
 // graphs.jsx: a VM's or a host's CPU, memory, disk and network over 1 h or
 // 1 day (GET /v1/vms/ID/metrics?range=... or /v1/hosts/NAME/metrics),
-// drawn with uPlot, refreshed every sampling interval while shown.
+// drawn with uPlot, refreshed every sampling interval while shown: not
+// while the browser's tab is hidden, once at once when it is shown again,
+// never two reads at once (poll-kit.js).
 import { useEffect, useRef, useState } from 'preact/hooks';
 import uPlot from 'uplot';
 import 'uplot/dist/uPlot.min.css';
 import { api, formatBytes } from './api.js';
+import { pollWhileShown } from './poll-kit.js';
 
 const CHARTS = [
   { id: 'cpu', title: 'CPU (cores busy)', series: [['cpu', 'CPU']], fmt: (v) => v.toFixed(2) },
@@ -63,24 +66,25 @@ export function Graphs({ vm, host }) {
 
   useEffect(() => {
     let stop = false;
-    let timer = null;
+    let wait = 10000; // after a failed read, and until the first says its interval
     async function load() {
       try {
         const h = await api('GET', `${path}?range=${range}`);
-        if (stop) return;
+        if (stop) return true;
         setHistory(h);
         setError(null);
-        timer = setTimeout(load, Math.max(1000, (h.interval_ms || 10000)));
+        wait = Math.max(1000, h.interval_ms || 10000);
+        return true;
       } catch (e) {
-        if (stop) return;
-        setError(e.message);
-        timer = setTimeout(load, 10000);
+        if (!stop) setError(e.message);
+        wait = 10000;
+        return false;
       }
     }
-    load();
+    const end = pollWhileShown(load, { ms: () => wait });
     return () => {
       stop = true;
-      clearTimeout(timer);
+      end();
     };
   }, [path, range]);
 

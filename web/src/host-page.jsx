@@ -2,13 +2,12 @@
 // CPU model, versions, its load (CPU, memory, VMs), graphs of its metrics
 // (graphs.jsx), its VMs, and its maintenance switch (admin: entering starts
 // the evacuation task, whose progress shows here; leaving moves nothing
-// back). The host's record has no event: it is read again every 3 s while
-// the page is shown.
-import { useEffect } from 'preact/hooks';
+// back). Nothing is read here but the graphs: the host's record (state,
+// maintenance, load) comes with the event stream's host events, its VMs
+// with the VM events (main.jsx).
 import { formatBytes } from './api.js';
 import { StateIcon } from './tree.jsx';
 import { lazyView } from './lazy.jsx';
-import { pollWhileShown } from './poll-kit.js';
 import { useTask, TaskLine, denial } from './task-kit.jsx';
 
 const Graphs = lazyView(() => import('./graphs.jsx'), 'Graphs');
@@ -33,11 +32,10 @@ function Load({ host }) {
   );
 }
 
-export function HostPage({ host, vms, who, tasks, onError, reloadHosts }) {
+export function HostPage({ host, vms, who, tasks, onError }) {
   const canAdmin = who.role === 'admin';
-  const { run, task, pending, busy } = useTask(tasks, onError, reloadHosts);
-  // A failed read's message goes with the next read that succeeds.
-  useEffect(() => pollWhileShown(reloadHosts, { ms: 3000, later: true, setError: onError }), [host.name]);
+  // The switch's change and the moved VMs arrive as events: nothing to read when the task ends.
+  const { run, task, pending, busy } = useTask(tasks, onError, () => {});
   const inMaintenance = Boolean(host.maintenance);
   const mine = vms.filter((v) => v.host === host.name);
   const qemu = host.qemu_version;

@@ -2,8 +2,11 @@
 // hash route names (centre), the task log (bottom); everything is read from
 // the REST API once and kept current by the event stream, without reloads
 // (a user with roles on projects only has no event stream: polled, pollScoped).
+// The hosts' records come as events too (kind host, applied as they are:
+// hostFromEvent); a list is read again only when an event's document cannot
+// be applied as it is, and never twice at once.
 import { render } from 'preact';
-import { useEffect, useState, useCallback } from 'preact/hooks';
+import { useEffect, useState, useCallback, useRef } from 'preact/hooks';
 import { api, whoami, logout, followEvents } from './api.js';
 import { Login } from './login.jsx';
 import { Tree, StateIcon } from './tree.jsx';
@@ -40,6 +43,21 @@ function pollScoped(reload, setError) {
   return pollWhileShown(() => reload(round++ % POOLS_EVERY === 0 ? ['vms', 'pools', 'networks']
                                                                   : ['vms', 'networks'], 0, 0),
                         { setError });
+}
+
+// A host's list entry after its record's event: the record (its state,
+// maintenance, load) over what the list said; who it is, the manager and
+// whether it is this host stay as the list said (the member document and
+// the manager key are not in the record). Null when the list lacks it (a
+// host that joined) or the record went (offline: its manager may have
+// changed): the list is read again.
+function hostFromEvent(hosts, ev) {
+  const old = hosts.find((h) => h.id === ev.id);
+  if (!old || ev.action === 'delete' || !ev.object) return null;
+  const r = ev.object;
+  return { ...old, ...r, id: old.id, name: old.name, address: old.address, joined_at: old.joined_at,
+           manager: old.manager, local: old.local,
+           maintenance: r.state === 'maintenance' || (r.state !== 'online' && Boolean(old.maintenance)) };
 }
 
 // A user with a role on some project (they read the projects page).
@@ -95,13 +113,29 @@ function Console({ who, onLogout }) {
   const [tasks, setTasks] = useState([]);
   const [error, setError] = useState(null);
   const [live, setLive] = useState(false);
+  const hostsNow = useRef([]);
+  hostsNow.current = data.hosts;
+  // The lists being read, and those asked again meanwhile (read once the
+  // read in flight ends: one read of a list at a time, however many events
+  // or pages ask).
+  const reading = useRef(new Set());
+  const askedAgain = useRef(new Set());
 
   // A list that could not be fetched (vireod unreachable for a moment: a
   // connection cut, a TLS handshake lost on a loaded host) is asked again,
   // up to 6 times over about a minute, so the page never stays behind the
   // event that asked for it.
   // The poll of a project's user retries by itself (retries 0). True when read.
-  const reload = useCallback(async (what, attempt = 0, retries = 6) => {
+  const reload = useCallback(async (asked, attempt = 0, retries = 6) => {
+    asked.filter((w) => reading.current.has(w)).forEach((w) => askedAgain.current.add(w));
+    const what = asked.filter((w) => !reading.current.has(w));
+    if (!what.length) return true;
+    what.forEach((w) => reading.current.add(w));
+    const done = () => {
+      what.forEach((w) => reading.current.delete(w));
+      const again = what.filter((w) => askedAgain.current.delete(w));
+      if (again.length) reload(again, 0, retries);
+    };
     try {
       const got = await Promise.all(what.map((w) => api('GET', `/v1/${w}`)));
       setData((d) => {
@@ -110,8 +144,10 @@ function Console({ who, onLogout }) {
         return n;
       });
       if (attempt > 0) setError(null);
+      done();
       return true;
     } catch (e) {
+      done();
       if (e.status === 401) onLogout();
       else setError(e.message);
       if (e.status === 0 && attempt < retries)
@@ -140,7 +176,16 @@ function Console({ who, onLogout }) {
         // an event lost while the stream reconnected).
         if (ev.object.kind !== 'delete' || ev.object.state !== 'succeeded') return;
       }
-      pending.add({ vm: 'vms', operation: 'vms', network: 'networks', pool: 'pools', image: 'images' }[kind]);
+      if (kind === 'host') {
+        const host = hostFromEvent(hostsNow.current, ev);
+        if (host) {
+          hostsNow.current = hostsNow.current.map((h) => (h.id === host.id ? host : h));
+          setData((d) => ({ ...d, hosts: d.hosts.map((h) => (h.id === host.id ? host : h)) }));
+          return;
+        }
+      }
+      pending.add({ vm: 'vms', operation: 'vms', network: 'networks', pool: 'pools', image: 'images',
+                   host: 'hosts' }[kind]);
       if (!timer)
         timer = setTimeout(() => {
           timer = null;
@@ -150,7 +195,7 @@ function Console({ who, onLogout }) {
         }, 100);
     }, (up) => {
       setLive(up);
-      if (up) reload(['vms']); // caught up after a reconnect
+      if (up) reload(['vms', 'hosts']); // caught up after a reconnect
     });
     return () => {
       stop();
@@ -161,9 +206,6 @@ function Console({ who, onLogout }) {
   // A network's create or move ends before its project is written beside
   // it, after the network's own event: the page reads the list again.
   const reloadNetworks = () => reload(['networks']);
-  // A host's record (its load, its maintenance) has no event: the host and
-  // cluster pages read the list again while shown.
-  const reloadHosts = () => reload(['hosts', 'vms'], 0, 0);
 
   let page;
   if (route.page === 'vm') {
@@ -194,11 +236,10 @@ function Console({ who, onLogout }) {
                                   onChanged={reloadNetworks} />;
   } else if (route.page === 'host') {
     const host = data.hosts.find((o) => o.name === route.name);
-    page = host ? <HostPage host={host} vms={data.vms} who={who} tasks={tasks} onError={setError}
-                            reloadHosts={reloadHosts} />
+    page = host ? <HostPage host={host} vms={data.vms} who={who} tasks={tasks} onError={setError} />
                 : <p>No host '{route.name}'.</p>;
   } else if (route.page === 'cluster') {
-    page = <ClusterPage who={who} tasks={tasks} onError={setError} />;
+    page = <ClusterPage hosts={data.hosts} who={who} tasks={tasks} onError={setError} />;
   } else {
     page = <Overview vms={data.vms} hosts={data.hosts} />;
   }

@@ -3,8 +3,9 @@
 // POST /v1/vms/VM/migrate (admin; the API's refusal shown as it words it).
 // The task's live progress (phase, bytes, expected downtime) shows in the
 // task log; the VM's host changes in the tree when the task ends.
-import { useLayoutEffect, useRef, useState } from 'preact/hooks';
+import { useRef, useState } from 'preact/hooks';
 import { api } from './api.js';
+import { useDialog } from './dialog-kit.jsx';
 
 export function MigrateDialog({ vm, hosts, onClose, onError }) {
   // Where it may go: another host that is online (the API says why not for the rest).
@@ -15,15 +16,9 @@ export function MigrateDialog({ vm, hosts, onClose, onError }) {
   const [postCopy, setPostCopy] = useState(false);
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState(null);
-  // Focus into the dialog (autofocus is ignored once the page has a focus,
-  // the Migrate… button's): Escape, heard by the form, then closes it. A
-  // layout effect: it runs in the same task as the dialog's insertion, so no
-  // key pressed once the dialog shows can reach the page behind it (a plain
-  // effect waits for the next frame, and on a busy machine a key came first).
+  // The focus in it from the start, kept in it, back on Migrate… at its end (dialog-kit.jsx).
   const first = useRef(null);
-  useLayoutEffect(() => {
-    if (first.current) first.current.focus();
-  }, []);
+  const dialog = useDialog(onClose, first);
 
   async function submit(e) {
     e.preventDefault();
@@ -46,8 +41,8 @@ export function MigrateDialog({ vm, hosts, onClose, onError }) {
   }
 
   return (
-    <form class="dialog migrate" role="dialog" aria-labelledby="migrate-title" onSubmit={submit}
-          onKeyDown={(e) => { if (e.key === 'Escape') onClose(); }}>
+    <form class="dialog migrate" role="dialog" aria-modal="true" aria-labelledby="migrate-title"
+          onSubmit={submit} ref={dialog.ref} onKeyDown={dialog.onKeyDown}>
       <h2 id="migrate-title">Migrate {vm.name} (now on {vm.host})</h2>
       <label>Target host{' '}
         <select name="to" value={to} onChange={(e) => setTo(e.target.value)} ref={first}>

@@ -1,13 +1,15 @@
 // poll-kit.js: how the pages of a user with roles on projects only (no
-// event stream, docs/web.md), and every user's pool page (the app follows
-// no volume events), keep a list current: read again POLL_MS after
+// event stream, docs/web.md), every user's pool page (the app follows
+// no volume events), the graphs and the cluster page's etcd and DRS
+// parts keep what they show current: read again POLL_MS after
 // the last read ended (never two at once), nothing while the browser's tab
 // is hidden, at once when it is shown again. A failed read is retried by
 // the next one, whose success takes its message away.
 export const POLL_MS = 5000;
 
 // Calls read() (async; it answers false when it failed and said so with
-// setError) now, or first after ms with later; answers the stop.
+// setError) now, or first after ms with later; answers the stop. ms: a
+// number, or a function answering the next wait (asked after each read).
 export function pollWhileShown(read, { ms = POLL_MS, later = false, setError = null } = {}) {
   let timer = null;
   let busy = false;
@@ -25,11 +27,11 @@ export function pollWhileShown(read, { ms = POLL_MS, later = false, setError = n
     }
     if (ok && failed && setError && !stopped) setError(null);
     failed = !ok;
-    if (!stopped) timer = setTimeout(tick, ms);
+    if (!stopped) timer = setTimeout(tick, typeof ms === 'function' ? ms() : ms);
   };
   const shown = () => { if (!timer && !busy) tick(); };
   document.addEventListener('visibilitychange', shown);
-  if (later) timer = setTimeout(tick, ms);
+  if (later) timer = setTimeout(tick, typeof ms === 'function' ? ms() : ms);
   else tick();
   return () => {
     stopped = true;

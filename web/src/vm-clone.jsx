@@ -5,6 +5,7 @@
 // the button says so when it is disabled (the API's 409 and 403 guard).
 import { useState } from 'preact/hooks';
 import { useTask, TaskLine, denial } from './task-kit.jsx';
+import { Dialog } from './dialog-kit.jsx';
 
 const STOPPED = ['defined', 'stopped', 'crashed'];
 
@@ -27,10 +28,12 @@ export function CloneVm({ vm, role, tasks, onError }) {
       <button data-action="clone" disabled={!canAdmin || !stopped || busy} title={why}
               onClick={() => setOpen(!open)}>Clone…</button>
       {open && (
-        <form class="inline-form clone-form" onSubmit={submit}>
+        // A dialog (dialog-kit.jsx): Escape closes it, the focus back on Clone….
+        <Dialog class="inline-form clone-form" aria-label="Clone" onClose={() => setOpen(false)}
+                onSubmit={submit}>
           <label for="clone-name">New VM</label>
           <input id="clone-name" value={name} required pattern="[a-z0-9][a-z0-9\-]{0,62}"
-                 onInput={(e) => setName(e.target.value)} autofocus />
+                 onInput={(e) => setName(e.target.value)} />
           <label title="each disk copied whole (linked VM clones are not possible)">
             <input id="clone-full" type="checkbox" checked={full}
                    onChange={(e) => setFull(e.target.checked)} /> full copy
@@ -39,7 +42,7 @@ export function CloneVm({ vm, role, tasks, onError }) {
             Clone
           </button>
           <TaskLine pending={pending} task={task} />
-        </form>
+        </Dialog>
       )}
     </>
   );

@@ -8,6 +8,7 @@ import { api, formatBytes } from './api.js';
 import { StateIcon } from './tree.jsx';
 import { lazyView } from './lazy.jsx';
 import { CloneVm } from './vm-clone.jsx';
+import { Dialog } from './dialog-kit.jsx';
 
 const Graphs = lazyView(() => import('./graphs.jsx'), 'Graphs');
 const SerialConsole = lazyView(() => import('./serial.jsx'), 'SerialConsole');
@@ -108,13 +109,13 @@ export function VmPage({ vm, networks, pools, hosts = [], role, tab, tasks, onEr
         </div>
       </header>
       {confirming && (
-        <div class="confirm" role="alertdialog" aria-labelledby="confirm-text">
+        <Dialog class="confirm" role="alertdialog" aria-labelledby="confirm-text" onClose={() => setConfirming(false)}>
           <p id="confirm-text">Delete VM '{vm.name}' and its own disks? This cannot be undone.</p>
-          <button data-action="confirm-delete" class="danger" onClick={() => act('delete')} autofocus>
+          <button data-action="confirm-delete" class="danger" onClick={() => act('delete')}>
             Delete {vm.name}
           </button>
           <button onClick={() => setConfirming(false)}>Cancel</button>
-        </div>
+        </Dialog>
       )}
       {migrating && <MigrateDialog vm={vm} hosts={hosts} onClose={() => setMigrating(false)} onError={onError} />}
       <nav class="tabs" aria-label="VM views">
