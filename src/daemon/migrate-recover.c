@@ -483,11 +483,22 @@ static void recover_one(VoDaemon *d, const VoMigrateIntent *i, const char *path)
         int s = !d->cluster_store ? 0
                 : vo_migrate_fault_held("resettle-unknown") /* test: the store still silent */
                     ? vo_error_set(&error, -ETIMEDOUT, "test fault: the store did not say")
+                : i->back_rev > 0
+                    /* Its task sent a take-back: until that is decided the VM
+                     * read at the peer proves nothing (it may apply after the
+                     * read: the source ended here, the destination's claim then
+                     * fails, the guest lost). Settled as the take-back: 0 back
+                     * here, 1 the peer's for good (s's meaning). */
+                    ? vo_migrate_settle_take_back(d, i->vm, i->peer, i->back_rev,
+                                                  SETTLE_GIVE_UP_MS, &src_rev, &error)
                     : vo_vm_move_settle(d->cluster_store, i->vm, d->host_id, i->peer,
                                         vo_vm_rev(vm), SETTLE_GIVE_UP_MS, &moved_rev, &src_rev,
                                         &error);
         if (s == -EIO)
             s = taken_back(d, i, &src_rev, s);
+        else if (s == 0 && i->back_rev > 0 && d->cluster_store)
+            log_warn("vm %s: its take-back from host %s, whose outcome was unknown, was "
+                     "applied", i->name, i->peer);
         if (s == 0) {
             if (d->cluster_store) {
                 pthread_mutex_lock(&vm->lock);
@@ -505,6 +516,8 @@ static void recover_one(VoDaemon *d, const VoMigrateIntent *i, const char *path)
                 note_settled(d, i, true, "the destination's: the source QEMU ends (post-copy: "
                              "once it handed the rest over) and the destination continues "
                              "the guest");
+            if (vo_migrate_fault("resettle-quit-pause")) /* test: a late take-back now */
+                vo_migrate_fault_wait("resettle-quit-go", 120000);
             if (quit_source(d, vm, i, NULL)) {
                 intent_done(d, path, i);
             } else if (strcmp(i->phase, "switched")) {
@@ -527,6 +540,21 @@ static void recover_one(VoDaemon *d, const VoMigrateIntent *i, const char *path)
         resume_source(d, vm, i);
         break;
     case VO_MIGRATE_RECOVER_QUIT:
+        if (i->back_rev > 0) {
+            /* A take-back sent: the read at the peer proves nothing until
+             * it is decided (above). Back here after the VMs were loaded:
+             * the next start finds the VM here and runs it on. */
+            _cleanup_free_ char *error = NULL;
+            int64_t here_rev = 0;
+            int b = vo_migrate_settle_take_back(d, i->vm, i->peer, i->back_rev,
+                                                SETTLE_GIVE_UP_MS, &here_rev, &error);
+            if (b != 1) {
+                log_error("vm %s: its take-back from host %s %s: its QEMU is left paused, "
+                          "the intent kept for the next start", i->name, i->peer,
+                          b == 0 ? "applied after the VMs were loaded" : "is undecided");
+                return;
+            }
+        }
         log_warn("vm %s: it moved to host %s before vireod stopped; its source QEMU here "
                  "ends", i->name, i->peer);
         if (!end_unowned(d, i, VO_HV_MIGRATION_SOURCE, NULL))

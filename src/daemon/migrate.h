@@ -139,6 +139,16 @@ void vo_migrations_recover(VoDaemon *d);
  * (migrate-resettle.h). True once done (that intent gone, or the file
  * another migration's now), false while still unknown. */
 bool vo_migration_resettle(VoDaemon *d, const char *vm_id, const char *migration);
+/* Source: a take-back of VM vm_id from host peer (compared at back_rev, the
+ * revision the switch wrote there) whose outcome is unknown, settled by the
+ * store (vm-move-settle.h): 0 with *ret_here_rev, it applied (the VM is
+ * this host's); 1, the VM is the peer's for good (its document there was
+ * rewritten at back_rev, which no take-back in flight can pass, or the peer
+ * had claimed it); negative (*ret_error): still unknown after give_up_ms.
+ * migrate-switch.c. */
+int vo_migrate_settle_take_back(VoDaemon *d, const char *vm_id, const char *peer,
+                                int64_t back_rev, int give_up_ms, int64_t *ret_here_rev,
+                                char **ret_error);
 /* A post-copy this host was the source of whose recovery failed (its QEMU
  * and intent kept): key is the VM's id or name; 0 with its id and name
  * (malloc'd), -ENOENT when there is none here, -EBUSY (*ret_error) while
