@@ -281,7 +281,8 @@ int vo_migrate_keep_both(VoTask *t, VoDaemon *d, MigrateTask *m, VoVm *vm, VoHvI
                         "recovered: %s. Both QEMUs are kept paused: the guest's memory is "
                         "split between the hosts, so neither may be stopped. vireod tries "
                         "the recovery again in the background (after 2 s, then less often, "
-                        "up to every minute) and ends this QEMU once the rest of memory is "
-                        "there, as soon as the link between them works again "
-                        "(docs/cluster.md, \"Post-copy\")", name, m->to_name, error);
+                        "up to every 15 minutes; each new reason is an event) and ends this "
+                        "QEMU once the rest of memory is there, as soon as the link between "
+                        "them works again (docs/cluster.md, \"Post-copy\")", name, m->to_name,
+                        error);
 }

@@ -137,7 +137,10 @@ def test_an_unknown_switch_is_settled_in_the_background(cluster, tmp_path):
     assert "did not take it over" in task["error"]["message"], task
     counter_goes_on(h1, "ctr")
     assert hosts_of(h1, "ctr") == ["h1"]
-    assert (h1.request("GET", "/v1/vms/ctr")[1] or {}).get("state") == "running"
+    # The state follows QEMU's RESUME event (it may come a moment after the
+    # counter shows the guest running).
+    wait_until(lambda: (h1.request("GET", "/v1/vms/ctr")[1] or {}).get("state") == "running",
+               60, what="h1's VM to show running")
     nothing_at(h2, vm_id)
     assert "whose outcome was unknown, was applied" in h1.log()
 
