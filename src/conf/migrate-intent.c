@@ -12,6 +12,8 @@ json_t *vo_migrate_intent_to_json(const VoMigrateIntent *i)
                           i->role == VO_MIGRATE_ROLE_SOURCE ? "source" : "destination", "vm",
                           i->vm, "name", i->name, "migration", i->migration, "peer", i->peer,
                           "phase", i->phase, "resume", i->resume, "rev", (json_int_t)i->rev);
+    if (o && i->back_rev > 0)
+        json_object_set_new(o, "back_rev", json_integer(i->back_rev));
     if (o && i->peer_url)
         json_object_set_new(o, "peer_url", json_string(i->peer_url));
     if (o && i->spec)
@@ -22,15 +24,16 @@ json_t *vo_migrate_intent_to_json(const VoMigrateIntent *i)
 int vo_migrate_intent_from_json(json_t *doc, VoMigrateIntent *ret, char **ret_error)
 {
     const char *role = NULL;
-    json_int_t rev = 0;
+    json_int_t rev = 0, back_rev = 0;
     int resume = 0;
     json_error_t jerr;
     *ret = (VoMigrateIntent){ 0 };
-    if (!doc || json_unpack_ex(doc, &jerr, 0, "{s:s, s:s, s:s, s:s, s:s, s:s, s?b, s?I, s?s, s?o}",
+    if (!doc || json_unpack_ex(doc, &jerr, 0,
+                               "{s:s, s:s, s:s, s:s, s:s, s:s, s?b, s?I, s?I, s?s, s?o}",
                                "role", &role, "vm", &ret->vm, "name", &ret->name, "migration",
                                &ret->migration, "peer", &ret->peer, "phase", &ret->phase,
-                               "resume", &resume, "rev", &rev, "peer_url", &ret->peer_url,
-                               "spec", &ret->spec) < 0)
+                               "resume", &resume, "rev", &rev, "back_rev", &back_rev,
+                               "peer_url", &ret->peer_url, "spec", &ret->spec) < 0)
         return vo_error_set(ret_error, -EINVAL, "bad migration intent: %s",
                             doc ? jerr.text : "not JSON");
     if (!strcmp(role, "source"))
@@ -41,6 +44,7 @@ int vo_migrate_intent_from_json(json_t *doc, VoMigrateIntent *ret, char **ret_er
         return vo_error_set(ret_error, -EINVAL, "bad migration intent: role '%s'", role);
     ret->resume = resume;
     ret->rev = rev;
+    ret->back_rev = back_rev;
     return 0;
 }
 

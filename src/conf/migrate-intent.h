@@ -38,6 +38,11 @@ typedef struct {
     bool resume;             /* the VM ran at the source when the migration began */
     long long rev;           /* source, from phase switch: the VM document's revision the
                               * switch compares */
+    long long back_rev;      /* source, once its task sent a take-back (phase switched):
+                              * the revision of the destination's document the take-back
+                              * compares (the one the switch wrote); 0: none sent. Until
+                              * that take-back is decided, reading the VM at the peer
+                              * proves nothing: it may still apply */
     json_t *spec;            /* the VM's spec document (borrowed): QEMU is found with it
                               * when the VM's documents are gone */
 } VoMigrateIntent;

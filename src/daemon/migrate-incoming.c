@@ -359,6 +359,8 @@ static void forgotten(VoDaemon *d, Incoming *x)
 {
     _cleanup_free_ char *error = NULL;
     int64_t rev = 0;
+    if (vo_migrate_fault("incoming-claim-pause")) /* test: a late claim */
+        vo_migrate_fault_wait("incoming-claim-go", 300000);
     int r = claim(d, x, 0, &rev, &error);
     if (r >= 0) {
         log_warn("incoming VM %s (migration %s): its source went silent after the switch; "

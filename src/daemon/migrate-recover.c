@@ -62,6 +62,14 @@ void vo_migration_intent_drop(VoDaemon *d, const char *vm_id)
         log_warn("cannot remove %s: %s", path, strerror(errno));
 }
 
+/* How a migration settled here was left: by a vireod that stopped (the
+ * settling at start), or by its task with its outcome unknown (the
+ * background's, later: migrate-resettle.h). */
+static const char *cut_short(bool later)
+{
+    return later ? "left unsettled by its task" : "cut short by a vireod restart";
+}
+
 /* Source, the VM the destination's now: a post-copy migration's QEMU may
  * still hold what the destination lacks, its device state (stopped before
  * the switch-over: the dead vireod never let it go on) or the rest of its
@@ -72,9 +80,11 @@ void vo_migration_intent_drop(VoDaemon *d, const char *vm_id)
  * post-copy broke and could not be recovered, so this QEMU must stay (it
  * holds memory the destination lacks) and the intent too: the next start
  * (or vireo vm migrate --resume) tries again; *ret_error (may be NULL)
- * says why. */
+ * says why. later: the background's try (migrate-resettle.h), which makes
+ * one recovery attempt (bounded: it tries again after its backoff), not
+ * vireod's start or --resume (all the attempts). */
 static bool hand_over_post_copy(VoDaemon *d, VoHvInstance *hv, const VoMigrateIntent *i,
-                                char **ret_error)
+                                bool later, char **ret_error)
 {
     VoHvMigrationProgress p = { 0 };
     int r = d->driver->migrate_query(hv, &p);
@@ -95,7 +105,7 @@ static bool hand_over_post_copy(VoDaemon *d, VoHvInstance *hv, const VoMigrateIn
     bool post_copy = p.post_copy;
     if (p.at_switchover)
         r = vo_migrate_continue_switchover(d, hv, &post_copy, &error);
-    int tries = vo_migrate_resume_tries();
+    int tries = later ? 1 : vo_migrate_resume_tries();
     while (r >= 0 && post_copy) {
         VoHvMigrationProgress fin = { 0 };
         r = vo_migrate_finish_post_copy(NULL, d, hv, vo_now_ms(), &fin, &error);
@@ -110,8 +120,10 @@ static bool hand_over_post_copy(VoDaemon *d, VoHvInstance *hv, const VoMigrateIn
         if (r < 0) {
             log_error("vm %s: post-copy to host %s broke and could not be recovered: %s; its "
                       "QEMU here is kept (the guest's memory is split between the hosts); "
-                      "vireo vm migrate %s --resume (or vireod's next start) tries again",
-                      i->name, i->peer, error, i->name);
+                      "%s, or vireo vm migrate %s --resume", i->name, i->peer, error,
+                      later ? "the background tries again after its backoff"
+                            : "vireod's next start tries again",
+                      i->name);
             if (ret_error)
                 *ret_error = TAKE_PTR(error);
             return false;
@@ -128,7 +140,7 @@ static bool hand_over_post_copy(VoDaemon *d, VoHvInstance *hv, const VoMigrateIn
  * destination: SIGKILL), its run and state dirs removed. False: a source
  * QEMU kept (hand_over_post_copy), its dirs too. */
 static bool end_unowned(VoDaemon *d, const VoMigrateIntent *i, VoHvMigrationSide side,
-                        char **ret_error)
+                        bool later, char **ret_error)
 {
     _cleanup_free_ char *run_dir = vo_vm_run_dir(d, i->vm);
     _cleanup_free_ char *state_dir = vo_vm_state_dir(d, i->vm);
@@ -144,7 +156,7 @@ static bool end_unowned(VoDaemon *d, const VoMigrateIntent *i, VoHvMigrationSide
     if (hv) {
         free(error);
         error = NULL;
-        if (side == VO_HV_MIGRATION_SOURCE && !hand_over_post_copy(d, hv, i, ret_error)) {
+        if (side == VO_HV_MIGRATION_SOURCE && !hand_over_post_copy(d, hv, i, later, ret_error)) {
             d->driver->release(hv);
             return false;
         }
@@ -169,7 +181,7 @@ static bool end_unowned(VoDaemon *d, const VoMigrateIntent *i, VoHvMigrationSide
 /* Source, the VM still this host's: a stream in flight is cancelled, the
  * source QEMU continued when the VM ran before, the destination told to
  * abort (its watcher would, a minute later). */
-static void resume_source(VoDaemon *d, VoVm *vm, const VoMigrateIntent *i)
+static void resume_source(VoDaemon *d, VoVm *vm, const VoMigrateIntent *i, bool later)
 {
     pthread_mutex_lock(&vm->job);
     pthread_mutex_lock(&vm->lock);
@@ -231,12 +243,12 @@ static void resume_source(VoDaemon *d, VoVm *vm, const VoMigrateIntent *i)
         pthread_mutex_unlock(&vm->lock);
     }
     pthread_mutex_unlock(&vm->job);
-    log_warn("vm %s: its migration to host %s was cut short by a vireod restart (phase %s); "
-             "the VM runs on here", i->name, i->peer, i->phase);
+    log_warn("vm %s: its migration to host %s was %s (phase %s); the VM runs on here",
+             i->name, i->peer, cut_short(later), i->phase);
     if (i->peer_url && d->cluster) {
         _cleanup_free_ char *path = vo_asprintf("/v1/migrations/incoming/%s", i->migration);
         _cleanup_free_ char *error = NULL;
-        /* Short: vireod does not serve until the recovery is over. */
+        /* Short: at start, vireod does not serve until the recovery is over. */
         if (vo_migrate_peer_call_timeout(d, i->peer_url, "DELETE", path, NULL, PEER_ABORT_MS,
                                          NULL, &error) < 0 &&
             !strstr(error ? error : "", "HTTP 404"))
@@ -248,7 +260,8 @@ static void resume_source(VoDaemon *d, VoVm *vm, const VoMigrateIntent *i)
 /* Source, the VM moved while it was in the table (settled after it was
  * loaded): its QEMU quits, the VM leaves the table. False: its QEMU kept
  * (hand_over_post_copy), the VM in the table, moved away. */
-static bool quit_source(VoDaemon *d, VoVm *vm, const VoMigrateIntent *i, char **ret_error)
+static bool quit_source(VoDaemon *d, VoVm *vm, const VoMigrateIntent *i, bool later,
+                        char **ret_error)
 {
     pthread_mutex_lock(&vm->job);
     pthread_mutex_lock(&vm->lock);
@@ -259,7 +272,7 @@ static bool quit_source(VoDaemon *d, VoVm *vm, const VoMigrateIntent *i, char **
     _cleanup_free_ char *error = NULL;
     if (hv) /* until it ended, it may hold what the destination lacks */
         vo_post_copy_kept_mark(d, i->vm, i->name, i->peer, pid);
-    if (hv && !hand_over_post_copy(d, hv, i, ret_error)) {
+    if (hv && !hand_over_post_copy(d, hv, i, later, ret_error)) {
         pthread_mutex_unlock(&vm->job);
         return false;
     }
@@ -406,6 +419,23 @@ static void note_settled(VoDaemon *d, const VoMigrateIntent *i, bool moved, cons
                             "to", i->peer));
 }
 
+void vo_migration_note_stuck(VoDaemon *d, const char *vm_id, const char *name,
+                             const char *why, int tries, int64_t next_ms)
+{
+    char *message = vo_asprintf("the post-copy migration of VM '%s' is still not recovered "
+                                "after %d tries in the background (%s); both QEMUs stay "
+                                "paused; tried again in %lld s, or at once with vireo vm "
+                                "migrate %s --resume", name, tries, why,
+                                (long long)(next_ms / 1000), name);
+    log_error("vm %s: %s", name, message);
+    _cleanup_free_ char *key = vo_asprintf("vm/%s", vm_id);
+    VoTaskDesc desc = { .kind = "migrate", .target = name, .target_id = vm_id,
+                        .keys = { key } };
+    vo_tasks_note(d->tasks, &desc, message,
+                  json_pack("{s:s, s:s, s:i, s:I}", "vm", vm_id, "stuck", why, "tries", tries,
+                            "next_try_s", (json_int_t)(next_ms / 1000)));
+}
+
 /* Whether the intent file at path is of migration: 1 yes, 0 another
  * migration's, -1 none or unreadable. */
 static int intent_of(const char *path, const char *migration)
@@ -462,7 +492,12 @@ static int taken_back(VoDaemon *d, const VoMigrateIntent *i, int64_t *ret_rev, i
     return 0;
 }
 
-static void recover_one(VoDaemon *d, const VoMigrateIntent *i, const char *path)
+/* One intent: settled as far as the store and QEMU let it be (the intent
+ * stays while not). later: the background's try (migrate-resettle.h), not
+ * vireod's start; *ret_stuck (may be NULL): why a post-copy source's
+ * recovery failed, when it did. */
+static void recover_one(VoDaemon *d, const VoMigrateIntent *i, const char *path, bool later,
+                        char **ret_stuck)
 {
     _cleanup_vm_ VoVm *vm = vo_vms_find(d, i->vm);
     bool at_peer = false;
@@ -473,21 +508,31 @@ static void recover_one(VoDaemon *d, const VoMigrateIntent *i, const char *path)
         at_peer = peer_read >= 0;
     }
     VoMigrateRecover act = vo_migrate_recover_decide(i, vm != NULL, at_peer);
-    log_info("vm %s: a migration (%s, %s side, phase %s) was cut short by a vireod restart: "
-             "%s", i->name, i->migration,
+    log_info("vm %s: a migration (%s, %s side, phase %s) was %s: %s", i->name, i->migration,
              i->role == VO_MIGRATE_ROLE_SOURCE ? "source" : "destination", i->phase,
-             vo_migrate_recover_to_string(act));
+             cut_short(later), vo_migrate_recover_to_string(act));
     if (act == VO_MIGRATE_RECOVER_SETTLE) {
         int64_t moved_rev = 0, src_rev = 0;
         _cleanup_free_ char *error = NULL;
         int s = !d->cluster_store ? 0
                 : vo_migrate_fault_held("resettle-unknown") /* test: the store still silent */
                     ? vo_error_set(&error, -ETIMEDOUT, "test fault: the store did not say")
+                : i->back_rev > 0
+                    /* Its task sent a take-back: until that is decided the VM
+                     * read at the peer proves nothing (it may apply after the
+                     * read: the source ended here, the destination's claim then
+                     * fails, the guest lost). Settled as the take-back: 0 back
+                     * here, 1 the peer's for good (s's meaning). */
+                    ? vo_migrate_settle_take_back(d, i->vm, i->peer, i->back_rev,
+                                                  SETTLE_GIVE_UP_MS, &src_rev, &error)
                     : vo_vm_move_settle(d->cluster_store, i->vm, d->host_id, i->peer,
                                         vo_vm_rev(vm), SETTLE_GIVE_UP_MS, &moved_rev, &src_rev,
                                         &error);
         if (s == -EIO)
             s = taken_back(d, i, &src_rev, s);
+        else if (s == 0 && i->back_rev > 0 && d->cluster_store)
+            log_warn("vm %s: its take-back from host %s, whose outcome was unknown, was "
+                     "applied", i->name, i->peer);
         if (s == 0) {
             if (d->cluster_store) {
                 pthread_mutex_lock(&vm->lock);
@@ -505,7 +550,9 @@ static void recover_one(VoDaemon *d, const VoMigrateIntent *i, const char *path)
                 note_settled(d, i, true, "the destination's: the source QEMU ends (post-copy: "
                              "once it handed the rest over) and the destination continues "
                              "the guest");
-            if (quit_source(d, vm, i, NULL)) {
+            if (vo_migrate_fault("resettle-quit-pause")) /* test: a late take-back now */
+                vo_migrate_fault_wait("resettle-quit-go", 120000);
+            if (quit_source(d, vm, i, later, ret_stuck)) {
                 intent_done(d, path, i);
             } else if (strcmp(i->phase, "switched")) {
                 /* Its post-copy kept: the switch known now, the intent
@@ -524,12 +571,27 @@ static void recover_one(VoDaemon *d, const VoMigrateIntent *i, const char *path)
     }
     switch (act) {
     case VO_MIGRATE_RECOVER_RESUME:
-        resume_source(d, vm, i);
+        resume_source(d, vm, i, later);
         break;
     case VO_MIGRATE_RECOVER_QUIT:
+        if (i->back_rev > 0) {
+            /* A take-back sent: the read at the peer proves nothing until
+             * it is decided (above). Back here after the VMs were loaded:
+             * the next start finds the VM here and runs it on. */
+            _cleanup_free_ char *error = NULL;
+            int64_t here_rev = 0;
+            int b = vo_migrate_settle_take_back(d, i->vm, i->peer, i->back_rev,
+                                                SETTLE_GIVE_UP_MS, &here_rev, &error);
+            if (b != 1) {
+                log_error("vm %s: its take-back from host %s %s: its QEMU is left paused, "
+                          "the intent kept for the next start", i->name, i->peer,
+                          b == 0 ? "applied after the VMs were loaded" : "is undecided");
+                return;
+            }
+        }
         log_warn("vm %s: it moved to host %s before vireod stopped; its source QEMU here "
                  "ends", i->name, i->peer);
-        if (!end_unowned(d, i, VO_HV_MIGRATION_SOURCE, NULL))
+        if (!end_unowned(d, i, VO_HV_MIGRATION_SOURCE, later, ret_stuck))
             return; /* the intent stays: the next start tries the recovery again */
         break;
     case VO_MIGRATE_RECOVER_CONTINUE:
@@ -539,7 +601,7 @@ static void recover_one(VoDaemon *d, const VoMigrateIntent *i, const char *path)
     case VO_MIGRATE_RECOVER_DESTROY:
         log_warn("vm %s: the store does not give it to this host: its incoming QEMU is "
                  "killed and what it made removed", i->name);
-        end_unowned(d, i, VO_HV_MIGRATION_DESTINATION, NULL);
+        end_unowned(d, i, VO_HV_MIGRATION_DESTINATION, later, NULL);
         break;
     default:
         if (peer_read == -EAGAIN) { /* not an answer: asked again at the next start */
@@ -553,7 +615,7 @@ static void recover_one(VoDaemon *d, const VoMigrateIntent *i, const char *path)
              * sees it and lets it end. */
             log_warn("vm %s: its documents are neither here nor at host %s: its post-copy "
                      "source QEMU here ends", i->name, i->peer);
-            if (!end_unowned(d, i, VO_HV_MIGRATION_SOURCE, NULL))
+            if (!end_unowned(d, i, VO_HV_MIGRATION_SOURCE, later, ret_stuck))
                 return;
             break;
         }
@@ -566,8 +628,9 @@ static void recover_one(VoDaemon *d, const VoMigrateIntent *i, const char *path)
     intent_done(d, path, i);
 }
 
-/* One intent file: finished or undone (a file that is no intent goes). */
-static void recover_file(VoDaemon *d, const char *path)
+/* One intent file: finished or undone (a file that is no intent goes).
+ * later, ret_stuck: recover_one's. */
+static void recover_file(VoDaemon *d, const char *path, bool later, char **ret_stuck)
 {
     _cleanup_free_ char *text = NULL, *error = NULL;
     json_t *doc = vo_read_file(path, 4 << 20, &text, NULL) >= 0 ? json_loads(text, 0, NULL)
@@ -577,7 +640,7 @@ static void recover_file(VoDaemon *d, const char *path)
         log_warn("%s: %s; removed", path, error);
         (void)unlink(path);
     } else {
-        recover_one(d, &i, path);
+        recover_one(d, &i, path, later, ret_stuck);
     }
     json_decref(doc);
 }
@@ -594,17 +657,18 @@ void vo_migrations_recover(VoDaemon *d)
         if (n < 6 || strcmp(e->d_name + n - 5, ".json"))
             continue;
         _cleanup_free_ char *path = vo_asprintf("%s/%s", dir, e->d_name);
-        recover_file(d, path);
+        recover_file(d, path, false, NULL);
     }
     closedir(dh);
 }
 
-bool vo_migration_resettle(VoDaemon *d, const char *vm_id, const char *migration)
+bool vo_migration_resettle(VoDaemon *d, const char *vm_id, const char *migration,
+                           char **ret_stuck)
 {
     _cleanup_free_ char *path = intent_path(d, vm_id);
     if (intent_of(path, migration) != 1)
         return true; /* settled meanwhile (a vireod start), or another migration's */
-    recover_file(d, path);
+    recover_file(d, path, true, ret_stuck);
     return intent_of(path, migration) != 1;
 }
 
@@ -710,8 +774,8 @@ int vo_migration_resume_kept(VoDaemon *d, const char *vm_id, char **ret_error)
     /* The VM still in the table, moved away (its task kept both QEMUs), or
      * gone from it (a start whose recovery failed): as at vireod's start. */
     _cleanup_vm_ VoVm *vm = vo_vms_find(d, i.vm);
-    bool done = vm ? quit_source(d, vm, &i, &error)
-                   : end_unowned(d, &i, VO_HV_MIGRATION_SOURCE, &error);
+    bool done = vm ? quit_source(d, vm, &i, false, &error)
+                   : end_unowned(d, &i, VO_HV_MIGRATION_SOURCE, false, &error);
     if (done)
         intent_done(d, path, &i);
     r = done ? 0 : vo_error_set(ret_error, -EIO, "%s", error ? error : "not recovered");

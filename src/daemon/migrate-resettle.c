@@ -1,7 +1,10 @@
 /* migrate-resettle.c: unknown switch outcomes settled in the background
  * (migrate-resettle.h). The settling itself is the one vireod's start makes
  * (migrate-recover.c, vo_migration_resettle); this file only asks it again,
- * with a backoff, until it is done. */
+ * with a backoff, until it is done. Each try runs on a thread of its own
+ * (the runner only starts the due ones): a try can take long (the store
+ * asked for up to 30 s, a post-copy recovery attempt), and other VMs'
+ * settlings do not wait behind it. */
 #include "daemon/migrate-resettle.h"
 
 #include <pthread.h>
@@ -14,13 +17,24 @@
 #define RESETTLE_PERIOD_MS 1000
 #define RESETTLE_FIRST_WAIT_MS 2000
 #define RESETTLE_MAX_WAIT_MS 60000
+#define RESETTLE_STUCK_MAX_WAIT_MS 900000 /* a post-copy not recovered: each try costs */
 
 static VoPeriodic runner = VO_PERIODIC_INIT;
 /* {vm id: {"name", "migration" (its id), "due" (monotonic ms), "wait" (ms),
  * "tries" (ended unsettled), "running" (a try under way), "hurried" (a
- * --resume waits for a try that starts after it)}}, under lock: added by task threads, rounds are the runner's. */
+ * --resume waits for a try that starts after it), "stuck" (why the last
+ * try could not recover its post-copy, as noted)}}, under lock: added by
+ * task threads, tries started by the runner, ended by their threads. */
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t tries_over = PTHREAD_COND_INITIALIZER;
 static json_t *pending;
+static int trying; /* tries under way on their threads */
+
+int64_t vo_migrate_resettle_next_wait(int64_t wait, bool stuck)
+{
+    int64_t cap = stuck ? RESETTLE_STUCK_MAX_WAIT_MS : RESETTLE_MAX_WAIT_MS;
+    return wait * 2 > cap ? cap : wait * 2;
+}
 
 /* vm_id's entry of migration, under lock; NULL when there is none. */
 static json_t *entry_of(const char *vm_id, const char *migration)
@@ -84,7 +98,7 @@ int vo_migrate_resettle_tries(const char *vm_id, const char *migration)
     return tries;
 }
 
-/* The ids due now. */
+/* The ids due now, with no try under way. */
 static char **due_ids(void)
 {
     char **ids = vo_malloc0(sizeof(char *));
@@ -93,10 +107,68 @@ static char **due_ids(void)
     const char *id;
     json_t *e;
     json_object_foreach(pending, id, e)
-        if (json_integer_value(json_object_get(e, "due")) <= now)
+        if (json_integer_value(json_object_get(e, "due")) <= now &&
+            !json_is_true(json_object_get(e, "running")))
             vo_strv_push(&ids, vo_strdup(id));
     pthread_mutex_unlock(&lock);
     return ids;
+}
+
+typedef struct {
+    VoDaemon *d;
+    char *vm_id, *migration;
+} Try;
+
+/* One try of one VM's intent, and its bookkeeping: settled, it leaves the
+ * table; else its next is due after its backoff (doubling; to 15 min once
+ * its post-copy could not be recovered, to 60 s while the store is asked),
+ * and a new reason it is stuck is noted as an event (not each try). */
+static void *try_main(void *arg)
+{
+    Try *x = arg;
+    _cleanup_free_ char *stuck = NULL;
+    bool settled = vo_migration_resettle(x->d, x->vm_id, x->migration, &stuck);
+    pthread_mutex_lock(&lock);
+    json_t *e = entry_of(x->vm_id, x->migration); /* NULL: another migration's since */
+    json_object_del(e, "running");
+    _cleanup_free_ char *name = NULL;
+    int tries = 0;
+    int64_t note_wait = -1;
+    if (settled && e) {
+        json_object_del(pending, x->vm_id);
+    } else if (e) {
+        json_int_t wait = vo_migrate_resettle_next_wait(
+            json_integer_value(json_object_get(e, "wait")), stuck != NULL);
+        json_object_set_new(e, "wait", json_integer(wait));
+        bool hurried = json_is_true(json_object_get(e, "hurried")); /* meanwhile */
+        json_object_set_new(e, "due", json_integer(vo_now_ms() + (hurried ? 0 : wait)));
+        tries = (int)json_integer_value(json_object_get(e, "tries")) + 1;
+        json_object_set_new(e, "tries", json_integer(tries));
+        name = vo_strdup(json_string_value(json_object_get(e, "name")));
+        const char *noted = json_string_value(json_object_get(e, "stuck"));
+        if (stuck && (!noted || strcmp(noted, stuck))) {
+            json_object_set_new(e, "stuck", json_string(stuck));
+            note_wait = wait;
+        } else if (!stuck) {
+            json_object_del(e, "stuck");
+            log_warn("vm %s: where its migration left it is still unknown: asked again in "
+                     "%lld s", name, (long long)wait / 1000);
+        } else {
+            log_warn("vm %s: its post-copy is still not recovered (%s): tried again in %lld s",
+                     name, stuck, (long long)wait / 1000);
+        }
+    }
+    pthread_mutex_unlock(&lock);
+    if (note_wait >= 0) /* before the try counts as over: d's tasks outlive it */
+        vo_migration_note_stuck(x->d, x->vm_id, name, stuck, tries, note_wait);
+    pthread_mutex_lock(&lock);
+    trying--;
+    pthread_cond_broadcast(&tries_over);
+    pthread_mutex_unlock(&lock);
+    free(x->vm_id);
+    free(x->migration);
+    free(x);
+    return NULL;
 }
 
 static void resettle_round(void *userdata)
@@ -106,33 +178,22 @@ static void resettle_round(void *userdata)
     for (size_t i = 0; ids[i] && !vo_periodic_stopping(&runner); i++) {
         pthread_mutex_lock(&lock);
         json_t *e = json_object_get(pending, ids[i]);
-        _cleanup_free_ char *migration = vo_strdup(
-            json_string_value(json_object_get(e, "migration")));
+        const char *migration = json_string_value(json_object_get(e, "migration"));
+        if (!migration || json_is_true(json_object_get(e, "running"))) {
+            pthread_mutex_unlock(&lock);
+            continue;
+        }
+        Try *x = vo_malloc0(sizeof(*x));
+        *x = (Try){ .d = d, .vm_id = vo_strdup(ids[i]), .migration = vo_strdup(migration) };
         json_object_del(e, "hurried"); /* this try is the hurried one */
         json_object_set(e, "running", json_true());
+        trying++;
         pthread_mutex_unlock(&lock);
-        if (!migration)
-            continue;
-        bool settled = vo_migration_resettle(d, ids[i], migration);
-        pthread_mutex_lock(&lock);
-        e = entry_of(ids[i], migration); /* NULL: another migration's since */
-        json_object_del(e, "running");
-        if (settled && e) {
-            json_object_del(pending, ids[i]);
-        } else if (e) {
-            json_int_t wait = json_integer_value(json_object_get(e, "wait")) * 2;
-            if (wait > RESETTLE_MAX_WAIT_MS)
-                wait = RESETTLE_MAX_WAIT_MS;
-            json_object_set_new(e, "wait", json_integer(wait));
-            bool hurried = json_is_true(json_object_get(e, "hurried")); /* meanwhile */
-            json_object_set_new(e, "due", json_integer(vo_now_ms() + (hurried ? 0 : wait)));
-            json_object_set_new(e, "tries",
-                                json_integer(json_integer_value(json_object_get(e, "tries")) + 1));
-            log_warn("vm %s: where its migration left it is still unknown: asked again in "
-                     "%lld s",
-                     json_string_value(json_object_get(e, "name")), (long long)wait / 1000);
-        }
-        pthread_mutex_unlock(&lock);
+        pthread_t t;
+        if (pthread_create(&t, NULL, try_main, x) == 0)
+            pthread_detach(t);
+        else
+            try_main(x); /* no thread: made here */
     }
 }
 
@@ -149,6 +210,8 @@ void vo_migrate_resettle_stop(VoDaemon *d)
     if (!vo_periodic_stop(&runner))
         return;
     pthread_mutex_lock(&lock);
+    while (trying > 0) /* each try is bounded (migrate-recover.c) */
+        pthread_cond_wait(&tries_over, &lock);
     json_decref(pending);
     pending = NULL;
     pthread_mutex_unlock(&lock);

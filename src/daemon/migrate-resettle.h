@@ -3,7 +3,9 @@
  * store for its whole give-up time, or vireod's start did:
  * migrate-recover.c), a take-back whose outcome stayed unknown and a
  * post-copy that could not be recovered are settled again
- * in the background, with a bounded backoff (2 s doubling to 60 s), until
+ * in the background, with a bounded backoff (2 s doubling to 60 s; a
+ * post-copy whose recovery failed: to 15 min, each new reason noted as an
+ * event), until
  * the store says where the VM is: the destination's, the source QEMU ends
  * (post-copy: once it handed the rest over) and the destination's watcher
  * continues the guest; still the source's, the source runs on (when it ran)
@@ -33,6 +35,11 @@ int vo_migrate_resettle_hurry(const char *vm_id, const char *migration);
 /* The tries on vm_id's intent of migration that ended unsettled, or -1
  * once the background holds it no more (settled, or vireod stopping). */
 int vo_migrate_resettle_tries(const char *vm_id, const char *migration);
-/* The background thread (vireod's main; standalone: nothing). */
+/* The wait before the next try after one that waited wait ms: doubled, to
+ * 60 s while the store is asked, to 15 min once the try could not recover
+ * a post-copy (stuck: each try costs a recovery attempt and the note). */
+int64_t vo_migrate_resettle_next_wait(int64_t wait, bool stuck);
+/* The background thread (vireod's main; standalone: nothing); each try on
+ * a thread of its own, so one VM's long try holds up no other's. */
 int vo_migrate_resettle_start(VoDaemon *d);
 void vo_migrate_resettle_stop(VoDaemon *d);

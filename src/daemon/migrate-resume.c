@@ -122,8 +122,10 @@ int vo_migrate_resume_post_copy(VoDaemon *d, VoHvInstance *hv, const char *peer_
         return vo_error_set(error, -EOPNOTSUPP, "this host cannot recover a post-copy "
                             "migration");
     _cleanup_free_ char *last = NULL;
+    int made = 0;
     while (*tries_left > 0) {
         (*tries_left)--;
+        made++;
         free(last);
         last = NULL;
         int r = resume_once(d, hv, peer_url, migration, vm_id, &last);
@@ -135,8 +137,8 @@ int vo_migrate_resume_post_copy(VoDaemon *d, VoHvInstance *hv, const char *peer_
         if (*tries_left > 0)
             (void)poll(NULL, 0, RESUME_EVERY_MS);
     }
-    return vo_error_set(error, -EIO, "post-copy could not be recovered in %d attempts (the "
-                        "last: %s)", RESUME_TRIES, last ? last : "none made");
+    return vo_error_set(error, -EIO, "post-copy could not be recovered in %d attempt%s (the "
+                        "last: %s)", made, made == 1 ? "" : "s", last ? last : "none made");
 }
 
 int vo_migrate_resume_tries(void)

@@ -9,6 +9,7 @@
 #include "daemon/migrate-internal.h"
 
 #include <poll.h>
+#include <pthread.h>
 
 #include "daemon/migrate-resettle.h"
 #include "daemon/migrate-safe.h"
@@ -100,18 +101,93 @@ int vo_migrate_settle_switch(VoTask *t, VoDaemon *d, MigrateTask *m, VoVm *vm,
     return s;
 }
 
+int vo_migrate_settle_take_back(VoDaemon *d, const char *vm_id, const char *peer,
+                                int64_t back_rev, int give_up_ms, int64_t *ret_here_rev,
+                                char **ret_error)
+{
+    int64_t fenced = 0;
+    int s = vo_vm_move_settle(d->cluster_store, vm_id, peer, d->host_id, back_rev, give_up_ms,
+                              ret_here_rev, &fenced, ret_error);
+    if (s == 1)
+        return 0; /* the take-back applied: the VM is here */
+    if (s == 0)
+        return 1; /* fenced at the destination: its document can never come back */
+    if (s == -EIO) {
+        /* Its document there changed and none is here: the destination
+         * claimed it (the claim rewrites it) when it is still there. */
+        _cleanup_free_ char *there = vo_asprintf("h/%s/vms/%s", peer, vm_id);
+        if (vo_store_get_linear(d->cluster_store, there, NULL) >= 0)
+            return 1;
+    }
+    return s;
+}
+
+/* Test hook take-back-late: the take-back transaction is held in flight
+ * (as one etcd has not decided yet) until the test's take-back-go, then
+ * sent as the task would have, its outcome logged; the task meanwhile
+ * saw no answer. */
+typedef struct {
+    VoDaemon *d;
+    char *vm_id, *to_id;
+    int64_t new_rev;
+    VoVolumeMove *back;
+    size_t n;
+} LateTakeBack;
+
+static void *late_take_back(void *arg)
+{
+    LateTakeBack *l = arg;
+    vo_migrate_fault_wait("take-back-go", 300000);
+    _cleanup_free_ char *error = NULL;
+    int64_t back_rev = 0;
+    int r = vo_vm_move_volumes_txn(l->d->cluster_store, l->vm_id, l->to_id, l->d->host_id,
+                                   l->new_rev, l->back, l->n, &back_rev, &error);
+    log_warn("test fault: the late take-back of VM %s: %s", l->vm_id,
+             r >= 0 ? "applied" : "refused");
+    vo_migrate_volume_moves_free(l->back, l->n);
+    free(l->vm_id);
+    free(l->to_id);
+    free(l);
+    return NULL;
+}
+
+static void take_back_late(VoDaemon *d, MigrateTask *m, const char *vm_id, int64_t new_rev)
+{
+    LateTakeBack *l = vo_malloc0(sizeof(*l));
+    *l = (LateTakeBack){ .d = d, .vm_id = vo_strdup(vm_id), .to_id = vo_strdup(m->to_id),
+                         .new_rev = new_rev, .back = vo_migrate_volume_moves(m, true),
+                         .n = m->n_disks };
+    pthread_t t;
+    if (pthread_create(&t, NULL, late_take_back, l) != 0)
+        abort();
+    pthread_detach(t);
+}
+
 /* The destination did not confirm its commit: the VM's documents are moved
  * back (compared at new_rev: only while the destination has not claimed
  * them; migrate-incoming.c claims with a write before it continues the
  * guest). 0: back here (vm->rev follows); 1: the destination claimed them,
- * the source must end; negative: unknown, neither side may run it here. */
+ * the source must end; negative: unknown, neither side may run it here.
+ * The intent records new_rev first: a take-back sent may apply after its
+ * sender gave up on it, so whoever settles the migration later settles the
+ * take-back (vo_migrate_settle_take_back), not only the switch. */
 int vo_migrate_take_back(VoDaemon *d, MigrateTask *m, VoVm *vm, const char *name,
                          const char *vm_id, int64_t new_rev, char **error)
 {
     _cleanup_free_ char *berr = NULL;
-    int64_t back_rev = 0, fenced = 0;
+    int64_t back_rev = 0;
+    if (m->intent.vm) {
+        m->intent.back_rev = new_rev;
+        (void)vo_migration_intent_save(d, &m->intent);
+    }
     if (vo_migrate_fault("take-back-unknown")) { /* test: the store says nothing in time */
         log_warn("vm %s: taking it back from host %s: test fault: no answer", name, m->to_name);
+        return -ETIMEDOUT;
+    }
+    if (vo_migrate_fault("take-back-late")) { /* test: sent, decided after it was given up */
+        log_warn("vm %s: taking it back from host %s: test fault: held in flight", name,
+                 m->to_name);
+        take_back_late(d, m, vm_id, new_rev);
         return -ETIMEDOUT;
     }
     VoVolumeMove *back = vo_migrate_volume_moves(m, true); /* local volumes come back too */
@@ -140,18 +216,12 @@ int vo_migrate_take_back(VoDaemon *d, MigrateTask *m, VoVm *vm, const char *name
     if (r == -ESTALE || r == -ENOENT)
         return 1;
     if (r < 0 && vo_migrate_switch_outcome_unknown(r)) {
-        int s = vo_vm_move_settle(d->cluster_store, vm_id, m->to_id, d->host_id, new_rev,
-                                  SETTLE_GIVE_UP_MS, &back_rev, &fenced, &berr);
-        if (s == 0)
-            return 1; /* fenced at the destination: it is the destination's */
-        if (s == -EIO) {
-            /* Its document there changed and none is here: the destination
-             * claimed it (the claim rewrites it) when it is still there. */
-            _cleanup_free_ char *there = vo_asprintf("h/%s/vms/%s", m->to_id, vm_id);
-            if (vo_store_get_linear(d->cluster_store, there, NULL) >= 0)
-                return 1;
-        }
-        r = s == 1 ? 0 : s;
+        free(berr);
+        berr = NULL;
+        r = vo_migrate_settle_take_back(d, vm_id, m->to_id, new_rev, SETTLE_GIVE_UP_MS,
+                                        &back_rev, &berr);
+        if (r == 1)
+            return 1;
     }
     if (r < 0) {
         log_warn("vm %s: taking it back from host %s failed: %s", name, m->to_name, berr);
@@ -211,7 +281,8 @@ int vo_migrate_keep_both(VoTask *t, VoDaemon *d, MigrateTask *m, VoVm *vm, VoHvI
                         "recovered: %s. Both QEMUs are kept paused: the guest's memory is "
                         "split between the hosts, so neither may be stopped. vireod tries "
                         "the recovery again in the background (after 2 s, then less often, "
-                        "up to every minute) and ends this QEMU once the rest of memory is "
-                        "there, as soon as the link between them works again "
-                        "(docs/cluster.md, \"Post-copy\")", name, m->to_name, error);
+                        "up to every 15 minutes; each new reason is an event) and ends this "
+                        "QEMU once the rest of memory is there, as soon as the link between "
+                        "them works again (docs/cluster.md, \"Post-copy\")", name, m->to_name,
+                        error);
 }

@@ -136,9 +136,28 @@ void vo_migration_intent_drop(VoDaemon *d, const char *vm_id);
 void vo_migrations_recover(VoDaemon *d);
 /* The VM's kept intent of migration (its id), a source's switch whose
  * outcome was unknown, is settled again as vireod's start would
- * (migrate-resettle.h). True once done (that intent gone, or the file
- * another migration's now), false while still unknown. */
-bool vo_migration_resettle(VoDaemon *d, const char *vm_id, const char *migration);
+ * (migrate-resettle.h), a kept post-copy's recovery with one attempt. True
+ * once done (that intent gone, or the file another migration's now), false
+ * while still unknown; *ret_stuck (malloc'd, may stay NULL): why the
+ * post-copy could not be recovered, when that is what is left. */
+bool vo_migration_resettle(VoDaemon *d, const char *vm_id, const char *migration,
+                           char **ret_stuck);
+/* The background still cannot settle vm_id's migration (its post-copy not
+ * recovered: why), after tries tries; the next in next_ms: recorded as an
+ * event (a task of kind "migrate" that failed at once, with "stuck": why),
+ * as vireo events and the task list show it. */
+void vo_migration_note_stuck(VoDaemon *d, const char *vm_id, const char *name,
+                             const char *why, int tries, int64_t next_ms);
+/* Source: a take-back of VM vm_id from host peer (compared at back_rev, the
+ * revision the switch wrote there) whose outcome is unknown, settled by the
+ * store (vm-move-settle.h): 0 with *ret_here_rev, it applied (the VM is
+ * this host's); 1, the VM is the peer's for good (its document there was
+ * rewritten at back_rev, which no take-back in flight can pass, or the peer
+ * had claimed it); negative (*ret_error): still unknown after give_up_ms.
+ * migrate-switch.c. */
+int vo_migrate_settle_take_back(VoDaemon *d, const char *vm_id, const char *peer,
+                                int64_t back_rev, int give_up_ms, int64_t *ret_here_rev,
+                                char **ret_error);
 /* A post-copy this host was the source of whose recovery failed (its QEMU
  * and intent kept): key is the VM's id or name; 0 with its id and name
  * (malloc'd), -ENOENT when there is none here, -EBUSY (*ret_error) while

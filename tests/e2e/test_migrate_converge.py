@@ -411,6 +411,12 @@ def test_a_post_copy_that_cannot_be_recovered_keeps_both_qemus(cluster, tmp_path
     assert p.returncode != 0 and "tried at once in the background, which failed again" in \
         p.stdout + p.stderr, p
     assert qemu_of(h1, vm_id) and qemu_of(h2, vm_id), "both QEMUs kept"
+    # Why it is stuck is an event (a task of kind migrate with "stuck"),
+    # once per reason, not at each try.
+    stuck = [t for t in h1.api("GET", "/v1/tasks")["tasks"]
+             if t["kind"] == "migrate" and "stuck" in (t.get("result") or {})]
+    assert stuck and all(t["result"]["tries"] >= 1 for t in stuck), stuck
+    assert len({t["result"]["stuck"] for t in stuck}) == len(stuck), stuck
     subprocess.run(nft + ["delete table inet postrec"], check=True)
     # h1's background retry (no vireod restart, no --resume) recovers it,
     # sends the rest of memory, then ends its QEMU.

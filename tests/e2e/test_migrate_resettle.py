@@ -23,7 +23,12 @@ again in the background and settles it by itself:
    paused until h1's vireod restarted); then the take-back applied but its
    answer lost (take-back-lost): h2's claim fails and its QEMU ends, and
    the background finds the VM back at h1 and runs the source on (before,
-   it stayed paused for good);
+   it stayed paused for good); then the take-back held in flight
+   (take-back-late) and decided only after the background read the VM at
+   h2: the background settles the take-back itself (fencing it off), so it
+   can no longer apply, and h2 continues the guest (before, it applied
+   after the read, h1's source ended and h2's claim found nothing: the
+   guest was lost);
 2. applied: the source QEMU ends and h2 continues the VM (the counter goes
    on there);
    Then a VM with a local disk: settled in the background, the disk's
@@ -132,9 +137,46 @@ def test_an_unknown_switch_is_settled_in_the_background(cluster, tmp_path):
     assert "did not take it over" in task["error"]["message"], task
     counter_goes_on(h1, "ctr")
     assert hosts_of(h1, "ctr") == ["h1"]
-    assert (h1.request("GET", "/v1/vms/ctr")[1] or {}).get("state") == "running"
+    # The state follows QEMU's RESUME event (it may come a moment after the
+    # counter shows the guest running).
+    wait_until(lambda: (h1.request("GET", "/v1/vms/ctr")[1] or {}).get("state") == "running",
+               60, what="h1's VM to show running")
     nothing_at(h2, vm_id)
     assert "whose outcome was unknown, was applied" in h1.log()
+
+    # 1d. The take-back sent but decided only after h1's background read
+    # the VM at h2 (take-back-late holds it in flight until take-back-go;
+    # resettle-quit-pause holds the background between its decision and
+    # the source's end; incoming-claim-pause holds h2's claim on its
+    # source's silence): once the background decided the VM is h2's, the
+    # take-back can no longer apply, and h2 continues the guest (before,
+    # it applied, h1's source QEMU ended and h2's claim found the VM gone:
+    # the guest was lost).
+    for f in ("commit-lost", "take-back-late", "resettle-quit-pause",
+              "incoming-claim-pause"):
+        (faults / f).touch()
+    tid = h1.api("POST", "/v1/vms/ctr/migrate", {"to": "h2"}, expect=202)["task"]["id"]
+    task = settled(h1, tid, timeout=600)
+    assert task["state"] == "failed", task
+    assert "did not take it over" in task["error"]["message"], task
+    wait_until(lambda: not (faults / "resettle-quit-pause").exists(), 180,
+               what="h1's background to decide")
+    (faults / "take-back-go").touch()
+    wait_until(lambda: "the late take-back of VM" in h1.log(), 60,
+               what="the late take-back to be decided")
+    (faults / "resettle-quit-go").touch()
+    wait_until(lambda: not qemu_of(h1, vm_id), 180, what="h1's source QEMU to end")
+    wait_until(lambda: not (faults / "incoming-claim-pause").exists(), 180,
+               what="h2 to claim on its source's silence")
+    (faults / "incoming-claim-go").touch()
+    wait_until(lambda: (h2.request("GET", "/v1/vms/ctr")[1] or {}).get("state") == "running",
+               180, what="h2 to continue the VM")
+    assert f"the late take-back of VM {vm_id}: refused" in h1.log()
+    counter_goes_on(h2, "ctr")
+    nothing_at(h1, vm_id)
+    tid = h2.api("POST", "/v1/vms/ctr/migrate", {"to": "h1"}, expect=202)["task"]["id"]
+    assert settled(h2, tid, timeout=600)["state"] == "succeeded"
+    counter_goes_on(h1, "ctr")
 
     # 2. Applied: the source ends, h2 continues the VM.
     migrate_unknown(h1, faults, "txn-unknown", "h2")
@@ -146,8 +188,9 @@ def test_an_unknown_switch_is_settled_in_the_background(cluster, tmp_path):
     assert len(qemu_of(h2, vm_id)) == 1
     assert "the VM is the destination's" in h1.log()
     notes = settle_notes(h1)
-    assert sorted(n["result"]["settled"] for n in notes) == ["moved", "moved", "not moved",
-                                                            "not moved", "not moved"], notes
+    assert sorted(n["result"]["settled"] for n in notes) == ["moved", "moved", "moved",
+                                                            "not moved", "not moved",
+                                                            "not moved"], notes
 
     # 2b. Applied, a VM with a local disk (h1's own pool, mirrored along):
     # the background settling that ends its source also removes the disk's

@@ -27,12 +27,25 @@ static int entered;      /* settlings begun */
 static bool release;     /* the one under way may return */
 static bool settle_done; /* what it returns */
 
-/* The stub: the settling of vm_id, held until the test releases it. */
-bool vo_migration_resettle(VoDaemon *d, const char *vm_id, const char *migration)
+static int notes;                /* vo_migration_note_stuck calls */
+static const char *stuck_reason; /* what a "stuck-" VM's tries say */
+
+/* The stub: the settling of vm_id, held until the test releases it; a
+ * "free-" VM's is done at once, a "stuck-" VM's fails at once with
+ * stuck_reason (a post-copy not recovered). */
+bool vo_migration_resettle(VoDaemon *d, const char *vm_id, const char *migration,
+                           char **ret_stuck)
 {
     (void)d;
-    (void)vm_id;
+    (void)migration;
+    if (!strncmp(vm_id, "free-", 5))
+        return true;
     pthread_mutex_lock(&lock);
+    if (!strncmp(vm_id, "stuck-", 6)) {
+        *ret_stuck = vo_strdup(stuck_reason);
+        pthread_mutex_unlock(&lock);
+        return false;
+    }
     entered++;
     pthread_cond_broadcast(&changed);
     while (!release)
@@ -41,6 +54,29 @@ bool vo_migration_resettle(VoDaemon *d, const char *vm_id, const char *migration
     bool done = settle_done;
     pthread_mutex_unlock(&lock);
     return done;
+}
+
+void vo_migration_note_stuck(VoDaemon *d, const char *vm_id, const char *name,
+                             const char *why, int tries, int64_t next_ms)
+{
+    (void)d;
+    (void)vm_id;
+    (void)name;
+    (void)tries;
+    (void)next_ms;
+    pthread_mutex_lock(&lock);
+    assert_string_equal(why, stuck_reason);
+    notes++;
+    pthread_mutex_unlock(&lock);
+}
+
+/* Until vm_id's intent of migration has ended n tries (bounded). */
+static void wait_tries(const char *vm_id, const char *migration, int n)
+{
+    int64_t deadline = vo_now_ms() + WAIT_MS;
+    while (vo_migrate_resettle_tries(vm_id, migration) < n && vo_now_ms() < deadline)
+        poll(NULL, 0, 20);
+    assert_int_equal(vo_migrate_resettle_tries(vm_id, migration), n);
 }
 
 static void wait_entered(int n)
@@ -66,13 +102,19 @@ static void let_go(bool done)
     pthread_mutex_unlock(&lock);
 }
 
+/* A daemon in cluster mode: only d->cluster being non-NULL matters (freed
+ * by the test). */
+static void in_cluster(VoDaemon *d)
+{
+    memset(d, 0, sizeof(*d));
+    d->cluster = vo_malloc0(64);
+}
+
 static void test_pending_while_settled(void **state)
 {
     (void)state;
-    VoClusterConfig *cluster = vo_malloc0(64); /* only non-NULL matters: cluster mode */
     VoDaemon d;
-    memset(&d, 0, sizeof(d));
-    d.cluster = cluster;
+    in_cluster(&d);
     assert_false(vo_migrate_resettle_pending("vm-1")); /* nothing queued yet */
     vo_migrate_resettle_later(&d, "vm-1", "web", "mig-1");
     assert_true(vo_migrate_resettle_pending("vm-1"));
@@ -90,7 +132,7 @@ static void test_pending_while_settled(void **state)
     assert_false(vo_migrate_resettle_pending("vm-1"));
     vo_migrate_resettle_stop(&d);
     assert_false(vo_migrate_resettle_pending("vm-1"));
-    free(cluster);
+    free(d.cluster);
 }
 
 /* vireo vm migrate --resume while a try is under way: the hurried try is
@@ -99,10 +141,8 @@ static void test_pending_while_settled(void **state)
 static void test_hurried_after_the_try_under_way(void **state)
 {
     (void)state;
-    VoClusterConfig *cluster = vo_malloc0(64);
     VoDaemon d;
-    memset(&d, 0, sizeof(d));
-    d.cluster = cluster;
+    in_cluster(&d);
     pthread_mutex_lock(&lock);
     int base = entered;
     pthread_mutex_unlock(&lock);
@@ -125,7 +165,76 @@ static void test_hurried_after_the_try_under_way(void **state)
     assert_int_equal(vo_migrate_resettle_tries("vm-3", "mig-3"), after);
     vo_migrate_resettle_stop(&d);
     assert_int_equal(vo_migrate_resettle_tries("vm-3", "mig-3"), -1);
-    free(cluster);
+    free(d.cluster);
+}
+
+/* One VM's try under way (held) holds up no other VM's: each try has a
+ * thread of its own (before, the one runner thread made them in turn, and
+ * a post-copy recovery attempt of ~12 s made every other VM wait). */
+static void test_others_do_not_wait_behind_one(void **state)
+{
+    (void)state;
+    VoDaemon d;
+    in_cluster(&d);
+    pthread_mutex_lock(&lock);
+    int base = entered;
+    pthread_mutex_unlock(&lock);
+    vo_migrate_resettle_later(&d, "vm-4", "slow", "mig-4");
+    assert_int_equal(vo_migrate_resettle_start(&d), 0);
+    wait_entered(base + 1); /* vm-4's try under way, held */
+    vo_migrate_resettle_later(&d, "free-5", "quick", "mig-5");
+    int64_t deadline = vo_now_ms() + WAIT_MS;
+    while (vo_migrate_resettle_pending("free-5") && vo_now_ms() < deadline)
+        poll(NULL, 0, 20);
+    assert_false(vo_migrate_resettle_pending("free-5")); /* settled meanwhile */
+    assert_true(vo_migrate_resettle_pending("vm-4"));
+    let_go(true);
+    vo_migrate_resettle_stop(&d); /* waits for vm-4's thread */
+    assert_false(vo_migrate_resettle_pending("vm-4"));
+    free(d.cluster);
+}
+
+/* A post-copy the tries cannot recover: noted as an event once per reason,
+ * not at each try; a new reason is noted again. */
+static void test_stuck_noted_once_per_reason(void **state)
+{
+    (void)state;
+    VoDaemon d;
+    in_cluster(&d);
+    pthread_mutex_lock(&lock);
+    stuck_reason = "connection refused";
+    notes = 0;
+    pthread_mutex_unlock(&lock);
+    vo_migrate_resettle_later(&d, "stuck-6", "db", "mig-6");
+    assert_int_equal(vo_migrate_resettle_start(&d), 0);
+    wait_tries("stuck-6", "mig-6", 1);
+    assert_int_equal(vo_migrate_resettle_hurry("stuck-6", "mig-6"), 2);
+    wait_tries("stuck-6", "mig-6", 2);
+    pthread_mutex_lock(&lock);
+    assert_int_equal(notes, 1);
+    stuck_reason = "no route to host";
+    pthread_mutex_unlock(&lock);
+    assert_int_equal(vo_migrate_resettle_hurry("stuck-6", "mig-6"), 3);
+    wait_tries("stuck-6", "mig-6", 3);
+    pthread_mutex_lock(&lock);
+    assert_int_equal(notes, 2);
+    pthread_mutex_unlock(&lock);
+    vo_migrate_resettle_stop(&d);
+    free(d.cluster);
+}
+
+/* The backoff doubles to its cap: 60 s while the store is asked, 15 min
+ * once a post-copy could not be recovered (before: once a minute for
+ * ever, ~12 s of recovery attempts each). */
+static void test_backoff_caps(void **state)
+{
+    (void)state;
+    assert_int_equal(vo_migrate_resettle_next_wait(2000, false), 4000);
+    assert_int_equal(vo_migrate_resettle_next_wait(32000, false), 60000);
+    assert_int_equal(vo_migrate_resettle_next_wait(60000, false), 60000);
+    assert_int_equal(vo_migrate_resettle_next_wait(60000, true), 120000);
+    assert_int_equal(vo_migrate_resettle_next_wait(480000, true), 900000);
+    assert_int_equal(vo_migrate_resettle_next_wait(900000, true), 900000);
 }
 
 int main(void)
@@ -133,6 +242,9 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_pending_while_settled),
         cmocka_unit_test(test_hurried_after_the_try_under_way),
+        cmocka_unit_test(test_others_do_not_wait_behind_one),
+        cmocka_unit_test(test_stuck_noted_once_per_reason),
+        cmocka_unit_test(test_backoff_caps),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

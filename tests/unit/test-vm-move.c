@@ -551,8 +551,16 @@ static void intent_round_trip_and_decisions(void **state)
     assert_string_equal(back.phase, "switch");
     assert_true(back.resume);
     assert_int_equal(back.rev, 42);
+    assert_int_equal(back.back_rev, 0); /* no take-back sent: not written */
     assert_true(json_equal(back.spec, spec));
+    assert_null(json_object_get(doc, "back_rev"));
     json_decref(doc);
+    i.back_rev = 57; /* a take-back sent, compared at 57 */
+    doc = vo_migrate_intent_to_json(&i);
+    assert_int_equal(vo_migrate_intent_from_json(doc, &back, &error), 0);
+    assert_int_equal(back.back_rev, 57);
+    json_decref(doc);
+    i.back_rev = 0;
 
     /* Source: the VM still here resumes, or settles when the switch may
      * have been sent; gone to the peer: the source QEMU ends; gone but
