@@ -529,3 +529,24 @@ int vo_vm_template(VoDaemon *d, VoVm *vm, const char *image, json_t **ret_task, 
     op->image_claimed = true;
     return vo_vm_submit(d, vm, "template", task_template, op, disk_op_free, ret_task, ret_error);
 }
+
+/* ---- restores ------------------------------------------------------------------------ */
+
+int vo_vm_spec_check_restores(VoDaemon *d, const VoVmSpec *spec, char **ret_error)
+{
+    int r = 0;
+    for (size_t i = 0; r >= 0 && i < spec->n_disks; i++)
+        if (spec->disks[i].volume)
+            r = vo_volume_check_restore(d, spec->disks[i].volume, ret_error);
+    if (r >= 0 && spec->nvram)
+        r = vo_volume_check_restore(d, spec->nvram, ret_error);
+    return r;
+}
+
+int vo_vm_check_restores(VoVm *vm, char **ret_error)
+{
+    pthread_mutex_lock(&vm->lock);
+    _cleanup_vm_spec_ VoVmSpec *spec = vo_vm_spec_copy(vm->spec);
+    pthread_mutex_unlock(&vm->lock);
+    return vo_vm_spec_check_restores(vm->d, spec, ret_error);
+}

@@ -444,3 +444,115 @@ def test_restore_over_a_qcow2_lun_drops_the_snapshots_it_forgets(daemon, target)
     qemu_io(lun, "write -P 0x44 0 64k")
     daemon.task_ok("POST", "/v1/vms/q/snapshots/s1/revert", {})
     qemu_io(lun, "read -P 0x33 0 64k")
+
+
+def with_faults(daemon, tmp_path):
+    """vireod restarted with a hold/fault directory (util/test-hold.h)."""
+    faults = tmp_path / "faults"
+    faults.mkdir()
+    daemon.env = {**(daemon.env or {}), "VIREO_FAKE_FAULTS": str(faults)}
+    daemon.stop()
+    daemon.start()
+    return faults
+
+
+def held_restore(daemon, faults, point, backup):
+    """A restore over the original VM queued and held at `point`: its task."""
+    (faults / f"{point}.hold").touch()
+    task = daemon.api("POST", f"/v1/backups/{backup['id']}/restore", {}, expect=202)["task"]
+    wait_until(lambda: (faults / f"{point}.held").exists(), 120, what=f"the restore at {point}")
+    return task
+
+
+def release(faults, point):
+    (faults / f"{point}.hold").unlink()
+    (faults / f"{point}.held").unlink()
+
+
+def start_refused(daemon, vm):
+    status, doc = daemon.request("POST", f"/v1/vms/{vm}/start")
+    assert status == 409, (vm, status, doc)
+    return doc["error"]["message"]
+
+
+@pytest.mark.parametrize("kind", ["dir", "lun"])
+def test_a_restore_and_a_start_exclude_each_other(daemon, target, tmp_path, kind):
+    """A restore over VM a, held before it writes: neither a nor b (which has
+    the same shareable volume) starts (409 naming the restore's task); once
+    it is done both do. A restore while b runs is refused, for a file
+    volume too (before, its file was swapped under b's QEMU). Before, the
+    starts got 202 and ran on the volume being written."""
+    faults = with_faults(daemon, tmp_path)
+    if kind == "lun":
+        daemon.cli("pool", "create", "san1", "--type", "iscsi", "--portal", target.portal,
+                   "--target", IQN)
+        volume = "san1/lun2"
+    else:
+        volume = "default/sh"
+        daemon.cli("volume", "create", volume, "--size", "16M", "--format", "raw")
+    daemon.cli("volume", "set", volume, "--shareable")
+    for vm in ("a", "b"):
+        daemon.cli("vm", "create", vm, "--memory", "128M", "--disk", volume)
+    full = backed_up(daemon, "a")
+    task = held_restore(daemon, faults, "backup_restore_write", full)
+    try:
+        for vm in ("a", "b"):
+            message = start_refused(daemon, vm)
+            assert "being restored" in message and task["id"] in message, message
+        shown = daemon.api("GET", f"/v1/pools/{volume.replace('/', '/volumes/')}")
+        assert shown["restore_incomplete"]["task"] == task["id"], shown
+    finally:
+        release(faults, "backup_restore_write")
+    assert daemon.wait_task(task, timeout=300)["state"] == "succeeded"
+    assert daemon.api("GET", f"/v1/pools/{volume.replace('/', '/volumes/')}")[
+        "restore_incomplete"] is None
+    daemon.cli("vm", "start", "b")
+    daemon.remember_qemu_pids()
+    doc = daemon.api("POST", f"/v1/backups/{full['id']}/restore", {}, expect=202)
+    failed = daemon.wait_task(doc["task"], timeout=300)
+    assert failed["state"] == "failed", failed
+    assert "VM 'b'" in failed["error"]["message"] and "runs" in failed["error"]["message"], failed
+    daemon.cli("vm", "start", "a")  # the refused restore left no mark
+    for vm in ("a", "b"):
+        daemon.cli("vm", "stop", vm, "--force")
+
+
+def test_a_restore_cut_short_leaves_its_lun_marked(daemon, target, tmp_path):
+    """A restore onto a LUN whose vireod dies mid-write leaves the LUN marked
+    (docs/storage-san.md): after the restart `volume show` and the list say
+    so and a start is refused saying the restore did not finish; a second
+    restore clears it. A write that fails keeps the mark too, until
+    `volume set --clear-restore-incomplete`. Before, the torn LUN started."""
+    faults = with_faults(daemon, tmp_path)
+    daemon.cli("pool", "create", "san1", "--type", "iscsi", "--portal", target.portal,
+               "--target", IQN)
+    with open(target.luns[2], "r+b") as f:
+        f.write(b"\x11" * MiB)
+    daemon.cli("vm", "create", "r", "--memory", "128M", "--disk", "san1/lun2")
+    full = backed_up(daemon, "r")
+    with open(target.luns[2], "r+b") as f:
+        f.write(b"\x66" * MiB)
+    task = held_restore(daemon, faults, "backup_restore_lun_write", full)
+    daemon.kill9()
+    release(faults, "backup_restore_lun_write")
+    daemon.start()
+    message = start_refused(daemon, "r")
+    assert "did not finish" in message and task["id"] in message, message
+    assert "--clear-restore-incomplete" in message, message
+    assert task["id"] in daemon.cli("volume", "show", "san1/lun2").stdout
+    assert "restore incomplete" in daemon.cli("volume", "list", "san1").stdout
+    daemon.task_ok("POST", f"/v1/backups/{full['id']}/restore", {})
+    assert open(target.luns[2], "rb").read(MiB) == b"\x11" * MiB
+    daemon.cli("vm", "start", "r")
+    daemon.remember_qemu_pids()
+    daemon.cli("vm", "stop", "r", "--force")
+
+    (faults / "backup_restore_lun_write").write_text("EIO\n")
+    doc = daemon.api("POST", f"/v1/backups/{full['id']}/restore", {}, expect=202)
+    failed = daemon.wait_task(doc["task"], timeout=300)
+    assert failed["state"] == "failed" and "marked" in failed["error"]["message"], failed
+    assert "did not finish" in start_refused(daemon, "r")
+    daemon.cli("volume", "set", "san1/lun2", "--clear-restore-incomplete")
+    daemon.cli("vm", "start", "r")
+    daemon.remember_qemu_pids()
+    daemon.cli("vm", "stop", "r", "--force")
