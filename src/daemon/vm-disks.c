@@ -244,6 +244,8 @@ static int task_disk_add(VoTask *t, void *userdata)
     }
     if (r >= 0)
         r = disk_volume(d, vm, op, t, &path, &format, &shareable, &created, &claimed, &error);
+    if (r >= 0 && hv) /* plugged into a running VM: not a volume a restore marked */
+        r = vo_volume_check_restore(d, op->volume, &error);
     if (r >= 0) {
         next->disks = realloc(next->disks, sizeof(VoDiskSpec) * (next->n_disks + 1));
         if (!next->disks)

@@ -520,15 +520,19 @@ def test_a_restore_and_a_start_exclude_each_other(daemon, target, tmp_path, kind
 def test_a_restore_cut_short_leaves_its_lun_marked(daemon, target, tmp_path):
     """A restore onto a LUN whose vireod dies mid-write leaves the LUN marked
     (docs/storage-san.md): after the restart `volume show` and the list say
-    so and a start is refused saying the restore did not finish; a second
-    restore clears it. A write that fails keeps the mark too, until
-    `volume set --clear-restore-incomplete`. Before, the torn LUN started."""
+    so, a start is refused saying the restore did not finish and so is a
+    hot-plug into a running VM; a second restore clears it. A write that
+    fails keeps the mark too, until `volume set --clear-restore-incomplete`.
+    Before, the torn LUN started."""
     faults = with_faults(daemon, tmp_path)
     daemon.cli("pool", "create", "san1", "--type", "iscsi", "--portal", target.portal,
                "--target", IQN)
+    daemon.cli("volume", "set", "san1/lun2", "--shareable")
     with open(target.luns[2], "r+b") as f:
         f.write(b"\x11" * MiB)
     daemon.cli("vm", "create", "r", "--memory", "128M", "--disk", "san1/lun2")
+    daemon.cli("volume", "create", "default/c0", "--size", "1M", "--format", "raw")
+    daemon.cli("vm", "create", "c", "--memory", "128M", "--disk", "default/c0")
     full = backed_up(daemon, "r")
     with open(target.luns[2], "r+b") as f:
         f.write(b"\x66" * MiB)
@@ -541,6 +545,13 @@ def test_a_restore_cut_short_leaves_its_lun_marked(daemon, target, tmp_path):
     assert "--clear-restore-incomplete" in message, message
     assert task["id"] in daemon.cli("volume", "show", "san1/lun2").stdout
     assert "restore incomplete" in daemon.cli("volume", "list", "san1").stdout
+    daemon.cli("vm", "start", "c")
+    daemon.remember_qemu_pids()
+    plug = daemon.api("POST", "/v1/vms/c/disks", {"volume": "san1/lun2"}, expect=202)
+    plugged = daemon.wait_task(plug["task"])
+    assert plugged["state"] == "failed", plugged
+    assert "did not finish" in plugged["error"]["message"], plugged
+    daemon.cli("vm", "stop", "c", "--force")
     daemon.task_ok("POST", f"/v1/backups/{full['id']}/restore", {})
     assert open(target.luns[2], "rb").read(MiB) == b"\x11" * MiB
     daemon.cli("vm", "start", "r")
