@@ -18,7 +18,7 @@ import threading
 import pytest
 
 from iscsi_target import TgtTarget
-from vireo_harness import BOOT_MARKER, TEST_IMAGE, wait_until
+from vireo_harness import BOOT_MARKER, TEST_IMAGE, open_files, wait_until
 
 MiB = 1 << 20
 IQN = "iqn.2026-12.org.vireo.test:t1"
@@ -567,3 +567,33 @@ def test_a_restore_cut_short_leaves_its_lun_marked(daemon, target, tmp_path):
     daemon.cli("vm", "start", "r")
     daemon.remember_qemu_pids()
     daemon.cli("vm", "stop", "r", "--force")
+
+
+def test_a_backing_file_named_in_a_luns_qcow2_header_is_never_opened(daemon, target, tmp_path):
+    """Anyone on the SAN can write a LUN's qcow2 header: one naming a backing
+    file of this host made qemu-img and qemu-storage-daemon read that file
+    under the disk's unwritten clusters, into a backup (and a restore of it).
+    The VM's QEMU opened it too. A LUN's qcow2 layer is opened with
+    "backing": null (golden file iscsi-lun-disks)."""
+    secret = tmp_path / "host-secret.raw"
+    secret.write_bytes(b"S" * MiB)
+    daemon.cli("pool", "create", "san1", "--type", "iscsi", "--portal", target.portal,
+               "--target", IQN)
+    daemon.cli("volume", "format", "san1/lun2", "--qcow2")
+    subprocess.run(["qemu-img", "rebase", "-u", "-f", "qcow2", "-b", str(secret), "-F", "raw",
+                    target.luns[2]], check=True, capture_output=True, timeout=60)
+    daemon.cli("vm", "create", "q", "--memory", "128M", "--disk", "san1/lun2")
+    full = backed_up(daemon, "q")
+    daemon.task_ok("POST", f"/v1/backups/{full['id']}/restore", {"as": "q2"})
+    restored = daemon.api("GET", "/v1/vms/q2/disks")["disks"][0]["path"]
+    read = subprocess.run(["qemu-io", "-f", "qcow2", "-c", "read -P 0 0 64k", restored],
+                          capture_output=True, text=True, timeout=60)
+    assert read.returncode == 0 and "fail" not in read.stdout, read.stdout + read.stderr
+    # The VM's QEMU: the host's file is not among those it holds open.
+    daemon.cli("vm", "start", "q")
+    daemon.remember_qemu_pids()
+    vm_id = daemon.api("GET", "/v1/vms/q")["id"]
+    with open(os.path.join(daemon.run_dir, "vms", vm_id, "qemu.pid")) as f:
+        pid = int(f.read().strip())
+    assert not open_files(pid, str(tmp_path)), open_files(pid, str(tmp_path))
+    daemon.cli("vm", "stop", "q", "--force")
