@@ -384,15 +384,20 @@ def test_backups_restores_and_snapshots_of_vms_on_luns(daemon, target):
         assert status == 400 and "iSCSI" in doc["error"]["message"], (path, doc)
 
 
-def test_restore_over_a_shareable_lun_waits_for_its_other_vms(daemon, target):
-    """A restore writes a LUN over in place: while another VM that has the
-    (shareable) LUN runs, it is refused and the LUN left as it was (it was
-    written under the running VM before); once that VM stops, it works."""
+def san1_with_shareable_lun2(daemon, target):
+    """Pool san1 on the target, its LUN 2 shareable and starting with 1 MiB of 0x11."""
     daemon.cli("pool", "create", "san1", "--type", "iscsi", "--portal", target.portal,
                "--target", IQN)
     daemon.cli("volume", "set", "san1/lun2", "--shareable")
     with open(target.luns[2], "r+b") as f:
         f.write(b"\x11" * MiB)
+
+
+def test_restore_over_a_shareable_lun_waits_for_its_other_vms(daemon, target):
+    """A restore writes a LUN over in place: while another VM that has the
+    (shareable) LUN runs, it is refused and the LUN left as it was (it was
+    written under the running VM before); once that VM stops, it works."""
+    san1_with_shareable_lun2(daemon, target)
     daemon.cli("vm", "create", "a", "--memory", "128M", "--disk", "san1/lun2")
     daemon.cli("vm", "create", "b", "--memory", "128M", "--disk", "san1/lun2")
     full = backed_up(daemon, "a")
@@ -525,11 +530,7 @@ def test_a_restore_cut_short_leaves_its_lun_marked(daemon, target, tmp_path):
     fails keeps the mark too, until `volume set --clear-restore-incomplete`.
     Before, the torn LUN started."""
     faults = with_faults(daemon, tmp_path)
-    daemon.cli("pool", "create", "san1", "--type", "iscsi", "--portal", target.portal,
-               "--target", IQN)
-    daemon.cli("volume", "set", "san1/lun2", "--shareable")
-    with open(target.luns[2], "r+b") as f:
-        f.write(b"\x11" * MiB)
+    san1_with_shareable_lun2(daemon, target)
     daemon.cli("vm", "create", "r", "--memory", "128M", "--disk", "san1/lun2")
     daemon.cli("volume", "create", "default/c0", "--size", "1M", "--format", "raw")
     daemon.cli("vm", "create", "c", "--memory", "128M", "--disk", "default/c0")
