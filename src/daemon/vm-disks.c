@@ -12,6 +12,7 @@
 #include "daemon/storage.h"
 #include "daemon/vm-internal.h"
 #include "storage/volume-path.h"
+#include "util/test-hold.h"
 #include "util/util.h"
 
 /* Caller holds vm->lock: index of the disk that is volume key, or -1. */
@@ -543,6 +544,13 @@ int vo_vm_spec_check_restores(VoDaemon *d, const VoVmSpec *spec, char **ret_erro
     if (r >= 0 && spec->nvram)
         r = vo_volume_check_restore(d, spec->nvram, ret_error);
     return r;
+}
+
+int vo_vm_start_check_restores(VoDaemon *d, const VoVmSpec *spec, char **ret_error)
+{
+    _cleanup_free_ char *point = vo_asprintf("vm_start_restore_check@%s", spec->name);
+    vo_test_hold(point); /* tests start a restore while the VM is starting */
+    return vo_vm_spec_check_restores(d, spec, ret_error);
 }
 
 int vo_vm_check_restores(VoVm *vm, char **ret_error)

@@ -229,6 +229,8 @@ int vo_vm_disk_bytes_change(VoVm *vm, int64_t delta, char **ret_error);
  * not end well. A start asks before its task and again once "starting" is
  * saved (the restore marks first, then looks for VMs that run). */
 int vo_vm_spec_check_restores(VoDaemon *d, const VoVmSpec *spec, char **ret_error);
+/* The start task's (a hold point for tests first). */
+int vo_vm_start_check_restores(VoDaemon *d, const VoVmSpec *spec, char **ret_error);
 int vo_vm_check_restores(VoVm *vm, char **ret_error);
 int vo_vm_volume_grow(VoDaemon *d, const char *key, int64_t delta, char **ret_error);
 /* Caller holds d->vms_lock. */

@@ -1157,7 +1157,7 @@ static int task_start(VoTask *t, void *userdata)
     if (r >= 0)
         r = vo_vm_rbd_undo_cut_short(vm, stored, &error);
     if (r >= 0) /* after "starting" is saved: a restore marks, then looks (vm-disks.c) */
-        r = vo_vm_spec_check_restores(d, stored, &error);
+        r = vo_vm_start_check_restores(d, stored, &error);
     /* The driver gets the spec with this host's paths filled in. */
     VoVmSpec *spec = NULL;
     if (r >= 0)

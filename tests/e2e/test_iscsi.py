@@ -484,9 +484,9 @@ def start_refused(daemon, vm):
 def test_a_restore_and_a_start_exclude_each_other(daemon, target, tmp_path, kind):
     """A restore over VM a, held before it writes: neither a nor b (which has
     the same shareable volume) starts (409 naming the restore's task); once
-    it is done both do. A restore while b runs is refused, for a file
-    volume too (before, its file was swapped under b's QEMU). Before, the
-    starts got 202 and ran on the volume being written."""
+    it is done both do. A restore while b runs, or is starting, is refused,
+    for a file volume too (before, its file was swapped under b's QEMU).
+    Before, the starts got 202 and ran on the volume being written."""
     faults = with_faults(daemon, tmp_path)
     if kind == "lun":
         daemon.cli("pool", "create", "san1", "--type", "iscsi", "--portal", target.portal,
@@ -520,6 +520,21 @@ def test_a_restore_and_a_start_exclude_each_other(daemon, target, tmp_path, kind
     daemon.cli("vm", "start", "a")  # the refused restore left no mark
     for vm in ("a", "b"):
         daemon.cli("vm", "stop", vm, "--force")
+    # b starting (saved so, its task held before it reads the marks): the
+    # restore is refused too, and b's start goes on.
+    point = "vm_start_restore_check@b"
+    (faults / f"{point}.hold").touch()
+    start = daemon.api("POST", "/v1/vms/b/start", expect=202)["task"]
+    try:
+        wait_until(lambda: (faults / f"{point}.held").exists(), 120, what="b's start held")
+        doc = daemon.api("POST", f"/v1/backups/{full['id']}/restore", {}, expect=202)
+        failed = daemon.wait_task(doc["task"], timeout=300)
+        assert failed["state"] == "failed" and "VM 'b'" in failed["error"]["message"], failed
+    finally:
+        release(faults, point)
+    assert daemon.wait_task(start)["state"] == "succeeded"
+    daemon.remember_qemu_pids()
+    daemon.cli("vm", "stop", "b", "--force")
 
 
 def test_a_restore_cut_short_leaves_its_lun_marked(daemon, target, tmp_path):
