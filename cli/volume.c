@@ -238,6 +238,11 @@ static int volume_list(const CliCommand *cmd, int argc, char **argv)
     }
     out_table_print(t, stdout);
     out_table_free(t);
+    json_array_foreach(volumes, i, vol) /* under the table: a start of its VMs is refused */
+        if (json_is_object(json_object_get(vol, "restore_incomplete")))
+            printf("%s: restore incomplete (task %s): its VMs do not start\n", jstr(vol, "key"),
+                   jstr(json_object_get(vol, "restore_incomplete"), "task")
+                       ? jstr(json_object_get(vol, "restore_incomplete"), "task") : "?");
     json_decref(doc);
     return CLI_EXIT_OK;
 }
@@ -300,6 +305,14 @@ static int volume_show(const CliCommand *cmd, int argc, char **argv)
     out_kv(stdout, "shareable:", json_is_boolean(shareable) ? (json_is_true(shareable) ? "yes" : "no")
                                                             : NULL);
     out_kv(stdout, "created:", jstr(vol, "created_at"));
+    json_t *mark = json_object_get(vol, "restore_incomplete");
+    if (json_is_object(mark)) { /* storage-restore-mark.c */
+        _cleanup_free_ char *line = vo_asprintf("task %s on host %s since %s",
+                                                jstr(mark, "task") ? jstr(mark, "task") : "?",
+                                                jstr(mark, "host_name") ? jstr(mark, "host_name") : "?",
+                                                jstr(mark, "since") ? jstr(mark, "since") : "?");
+        out_kv(stdout, "restore incomplete:", line);
+    }
     json_decref(vol);
     return CLI_EXIT_OK;
 }
@@ -491,10 +504,11 @@ static int volume_delete(const CliCommand *cmd, int argc, char **argv)
 static int volume_set(const CliCommand *cmd, int argc, char **argv)
 {
     const char *ref = NULL, *project = NULL;
-    bool shareable = false, not_shareable = false;
+    bool shareable = false, not_shareable = false, clear_restore = false;
     const CliOption opts[] = { { "--shareable", NULL, &shareable },
                                { "--no-shareable", NULL, &not_shareable },
                                { "--project", &project, NULL },
+                               { "--clear-restore-incomplete", NULL, &clear_restore },
                                { NULL, NULL, NULL } };
     int exit_status;
     if (!cli_parse_args(cmd, argc, argv, opts, &ref, &exit_status))
@@ -504,9 +518,10 @@ static int volume_set(const CliCommand *cmd, int argc, char **argv)
         return CLI_EXIT_USAGE;
     if (shareable && not_shareable)
         return cli_usage_error("volume set", "give --shareable or --no-shareable, not both");
-    if (!shareable && !not_shareable && !project)
-        return cli_usage_error("volume set", "'volume set' needs --shareable, --no-shareable "
-                                             "or --project P (none: no project)");
+    if (!shareable && !not_shareable && !project && !clear_restore)
+        return cli_usage_error("volume set", "'volume set' needs --shareable, --no-shareable, "
+                                             "--project P (none: no project) or "
+                                             "--clear-restore-incomplete");
     _cleanup_free_ char *path = api_volume_path(pool, name, NULL);
     json_t *body = json_object();
     if (shareable || not_shareable)
@@ -514,6 +529,8 @@ static int volume_set(const CliCommand *cmd, int argc, char **argv)
     if (project)
         json_object_set_new(body, "project", strcmp(project, "none") ? json_string(project)
                                                                      : json_null());
+    if (clear_restore)
+        json_object_set_new(body, "restore_incomplete", json_null());
     json_t *doc = NULL;
     int r = api_call("PATCH", path, body, &doc);
     json_decref(body);
@@ -523,6 +540,8 @@ static int volume_set(const CliCommand *cmd, int argc, char **argv)
         out_json(stdout, doc);
     else if (project)
         printf("%s: project %s\n", ref, jstr(doc, "project") ? jstr(doc, "project") : "none");
+    else if (clear_restore && !shareable && !not_shareable)
+        printf("%s: restore mark cleared\n", ref);
     else
         printf("%s: %s\n", ref, shareable ? "shareable" : "not shareable");
     json_decref(doc);
@@ -605,13 +624,16 @@ static const CliCommand volume_commands[] = {
       volume_list },
     { "volume", "show", "POOL/NAME", NULL, "Show one volume with its backing chain.", NULL,
       volume_show },
-    { "volume", "set", "POOL/NAME", "[--shareable | --no-shareable] [--project P|none]",
+    { "volume", "set", "POOL/NAME", "[--shareable | --no-shareable] [--project P|none] "
+      "[--clear-restore-incomplete]",
       "Let several VMs attach a volume at once, or not; move it to a project.",
       "A shareable volume is opened without QEMU's image locking, so several running VMs\n"
       "can write it (their guests must coordinate, e.g. a cluster file system). Only a\n"
       "detached volume can change.\n"
       "--project P moves a detached volume to project P (checked against P's disk\n"
-      "quota), --project none out of any: an action of the cluster's admins.\n",
+      "quota), --project none out of any: an action of the cluster's admins.\n"
+      "--clear-restore-incomplete accepts a volume a restore did not finish writing (an\n"
+      "iSCSI LUN partly the backup's) as it is: its VMs start again.\n",
       volume_set },
     { "volume", "resize", "POOL/NAME", "--size SIZE [--allow-shrink] [--async]",
       "Grow (or shrink) a volume.",

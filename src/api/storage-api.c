@@ -257,12 +257,18 @@ void vo_api_volume_edit(VoRequest *req, VoReply *rep)
     if (!vo_request_if_match(req, rep, &want))
         return;
     int shareable = -1;
-    json_t *project = NULL;
-    if (!vo_request_unpack(req, rep, "{s?b, s?o}", "shareable", &shareable, "project", &project))
+    json_t *project = NULL, *restore = NULL;
+    if (!vo_request_unpack(req, rep, "{s?b, s?o, s?o}", "shareable", &shareable, "project",
+                           &project, "restore_incomplete", &restore))
         return;
-    if (shareable < 0 && !project) {
-        vo_reply_error(rep, VO_ERR_INVALID_ARGUMENT, "give shareable (true/false) or project "
-                       "(a project's name, or null)");
+    if (restore && !json_is_null(restore)) {
+        vo_reply_error(rep, VO_ERR_INVALID_ARGUMENT, "restore_incomplete: only null (accept "
+                       "the volume as it is: its restore mark goes) can be given");
+        return;
+    }
+    if (shareable < 0 && !project && !restore) {
+        vo_reply_error(rep, VO_ERR_INVALID_ARGUMENT, "give shareable (true/false), project "
+                       "(a project's name, or null) or restore_incomplete (null)");
         return;
     }
     char *error = NULL;
@@ -279,6 +285,8 @@ void vo_api_volume_edit(VoRequest *req, VoReply *rep)
     if (r >= 0 && shareable >= 0)
         r = vo_volume_set_shareable(req->d, req->params[0], req->params[1], shareable, want,
                                     &error);
+    if (r >= 0 && restore)
+        r = vo_volume_restore_clear(req->d, req->params[0], req->params[1], &error);
     json_t *volume = NULL;
     if (r >= 0)
         r = vo_volume_get_json(req->d, req->params[0], req->params[1], &volume, &error);

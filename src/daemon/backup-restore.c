@@ -24,6 +24,7 @@
 #include "util/cancel.h"
 #include "util/sha256.h"
 #include "util/spawn.h"
+#include "util/test-hold.h"
 #include "util/time-format.h"
 #include "util/util.h"
 
@@ -460,6 +461,23 @@ static int restore_over(VoTask *t, RestoreOp *op, const BackupRef *b, char **ret
     if (r >= 0 && !host)
         r = vo_error_set(ret_error, -EIO, "cannot read or make this host's id (%s/host-id)",
                          d->state_dir);
+    /* Each volume marked before anything is written, and only then checked
+     * for a VM of any host that has it and runs (a shareable one's other
+     * VMs; a start saves "starting" before it reads the mark): no VM starts
+     * on a volume being written nor on a LUN a restore left torn. */
+    _cleanup_strv_ char **marked = NULL;
+    bool *torn = vo_malloc0(sizeof(bool) * (n_files + 1));
+    for (size_t i = 0; r >= 0 && i < n_files; i++) {
+        const char *volume = i < spec->n_disks ? spec->disks[i].volume : spec->nvram;
+        r = vo_volume_restore_mark(d, volume, vo_task_id(t), ret_error);
+        if (r >= 0)
+            vo_strv_pushf(&marked, "%s", volume);
+        if (r >= 0)
+            r = vo_volume_check_no_running_user(d, volume, "a restore writes over it",
+                                                ret_error);
+    }
+    if (r >= 0 && (r = vo_test_fault("backup_restore_write")) < 0) /* tests hold or fail it */
+        *ret_error = vo_asprintf("test fault before writing: %s", strerror(-r));
     for (size_t i = 0; r >= 0 && i < n_files; i++) {
         _cleanup_free_ char *path = NULL, *format = NULL;
         _cleanup_strv_ char **layers = NULL;
@@ -476,10 +494,6 @@ static int restore_over(VoTask *t, RestoreOp *op, const BackupRef *b, char **ret
         if (r < 0)
             break;
         if (vo_iscsi_url_is(path)) { /* written last, in place */
-            /* Under no other VM reading it (a shareable LUN's). */
-            if ((r = vo_volume_check_no_running_user(d, volume, "the volume is written over "
-                                                     "in place", ret_error)) < 0)
-                break;
             lun_layers[i] = TAKE_PTR(layers);
             lun_paths[i] = TAKE_PTR(path);
             lun_formats[i] = TAKE_PTR(format);
@@ -499,12 +513,18 @@ static int restore_over(VoTask *t, RestoreOp *op, const BackupRef *b, char **ret
     for (size_t i = 0; r >= 0 && i < n_files; i++)
         if (lun_paths[i]) {
             vo_task_progress(t, 50, "writing over the iSCSI LUN");
-            r = vo_img_convert_chain_onto(lun_layers[i], vo_strv_len(lun_layers[i]),
-                                          lun_paths[i], lun_formats[i], op->rate, report_convert,
-                                          t, ret_error);
+            torn[i] = true; /* until the restore ends well */
+            r = vo_test_fault("backup_restore_lun_write"); /* tests cut it short here */
+            if (r < 0)
+                *ret_error = vo_asprintf("test fault while writing: %s", strerror(-r));
+            else
+                r = vo_img_convert_chain_onto(lun_layers[i], vo_strv_len(lun_layers[i]),
+                                              lun_paths[i], lun_formats[i], op->rate,
+                                              report_convert, t, ret_error);
             if (r < 0) {
                 char *why = vo_asprintf("disk %zu, an iSCSI LUN written in place, is partly "
-                                        "the backup's now (restore again): %s", i,
+                                        "the backup's now (marked: no VM with it starts "
+                                        "until a restore ends well; restore again): %s", i,
                                         *ret_error ? *ret_error : strerror(-r));
                 free(*ret_error);
                 *ret_error = why;
@@ -556,6 +576,11 @@ static int restore_over(VoTask *t, RestoreOp *op, const BackupRef *b, char **ret
         vo_snapshots_forget(d, spec->id);
         vo_backups_forget_base(d, spec->id);
     }
+    /* Whole again (old or the backup's), save a LUN written in part. */
+    for (size_t i = 0; marked && i < n_files && marked[i]; i++)
+        if (r >= 0 || !torn[i])
+            vo_volume_restore_unmark(d, marked[i], vo_task_id(t));
+    free(torn);
     vo_vm_spec_free(spec);
     return r;
 }

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "daemon/check-workers.h"
 #include "daemon/cluster-follow.h"
 #include "daemon/storage.h"
 #include "daemon/sweep-kept.h"
@@ -191,6 +192,7 @@ void vo_pool_watch_stop(void)
             pthread_join(network_checks[i].thread, NULL);
         network_checks[i].started = false;
     }
+    vo_check_workers_wait(); /* the iSCSI pools' checks under way (a login timeout) */
     if (pw.watch) {
         vo_cluster_follow_lost();
         pw.d->store->ops->watch_close(pw.watch);

@@ -13,6 +13,7 @@
 #include "daemon/storage-rbd-shared.h"
 #include "state/store.h"
 #include "util/fault-file.h"
+#include "util/test-hold.h"
 #include "util/util.h"
 
 char *vo_iscsi_host_initiator(VoDaemon *d)
@@ -146,6 +147,8 @@ VoPoolReach vo_storage_iscsi_reach(VoDaemon *d, const char *name, const char *id
     int r = u.user ? write_secret_here(d, name, id, &error) : 0;
     if (vo_migrate_fault("iscsi-check-pause")) /* test: a target that holds the check */
         vo_migrate_fault_wait("iscsi-check-go", 120000);
+    _cleanup_free_ char *point = vo_asprintf("iscsi_check@%s", name);
+    vo_test_hold(point); /* tests hold one pool's check (util/test-hold.h) */
     VoIscsiLun *luns = NULL;
     size_t n = 0;
     if (r >= 0 && (r = vo_iscsi_scan(&u, u.initiator, &luns, &n, &error)) < 0) {

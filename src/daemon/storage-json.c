@@ -164,6 +164,7 @@ typedef struct {
     uint64_t size_bytes; /* an iSCSI LUN's */
     char *rbd_dir; /* an rbd pool's volume: its pool's directory and settings (copies) */
     json_t *rbd;
+    json_t *restore; /* its restore mark (a copy), or NULL */
 } VolumeView;
 
 static void view_clear(VolumeView *v)
@@ -177,6 +178,7 @@ static void view_clear(VolumeView *v)
     free(v->content);
     free(v->rbd_dir);
     json_decref(v->rbd);
+    json_decref(v->restore);
 }
 
 /* Caller holds storage_lock. */
@@ -191,7 +193,8 @@ static void view_of(VoDaemon *d, const VoVolume *v, VolumeView *ret)
                          .created_at = v->created_at, .size_bytes = v->size_bytes,
                          /* Copied here: view_to_json runs without the lock. */
                          .rbd_dir = p && p->rbd ? vo_strdup(p->path) : NULL,
-                         .rbd = p && p->rbd ? json_deep_copy(p->rbd) : NULL };
+                         .rbd = p && p->rbd ? json_deep_copy(p->rbd) : NULL,
+                         .restore = v->restore ? json_deep_copy(v->restore) : NULL };
 }
 
 /* Where backing files may be: every pool and every image directory (linked
@@ -273,6 +276,7 @@ static json_t *view_to_json(VoDaemon *d, const VolumeView *v, char *const *roots
     if (attached)
         vo_relation_user_clear(&u);
     json_object_set_new(o, "state", json_string(v->ready ? "ready" : "creating"));
+    json_object_set(o, "restore_incomplete", v->restore ? v->restore : json_null());
     return o;
 }
 

@@ -53,6 +53,8 @@ VoVolume *vo_storage_volume_from_doc(const char *value, int64_t rev)
                      .image = vo_strdup(image), .content = vo_strdup(content),
                      .shareable = shareable, .ready = true,
                      .created_at = created, .rev = rev, .size_bytes = (uint64_t)size };
+    json_t *restore = json_object_get(doc, "restore_incomplete");
+    v->restore = json_is_object(restore) ? json_incref(restore) : NULL;
     json_decref(doc);
     return v;
 }
@@ -174,6 +176,8 @@ int vo_storage_load(VoDaemon *d)
     if (r >= 0) /* every pool is listed: a key left of another is garbage */
         rbd_sweep_gone(d);
     pthread_mutex_unlock(&d->storage_lock);
+    if (r >= 0)
+        vo_volume_restore_marks_sweep(d);
     if (r >= 0)
         vo_storage_check_pools(d);
     return r;

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "conf/names.h"
+#include "daemon/check-workers.h"
 #include "daemon/storage-iscsi-shared.h"
 #include "daemon/storage-iscsi.h"
 #include "daemon/storage-rbd-shared.h"
@@ -80,7 +81,9 @@ static void iscsi_secret_of_gone_pool(VoDaemon *d, const char *name, VoPool *p)
  * target is logged in to, up to 10 s each: storage-iscsi-shared.h) have a
  * thread each (pool-watch.c), so that a Ceph or a target that does not
  * answer holds neither the start, nor the watch of the cluster's changes,
- * nor the other kind's checks. */
+ * nor the other kind's checks; the iSCSI pools' thread starts each pool's
+ * check on a worker of its own (ISCSI_CHECKS_MAX), so one target that does
+ * not answer holds no other pool's check either. */
 typedef enum { CHECK_MARKERS, CHECK_RBD, CHECK_ISCSI } CheckKind;
 
 static CheckKind check_kind_of(const VoPool *p)
@@ -90,11 +93,86 @@ static CheckKind check_kind_of(const VoPool *p)
     return p->rbd ? CHECK_RBD : CHECK_ISCSI;
 }
 
+/* One pool's check (its marker read, its monitors or target asked: without
+ * the lock, so a hung mount or target stops no storage call), then its
+ * verdict stored; props: an rbd pool's settings, else NULL. Whether its
+ * reach changed. */
+static bool check_one(VoDaemon *d, CheckKind kind, const char *name, const char *path,
+                      const char *id, json_t *props)
+{
+    bool networked = kind != CHECK_MARKERS, changed = false, sweep = false;
+    char *reason = NULL;
+    VoPoolReach reach;
+    if (props)
+        reach = vo_storage_rbd_reach(d, name, id, props, path, &reason);
+    else if (kind == CHECK_ISCSI)
+        reach = vo_storage_iscsi_reach(d, name, id, path, &reason);
+    else
+        reach = vo_pool_marker_check(path, id, &reason);
+    pthread_mutex_lock(&d->storage_lock);
+    VoPool *p = vo_storage_pool_find(d, name);
+    bool same = p && p->shared && p->id && !strcmp(p->id, id);
+    if (props && !same)
+        /* Deleted while its key was being written here: the key goes
+         * (under the lock, so a newer pool's directory is told apart). */
+        vo_storage_rbd_discard_of(path, id);
+    if (kind == CHECK_ISCSI && !same)
+        iscsi_secret_of_gone_pool(d, name, p);
+    if (same && p->reach != reach) {
+        if (reach == VO_POOL_REACHABLE) {
+            log_info("shared pool '%s' is reachable on this host", p->name);
+            sweep = !networked;
+        }
+        else
+            log_warn("shared pool '%s' is not reachable on this host: %s", p->name, reason);
+        changed = true;
+    }
+    if (same) {
+        p->reach = reach;
+        free(p->reason);
+        p->reason = TAKE_PTR(reason);
+        /* Asking Ceph is a connection to its monitors each time (an
+         * iSCSI target's, a login): a pool reached is asked again
+         * after VO_POOL_RBD_CHECK_MS, one not reached at every check
+         * (back as soon as it answers). */
+        if (networked)
+            p->rbd_next_check_ms = vo_now_ms() + VO_POOL_RBD_CHECK_MS;
+    }
+    pthread_mutex_unlock(&d->storage_lock);
+    free(reason);
+    if (sweep)
+        sweep_own_creating(d, name, path);
+    return changed;
+}
+
+/* iSCSI pools are checked side by side, at most this many logins at once
+ * (check-workers.h): a target that does not answer holds only its own
+ * pool's next check, not the others'. */
+#define ISCSI_CHECKS_MAX 4
+
+typedef struct {
+    VoDaemon *d;
+    char *name, *path, *id;
+} IscsiCheck;
+
+static void iscsi_check_free(IscsiCheck *c)
+{
+    free(c->name);
+    free(c->path);
+    free(c->id);
+    free(c);
+}
+
+static void iscsi_check_run(void *arg)
+{
+    IscsiCheck *c = arg;
+    if (check_one(c->d, CHECK_ISCSI, c->name, c->path, c->id, NULL))
+        vo_storage_notify_pools_changed(c->d);
+    iscsi_check_free(c);
+}
+
 static bool check_pools(VoDaemon *d, CheckKind kind)
 {
-    /* The marker is read (an rbd pool's monitors asked) without the lock (a
-     * hung mount must not stop every storage call), then the verdicts are
-     * stored. */
     bool networked = kind != CHECK_MARKERS;
     _cleanup_strv_ char **names = NULL, **paths = NULL, **ids = NULL;
     json_t *rbd = json_object(); /* name -> settings, of the rbd pools */
@@ -113,49 +191,16 @@ static bool check_pools(VoDaemon *d, CheckKind kind)
     pthread_mutex_unlock(&d->storage_lock);
     bool changed = false;
     for (size_t i = 0; names && names[i]; i++) {
-        char *reason = NULL;
-        bool sweep = false;
-        json_t *props = json_object_get(rbd, names[i]);
-        VoPoolReach reach;
-        if (props)
-            reach = vo_storage_rbd_reach(d, names[i], ids[i], props, paths[i], &reason);
-        else if (kind == CHECK_ISCSI)
-            reach = vo_storage_iscsi_reach(d, names[i], ids[i], paths[i], &reason);
-        else
-            reach = vo_pool_marker_check(paths[i], ids[i], &reason);
-        pthread_mutex_lock(&d->storage_lock);
-        VoPool *p = vo_storage_pool_find(d, names[i]);
-        bool same = p && p->shared && p->id && !strcmp(p->id, ids[i]);
-        if (props && !same)
-            /* Deleted while its key was being written here: the key goes
-             * (under the lock, so a newer pool's directory is told apart). */
-            vo_storage_rbd_discard_of(paths[i], ids[i]);
-        if (kind == CHECK_ISCSI && !same)
-            iscsi_secret_of_gone_pool(d, names[i], p);
-        if (same && p->reach != reach) {
-            if (reach == VO_POOL_REACHABLE) {
-                log_info("shared pool '%s' is reachable on this host", p->name);
-                sweep = !networked;
-            }
-            else
-                log_warn("shared pool '%s' is not reachable on this host: %s", p->name, reason);
-            changed = true;
+        if (kind == CHECK_ISCSI) { /* its worker tells of a change */
+            IscsiCheck *c = vo_malloc0(sizeof(*c));
+            *c = (IscsiCheck){ .d = d, .name = vo_strdup(names[i]), .path = vo_strdup(paths[i]),
+                               .id = vo_strdup(ids[i]) };
+            if (!vo_check_workers_start(names[i], ISCSI_CHECKS_MAX, iscsi_check_run, c))
+                iscsi_check_free(c); /* still under way, or enough are: the next round */
+            continue;
         }
-        if (same) {
-            p->reach = reach;
-            free(p->reason);
-            p->reason = TAKE_PTR(reason);
-            /* Asking Ceph is a connection to its monitors each time (an
-             * iSCSI target's, a login): a pool reached is asked again
-             * after VO_POOL_RBD_CHECK_MS, one not reached at every check
-             * (back as soon as it answers). */
-            if (networked)
-                p->rbd_next_check_ms = vo_now_ms() + VO_POOL_RBD_CHECK_MS;
-        }
-        pthread_mutex_unlock(&d->storage_lock);
-        free(reason);
-        if (sweep)
-            sweep_own_creating(d, names[i], paths[i]);
+        changed = check_one(d, kind, names[i], paths[i], ids[i],
+                            json_object_get(rbd, names[i])) || changed;
     }
     json_decref(rbd);
     return changed;

@@ -27,6 +27,7 @@ void vo_storage_volume_free(VoVolume *v)
     free(v->backing);
     free(v->image);
     free(v->content);
+    json_decref(v->restore);
     free(v);
 }
 
@@ -217,6 +218,8 @@ int vo_storage_save_volume(VoDaemon *d, VoVolume *v)
         json_object_set_new(doc, "content", json_string(v->content));
     if (v->size_bytes)
         json_object_set_new(doc, "size_bytes", json_integer((json_int_t)v->size_bytes));
+    if (v->restore)
+        json_object_set(doc, "restore_incomplete", v->restore);
     _cleanup_free_ char *text = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS);
     json_decref(doc);
     _cleanup_free_ char *key = vo_storage_volume_doc_key(v->shared, v->pool, v->name);

@@ -282,6 +282,22 @@ int vo_volumes_replace_files(VoDaemon *d, char *const *keys, char *const *new_fi
 int vo_volume_check_no_running_user(VoDaemon *d, const char *key, const char *why,
                                     char **ret_error);
 
+/* The restore mark (storage-restore-mark.c): a restore over a VM marks each
+ * volume it writes over, task_id its task's, before its first write and
+ * before it checks that no VM having the volume runs; unmark: the restore
+ * ended and the volume is whole (old or the backup's): the mark goes when
+ * it is still task_id's. While marked, no VM with the volume starts
+ * (vo_volume_check_restore: -EBUSY, 409, naming the task running or saying
+ * a restore did not finish). A mark left on an iSCSI LUN (written in place:
+ * partly the backup's) stays until a restore ends well or the user clears
+ * it (-EBUSY while its task runs here); a file volume's (its swap is all or
+ * nothing) goes at this host's next start (sweep). */
+int vo_volume_restore_mark(VoDaemon *d, const char *key, const char *task_id, char **ret_error);
+void vo_volume_restore_unmark(VoDaemon *d, const char *key, const char *task_id);
+int vo_volume_check_restore(VoDaemon *d, const char *key, char **ret_error);
+int vo_volume_restore_clear(VoDaemon *d, const char *pool, const char *name, char **ret_error);
+void vo_volume_restore_marks_sweep(VoDaemon *d);
+
 /* Live migration of local disks (docs/internals.md, "Live migration of
  * local disks"). Destination: reserves pool/name for an incoming disk (busy;
  * its path resolves; no document: the source's ownership transaction moves

@@ -12,6 +12,7 @@
 #include "daemon/storage.h"
 #include "daemon/vm-internal.h"
 #include "storage/volume-path.h"
+#include "util/test-hold.h"
 #include "util/util.h"
 
 /* Caller holds vm->lock: index of the disk that is volume key, or -1. */
@@ -244,6 +245,8 @@ static int task_disk_add(VoTask *t, void *userdata)
     }
     if (r >= 0)
         r = disk_volume(d, vm, op, t, &path, &format, &shareable, &created, &claimed, &error);
+    if (r >= 0 && hv) /* plugged into a running VM: not a volume a restore marked */
+        r = vo_volume_check_restore(d, op->volume, &error);
     if (r >= 0) {
         next->disks = realloc(next->disks, sizeof(VoDiskSpec) * (next->n_disks + 1));
         if (!next->disks)
@@ -528,4 +531,32 @@ int vo_vm_template(VoDaemon *d, VoVm *vm, const char *image, json_t **ret_task, 
     op->image = vo_strdup(image);
     op->image_claimed = true;
     return vo_vm_submit(d, vm, "template", task_template, op, disk_op_free, ret_task, ret_error);
+}
+
+/* ---- restores ------------------------------------------------------------------------ */
+
+int vo_vm_spec_check_restores(VoDaemon *d, const VoVmSpec *spec, char **ret_error)
+{
+    int r = 0;
+    for (size_t i = 0; r >= 0 && i < spec->n_disks; i++)
+        if (spec->disks[i].volume)
+            r = vo_volume_check_restore(d, spec->disks[i].volume, ret_error);
+    if (r >= 0 && spec->nvram)
+        r = vo_volume_check_restore(d, spec->nvram, ret_error);
+    return r;
+}
+
+int vo_vm_start_check_restores(VoDaemon *d, const VoVmSpec *spec, char **ret_error)
+{
+    _cleanup_free_ char *point = vo_asprintf("vm_start_restore_check@%s", spec->name);
+    vo_test_hold(point); /* tests start a restore while the VM is starting */
+    return vo_vm_spec_check_restores(d, spec, ret_error);
+}
+
+int vo_vm_check_restores(VoVm *vm, char **ret_error)
+{
+    pthread_mutex_lock(&vm->lock);
+    _cleanup_vm_spec_ VoVmSpec *spec = vo_vm_spec_copy(vm->spec);
+    pthread_mutex_unlock(&vm->lock);
+    return vo_vm_spec_check_restores(vm->d, spec, ret_error);
 }

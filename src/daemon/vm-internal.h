@@ -224,6 +224,14 @@ int vo_vm_resize_volume_online(VoDaemon *d, const char *key, uint64_t size, char
  * here that has volume key as a disk (0 when none has). */
 int64_t vo_vm_volume_virtual_size(VoDaemon *d, const char *key);
 int vo_vm_disk_bytes_change(VoVm *vm, int64_t delta, char **ret_error);
+/* vm-disks.c: -EBUSY (409) when a volume of the VM (a disk, its NVRAM) is
+ * marked by a restore (storage.h): one writing over it now, or one that did
+ * not end well. A start asks before its task and again once "starting" is
+ * saved (the restore marks first, then looks for VMs that run). */
+int vo_vm_spec_check_restores(VoDaemon *d, const VoVmSpec *spec, char **ret_error);
+/* The start task's (a hold point for tests first). */
+int vo_vm_start_check_restores(VoDaemon *d, const VoVmSpec *spec, char **ret_error);
+int vo_vm_check_restores(VoVm *vm, char **ret_error);
 int vo_vm_volume_grow(VoDaemon *d, const char *key, int64_t delta, char **ret_error);
 /* Caller holds d->vms_lock. */
 VoVm *vo_vms_find_locked(VoDaemon *d, const char *name_or_id);

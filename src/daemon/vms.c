@@ -1156,6 +1156,8 @@ static int task_start(VoTask *t, void *userdata)
     /* A restore over its RBD disks that a crash cut short: rolled back first. */
     if (r >= 0)
         r = vo_vm_rbd_undo_cut_short(vm, stored, &error);
+    if (r >= 0) /* after "starting" is saved: a restore marks, then looks (vm-disks.c) */
+        r = vo_vm_start_check_restores(d, stored, &error);
     /* The driver gets the spec with this host's paths filled in. */
     VoVmSpec *spec = NULL;
     if (r >= 0)
@@ -1904,6 +1906,8 @@ static int vm_start(VoDaemon *d, VoVm *vm, bool unbounded, bool ha, json_t **ret
     int r = vo_fence_check_start(d, ret_error);
     if (r >= 0)
         r = vo_vm_precheck(vm, INACTIVE_STATES, "start", ret_error);
+    if (r >= 0)
+        r = vo_vm_check_restores(vm, ret_error);
     if (r >= 0 && (ha || landed)) { /* tests refuse an HA start here, before its task */
         _cleanup_free_ char *point = vo_asprintf("ha_start_refused@%s", name);
         r = vo_test_fault(point);
@@ -1940,6 +1944,8 @@ int vo_vm_start_once(VoDaemon *d, VoVm *vm, VoBootDev dev, json_t **ret_task,
                      char **ret_error)
 {
     int r = vo_vm_precheck(vm, INACTIVE_STATES, "start", ret_error);
+    if (r >= 0)
+        r = vo_vm_check_restores(vm, ret_error);
     if (r < 0)
         return r;
     pthread_mutex_lock(&vm->lock);

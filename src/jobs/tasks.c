@@ -113,6 +113,11 @@ int64_t vo_task_if_match(VoTask *t)
     return t->if_match; /* set at submit, never changed */
 }
 
+const char *vo_task_id(VoTask *t)
+{
+    return t->id;
+}
+
 static void task_free(VoTask *t)
 {
     if (t->free_userdata)

@@ -151,6 +151,8 @@ void vo_task_set_details_unwritten(VoTask *t, int percent, const char *message,
 void vo_task_set_result(VoTask *t, json_t *result);
 /* The revision the request that queued t named (If-Match), 0: none. */
 int64_t vo_task_if_match(VoTask *t);
+/* Its id (as the API shows it; lives as long as t). */
+const char *vo_task_id(VoTask *t);
 /* Whether cancel was asked (cancellable tasks check it between steps). */
 bool vo_task_cancelled(VoTask *t);
 int vo_task_fail(VoTask *t, int negative_errno, const char *fmt, ...)

@@ -564,6 +564,7 @@ static char **storage_daemon_argv(const VoHvBackupPlan *plan, const char *socket
         json_t *fmt = json_pack("{s:s, s:s, s:s, s:b}", "driver",
                                 vo_disk_format_to_string(disk->format), "node-name", fmt_node,
                                 "file", file_node, "read-only", disk->readonly);
+        vo_qemu_lun_no_backing(fmt, disk->path, disk->format);
         char *file_text = json_dumps(file, JSON_COMPACT), *fmt_text = json_dumps(fmt, JSON_COMPACT);
         vo_strv_pushf(&argv, "--blockdev");
         vo_strv_push(&argv, file_text);

@@ -185,13 +185,22 @@ json_t *vo_qemu_disk_file_props(const VoDiskSpec *disk)
     return file;
 }
 
+void vo_qemu_lun_no_backing(json_t *format_props, const char *path, VoDiskFormat format)
+{
+    if (vo_iscsi_url_is(path) && format == VO_DISK_QCOW2)
+        json_object_set_new(format_props, "backing", json_null());
+}
+
 json_t *vo_qemu_disk_format_props(const VoDiskSpec *disk)
 {
     VoQemuDiskNames names;
     vo_qemu_disk_names(disk->slot, &names);
-    return json_pack("{s:s, s:s, s:s, s:b, s:s}", "driver", vo_disk_format_to_string(disk->format),
-                     "node-name", names.format_node, "file", names.file_node, "read-only",
-                     disk->readonly, "discard", "unmap");
+    json_t *o = json_pack("{s:s, s:s, s:s, s:b, s:s}", "driver",
+                          vo_disk_format_to_string(disk->format), "node-name", names.format_node,
+                          "file", names.file_node, "read-only", disk->readonly, "discard",
+                          "unmap");
+    vo_qemu_lun_no_backing(o, disk->path, disk->format);
+    return o;
 }
 
 json_t *vo_qemu_disk_device_props(const VoVmSpec *spec, size_t index)

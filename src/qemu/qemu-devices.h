@@ -40,6 +40,10 @@ json_t *vo_qemu_disk_file_props(const VoDiskSpec *disk);
  * node names, NULL for other disks; and its id ("sec-" and the file node). */
 json_t *vo_qemu_disk_secret_props(const VoDiskSpec *disk);
 void vo_qemu_disk_secret_id(unsigned slot, char ret[40]);
+/* A LUN's qcow2 layer opens no backing file ("backing": null): a LUN is
+ * never a linked clone, and a backing name in its header (anyone on the SAN
+ * can write one) would make QEMU read a file of this host into the guest. */
+void vo_qemu_lun_no_backing(json_t *format_props, const char *path, VoDiskFormat format);
 json_t *vo_qemu_disk_format_props(const VoDiskSpec *disk);
 /* The virtio-blk device of spec->disks[index], on its root port on q35. */
 json_t *vo_qemu_disk_device_props(const VoVmSpec *spec, size_t index);

@@ -245,6 +245,11 @@ int vo_img_open_args(char ***argv, const char *path, const char *format, char **
     vo_iscsi_url_clear(&u);
     if (format) /* the format layer named too: the LUN's bytes are never probed */
         spec = json_pack("{s:s, s:o}", "driver", format, "file", spec);
+    /* No backing file: a LUN is never a linked clone, and a name its qcow2
+     * header holds (anyone on the SAN can write one) is no file of this
+     * host's to read (vo_qemu_lun_no_backing: the VM's QEMU alike). */
+    if (format && !strcmp(format, "qcow2"))
+        json_object_set_new(spec, "backing", json_null());
     char *text = spec ? json_dumps(spec, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
     json_decref(spec);
     if (!text)

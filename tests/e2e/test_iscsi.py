@@ -18,7 +18,7 @@ import threading
 import pytest
 
 from iscsi_target import TgtTarget
-from vireo_harness import BOOT_MARKER, TEST_IMAGE, wait_until
+from vireo_harness import BOOT_MARKER, TEST_IMAGE, open_files, wait_until
 
 MiB = 1 << 20
 IQN = "iqn.2026-12.org.vireo.test:t1"
@@ -384,15 +384,20 @@ def test_backups_restores_and_snapshots_of_vms_on_luns(daemon, target):
         assert status == 400 and "iSCSI" in doc["error"]["message"], (path, doc)
 
 
-def test_restore_over_a_shareable_lun_waits_for_its_other_vms(daemon, target):
-    """A restore writes a LUN over in place: while another VM that has the
-    (shareable) LUN runs, it is refused and the LUN left as it was (it was
-    written under the running VM before); once that VM stops, it works."""
+def san1_with_shareable_lun2(daemon, target):
+    """Pool san1 on the target, its LUN 2 shareable and starting with 1 MiB of 0x11."""
     daemon.cli("pool", "create", "san1", "--type", "iscsi", "--portal", target.portal,
                "--target", IQN)
     daemon.cli("volume", "set", "san1/lun2", "--shareable")
     with open(target.luns[2], "r+b") as f:
         f.write(b"\x11" * MiB)
+
+
+def test_restore_over_a_shareable_lun_waits_for_its_other_vms(daemon, target):
+    """A restore writes a LUN over in place: while another VM that has the
+    (shareable) LUN runs, it is refused and the LUN left as it was (it was
+    written under the running VM before); once that VM stops, it works."""
+    san1_with_shareable_lun2(daemon, target)
     daemon.cli("vm", "create", "a", "--memory", "128M", "--disk", "san1/lun2")
     daemon.cli("vm", "create", "b", "--memory", "128M", "--disk", "san1/lun2")
     full = backed_up(daemon, "a")
@@ -444,3 +449,178 @@ def test_restore_over_a_qcow2_lun_drops_the_snapshots_it_forgets(daemon, target)
     qemu_io(lun, "write -P 0x44 0 64k")
     daemon.task_ok("POST", "/v1/vms/q/snapshots/s1/revert", {})
     qemu_io(lun, "read -P 0x33 0 64k")
+
+
+def with_faults(daemon, tmp_path):
+    """vireod restarted with a hold/fault directory (util/test-hold.h)."""
+    faults = tmp_path / "faults"
+    faults.mkdir()
+    daemon.env = {**(daemon.env or {}), "VIREO_FAKE_FAULTS": str(faults)}
+    daemon.stop()
+    daemon.start()
+    return faults
+
+
+def held_restore(daemon, faults, point, backup):
+    """A restore over the original VM queued and held at `point`: its task."""
+    (faults / f"{point}.hold").touch()
+    task = daemon.api("POST", f"/v1/backups/{backup['id']}/restore", {}, expect=202)["task"]
+    wait_until(lambda: (faults / f"{point}.held").exists(), 120, what=f"the restore at {point}")
+    return task
+
+
+def release(faults, point):
+    (faults / f"{point}.hold").unlink()
+    (faults / f"{point}.held").unlink()
+
+
+def start_refused(daemon, vm):
+    status, doc = daemon.request("POST", f"/v1/vms/{vm}/start")
+    assert status == 409, (vm, status, doc)
+    return doc["error"]["message"]
+
+
+@pytest.mark.parametrize("kind", ["dir", "lun"])
+def test_a_restore_and_a_start_exclude_each_other(daemon, target, tmp_path, kind):
+    """A restore over VM a, held before it writes: neither a nor b (which has
+    the same shareable volume) starts (409 naming the restore's task); once
+    it is done both do. A restore while b runs, or is starting, is refused,
+    for a file volume too (before, its file was swapped under b's QEMU).
+    Before, the starts got 202 and ran on the volume being written. A file
+    volume's mark left by a vireod killed mid-restore goes at its start."""
+    faults = with_faults(daemon, tmp_path)
+    if kind == "lun":
+        daemon.cli("pool", "create", "san1", "--type", "iscsi", "--portal", target.portal,
+                   "--target", IQN)
+        volume = "san1/lun2"
+    else:
+        volume = "default/sh"
+        daemon.cli("volume", "create", volume, "--size", "16M", "--format", "raw")
+    daemon.cli("volume", "set", volume, "--shareable")
+    for vm in ("a", "b"):
+        daemon.cli("vm", "create", vm, "--memory", "128M", "--disk", volume)
+    full = backed_up(daemon, "a")
+    task = held_restore(daemon, faults, "backup_restore_write", full)
+    try:
+        for vm in ("a", "b"):
+            message = start_refused(daemon, vm)
+            assert "being restored" in message and task["id"] in message, message
+        shown = daemon.api("GET", f"/v1/pools/{volume.replace('/', '/volumes/')}")
+        assert shown["restore_incomplete"]["task"] == task["id"], shown
+    finally:
+        release(faults, "backup_restore_write")
+    assert daemon.wait_task(task, timeout=300)["state"] == "succeeded"
+    assert daemon.api("GET", f"/v1/pools/{volume.replace('/', '/volumes/')}")[
+        "restore_incomplete"] is None
+    daemon.cli("vm", "start", "b")
+    daemon.remember_qemu_pids()
+    doc = daemon.api("POST", f"/v1/backups/{full['id']}/restore", {}, expect=202)
+    failed = daemon.wait_task(doc["task"], timeout=300)
+    assert failed["state"] == "failed", failed
+    assert "VM 'b'" in failed["error"]["message"] and "runs" in failed["error"]["message"], failed
+    daemon.cli("vm", "start", "a")  # the refused restore left no mark
+    for vm in ("a", "b"):
+        daemon.cli("vm", "stop", vm, "--force")
+    # b starting (saved so, its task held before it reads the marks): the
+    # restore is refused too, and b's start goes on.
+    point = "vm_start_restore_check@b"
+    (faults / f"{point}.hold").touch()
+    start = daemon.api("POST", "/v1/vms/b/start", expect=202)["task"]
+    try:
+        wait_until(lambda: (faults / f"{point}.held").exists(), 120, what="b's start held")
+        doc = daemon.api("POST", f"/v1/backups/{full['id']}/restore", {}, expect=202)
+        failed = daemon.wait_task(doc["task"], timeout=300)
+        assert failed["state"] == "failed" and "VM 'b'" in failed["error"]["message"], failed
+    finally:
+        release(faults, point)
+    assert daemon.wait_task(start)["state"] == "succeeded"
+    daemon.remember_qemu_pids()
+    daemon.cli("vm", "stop", "b", "--force")
+    if kind == "dir":  # a file volume is whole however its restore ended: a mark a
+        # vireod that died left goes at its next start (a LUN's stays: below)
+        held_restore(daemon, faults, "backup_restore_write", full)
+        daemon.kill9()
+        release(faults, "backup_restore_write")
+        daemon.start()
+        assert daemon.api("GET", "/v1/pools/default/volumes/sh")["restore_incomplete"] is None
+        daemon.cli("vm", "start", "a")
+        daemon.remember_qemu_pids()
+        daemon.cli("vm", "stop", "a", "--force")
+
+
+def test_a_restore_cut_short_leaves_its_lun_marked(daemon, target, tmp_path):
+    """A restore onto a LUN whose vireod dies mid-write leaves the LUN marked
+    (docs/storage-san.md): after the restart `volume show` and the list say
+    so, a start is refused saying the restore did not finish and so is a
+    hot-plug into a running VM; a second restore clears it. A write that
+    fails keeps the mark too, until `volume set --clear-restore-incomplete`.
+    Before, the torn LUN started."""
+    faults = with_faults(daemon, tmp_path)
+    san1_with_shareable_lun2(daemon, target)
+    daemon.cli("vm", "create", "r", "--memory", "128M", "--disk", "san1/lun2")
+    daemon.cli("volume", "create", "default/c0", "--size", "1M", "--format", "raw")
+    daemon.cli("vm", "create", "c", "--memory", "128M", "--disk", "default/c0")
+    full = backed_up(daemon, "r")
+    with open(target.luns[2], "r+b") as f:
+        f.write(b"\x66" * MiB)
+    task = held_restore(daemon, faults, "backup_restore_lun_write", full)
+    daemon.kill9()
+    release(faults, "backup_restore_lun_write")
+    daemon.start()
+    message = start_refused(daemon, "r")
+    assert "did not finish" in message and task["id"] in message, message
+    assert "--clear-restore-incomplete" in message, message
+    assert task["id"] in daemon.cli("volume", "show", "san1/lun2").stdout
+    assert "restore incomplete" in daemon.cli("volume", "list", "san1").stdout
+    daemon.cli("vm", "start", "c")
+    daemon.remember_qemu_pids()
+    plug = daemon.api("POST", "/v1/vms/c/disks", {"volume": "san1/lun2"}, expect=202)
+    plugged = daemon.wait_task(plug["task"])
+    assert plugged["state"] == "failed", plugged
+    assert "did not finish" in plugged["error"]["message"], plugged
+    daemon.cli("vm", "stop", "c", "--force")
+    daemon.task_ok("POST", f"/v1/backups/{full['id']}/restore", {})
+    assert open(target.luns[2], "rb").read(MiB) == b"\x11" * MiB
+    daemon.cli("vm", "start", "r")
+    daemon.remember_qemu_pids()
+    daemon.cli("vm", "stop", "r", "--force")
+
+    (faults / "backup_restore_lun_write").write_text("EIO\n")
+    doc = daemon.api("POST", f"/v1/backups/{full['id']}/restore", {}, expect=202)
+    failed = daemon.wait_task(doc["task"], timeout=300)
+    assert failed["state"] == "failed" and "marked" in failed["error"]["message"], failed
+    assert "did not finish" in start_refused(daemon, "r")
+    daemon.cli("volume", "set", "san1/lun2", "--clear-restore-incomplete")
+    daemon.cli("vm", "start", "r")
+    daemon.remember_qemu_pids()
+    daemon.cli("vm", "stop", "r", "--force")
+
+
+def test_a_backing_file_named_in_a_luns_qcow2_header_is_never_opened(daemon, target, tmp_path):
+    """Anyone on the SAN can write a LUN's qcow2 header: one naming a backing
+    file of this host made qemu-img and qemu-storage-daemon read that file
+    under the disk's unwritten clusters, into a backup (and a restore of it).
+    The VM's QEMU opened it too. A LUN's qcow2 layer is opened with
+    "backing": null (golden file iscsi-lun-disks)."""
+    secret = tmp_path / "host-secret.raw"
+    secret.write_bytes(b"S" * MiB)
+    daemon.cli("pool", "create", "san1", "--type", "iscsi", "--portal", target.portal,
+               "--target", IQN)
+    daemon.cli("volume", "format", "san1/lun2", "--qcow2")
+    subprocess.run(["qemu-img", "rebase", "-u", "-f", "qcow2", "-b", str(secret), "-F", "raw",
+                    target.luns[2]], check=True, capture_output=True, timeout=60)
+    daemon.cli("vm", "create", "q", "--memory", "128M", "--disk", "san1/lun2")
+    full = backed_up(daemon, "q")
+    daemon.task_ok("POST", f"/v1/backups/{full['id']}/restore", {"as": "q2"})
+    restored = daemon.api("GET", "/v1/vms/q2/disks")["disks"][0]["path"]
+    read = subprocess.run(["qemu-io", "-f", "qcow2", "-c", "read -P 0 0 64k", restored],
+                          capture_output=True, text=True, timeout=60)
+    assert read.returncode == 0 and "fail" not in read.stdout, read.stdout + read.stderr
+    # The VM's QEMU: the host's file is not among those it holds open.
+    daemon.cli("vm", "start", "q")
+    daemon.remember_qemu_pids()
+    vm_id = daemon.api("GET", "/v1/vms/q")["id"]
+    with open(os.path.join(daemon.run_dir, "vms", vm_id, "qemu.pid")) as f:
+        pid = int(f.read().strip())
+    assert not open_files(pid, str(tmp_path)), open_files(pid, str(tmp_path))
+    daemon.cli("vm", "stop", "q", "--force")

@@ -8,7 +8,8 @@ live without copying its disk, guest RAM compared on both sides; deleted
 from the other host, the pool is gone everywhere with its secrets, also
 the copy a host's check was writing while the delete ran; a delete racing
 another host's attach of a LUN is refused; two hosts refreshing the LUNs
-at once both succeed; a failed read of the published secret keeps the
+at once both succeed; a target that does not answer holds no other
+pool's check; a failed read of the published secret keeps the
 host's copy in use; a refresh dropping a LUN gone from the target holds
 its attach lock, so an attach of it on another host meanwhile is refused,
 and a host whose refresh lost that lock to another host's drop (or
@@ -243,6 +244,39 @@ def test_two_hosts_refreshing_at_once(cluster, tmp_path):
             wait_until(lambda: sorted(volumes(h, "san1")) == ["lun1", "lun2"], 30,
                        what=f"both LUNs on {h.name}")
     finally:
+        t.stop()
+
+
+def reachable(h, pool):
+    return (h.request("GET", f"/v1/pools/{pool}")[1] or {}).get("reachable")
+
+
+def test_a_dead_targets_check_holds_no_other_pools(cluster, tmp_path):
+    """Two shared iSCSI pools; h2's check of san2 is held (a test hook: a
+    target that never answers). san1's target stops meanwhile and h2 sees
+    it unreachable, then back once it returns (before, the pools were
+    checked one after another on one thread: san1's state stayed as it was
+    while san2's check hung)."""
+    h1, h2, faults, t = formed_with_a_target(cluster, tmp_path, ["VIREO_FAKE_FAULTS"])
+    iqn2 = "iqn.2026-12.org.vireo.test:second"
+    t2 = TgtTarget(t.netns, str(tmp_path), iqn2, {1: t.spare}, address=t.address)
+    hold = os.path.join(faults, "iscsi_check@san2.hold")
+    try:
+        h1.cli("pool", "create", "san2", "--type", "iscsi", "--portal", t2.portal, "--target",
+               iqn2)
+        wait_until(lambda: reachable(h2, "san2"), 60, what="san2 reachable on h2")
+        open(hold, "w").close()
+        wait_until(lambda: os.path.exists(hold[:-len("hold")] + "held"), 60,
+                   what="h2's check of san2 held")
+        t.stop()
+        wait_until(lambda: reachable(h2, "san1") is False, 60,
+                   what="san1 unreachable on h2 while its check of san2 hangs")
+        t.start()
+        wait_until(lambda: reachable(h2, "san1"), 60, what="san1 reachable again on h2")
+    finally:
+        if os.path.exists(hold):
+            os.unlink(hold)  # h2's stop waits for the held check
+        t2.stop()
         t.stop()
 
 

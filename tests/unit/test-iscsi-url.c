@@ -182,7 +182,8 @@ static void test_blockdev(void **state)
 }
 
 /* Files are named plainly; a LUN by a "json:" spec of QEMU's iscsi driver
- * under its format, its CHAP secret an --object read from the file. */
+ * under its format (a qcow2 layer without backing), its CHAP secret an
+ * --object read from the file. */
 static void test_qemu_img_args(void **state)
 {
     char **argv = NULL, *name = NULL, *error = NULL;
@@ -204,6 +205,8 @@ static void test_qemu_img_args(void **state)
     assert_true(!strncmp(name, "json:", 5));
     json_t *spec = json_loads(name + 5, 0, NULL), *file = json_object_get(spec, "file");
     assert_string_equal(json_string_value(json_object_get(spec, "driver")), "qcow2");
+    /* No backing file a header names: a LUN is never a linked clone. */
+    assert_true(json_is_null(json_object_get(spec, "backing")));
     assert_string_equal(json_string_value(json_object_get(file, "driver")), "iscsi");
     assert_string_equal(json_string_value(json_object_get(file, "portal")), "h:3260");
     assert_string_equal(json_string_value(json_object_get(file, "target")), IQN);
@@ -216,6 +219,13 @@ static void test_qemu_img_args(void **state)
     json_decref(spec);
     free(name);
     vo_strv_free(TAKE_PTR(argv));
+
+    /* raw has no backing option. */
+    assert_int_equal(vo_img_open_args(&argv, "iscsi://h:3260/" IQN "/1", "raw", &name, &error), 0);
+    spec = json_loads(name + 5, 0, NULL);
+    assert_null(json_object_get(spec, "backing"));
+    json_decref(spec);
+    free(name);
 
     /* No CHAP: no object; no format: the LUN's format probed. */
     assert_int_equal(vo_img_open_args(&argv, "iscsi://h:3260/" IQN "/0", NULL, &name, &error), 0);

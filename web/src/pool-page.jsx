@@ -113,8 +113,15 @@ export function PoolPage({ pool, who, tasks, onError }) {
               </thead>
               <tbody>
                 {volumes.map((v) => (
-                  <tr key={v.key} data-volume={v.name} data-state={v.state}>
-                    <td>{v.name}{v.state === 'creating' ? ' (creating)' : ''}</td>
+                  <tr key={v.key} data-volume={v.name} data-state={v.state}
+                      data-restore-incomplete={v.restore_incomplete ? v.restore_incomplete.task : undefined}>
+                    <td>{v.name}{v.state === 'creating' ? ' (creating)' : ''}
+                      {v.restore_incomplete && (
+                        <span class="error" title={`Restore task ${v.restore_incomplete.task}: its VMs do not start`}>
+                          {' '}(restore incomplete)
+                        </span>
+                      )}
+                    </td>
                     <td>{formatBytes(v.virtual_size_bytes)}</td>
                     <td>{v.format}</td>
                     <td>{formatBytes(v.allocation_bytes)}</td>
@@ -129,6 +136,14 @@ export function PoolPage({ pool, who, tasks, onError }) {
                                      onMove={(to) => run(`move ${v.name}`, 'PATCH',
                                                          `${path}/volumes/${encodeURIComponent(v.name)}`,
                                                          { project: to })} />
+                      )}
+                      {v.restore_incomplete && (
+                        <ConfirmButton label="Accept as is…" confirmLabel={`Accept ${v.name} as it is`}
+                                       action="volume-restore-clear" disabled={!canAdmin(v) || busy}
+                                       title={deny(v)}
+                                       onDo={() => run(`accept ${v.name}`, 'PATCH',
+                                                       `${path}/volumes/${encodeURIComponent(v.name)}`,
+                                                       { restore_incomplete: null })} />
                       )}
                       <ConfirmButton label="Delete…" confirmLabel={`Delete ${v.name}`} action="volume-delete"
                                      disabled={!canAdmin(v) || busy} title={deny(v)}

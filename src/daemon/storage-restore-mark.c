@@ -1,0 +1,157 @@
+/* storage-restore-mark.c: the mark a restore over a VM puts on each volume
+ * it writes over (storage.h, docs/backups-api.md "Restore over the VM"), kept
+ * in the volume's document as "restore_incomplete" {"task", "host",
+ * "host_name", "since", "in_place"} so every host sees it (a shared pool's
+ * volume) and it outlasts a vireod that dies mid-write. A VM's start reads it
+ * from the store (not this host's copy, which another host's mark reaches
+ * only through the watch): the start saves "starting" first and the restore
+ * marks first, each then checking the other, so one of two racing always
+ * sees the other. */
+#include "daemon/storage-internal.h"
+
+#include <string.h>
+
+#include "jobs/tasks.h"
+#include "storage/volume-path.h"
+#include "util/time-format.h"
+
+static const char *mark_str(json_t *mark, const char *field)
+{
+    return json_string_value(json_object_get(mark, field));
+}
+
+/* Whether mark's task is one of this host's, queued or running. */
+static bool mark_task_live(VoDaemon *d, json_t *mark)
+{
+    const char *task = mark_str(mark, "task"), *host = mark_str(mark, "host");
+    if (!task || !host || !d->host_id || strcmp(host, d->host_id))
+        return false;
+    json_t *doc = vo_tasks_get_json(d->tasks, task);
+    const char *state = mark_str(doc, "state");
+    bool live = state && (!strcmp(state, "queued") || !strcmp(state, "running"));
+    json_decref(doc);
+    return live;
+}
+
+/* Sets (mark, stolen) or clears (NULL) the mark of volume key and saves its
+ * document; only_task: only a mark of that task is cleared (else nothing). */
+static int put_mark(VoDaemon *d, const char *key, json_t *mark, const char *only_task,
+                    char **ret_error)
+{
+    _cleanup_free_ char *pool = NULL, *name = NULL;
+    if (vo_volume_key_split(key, &pool, &name) < 0) {
+        json_decref(mark);
+        return vo_error_set(ret_error, -EINVAL, "'%s' is not POOL/NAME", key);
+    }
+    pthread_mutex_lock(&d->storage_lock);
+    VoVolume *v = vo_storage_volume_find(d, pool, name);
+    int r = 0;
+    if (!v || !v->ready)
+        r = vo_error_set(ret_error, -ENOENT, "volume '%s' does not exist", key);
+    else if (only_task && (!v->restore || !mark_str(v->restore, "task") ||
+                           strcmp(mark_str(v->restore, "task"), only_task)))
+        r = 0; /* another restore's since (or none): left */
+    else if (mark || v->restore) {
+        json_t *old = v->restore;
+        v->restore = json_incref(mark);
+        r = vo_storage_save_volume(d, v);
+        if (r < 0) {
+            json_decref(v->restore);
+            v->restore = old;
+            r = vo_error_set(ret_error, r, "cannot save volume '%s': %s", key, strerror(-r));
+        } else
+            json_decref(old);
+    }
+    pthread_mutex_unlock(&d->storage_lock);
+    json_decref(mark);
+    return r;
+}
+
+int vo_volume_restore_mark(VoDaemon *d, const char *key, const char *task_id, char **ret_error)
+{
+    _cleanup_free_ char *pool = NULL, *name = NULL;
+    if (vo_volume_key_split(key, &pool, &name) < 0)
+        return vo_error_set(ret_error, -EINVAL, "'%s' is not POOL/NAME", key);
+    pthread_mutex_lock(&d->storage_lock);
+    VoPool *p = vo_storage_pool_find(d, pool);
+    bool in_place = p && !strcmp(p->type, VO_ISCSI_POOL_TYPE); /* no file to swap */
+    pthread_mutex_unlock(&d->storage_lock);
+    json_t *mark = json_pack("{s:s, s:s?, s:s?, s:o, s:b}", "task", task_id, "host", d->host_id,
+                             "host_name", d->host_name, "since", vo_time_json(vo_wall_ms()),
+                             "in_place", in_place);
+    return put_mark(d, key, mark, NULL, ret_error);
+}
+
+void vo_volume_restore_unmark(VoDaemon *d, const char *key, const char *task_id)
+{
+    _cleanup_free_ char *error = NULL;
+    if (put_mark(d, key, NULL, task_id, &error) < 0)
+        log_warn("restore: volume %s keeps its restore mark: %s", key, error);
+}
+
+int vo_volume_check_restore(VoDaemon *d, const char *key, char **ret_error)
+{
+    _cleanup_free_ char *pool = NULL, *name = NULL, *text = NULL;
+    if (vo_volume_key_split(key, &pool, &name) < 0)
+        return 0; /* not a volume: nothing restores over it */
+    _cleanup_free_ char *doc_key = vo_volume_doc_key(d, pool, name);
+    int r = vo_store_get(d->store, doc_key, &text, NULL);
+    if (r == -ENOENT)
+        return 0;
+    if (r < 0) /* a rule is never broken for want of the store */
+        return vo_error_set(ret_error, r, "cannot read volume '%s' from the store (%s): "
+                            "whether a restore writes over it is unknown", key, strerror(-r));
+    json_t *doc = json_loads(text, 0, NULL);
+    json_t *mark = json_object_get(doc, "restore_incomplete");
+    if (json_is_object(mark)) {
+        const char *task = mark_str(mark, "task"), *host = mark_str(mark, "host_name");
+        if (mark_task_live(d, mark))
+            r = vo_error_set(ret_error, -EBUSY, "volume '%s' is being restored (task %s): "
+                             "start the VM once that restore has ended", key,
+                             task ? task : "?");
+        else
+            r = vo_error_set(ret_error, -EBUSY, "a restore of volume '%s' did not finish "
+                             "(task %s on host '%s'): its data may be partly the backup's; "
+                             "restore the backup again, or accept the volume as it is with "
+                             "'vireo volume set %s --clear-restore-incomplete'", key,
+                             task ? task : "?", host ? host : "?", key);
+    }
+    json_decref(doc);
+    return r;
+}
+
+int vo_volume_restore_clear(VoDaemon *d, const char *pool, const char *name, char **ret_error)
+{
+    _cleanup_free_ char *key = vo_asprintf("%s/%s", pool, name);
+    pthread_mutex_lock(&d->storage_lock);
+    VoVolume *v = vo_storage_volume_find(d, pool, name);
+    json_t *mark = v && v->restore ? json_incref(v->restore) : NULL;
+    pthread_mutex_unlock(&d->storage_lock);
+    int r = 0;
+    if (mark && mark_task_live(d, mark))
+        r = vo_error_set(ret_error, -EBUSY, "volume '%s' is being restored (task %s): its mark "
+                         "goes when that restore ends well", key, mark_str(mark, "task"));
+    else if (mark)
+        r = put_mark(d, key, NULL, mark_str(mark, "task"), ret_error);
+    json_decref(mark);
+    return r;
+}
+
+void vo_volume_restore_marks_sweep(VoDaemon *d)
+{
+    _cleanup_strv_ char **keys = NULL, **tasks = NULL;
+    pthread_mutex_lock(&d->storage_lock);
+    for (size_t i = 0; i < d->n_volumes; i++) {
+        json_t *mark = d->volumes[i]->restore;
+        const char *host = mark_str(mark, "host"), *task = mark_str(mark, "task");
+        /* A file volume's restore swapped all or nothing: whole either way. */
+        if (mark && task && host && d->host_id && !strcmp(host, d->host_id) &&
+            !json_is_true(json_object_get(mark, "in_place"))) {
+            vo_strv_pushf(&keys, "%s/%s", d->volumes[i]->pool, d->volumes[i]->name);
+            vo_strv_pushf(&tasks, "%s", task);
+        }
+    }
+    pthread_mutex_unlock(&d->storage_lock);
+    for (size_t i = 0; keys && keys[i]; i++)
+        vo_volume_restore_unmark(d, keys[i], tasks[i]);
+}
