@@ -195,7 +195,11 @@ static char *subject_of(X509 *x)
     X509_NAME_print_ex(bio, X509_get_subject_name(x), 0, XN_FLAG_RFC2253);
     char *data = NULL;
     long n = BIO_get_mem_data(bio, &data);
-    char *s = vo_asprintf("%.*s", (int)(n > 0 && n < 1024 ? n : 0), data ? data : "");
+    /* A subject longer than 1 KiB is cut there, not left out: who signed
+     * is shown either way. */
+    char *s = !data || n <= 0 ? vo_strdup("")
+              : n > 1024      ? vo_asprintf("%.1021s...", data)
+                              : vo_asprintf("%.*s", (int)n, data);
     BIO_free(bio);
     return s;
 }

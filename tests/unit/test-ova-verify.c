@@ -4,7 +4,8 @@
  * tar: a good signature (with the root given as the CA bundle, the
  * intermediate from the .cert), a manifest altered after signing, a
  * signature of another key, an untrusted signer, the system's store,
- * malformed .cert files, and a manifest that leaves out or adds a file. */
+ * malformed .cert files, a signer with a subject over 1 KiB, and a manifest
+ * that leaves out or adds a file. */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -157,6 +158,27 @@ static void test_good_signature(void **state)
     assert_string_equal(s3, "CN=Other-CA");
 }
 
+/* A signer whose subject is longer than 1 KiB (RFC 2253): it is cut, not
+ * left out. */
+static void test_long_subject_is_cut(void **state)
+{
+    (void)state;
+    _cleanup_free_ char *subj = vo_strdup("");
+    for (int i = 0; i < 20; i++) {
+        _cleanup_free_ char *old = subj;
+        subj = vo_asprintf("%s/OU=unit-%02d-%s", old, i,
+                           "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx");
+    }
+    run("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes "
+        "-keyout long.key -out long.pem -days 3 -subj '%s/CN=long'", subj);
+    _cleanup_free_ char *text = cert_text("sha256", "long.key", MANIFEST, "long.pem", NULL);
+    _cleanup_free_ char *signer = NULL, *error = NULL;
+    assert_int_equal(verify(text, MANIFEST, "long.pem", &signer, &error), 0);
+    assert_int_equal(strlen(signer), 1024);
+    assert_memory_equal(signer, "CN=long,OU=unit-19-", 19);
+    assert_string_equal(signer + 1021, "...");
+}
+
 static void test_refused_signatures(void **state)
 {
     (void)state;
@@ -290,6 +312,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_good_signature),
+        cmocka_unit_test(test_long_subject_is_cut),
         cmocka_unit_test(test_refused_signatures),
         cmocka_unit_test(test_malformed_certs),
         cmocka_unit_test(test_manifest_covers_the_ova),
