@@ -3,7 +3,8 @@
  * an intermediate CA, a vendor's certificate, another CA) and OVAs made by
  * tar: a good signature (with the root given as the CA bundle, the
  * intermediate from the .cert), a manifest altered after signing, a
- * signature of another key, an untrusted signer, the system's store,
+ * signature of another key, an untrusted signer, a web server's
+ * certificate (not for code signing), the system's store,
  * malformed .cert files, a signer with a subject over 1 KiB, and a manifest
  * that leaves out or adds a file. */
 #include <errno.h>
@@ -104,6 +105,13 @@ static int setup(void **state)
     run("openssl req -newkey rsa:2048 -nodes -keyout vendor.key -out vendor.csr "
         "-subj /O=Vendor/CN=appliances && openssl x509 -req -in vendor.csr -CA mid.pem "
         "-CAkey mid.key -CAcreateserial -out vendor.pem -days 3");
+    /* the vendor's key in certificates for code signing, and for a web server */
+    spit("code.ext", "extendedKeyUsage=codeSigning\n");
+    spit("web.ext", "extendedKeyUsage=serverAuth,clientAuth\n");
+    run("openssl x509 -req -in vendor.csr -CA mid.pem -CAkey mid.key -CAcreateserial "
+        "-extfile code.ext -out code.pem -days 3");
+    run("openssl x509 -req -in vendor.csr -CA mid.pem -CAkey mid.key -CAcreateserial "
+        "-extfile web.ext -out web.pem -days 3");
     return 0;
 }
 
@@ -151,6 +159,11 @@ static void test_good_signature(void **state)
     _cleanup_free_ char *spaced = vo_asprintf("SHA256 (vm.mf) =%s", strchr(paren, '=') + 1);
     _cleanup_free_ char *s4 = NULL;
     assert_int_equal(verify(spaced, MANIFEST, "root.pem", &s4, &error), 0);
+    /* a certificate for code signing */
+    _cleanup_free_ char *code = cert_text("sha256", "vendor.key", MANIFEST, "code.pem",
+                                          "mid.pem", NULL);
+    _cleanup_free_ char *s5 = NULL;
+    assert_int_equal(verify(code, MANIFEST, "root.pem", &s5, &error), 0);
     /* a self-signed vendor given as its own CA */
     _cleanup_free_ char *self = cert_text("sha256", "other.key", MANIFEST, "other.pem", NULL);
     _cleanup_free_ char *s3 = NULL;
@@ -212,6 +225,14 @@ static void test_refused_signatures(void **state)
     _cleanup_free_ char *e5 = NULL;
     assert_int_equal(verify(alone, MANIFEST, "root.pem", &signer, &e5), -EINVAL);
     assert_non_null(strstr(e5, "is not trusted"));
+    /* a web server's certificate (any public CA issues one to anyone) */
+    _cleanup_free_ char *web = cert_text("sha256", "vendor.key", MANIFEST, "web.pem", "mid.pem",
+                                         NULL);
+    _cleanup_free_ char *e7 = NULL;
+    assert_int_equal(verify(web, MANIFEST, "root.pem", &signer, &e7), -EINVAL);
+    assert_string_equal(e7, "OVA: the signer of 'vm.cert' (CN=appliances,O=Vendor) is not a "
+                            "code signing certificate (its extended key usage lacks "
+                            "codeSigning)");
     /* a CA file with no certificate */
     spit("empty.pem", "nothing here\n");
     _cleanup_free_ char *e6 = NULL;
