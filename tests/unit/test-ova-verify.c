@@ -3,10 +3,10 @@
  * an intermediate CA, a vendor's certificate, another CA) and OVAs made by
  * tar: a good signature (with the root given as the CA bundle, the
  * intermediate from the .cert), a manifest altered after signing, a
- * signature of another key, an untrusted signer, a web server's
- * certificate (not for code signing), the system's store,
- * malformed .cert files, a signer with a subject over 1 KiB, and a manifest
- * that leaves out or adds a file. */
+ * signature of another key, an untrusted signer, an expired one, a web
+ * server's certificate (not for code signing), the system's store,
+ * malformed .cert files, a signer with a subject over 1 KiB, and a
+ * manifest that leaves out or adds a file. */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -233,6 +233,17 @@ static void test_refused_signatures(void **state)
     assert_string_equal(e7, "OVA: the signer of 'vm.cert' (CN=appliances,O=Vendor) is not a "
                             "code signing certificate (its extended key usage lacks "
                             "codeSigning)");
+    /* the vendor's certificate expired (a day of 2020) */
+    spit("ca.cnf", "[ca]\ndefault_ca=c\n[c]\ndatabase=index.txt\nnew_certs_dir=.\n"
+                   "serial=serial\ndefault_md=sha256\npolicy=p\n[p]\ncommonName=supplied\n");
+    run("rm -f index.txt && touch index.txt && echo 01 >serial && openssl ca -batch "
+        "-config ca.cnf -cert mid.pem -keyfile mid.key -in vendor.csr -out expired.pem "
+        "-startdate 20200101000000Z -enddate 20200102000000Z");
+    _cleanup_free_ char *expired = cert_text("sha256", "vendor.key", MANIFEST, "expired.pem",
+                                             "mid.pem", NULL);
+    _cleanup_free_ char *e8 = NULL;
+    assert_int_equal(verify(expired, MANIFEST, "root.pem", &signer, &e8), -EINVAL);
+    assert_non_null(strstr(e8, "is not trusted: certificate has expired"));
     /* a CA file with no certificate */
     spit("empty.pem", "nothing here\n");
     _cleanup_free_ char *e6 = NULL;
