@@ -1447,12 +1447,12 @@ static const CliCommand vm_commands[] = {
       "current directory). The manifest (.mf) must list every file and its SHA-1/\n"
       "SHA-256 digests must match; a signed OVA's certificate (.cert) must hold the\n"
       "manifest's signature and chain to a CA of --ca or the system's store, else the\n"
-      "import is refused; an OVA without them is imported with a warning. Each disk\n"
-      "(streamOptimized VMDK or other) is converted into a qcow2 volume of POOL; the\n"
-      "VM gets the descriptor's vCPUs, memory, firmware (EFI: UEFI with a new NVRAM)\n"
-      "and NICs; a CD-ROM's ISO becomes an iso volume of POOL in the VM's CD-ROM\n"
-      "drive. What cannot be mapped is printed as a warning. A failed import\n"
-      "leaves no volume and no VM.\n"
+      "import is refused; an OVA without them is imported with a warning (refused\n"
+      "with --ca). Each disk (streamOptimized VMDK or other) is converted into a\n"
+      "qcow2 volume of POOL; the VM gets the descriptor's vCPUs, memory, firmware\n"
+      "(EFI: UEFI with a new NVRAM) and NICs; a CD-ROM's ISO becomes an iso volume\n"
+      "of POOL in the VM's CD-ROM drive. What cannot be mapped is printed as a\n"
+      "warning. A failed import leaves no volume and no VM.\n"
       "\nOptions:\n"
       "  --name N              the VM's name (default: the descriptor's)\n"
       "  --pool POOL           the pool for the disks and ISO (default: default)\n"
@@ -1462,7 +1462,8 @@ static const CliCommand vm_commands[] = {
       "                        with a root file system but no boot loader)\n"
       "  --ca FILE             trust the signers this CA bundle (PEM, on vireod's host)\n"
       "                        issued, instead of the system's CAs; a vendor's\n"
-      "                        self-signed certificate can be its own CA\n" ASYNC_HELP
+      "                        self-signed certificate can be its own CA; an unsigned\n"
+      "                        OVA is then refused\n" ASYNC_HELP
       "\nExample:\n  vireo vm import-ova appliance.ova --name app1 --network default\n",
       cli_vm_import_ova },
     { "vm", "import-libvirt", "DOMAIN.xml",

@@ -169,9 +169,15 @@ static int check_ova_signature(ImportOp *op, const VoOva *ova, char **ret_error)
 /* The certificate (the manifest's signature, its signer trusted) and the
  * manifest (well-formed, every member listed, the descriptor's digest); an
  * OVA without either is imported with a warning saying what was not
- * checked. */
+ * checked, unless a CA was given (op->ca): then it must be signed. */
 static int check_ova_seals(ImportOp *op, const VoOva *ova, char **ret_error)
 {
+    /* A CA given asks for a signer it issued: an OVA stripped of its .cert
+     * (and manifest) must not pass with a warning only. */
+    if (op->ca && !ova->cert)
+        return vo_error_set(ret_error, -EINVAL, "OVA: it is not signed (no .cert), but ca "
+                            "'%s' asks for a signer it trusts; import it without ca to "
+                            "accept it unsigned", op->ca);
     if (!ova->manifest) {
         if (ova->cert)
             return vo_error_set(ret_error, -EINVAL, "OVA: '%s' signs a manifest, but the OVA "

@@ -3,7 +3,8 @@
  * certificates) and its verification with OpenSSL (EVP_DigestVerify of the
  * manifest's bytes with the signer's key; X509_verify_cert of the signer
  * against the CA bundle or the system's store, the other certificates of
- * the .cert file as untrusted intermediates). */
+ * the .cert file as untrusted intermediates; a signer whose extended key
+ * usage is stated must allow code signing). */
 #include <ctype.h>
 #include <errno.h>
 #include <openssl/bio.h>
@@ -12,6 +13,8 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 #include <openssl/x509_vfy.h>
+#include <openssl/x509v3.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "storage/ova-verify.h"
@@ -195,7 +198,11 @@ static char *subject_of(X509 *x)
     X509_NAME_print_ex(bio, X509_get_subject_name(x), 0, XN_FLAG_RFC2253);
     char *data = NULL;
     long n = BIO_get_mem_data(bio, &data);
-    char *s = vo_asprintf("%.*s", (int)(n > 0 && n < 1024 ? n : 0), data ? data : "");
+    /* A subject longer than 1 KiB is cut there, not left out: who signed
+     * is shown either way. */
+    char *s = !data || n <= 0 ? vo_strdup("")
+              : n > 1024      ? vo_asprintf("%.1021s...", data)
+                              : vo_asprintf("%.*s", (int)n, data);
     BIO_free(bio);
     return s;
 }
@@ -257,6 +264,16 @@ int vo_ova_cert_verify(const VoOvaCert *c, const char *manifest, size_t manifest
     int r = chain_check(c, signer, ca_file, ret_error);
     if (r < 0)
         return r;
+    /* A certificate for another use (a web server's, which any public CA
+     * issues to anyone) does not sign software: one whose extended key
+     * usage is stated must include code signing. */
+    uint32_t usage = X509_get_extended_key_usage(signer);
+    if (usage != UINT32_MAX && !(usage & (XKU_CODE_SIGN | XKU_ANYEKU))) {
+        _cleanup_free_ char *subject = subject_of(signer);
+        return vo_error_set(ret_error, -EINVAL, "OVA: the signer of '%s' (%s) is not a code "
+                            "signing certificate (its extended key usage lacks codeSigning)",
+                            c->name, subject);
+    }
     *ret_signer = subject_of(signer);
     return 0;
 }

@@ -30,8 +30,9 @@ const char *vo_ova_cert_signed_file(const VoOvaCert *c);
 
 /* Checks that c signs manifest (its text) and that the signer's certificate
  * chains to a CA of ca_file (a PEM bundle; NULL: the system's store), valid
- * now. 0 with *ret_signer (the signer's subject, one line), or -EINVAL: a
- * signature that does not match, a signer not trusted (with OpenSSL's
- * reason), a ca_file without certificates. */
+ * now, and that its extended key usage, when stated, includes code
+ * signing. 0 with *ret_signer (the signer's subject, one line), or -EINVAL:
+ * a signature that does not match, a signer not trusted (with OpenSSL's
+ * reason) or not for code signing, a ca_file without certificates. */
 int vo_ova_cert_verify(const VoOvaCert *c, const char *manifest, size_t manifest_len,
                        const char *ca_file, char **ret_signer, char **ret_error);

@@ -359,10 +359,42 @@ static int copy_member(const VoOva *ova, const VoOvaMember *m, int fd, char sha1
     return r;
 }
 
+/* The text a member was read into (ova.h: the descriptor, the manifest, the
+ * certificate), NULL for the others. */
+static const char *text_of(const VoOva *ova, const VoOvaMember *m, size_t *ret_len)
+{
+    const struct {
+        const char *name, *text;
+        size_t len;
+    } texts[] = { { ova->ovf_name, ova->ovf, ova->ovf_len },
+                  { ova->manifest_name, ova->manifest, ova->manifest_len },
+                  { ova->cert_name, ova->cert, ova->cert_len } };
+    for (size_t i = 0; i < ELEMENTSOF(texts); i++)
+        if (texts[i].name && texts[i].text && !strcmp(texts[i].name, m->name)) {
+            *ret_len = texts[i].len;
+            return texts[i].text;
+        }
+    return NULL;
+}
+
 int vo_ova_digest(const VoOva *ova, const VoOvaMember *m, char sha1[41], char sha256[65],
                   char **ret_error)
 {
-    return copy_member(ova, m, -1, sha1, sha256, ret_error);
+    /* What was read into memory is digested there: the bytes checked are
+     * the bytes parsed, whatever the file holds by now. */
+    size_t len = 0;
+    const char *text = text_of(ova, m, &len);
+    if (!text)
+        return copy_member(ova, m, -1, sha1, sha256, ret_error);
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned n = 0;
+    if (!EVP_Digest(text, len, md, &n, EVP_sha1(), NULL))
+        abort();
+    hex(md, n, sha1);
+    if (!EVP_Digest(text, len, md, &n, EVP_sha256(), NULL))
+        abort();
+    hex(md, n, sha256);
+    return 0;
 }
 
 int vo_ova_extract(const VoOva *ova, const VoOvaMember *m, const char *dest, char sha1[41],

@@ -39,7 +39,8 @@ const VoOvaMember *vo_ova_find(const VoOva *ova, const char *name);
  * as lower-case hex (41 and 65 bytes with the NUL). */
 int vo_ova_extract(const VoOva *ova, const VoOvaMember *m, const char *dest, char sha1[41],
                    char sha256[65], char **ret_error);
-/* The digest of member name (by the same reading as vo_ova_extract, to
- * check the descriptor against the manifest). */
+/* The digest of member m: of the text it was read into for the descriptor,
+ * manifest and certificate (what was parsed is what is checked, even if
+ * the file changed since), else by the same reading as vo_ova_extract. */
 int vo_ova_digest(const VoOva *ova, const VoOvaMember *m, char sha1[41], char sha256[65],
                   char **ret_error);

@@ -264,8 +264,9 @@ def test_signed_ova_imports_and_tampered_is_refused(env):
     imports with --ca and says who signed it; without --ca its signer is
     not trusted; one whose disk was swapped and manifest rewritten after
     signing is refused at once, as are a member the manifest leaves out and
-    a malformed manifest (400, nothing made); an unsigned OVA imports with a
-    warning."""
+    a malformed manifest (400, nothing made); an unsigned OVA is refused
+    with a CA given (the .cert stripped) and imports with a warning
+    without."""
     d, tmp, _ = env
     ca, key, pem = signing_keys(tmp)
     disk, other = os.path.join(tmp, "s.vmdk"), os.path.join(tmp, "o.vmdk")
@@ -277,7 +278,8 @@ def test_signed_ova_imports_and_tampered_is_refused(env):
     ova = make_ova(os.path.join(tmp, "signed.ova"), ovf_text("signed", [("s.vmdk", 1 << 20)]),
                    [("s.vmdk", disk)], sign=(key, pem))
     status, msg = error_of(d, {"source": "ova", "path": ova, "network": "user"})
-    assert status == 400 and "the signer of 'vm.cert' (CN=appliances,O=Vendor) is not "         "trusted" in msg and "--ca" in msg, (status, msg)
+    assert status == 400 and "the signer of 'vm.cert' (CN=appliances,O=Vendor) is not " \
+        "trusted" in msg and "--ca" in msg, (status, msg)
     out = d.cli("vm", "import-ova", ova, "--network", "user", "--ca", ca)
     assert "signed by: CN=appliances,O=Vendor" in out.stderr, out
     assert "not signed" not in out.stderr, out
@@ -293,12 +295,13 @@ def test_signed_ova_imports_and_tampered_is_refused(env):
                    digest_override={"s.vmdk": old},
                    after_signing=lambda mf: mf.replace(old.encode(), new.encode()))
     status, msg = error_of(d, {"source": "ova", "path": ova, "network": "user", "ca": ca})
-    assert status == 400 and "the signature in 'vm.cert' does not match the manifest "         "'vm.mf'" in msg, (status, msg)
+    assert status == 400 and "the signature in 'vm.cert' does not match the manifest " \
+        "'vm.mf'" in msg, (status, msg)
     # (unsigned) a member the manifest does not list; a malformed manifest
     ova = make_ova(os.path.join(tmp, "extra.ova"), ovf_text("extra", [("s.vmdk", 1 << 20)]),
                    [("s.vmdk", disk)],
                    after_signing=lambda mf: mf.replace(b"SHA256(s.vmdk)", b"SHA256(x.vmdk)"))
-    status, msg = error_of(d, {"source": "ova", "path": ova, "network": "user", "ca": ca})
+    status, msg = error_of(d, {"source": "ova", "path": ova, "network": "user"})
     assert status == 400 and "the manifest 'vm.mf' does not list 's.vmdk'" in msg, (status, msg)
     ova = make_ova(os.path.join(tmp, "badmf.ova"), ovf_text("badmf", [("s.vmdk", 1 << 20)]),
                    [("s.vmdk", disk)], after_signing=lambda mf: b"MD5(s.vmdk)= 00\n" + mf)
@@ -316,6 +319,8 @@ def test_signed_ova_imports_and_tampered_is_refused(env):
 
     ova = make_ova(os.path.join(tmp, "unsigned.ova"), ovf_text("unsig", [("s.vmdk", 1 << 20)]),
                    [("s.vmdk", disk)])
+    status, msg = error_of(d, {"source": "ova", "path": ova, "network": "user", "ca": ca})
+    assert status == 400 and "OVA: it is not signed (no .cert), but ca" in msg, (status, msg)
     status, answer = d.request("POST", "/v1/vm-imports", {"source": "ova", "path": ova,
                                                           "network": "user"})
     assert status == 202 and "signed_by" not in answer["import"], answer

@@ -3,8 +3,10 @@
  * an intermediate CA, a vendor's certificate, another CA) and OVAs made by
  * tar: a good signature (with the root given as the CA bundle, the
  * intermediate from the .cert), a manifest altered after signing, a
- * signature of another key, an untrusted signer, the system's store,
- * malformed .cert files, and a manifest that leaves out or adds a file. */
+ * signature of another key, an untrusted signer, an expired one, a web
+ * server's certificate (not for code signing), the system's store,
+ * malformed .cert files, a signer with a subject over 1 KiB, and a
+ * manifest that leaves out or adds a file. */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -103,6 +105,13 @@ static int setup(void **state)
     run("openssl req -newkey rsa:2048 -nodes -keyout vendor.key -out vendor.csr "
         "-subj /O=Vendor/CN=appliances && openssl x509 -req -in vendor.csr -CA mid.pem "
         "-CAkey mid.key -CAcreateserial -out vendor.pem -days 3");
+    /* the vendor's key in certificates for code signing, and for a web server */
+    spit("code.ext", "extendedKeyUsage=codeSigning\n");
+    spit("web.ext", "extendedKeyUsage=serverAuth,clientAuth\n");
+    run("openssl x509 -req -in vendor.csr -CA mid.pem -CAkey mid.key -CAcreateserial "
+        "-extfile code.ext -out code.pem -days 3");
+    run("openssl x509 -req -in vendor.csr -CA mid.pem -CAkey mid.key -CAcreateserial "
+        "-extfile web.ext -out web.pem -days 3");
     return 0;
 }
 
@@ -150,11 +159,37 @@ static void test_good_signature(void **state)
     _cleanup_free_ char *spaced = vo_asprintf("SHA256 (vm.mf) =%s", strchr(paren, '=') + 1);
     _cleanup_free_ char *s4 = NULL;
     assert_int_equal(verify(spaced, MANIFEST, "root.pem", &s4, &error), 0);
+    /* a certificate for code signing */
+    _cleanup_free_ char *code = cert_text("sha256", "vendor.key", MANIFEST, "code.pem",
+                                          "mid.pem", NULL);
+    _cleanup_free_ char *s5 = NULL;
+    assert_int_equal(verify(code, MANIFEST, "root.pem", &s5, &error), 0);
     /* a self-signed vendor given as its own CA */
     _cleanup_free_ char *self = cert_text("sha256", "other.key", MANIFEST, "other.pem", NULL);
     _cleanup_free_ char *s3 = NULL;
     assert_int_equal(verify(self, MANIFEST, "other.pem", &s3, &error), 0);
     assert_string_equal(s3, "CN=Other-CA");
+}
+
+/* A signer whose subject is longer than 1 KiB (RFC 2253): it is cut, not
+ * left out. */
+static void test_long_subject_is_cut(void **state)
+{
+    (void)state;
+    _cleanup_free_ char *subj = vo_strdup("");
+    for (int i = 0; i < 20; i++) {
+        _cleanup_free_ char *old = subj;
+        subj = vo_asprintf("%s/OU=unit-%02d-%s", old, i,
+                           "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx");
+    }
+    run("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes "
+        "-keyout long.key -out long.pem -days 3 -subj '%s/CN=long'", subj);
+    _cleanup_free_ char *text = cert_text("sha256", "long.key", MANIFEST, "long.pem", NULL);
+    _cleanup_free_ char *signer = NULL, *error = NULL;
+    assert_int_equal(verify(text, MANIFEST, "long.pem", &signer, &error), 0);
+    assert_int_equal(strlen(signer), 1024);
+    assert_memory_equal(signer, "CN=long,OU=unit-19-", 19);
+    assert_string_equal(signer + 1021, "...");
 }
 
 static void test_refused_signatures(void **state)
@@ -190,6 +225,25 @@ static void test_refused_signatures(void **state)
     _cleanup_free_ char *e5 = NULL;
     assert_int_equal(verify(alone, MANIFEST, "root.pem", &signer, &e5), -EINVAL);
     assert_non_null(strstr(e5, "is not trusted"));
+    /* a web server's certificate (any public CA issues one to anyone) */
+    _cleanup_free_ char *web = cert_text("sha256", "vendor.key", MANIFEST, "web.pem", "mid.pem",
+                                         NULL);
+    _cleanup_free_ char *e7 = NULL;
+    assert_int_equal(verify(web, MANIFEST, "root.pem", &signer, &e7), -EINVAL);
+    assert_string_equal(e7, "OVA: the signer of 'vm.cert' (CN=appliances,O=Vendor) is not a "
+                            "code signing certificate (its extended key usage lacks "
+                            "codeSigning)");
+    /* the vendor's certificate expired (a day of 2020) */
+    spit("ca.cnf", "[ca]\ndefault_ca=c\n[c]\ndatabase=index.txt\nnew_certs_dir=.\n"
+                   "serial=serial\ndefault_md=sha256\npolicy=p\n[p]\ncommonName=supplied\n");
+    run("rm -f index.txt && touch index.txt && echo 01 >serial && openssl ca -batch "
+        "-config ca.cnf -cert mid.pem -keyfile mid.key -in vendor.csr -out expired.pem "
+        "-startdate 20200101000000Z -enddate 20200102000000Z");
+    _cleanup_free_ char *expired = cert_text("sha256", "vendor.key", MANIFEST, "expired.pem",
+                                             "mid.pem", NULL);
+    _cleanup_free_ char *e8 = NULL;
+    assert_int_equal(verify(expired, MANIFEST, "root.pem", &signer, &e8), -EINVAL);
+    assert_non_null(strstr(e8, "is not trusted: certificate has expired"));
     /* a CA file with no certificate */
     spit("empty.pem", "nothing here\n");
     _cleanup_free_ char *e6 = NULL;
@@ -290,6 +344,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_good_signature),
+        cmocka_unit_test(test_long_subject_is_cut),
         cmocka_unit_test(test_refused_signatures),
         cmocka_unit_test(test_malformed_certs),
         cmocka_unit_test(test_manifest_covers_the_ova),

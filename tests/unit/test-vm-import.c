@@ -446,6 +446,32 @@ static void test_ova_pax(void **state)
     assert_int_equal(vo_rm_rf(dir), 0);
 }
 
+/* The descriptor is digested as it was read and parsed: an OVA rewritten
+ * in place after vo_ova_open (the descriptor swapped for another of the
+ * same size) does not change the digest the manifest is checked against. */
+static void test_ova_descriptor_digest_is_of_what_was_parsed(void **state)
+{
+    char dir[] = "/tmp/test-vm-import-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    _cleanup_free_ char *path = write_tar(dir, "swap.ova", "disk.vmdk", '0', true);
+    VoOva ova;
+    _cleanup_free_ char *err = NULL;
+    assert_int_equal(vo_ova_open(path, &ova, &err), 0);
+    FILE *f = fopen(path, "r+b");
+    assert_non_null(f);
+    assert_int_equal(fseek(f, 512, SEEK_SET), 0); /* vm.ovf's data */
+    assert_int_equal(fwrite("<Evil0000/>", 1, 11, f), 11);
+    assert_int_equal(fclose(f), 0);
+    char sha1[41], sha256[65];
+    assert_int_equal(vo_ova_digest(&ova, vo_ova_find(&ova, "vm.ovf"), sha1, sha256, &err), 0);
+    assert_string_equal(ova.ovf, "<Envelope/>");
+    /* printf '<Envelope/>' | sha256sum */
+    assert_string_equal(sha256, "cbed3b27295a309da3ce42224e915b8ccb87354e24d40145475bca384c21b5f7");
+    assert_string_equal(sha1, "227d19ce9e9056a97b35670463c1bb31891f4ffe");
+    vo_ova_close(&ova);
+    assert_int_equal(vo_rm_rf(dir), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -453,6 +479,7 @@ int main(void)
         cmocka_unit_test(test_libvirt_maps),   cmocka_unit_test(test_libvirt_refusals),
         cmocka_unit_test(test_manifest),       cmocka_unit_test(test_ova_reader),
         cmocka_unit_test(test_ova_pax),
+        cmocka_unit_test(test_ova_descriptor_digest_is_of_what_was_parsed),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
