@@ -985,10 +985,6 @@ int vo_vm_migrate(VoDaemon *d, VoVm *vm, const VoMigrateArgs *args, json_t **ret
                          "for a stopped VM", name, vo_vm_state_to_string(s));
     else
         r = vo_migrate_check_local_disks(d, spec, h.id, h.name, pool, &disks, &n_disks, ret_error);
-    if (r >= 0 && args->post_copy && n_disks)
-        r = vo_error_set(ret_error, -EINVAL, "post-copy needs every disk of VM '%s' on a "
-                         "shared pool (%zu local disk(s) would be mirrored): migrate it "
-                         "without --post-copy", name, n_disks);
     if (r >= 0 && args->post_copy &&
         (!d->driver->migrate_start_post_copy || !d->driver->migrate_continue))
         r = vo_error_set(ret_error, -EOPNOTSUPP, "the %s driver has no post-copy",
