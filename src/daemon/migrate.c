@@ -7,11 +7,15 @@
  * the destination's namespace (state/vm-move.h); only then does the
  * destination continue the VM and this QEMU quit. Any failure before that
  * transaction leaves the VM running here as before and nothing there.
- * This file is the task and its submission; the switch and its outcomes
- * are migrate-switch.c's, the checks before it migrate-checks.c's, the
- * peer calls migrate-peer.c's (migrate-internal.h). */
+ * This file is the task and its submission, the task's run as named
+ * steps (migrate-run.h: check, prepare, verify, switch, switch-over,
+ * commit, post-copy, result); the copy steps (disks, memory) are
+ * migrate-copy.c's, the switch's outcomes migrate-switch.c's, the checks
+ * before it migrate-checks.c's, the peer calls migrate-peer.c's
+ * (migrate-internal.h). */
 #include "daemon/migrate.h"
 #include "daemon/migrate-internal.h"
+#include "daemon/migrate-run.h"
 #include "daemon/drs-settings.h"
 #include "daemon/vm-job.h"
 
@@ -41,21 +45,12 @@
 
 /* A prepare with local disks may copy a linked clone's base image first. */
 #define PREPARE_DISKS_TIMEOUT_MS (20 * 60 * 1000)
-#define ALIVE_EVERY_MS 10000 /* the disk phase tells the destination it goes on */
-#define POLL_MS 200
-/* The memory phase is asked more often: the guest is paused from QEMU's
- * completion (or its pre-switchover stop, local disks) until this loop sees
- * it and the destination continues, so each poll's wait is downtime. */
-#define MEMORY_POLL_MS 10
-#define PROGRESS_EVERY_MS 1000
 #define COMMIT_TRIES 5
-#define CANCEL_WAIT_MS 30000
 /* Post-copy: how long the device state may take to reach the destination
  * once the switch-over goes on, and how long the rest of RAM may make no
  * progress at all before the post-copy phase counts as broken. */
 #define POST_COPY_SWITCH_WAIT_MS 120000
 #define POST_COPY_STALL_MS (5 * 60 * 1000)
-#define QUERY_TRIES 5 /* migrate_query errors in a row before the migration counts as failed */
 #define PENDING "(being queued)" /* vm->migration_task until the task has an id */
 #define CONSOLE_LOG_SENT (256 * 1024) /* the tail of the console log sent along */
 
@@ -106,22 +101,6 @@ static char *console_tail_b64(VoDaemon *d, VoVm *vm)
     return out;
 }
 
-static uint64_t dirty_rate_bytes(const VoHvMigrationProgress *p)
-{
-    return p->dirty_pages_rate * (p->page_size ? p->page_size : 4096);
-}
-
-static json_t *progress_json(const char *phase, const VoHvMigrationProgress *p, int64_t start)
-{
-    return json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:i}", "phase", phase, "bytes_sent",
-                     (json_int_t)p->transferred, "bytes_total", (json_int_t)p->total,
-                     "bytes_remaining", (json_int_t)p->remaining, "dirty_rate_bytes",
-                     (json_int_t)dirty_rate_bytes(p),
-                     "expected_downtime_ms", (json_int_t)p->expected_downtime_ms,
-                     "elapsed_ms", (json_int_t)(vo_now_ms() - start), "cpu_throttle_percent",
-                     (int)p->throttle_pct);
-}
-
 /* Ends the migration attempt with the VM still here: the destination's
  * incoming VM is aborted (best effort: a destination that died holds
  * nothing), this QEMU resumed when it ran before. */
@@ -163,8 +142,7 @@ void vo_migrate_clear_mark(VoVm *vm)
     pthread_mutex_unlock(&vm->lock);
 }
 
-/* The intent file's phase (migrate-recover.c): written before the step. */
-static void intent_phase(MigrateTask *m, const char *phase, int64_t rev)
+void vo_migrate_intent_phase(MigrateTask *m, const char *phase, int64_t rev)
 {
     if (!m->intent.vm)
         return;
@@ -187,74 +165,6 @@ static json_t *disks_json(const MigrateTask *m)
         json_array_append_new(a, o);
     }
     return a;
-}
-
-/* The disk phase: every local disk mirrored into the destination's export
- * until all are in sync (then writes go to both sides until the switch).
- * 0; -ECANCELED when the task was cancelled; else -errno with *ret_error.
- * On any failure the caller's undo cancels the mirrors (migrate_finish). */
-static int copy_disks(VoTask *t, MigrateTask *m, VoHvInstance *hv, const char *nbd_uri,
-                      const char *alive_path, int64_t start, char **ret_error)
-{
-    VoDaemon *d = m->vm->d;
-    VoHvMirrorDisk *plan = vo_malloc0(sizeof(*plan) * m->n_disks);
-    for (size_t i = 0; i < m->n_disks; i++)
-        plan[i] = (VoHvMirrorDisk){ .slot = m->disks[i].slot,
-                                    .top_only = m->disks[i].image && !m->disks[i].flatten };
-    VoHvMigrationTls tls; /* between hosts: mutual TLS, as the memory stream */
-    VoHvMirrorPlan p = { .uri = nbd_uri, .disks = plan, .n_disks = m->n_disks,
-                         .speed = m->opts.bandwidth, .tls = vo_migration_tls(d, &tls) };
-    int r = d->driver->mirror_start(hv, &p, ret_error);
-    free(plan);
-    if (r < 0)
-        return r;
-    int64_t shown = 0, pinged = vo_now_ms();
-    for (;;) {
-        VoHvMirrorProgress q = { 0 };
-        r = d->driver->mirror_query(hv, &q);
-        if (r < 0 || q.error) {
-            r = vo_error_set(ret_error, r < 0 ? r : -EIO, "copying the disks failed: %s",
-                             q.error ? q.error : strerror(-r));
-            free(q.error);
-            return r;
-        }
-        if (q.ready) {
-            m->disk_bytes = q.transferred;
-            vo_task_set_details(t, 50, "disks in sync",
-                                json_pack("{s:s, s:I, s:I, s:I, s:I, s:I}", "phase", "disks",
-                                          "bytes_sent", (json_int_t)q.transferred,
-                                          "bytes_total", (json_int_t)q.total, "disks",
-                                          (json_int_t)q.n_disks, "disks_ready",
-                                          (json_int_t)q.n_ready, "elapsed_ms",
-                                          (json_int_t)(vo_now_ms() - start)));
-            return 0;
-        }
-        if (vo_task_cancelled(t))
-            return -ECANCELED;
-        if (vo_now_ms() - shown >= PROGRESS_EVERY_MS) {
-            shown = vo_now_ms();
-            int pct = q.total ? (int)(5 + 45 * (q.transferred > q.total ? q.total
-                                                                          : q.transferred) /
-                                              q.total)
-                              : 5;
-            vo_task_set_details(t, pct, "copying disks",
-                                json_pack("{s:s, s:I, s:I, s:I, s:I, s:I}", "phase", "disks",
-                                          "bytes_sent", (json_int_t)q.transferred,
-                                          "bytes_total", (json_int_t)q.total, "disks",
-                                          (json_int_t)q.n_disks, "disks_ready",
-                                          (json_int_t)q.n_ready, "elapsed_ms",
-                                          (json_int_t)(vo_now_ms() - start)));
-        }
-        if (vo_now_ms() - pinged >= ALIVE_EVERY_MS) {
-            pinged = vo_now_ms();
-            _cleanup_free_ char *perr = NULL;
-            int k = vo_migrate_peer_call(d, m->to_url, "POST", alive_path, NULL, NULL, &perr);
-            if (k == -ENOENT)
-                return vo_error_set(ret_error, -EIO, "the destination dropped the incoming "
-                                    "VM: %s", perr);
-        }
-        (void)poll(NULL, 0, POLL_MS);
-    }
 }
 
 /* Guest RAM compared on both sides (both paused: the source stopped, the
@@ -340,7 +250,7 @@ int vo_migrate_finish_post_copy(VoTask *t, VoDaemon *d, VoHvInstance *hv, int64_
         if (t && vo_now_ms() - shown >= PROGRESS_EVERY_MS) {
             shown = vo_now_ms();
             vo_task_set_details(t, 96, "post-copy: the rest of memory",
-                                progress_json("post-copy", fin, start));
+                                vo_migrate_progress_json("post-copy", fin, start));
         }
         (void)poll(NULL, 0, POLL_MS);
     }
@@ -359,76 +269,85 @@ static int task_migrate(VoTask *t, void *userdata)
     return r;
 }
 
-static int task_migrate_run(VoTask *t, void *userdata)
+void vo_migrate_run_back_here(MigrateRun *x)
 {
-    MigrateTask *m = userdata;
-    VoVm *vm = m->vm;
-    VoDaemon *d = vm->d;
-    int64_t start = vo_now_ms();
+    undo(x->d, x->m, x->hv, x->base_path);
+    vo_migrate_clear_mark(x->vm);
+    vo_vm_job_end(x->vm, true);
+}
+
+/* 0. Under the VM's job: still running here, no CD-ROM of this host's own
+ * inserted meanwhile (a CD-ROM insert queued before the migration ran
+ * first). Takes the job (kept on 0). */
+static int run_check(MigrateRun *x)
+{
+    VoVm *vm = x->vm;
     pthread_mutex_lock(&vm->job);
     pthread_mutex_lock(&vm->lock);
-    _cleanup_free_ char *name = vo_strdup(vm->spec->name);
-    _cleanup_free_ char *vm_id = vo_strdup(vm->spec->id);
+    x->name = vo_strdup(vm->spec->name);
+    x->vm_id = vo_strdup(vm->spec->id);
     VoVmState state = vm->state;
-    VoHvInstance *hv = vm->hv;
+    x->hv = vm->hv;
     bool gone = vm->migrated_away;
     /* Why it ended, when it did since the request was taken (its QEMU
      * exited or was killed): the refusal says so. */
     _cleanup_free_ char *ended = !gone && vm->exit_reason ? vo_strdup(vm->exit_reason) : NULL;
-    json_t *doc = gone ? NULL : vo_vm_document_locked(vm);
+    x->doc = gone ? NULL : vo_vm_document_locked(vm);
     VoVmSpec *now = vo_vm_spec_copy(vm->spec);
     pthread_mutex_unlock(&vm->lock);
-    /* Again under the job: a CD-ROM insert queued before the migration ran
-     * first. */
     _cleanup_free_ char *cd_error = NULL;
-    int cd = vo_migrate_check_cdrom(d, now, "vm migrate", &cd_error);
+    int cd = vo_migrate_check_cdrom(x->d, now, "vm migrate", &cd_error);
     vo_vm_spec_free(now);
     if (cd < 0 && !gone) {
-        json_decref(doc);
         vo_migrate_clear_mark(vm);
         pthread_mutex_unlock(&vm->job);
-        return vo_task_fail(t, cd, "%s", cd_error);
+        return vo_task_fail(x->t, cd, "%s", cd_error);
     }
-    if (gone || !hv || (state != VO_VM_RUNNING && state != VO_VM_PAUSED)) {
-        json_decref(doc);
+    if (gone || !x->hv || (state != VO_VM_RUNNING && state != VO_VM_PAUSED)) {
         vo_migrate_clear_mark(vm);
         pthread_mutex_unlock(&vm->job);
-        return vo_task_fail(t, -EBUSY, "VM '%s' is not running here (it is %s%s%s)", name,
-                            gone ? "migrated away" : vo_vm_state_to_string(state),
+        return vo_task_fail(x->t, -EBUSY, "VM '%s' is not running here (it is %s%s%s)",
+                            x->name, gone ? "migrated away" : vo_vm_state_to_string(state),
                             ended ? ": " : "", ended ? ended : "");
     }
-    bool resume = state == VO_VM_RUNNING;
-    char mig_id[37];
-    (void)vo_uuid_generate(mig_id);
-    _cleanup_free_ char *base_path = vo_asprintf("/v1/migrations/incoming/%s", mig_id);
-    _cleanup_free_ char *digest_path = vo_asprintf("%s/digest", base_path);
-    _cleanup_free_ char *commit_path = vo_asprintf("%s/commit", base_path);
-    _cleanup_free_ char *alive_path = vo_asprintf("%s/alive", base_path);
+    x->resume = state == VO_VM_RUNNING;
+    (void)vo_uuid_generate(x->mig_id);
+    x->base_path = vo_asprintf("/v1/migrations/incoming/%s", x->mig_id);
+    x->digest_path = vo_asprintf("%s/digest", x->base_path);
+    x->commit_path = vo_asprintf("%s/commit", x->base_path);
+    x->alive_path = vo_asprintf("%s/alive", x->base_path);
+    return 0;
+}
+
+/* 1. The destination: a paused incoming QEMU on the same hardware (and
+ * the exports of the local disks); the intent file from here on. */
+static int run_prepare(MigrateRun *x)
+{
+    MigrateTask *m = x->m;
+    VoDaemon *d = x->d;
     _cleanup_free_ char *error = NULL, *layout = NULL;
     json_t *answer = NULL;
-    int r;
-
-    /* 1. The destination: a paused incoming QEMU on the same hardware. */
-    vo_task_set_details(t, 2, "preparing the destination",
+    vo_task_set_details(x->t, 2, "preparing the destination",
                         json_pack("{s:s, s:s}", "phase", "prepare", "to", m->to_name));
-    r = d->driver->layout(hv, &layout, &error);
+    int r = d->driver->layout(x->hv, &layout, &error);
     if (r < 0) {
-        json_decref(doc);
-        vo_migrate_clear_mark(vm);
-        vo_vm_job_end(vm, false);
-        return vo_task_fail(t, r, "cannot read VM '%s''s hardware layout: %s", name, error);
+        vo_migrate_clear_mark(x->vm);
+        vo_vm_job_end(x->vm, false);
+        return vo_task_fail(x->t, r, "cannot read VM '%s''s hardware layout: %s", x->name,
+                            error);
     }
+    json_t *doc = TAKE_PTR(x->doc);
     m->spec = json_incref(json_object_get(doc, "spec"));
-    m->intent_vm = vo_strdup(vm_id);
-    m->intent_name = vo_strdup(name);
-    m->intent_mig = vo_strdup(mig_id);
+    m->intent_vm = vo_strdup(x->vm_id);
+    m->intent_name = vo_strdup(x->name);
+    m->intent_mig = vo_strdup(x->mig_id);
     m->intent = (VoMigrateIntent){ .role = VO_MIGRATE_ROLE_SOURCE, .vm = m->intent_vm,
                                    .name = m->intent_name, .migration = m->intent_mig,
-                                   .peer = m->to_id, .peer_url = m->to_url, .resume = resume,
+                                   .peer = m->to_id, .peer_url = m->to_url, .resume = x->resume,
                                    .spec = m->spec };
-    intent_phase(m, "prepare", 0);
-    json_t *req = json_pack("{s:s, s:o, s:s, s:s, s:b}", "id", mig_id, "vm", doc, "layout",
-                            layout, "source_host", d->host_id, "resume", resume);
+    vo_migrate_intent_phase(m, "prepare", 0);
+    json_t *req = json_pack("{s:s, s:o, s:s, s:s, s:b}", "id", x->mig_id, "vm", doc, "layout",
+                            layout, "source_host", d->host_id, "resume", x->resume);
     if (m->n_disks)
         json_object_set_new(req, "disks", disks_json(m));
     if (m->opts.post_copy)
@@ -444,249 +363,69 @@ static int task_migrate_run(VoTask *t, void *userdata)
     if (r >= 0 && m->n_disks && !nbd_uri) {
         r = vo_error_set(&error, -EPROTO, "the destination answered no disk export");
         _cleanup_free_ char *aerror = NULL;
-        (void)vo_migrate_peer_call(d, m->to_url, "DELETE", base_path, NULL, NULL, &aerror);
+        (void)vo_migrate_peer_call(d, m->to_url, "DELETE", x->base_path, NULL, NULL, &aerror);
     }
     if (r < 0) {
         json_decref(answer);
         /* No answer (a timeout, a 5xx): it may have prepared all the same. */
         if (r != -EINVAL && r != -EBUSY && r != -ENOENT && r != -EEXIST) {
             _cleanup_free_ char *aerror = NULL;
-            (void)vo_migrate_peer_call(d, m->to_url, "DELETE", base_path, NULL, NULL, &aerror);
+            (void)vo_migrate_peer_call(d, m->to_url, "DELETE", x->base_path, NULL, NULL,
+                                       &aerror);
         }
-        vo_migrate_clear_mark(vm);
-        vo_vm_job_end(vm, false);
-        return vo_task_fail(t, r, "host '%s' cannot take VM '%s': %s", m->to_name, name, error);
+        vo_migrate_clear_mark(x->vm);
+        vo_vm_job_end(x->vm, false);
+        return vo_task_fail(x->t, r, "host '%s' cannot take VM '%s': %s", m->to_name, x->name,
+                            error);
     }
-    _cleanup_free_ char *uri_copy = vo_strdup(uri);
-    _cleanup_free_ char *nbd_copy = vo_strdup(nbd_uri);
-    int64_t at_prepared = vo_now_ms(); /* the phases' ends, for the result's phases_ms */
+    x->uri = vo_strdup(uri);
+    x->nbd_uri = vo_strdup(nbd_uri);
+    x->at_prepared = vo_now_ms();
     json_decref(answer);
-    answer = NULL;
+    return 0;
+}
 
-    /* 1b. Local disks: mirrored there until in sync, in the same task. */
-    if (m->n_disks) {
-        vo_task_set_details(t, 5, "copying disks",
-                            json_pack("{s:s, s:I, s:I}", "phase", "disks", "bytes_sent",
-                                      (json_int_t)0, "bytes_total", (json_int_t)0));
-        log_info("vm %s: copying %zu local disk(s) to host %s (%s)", name, m->n_disks,
-                 m->to_name, nbd_copy);
-        intent_phase(m, "disks", 0);
-        r = copy_disks(t, m, hv, nbd_copy, alive_path, start, &error);
+/* 3. Both sides paused: RAM compared when asked (post-copy: after the
+ * switch-over, run_switchover, when the destination has the device state
+ * and fetches what it lacks as it is read). */
+static int run_verify(MigrateRun *x)
+{
+    if (x->m->opts.verify_memory && !x->at_switch) {
+        _cleanup_free_ char *error = NULL;
+        int r = verify_memory(x->d, x->m, x->hv, x->digest_path, &error);
         if (r < 0) {
-            _cleanup_free_ char *cerr = NULL;
-            if (d->driver->migrate_cancel(hv, &cerr) < 0) /* the mirrors */
-                log_warn("vm %s: migrate_cancel: %s", name, cerr);
-            undo(d, m, hv, base_path);
-            vo_migrate_clear_mark(vm);
-            vo_vm_job_end(vm, true);
-            if (r == -ECANCELED) {
-                log_info("vm %s: migration to %s cancelled while copying disks; the VM runs "
-                         "on here", name, m->to_name);
-                return vo_task_fail(t, -ECANCELED, "cancelled: VM '%s' runs on here", name);
-            }
-            log_warn("vm %s: migration to %s failed: %s", name, m->to_name, error);
-            return vo_task_fail(t, r, "migration of VM '%s' to host '%s' failed (the VM "
-                                "runs on here): %s", name, m->to_name, error);
+            vo_migrate_run_back_here(x);
+            return vo_task_fail(x->t, r, "memory check of VM '%s' failed (the VM runs on "
+                                "here): %s", x->name, error);
         }
+        x->verified = true;
     }
+    x->at_verified = vo_now_ms();
+    return 0;
+}
 
-    /* 2. Memory. */
-    int64_t at_disks = vo_now_ms();
-    VoHvMigrationOptions opts = {
-        .max_bandwidth = m->opts.bandwidth ? m->opts.bandwidth : VO_MIGRATE_UNLIMITED_BANDWIDTH,
-        .downtime_limit_ms = m->opts.max_downtime_ms ? m->opts.max_downtime_ms
-                                                     : VO_MIGRATE_DEFAULT_DOWNTIME_MS,
-        .auto_converge = true,
-        .force_converge = m->opts.force_converge,
-        .post_copy = m->opts.post_copy,
-        .post_copy_bandwidth = vo_migrate_test_post_copy_bandwidth(),
-    };
-    unsigned converge_s = m->opts.converge_timeout_s ? m->opts.converge_timeout_s
-                                                     : VO_MIGRATE_DEFAULT_CONVERGE_TIMEOUT_S;
-    VoHvMigrationTls tls;
-    opts.tls = vo_migration_tls(d, &tls); /* between hosts: mutual TLS */
-    if (vo_task_cancelled(t)) { /* cancelled while the destination prepared */
-        _cleanup_free_ char *aerror = NULL;
-        (void)vo_migrate_peer_call(d, m->to_url, "DELETE", base_path, NULL, NULL, &aerror);
-        vo_migrate_clear_mark(vm);
-        vo_vm_job_end(vm, false);
-        return vo_task_fail(t, -ECANCELED, "cancelled: VM '%s' runs on here", name);
-    }
-    log_info("vm %s: migrating to host %s (%s)", name, m->to_name, uri_copy);
-    intent_phase(m, "memory", 0);
-    r = d->driver->migrate_start(hv, uri_copy, &opts, &error);
-    if (r < 0) {
-        undo(d, m, hv, base_path);
-        vo_migrate_clear_mark(vm);
-        vo_vm_job_end(vm, true);
-        return vo_task_fail(t, r, "cannot start migrating VM '%s': %s", name, error);
-    }
-    int64_t at_migrate = vo_now_ms();
-    VoHvMigrationProgress p = { 0 };
-    int64_t shown = 0, cancel_at = 0, memory_start = vo_now_ms(), switch_start = 0;
-    bool cancelled = false, unconfirmed = false, post_copy_asked = false, post_copy_on = false;
-    _cleanup_free_ char *stuck = NULL; /* did not converge in time: why */
-    unsigned max_throttle = 0;
-    int query_errors = 0;
-    for (;;) {
-        free(p.error);
-        p.error = NULL;
-        r = d->driver->migrate_query(hv, &p);
-        if (r < 0 && ++query_errors < QUERY_TRIES) { /* it may have completed all the same */
-            (void)poll(NULL, 0, POLL_MS);
-            continue;
-        }
-        if (r < 0)
-            break;
-        query_errors = 0;
-        if (p.status == VO_HV_MIGRATION_COMPLETED || p.status == VO_HV_MIGRATION_FAILED ||
-            p.status == VO_HV_MIGRATION_CANCELLED)
-            break;
-        if (p.at_switchover && !cancelled && !stuck)
-            break; /* post-copy: both paused before the switch-over (below) */
-        if (!cancelled && vo_task_cancelled(t)) {
-            cancelled = true;
-            cancel_at = vo_now_ms();
-            _cleanup_free_ char *cerr = NULL;
-            if (d->driver->migrate_cancel(hv, &cerr) < 0)
-                log_warn("vm %s: migrate_cancel: %s", name, cerr);
-        }
-        if (p.throttle_pct > max_throttle)
-            max_throttle = p.throttle_pct;
-        if (!p.switching)
-            switch_start = 0;
-        else if (!switch_start)
-            switch_start = vo_now_ms();
-        VoConvergeView converge = { .progress = &p, .elapsed_ms = vo_now_ms() - memory_start,
-                                    .switching_ms = switch_start ? vo_now_ms() - switch_start : 0,
-                                    .limit_s = converge_s, .max_throttle = max_throttle,
-                                    .force = m->opts.force_converge };
-        /* Post-copy: once the first full pass is sent (QEMU's second dirty
-         * sync), the rest follows after the switch-over instead. */
-        if (m->opts.post_copy && !post_copy_asked && !cancelled && !stuck &&
-            p.status == VO_HV_MIGRATION_ACTIVE && !p.switching && p.passes >= 2) {
-            post_copy_asked = true;
-            _cleanup_free_ char *perr = NULL;
-            post_copy_on = d->driver->migrate_start_post_copy(hv, &perr) >= 0;
-            if (!post_copy_on) /* asked once: the converge limit still holds */
-                log_warn("vm %s: the switch to post-copy was refused (pre-copy goes on): %s",
-                         name, perr);
-            else
-                log_info("vm %s: switching to post-copy after %llu MiB", name,
-                         (unsigned long long)(p.transferred >> 20));
-        }
-        if (!cancelled && !stuck && !post_copy_on && vo_migrate_not_converging(&converge)) {
-            /* Not converged within the limit: aborted as a cancel is. */
-            stuck = vo_migrate_not_converged_why(&converge);
-            log_warn("vm %s: migration to %s %s", name, m->to_name, stuck);
-            cancel_at = vo_now_ms();
-            _cleanup_free_ char *cerr = NULL;
-            if (d->driver->migrate_cancel(hv, &cerr) < 0)
-                log_warn("vm %s: migrate_cancel: %s", name, cerr);
-        }
-        if (p.status == VO_HV_MIGRATION_ACTIVE && p.transferred > 0 &&
-            vo_migrate_fault("exit-in-memory")) /* test: the source dies mid-copy */
-            _exit(70);
-        if ((cancelled || stuck) && vo_now_ms() - cancel_at > CANCEL_WAIT_MS) {
-            unconfirmed = true; /* no final status: not resumed over a cancel under way */
-            break;
-        }
-        if (vo_now_ms() - shown >= PROGRESS_EVERY_MS) {
-            shown = vo_now_ms();
-            int pct = p.total ? (int)(5 + 85 * (p.transferred > p.total ? p.total
-                                                                          : p.transferred) /
-                                              p.total)
-                              : 5;
-            json_t *det = progress_json("memory", &p, start);
-            json_object_set_new(det, "converge_timeout_s", json_integer(converge_s));
-            /* The throttle in the words too: the CLI's progress line shows them. */
-            _cleanup_free_ char *copying =
-                p.throttle_pct ? vo_asprintf("copying memory (vCPUs throttled %u%%%s)",
-                                             p.throttle_pct,
-                                             m->opts.force_converge ? ", --force-converge" : "")
-                               : vo_strdup("copying memory");
-            vo_task_set_details(t, pct, cancelled ? "cancelling"
-                                        : stuck   ? "aborting: not converging"
-                                                  : copying, det);
-        }
-        (void)poll(NULL, 0, MEMORY_POLL_MS);
-    }
-    /* A cancel that raced the completion is still honoured: the switch has
-     * not happened. */
-    bool at_switch = r >= 0 && p.status == VO_HV_MIGRATION_ACTIVE && p.at_switchover;
-    if (r >= 0 && (p.status == VO_HV_MIGRATION_COMPLETED || at_switch) && vo_task_cancelled(t))
-        cancelled = true;
-    if (r < 0 || (p.status != VO_HV_MIGRATION_COMPLETED && !at_switch) || cancelled) {
-        _cleanup_free_ char *why = p.error ? vo_strdup(p.error)
-                                   : r < 0 ? vo_strdup(strerror(-r))
-                                           : vo_asprintf("the migration ended %s",
-                                                         vo_hv_migration_status_to_string(p.status));
-        free(p.error);
-        if (unconfirmed) {
-            _cleanup_free_ char *aerror = NULL;
-            (void)vo_migrate_peer_call(d, m->to_url, "DELETE", base_path, NULL, NULL, &aerror);
-            vo_migrate_clear_mark(vm);
-            vo_vm_job_end(vm, true);
-            return vo_task_fail(t, -ETIMEDOUT, "%s%scancelled, but QEMU did not confirm the "
-                                "cancel within %d s: VM '%s' stays here as QEMU has it (see "
-                                "vireo vm show; vireo vm resume if it is paused)",
-                                stuck ? stuck : "", stuck ? "; " : "", CANCEL_WAIT_MS / 1000,
-                                name);
-        }
-        undo(d, m, hv, base_path);
-        vo_migrate_clear_mark(vm);
-        vo_vm_job_end(vm, true);
-        if (cancelled) {
-            log_info("vm %s: migration to %s cancelled; the VM runs on here", name, m->to_name);
-            return vo_task_fail(t, -ECANCELED, "cancelled: VM '%s' runs on here", name);
-        }
-        if (stuck)
-            return vo_task_fail(t, -ETIMEDOUT, "migration of VM '%s' to host '%s' failed (the "
-                                "VM runs on here): %s", name, m->to_name, stuck);
-        log_warn("vm %s: migration to %s failed: %s", name, m->to_name, why);
-        return vo_task_fail(t, r < 0 ? r : -EIO, "migration of VM '%s' to host '%s' failed "
-                            "(the VM runs on here): %s", name, m->to_name, why);
-    }
-    free(p.error);
-    p.error = NULL;
-    int64_t at_completed = vo_now_ms();
-    /* Not written to the store now: the guest is paused until the
-     * destination continues it (the switch's own transaction is enough). */
-    vo_task_set_details_unwritten(t, 92, "switching over",
-                                  progress_json("switchover", &p, start));
-
-    /* 3. Both sides paused: RAM compared when asked (post-copy: after the
-     * switch-over, below, when the destination has the device state and
-     * fetches what it lacks as it is read). */
-    bool verified = false;
-    if (m->opts.verify_memory && !at_switch) {
-        r = verify_memory(d, m, hv, digest_path, &error);
-        if (r < 0) {
-            undo(d, m, hv, base_path);
-            vo_migrate_clear_mark(vm);
-            vo_vm_job_end(vm, true);
-            return vo_task_fail(t, r, "memory check of VM '%s' failed (the VM runs on here): %s",
-                                name, error);
-        }
-        verified = true;
-    }
-
-    /* 4. The ownership switch, before the destination runs. The last
-     * moment a cancel is honoured. */
-    int64_t at_verified = vo_now_ms();
+/* 4. The ownership switch, before the destination runs: one transaction
+ * moves the VM's documents (and its local volumes') to the destination.
+ * The last moment a cancel is honoured. */
+static int run_switch(MigrateRun *x)
+{
+    MigrateTask *m = x->m;
+    VoTask *t = x->t;
+    VoVm *vm = x->vm;
+    VoDaemon *d = x->d;
+    const char *name = x->name, *vm_id = x->vm_id;
+    _cleanup_free_ char *error = NULL;
     if (vo_task_cancelled(t)) {
-        undo(d, m, hv, base_path);
-        vo_migrate_clear_mark(vm);
-        vo_vm_job_end(vm, true);
+        vo_migrate_run_back_here(x);
         log_info("vm %s: migration to %s cancelled; the VM runs on here", name, m->to_name);
         return vo_task_fail(t, -ECANCELED, "cancelled: VM '%s' runs on here", name);
     }
     if (vo_migrate_fault("commit-early")) { /* test: the destination must not believe us */
         pthread_mutex_lock(&vm->lock);
-        json_t *early = json_pack("{s:I, s:b}", "rev", (json_int_t)vm->rev, "resume", resume);
+        json_t *early = json_pack("{s:I, s:b}", "rev", (json_int_t)vm->rev, "resume", x->resume);
         pthread_mutex_unlock(&vm->lock);
         _cleanup_free_ char *eerr = NULL;
-        int e = vo_migrate_peer_call(d, m->to_url, "POST", commit_path, early, NULL, &eerr);
+        int e = vo_migrate_peer_call(d, m->to_url, "POST", x->commit_path, early, NULL, &eerr);
         json_decref(early);
         if (e >= 0) {
             vo_migrate_clear_mark(vm);
@@ -701,10 +440,9 @@ static int task_migrate_run(VoTask *t, void *userdata)
     int64_t rev = vm->rev;
     vm->migrated_away = true; /* no write of its documents from here on */
     pthread_mutex_unlock(&vm->lock);
-    intent_phase(m, "switch", rev);
-    int64_t new_rev = 0;
+    vo_migrate_intent_phase(m, "switch", rev);
     VoVolumeMove *vols = vo_migrate_volume_moves(m, false);
-    r = 0;
+    int r = 0;
     for (size_t i = 0; i < m->n_disks; i++)
         if (r >= 0)
             r = vo_volume_moving_begin(d, vols[i].from, &error);
@@ -714,13 +452,13 @@ static int task_migrate_run(VoTask *t, void *userdata)
         r = vo_error_set(&error, VO_STORE_EUNKNOWN, "test fault: no answer to the transaction");
     } else {
         r = vo_vm_move_volumes_txn(d->cluster_store, vm_id, d->host_id, m->to_id, rev, vols,
-                                   m->n_disks, &new_rev, &error);
+                                   m->n_disks, &x->new_rev, &error);
         if (r >= 0 && vo_migrate_fault("txn-unknown")) /* test: applied, answer lost */
             r = vo_error_set(&error, VO_STORE_EUNKNOWN, "test fault: the answer was lost");
     }
     vo_migrate_volume_moves_free(vols, m->n_disks);
     if (r < 0 && vo_migrate_switch_outcome_unknown(r)) {
-        r = vo_migrate_settle_switch(t, d, m, vm, name, vm_id, rev, &new_rev, &error);
+        r = vo_migrate_settle_switch(t, d, m, vm, name, vm_id, rev, &x->new_rev, &error);
         if (r == -ETIMEDOUT || r == -EIO) {
             /* Whether the VM is the destination's is unknown: neither side
              * runs it (the destination's watcher continues it if the store
@@ -730,7 +468,7 @@ static int task_migrate_run(VoTask *t, void *userdata)
             m->keep_intent = true; /* settled from it (migrate-resettle.h) */
             vo_migrate_clear_mark(vm);
             pthread_mutex_unlock(&vm->job);
-            vo_migrate_resettle_later(d, vm_id, name, mig_id);
+            vo_migrate_resettle_later(d, vm_id, name, x->mig_id);
             return vo_task_fail(t, r, "the switch of VM '%s' to host '%s' has an unknown "
                                 "outcome: %s; the source QEMU stays paused (never resumed "
                                 "while the VM may be the destination's) until the store "
@@ -739,11 +477,11 @@ static int task_migrate_run(VoTask *t, void *userdata)
         }
     }
     if (r >= 0)
-        intent_phase(m, "switched", rev);
+        vo_migrate_intent_phase(m, "switched", rev);
     /* Post-copy: from here this QEMU holds what the destination lacks (the
      * device state, then the pages it has not fetched): nothing but the
      * migration may end it, not even a fencing (post-copy-kept.h). */
-    if (r >= 0 && at_switch) {
+    if (r >= 0 && x->at_switch) {
         pthread_mutex_lock(&vm->lock);
         pid_t pid = vm->info.pid;
         pthread_mutex_unlock(&vm->lock);
@@ -757,149 +495,183 @@ static int task_migrate_run(VoTask *t, void *userdata)
         pthread_mutex_lock(&vm->lock);
         vm->migrated_away = false;
         pthread_mutex_unlock(&vm->lock);
-        undo(d, m, hv, base_path);
-        vo_migrate_clear_mark(vm);
-        vo_vm_job_end(vm, true);
+        vo_migrate_run_back_here(x);
         return vo_task_fail(t, r, "the switch of VM '%s' to host '%s' failed (the VM runs on "
                             "here): %s", name, m->to_name, error);
     }
+    return 0;
+}
 
-    /* 4b. Post-copy: the switch-over goes on now that the store gives the
-     * VM to the destination; RAM is compared once the device state is there. */
-    bool in_post_copy = false;
-    _cleanup_free_ char *verify_error = NULL; /* too late to undo: the task fails at its end */
-    int resume_tries = vo_migrate_resume_tries(); /* post-copy recoveries, the whole budget */
-    if (at_switch) {
-        r = vo_migrate_continue_switchover(d, hv, &in_post_copy, &error);
-        if (r >= 0 && in_post_copy && vo_migrate_fault("post-copy-hold")) {
-            /* test: held here, in post-copy, until released (its link
-             * broken meanwhile), and until QEMU saw it break */
-            vo_migrate_fault_wait("post-copy-release", 300000);
-            _cleanup_free_ char *ignored = NULL;
-            (void)vo_migrate_wait_post_copy_paused(d, hv, false, &ignored);
-        }
-        /* A stream that broke already is mended before the RAM compare
-         * (the destination's hash would wait for its pages) and the
-         * commit. */
-        VoHvMigrationProgress mid = { 0 };
-        if (r >= 0 && in_post_copy && d->driver->migrate_query(hv, &mid) >= 0 &&
-            (mid.post_copy_paused || mid.post_copy_recovering)) {
-            log_warn("vm %s: post-copy to host %s broke before its commit: recovering", name,
-                     m->to_name);
-            if (vo_migrate_resume_post_copy(d, hv, m->to_url, mig_id, vm_id, name,
-                                            &resume_tries, &error) < 0) {
-                free(mid.error);
-                return vo_migrate_keep_both(t, d, m, vm, hv, name, vm_id, error);
-            }
-        }
-        free(mid.error);
-        if (r >= 0 && m->opts.verify_memory) {
-            verified = verify_memory(d, m, hv, digest_path, &verify_error) >= 0;
-            if (!verified)
-                log_error("vm %s: memory check after the switch-over failed: %s", name,
-                          verify_error);
-        }
-        if (r >= 0)
-            log_info("vm %s: switched over to host %s%s", name, m->to_name,
-                     in_post_copy ? " (post-copy: the rest of memory follows)" : "");
+/* 4b. Post-copy: the switch-over goes on now that the store gives the VM
+ * to the destination; a stream that broke already is mended; RAM is
+ * compared once the device state is there. Its outcome (x->outcome,
+ * x->error) is the commit's to act on. */
+static int run_switchover(MigrateRun *x)
+{
+    MigrateTask *m = x->m;
+    VoDaemon *d = x->d;
+    VoHvInstance *hv = x->hv;
+    const char *name = x->name;
+    x->resume_tries = vo_migrate_resume_tries();
+    if (!x->at_switch)
+        return 0;
+    int r = vo_migrate_continue_switchover(d, hv, &x->in_post_copy, &x->error);
+    if (r >= 0 && x->in_post_copy && vo_migrate_fault("post-copy-hold")) {
+        /* test: held here, in post-copy, until released (its link broken
+         * meanwhile), and until QEMU saw it break */
+        vo_migrate_fault_wait("post-copy-release", 300000);
+        _cleanup_free_ char *ignored = NULL;
+        (void)vo_migrate_wait_post_copy_paused(d, hv, false, &ignored);
     }
+    /* A stream that broke already is mended before the RAM compare (the
+     * destination's hash would wait for its pages) and the commit. */
+    VoHvMigrationProgress mid = { 0 };
+    if (r >= 0 && x->in_post_copy && d->driver->migrate_query(hv, &mid) >= 0 &&
+        (mid.post_copy_paused || mid.post_copy_recovering)) {
+        log_warn("vm %s: post-copy to host %s broke before its commit: recovering", name,
+                 m->to_name);
+        _cleanup_free_ char *error = NULL;
+        if (vo_migrate_resume_post_copy(d, hv, m->to_url, x->mig_id, x->vm_id, name,
+                                        &x->resume_tries, &error) < 0) {
+            free(mid.error);
+            return vo_migrate_keep_both(x->t, d, m, x->vm, hv, name, x->vm_id, error);
+        }
+    }
+    free(mid.error);
+    if (r >= 0 && m->opts.verify_memory) {
+        x->verified = verify_memory(d, m, hv, x->digest_path, &x->verify_error) >= 0;
+        if (!x->verified)
+            log_error("vm %s: memory check after the switch-over failed: %s", name,
+                      x->verify_error);
+    }
+    if (r >= 0)
+        log_info("vm %s: switched over to host %s%s", name, m->to_name,
+                 x->in_post_copy ? " (post-copy: the rest of memory follows)" : "");
+    x->outcome = r;
+    return 0;
+}
 
-    /* 5. The destination continues the VM; this QEMU ends. Never resumed
-     * here again: the documents say the VM is the destination's. */
-    int64_t at_switched = vo_now_ms();
-    bool commit_unanswered = false;
+/* 5. The destination continues the VM; this QEMU ends. Never resumed here
+ * again: the documents say the VM is the destination's. Unanswered, the VM
+ * is taken back (the source runs on), or claimed there meanwhile. */
+static int run_commit(MigrateRun *x)
+{
+    MigrateTask *m = x->m;
+    VoTask *t = x->t;
+    VoVm *vm = x->vm;
+    VoDaemon *d = x->d;
+    const char *name = x->name;
+    int r = x->outcome;
+    x->at_switched = vo_now_ms();
     _cleanup_free_ char *console = console_tail_b64(d, vm);
-    json_t *commit = json_pack("{s:I, s:b}", "rev", (json_int_t)new_rev, "resume", resume);
+    json_t *commit = json_pack("{s:I, s:b}", "rev", (json_int_t)x->new_rev, "resume", x->resume);
     if (console)
         json_object_set_new(commit, "console_log_b64", json_string(console));
     for (int i = 0; r >= 0 && i < COMMIT_TRIES; i++) {
-        free(error);
-        error = NULL;
+        free(x->error);
+        x->error = NULL;
         /* A commit is idempotent: a retry of one that was applied answers 200. */
         if (vo_migrate_fault("commit-lost")) { /* test: the destination never answers */
-            r = vo_error_set(&error, -EIO, "test fault: the commit got no answer");
+            r = vo_error_set(&x->error, -EIO, "test fault: the commit got no answer");
             break;
         }
-        r = vo_migrate_peer_call(d, m->to_url, "POST", commit_path, commit, NULL, &error);
+        r = vo_migrate_peer_call(d, m->to_url, "POST", x->commit_path, commit, NULL, &x->error);
         if (r >= 0 || r == -EINVAL)
             break; /* done, or a request it cannot read */
         (void)poll(NULL, 0, 1000);
     }
     json_decref(commit);
-    if (r < 0 && in_post_copy) {
+    if (r < 0 && x->in_post_copy) {
         /* The source cannot take it back (QEMU will not cancel post-copy),
          * and the store gives it to the destination, whose watcher claims
          * and continues it; the rest of RAM still goes from here. */
         log_error("vm %s: host %s did not answer the commit in post-copy (%s): its own "
-                  "watcher continues the VM", name, m->to_name, error);
-        commit_unanswered = true;
+                  "watcher continues the VM", name, m->to_name, x->error);
+        x->commit_unanswered = true;
         r = 0;
     }
     if (r < 0) {
-        int b = vo_migrate_take_back(d, m, vm, name, vm_id, new_rev, &error);
+        int b = vo_migrate_take_back(d, m, vm, name, x->vm_id, x->new_rev, &x->error);
         if (b == 0) { /* the documents are here again: the source runs on */
-            vo_post_copy_kept_unmark(d, vm_id);
+            vo_post_copy_kept_unmark(d, x->vm_id);
             vo_migrate_moving_end(d, m, false); /* the volumes' files stay here */
-            undo(d, m, hv, base_path);
-            vo_migrate_clear_mark(vm);
-            vo_vm_job_end(vm, true);
+            vo_migrate_run_back_here(x);
             return vo_task_fail(t, -EIO, "host '%s' did not take VM '%s' over (%s); the VM "
-                                "was given back and runs on here", m->to_name, name, error);
+                                "was given back and runs on here", m->to_name, name, x->error);
         }
         if (b < 0) {
             log_error("vm %s: the destination did not commit and the VM could not be taken "
-                      "back: %s; the source stays paused", name, error);
+                      "back: %s; the source stays paused", name, x->error);
             m->keep_intent = true; /* settled from it (migrate-resettle.h) */
             vo_migrate_clear_mark(vm);
             pthread_mutex_unlock(&vm->job);
-            vo_migrate_resettle_later(d, vm_id, name, mig_id);
+            vo_migrate_resettle_later(d, x->vm_id, name, x->mig_id);
             return vo_task_fail(t, b, "VM '%s' now belongs to host '%s' but its destination "
                                 "did not take it over: %s; the source QEMU stays paused "
                                 "(never resumed: two copies must not run) until the store "
                                 "says where the VM is: vireod asks it again in the "
-                                "background", name, m->to_name, error);
+                                "background", name, m->to_name, x->error);
         }
         /* b == 1: the destination claimed it (its watcher continues it). */
         log_info("vm %s: host %s claimed the VM itself", name, m->to_name);
     }
-    int64_t at_committed = vo_now_ms();
-    VoHvMigrationProgress fin = { 0 };
-    _cleanup_free_ char *post_copy_broke = NULL;
-    /* A stream that breaks is recovered (bounded): the guest's memory is
-     * split between the hosts, so neither QEMU may end while it is. */
-    while (in_post_copy &&
-           vo_migrate_finish_post_copy(t, d, hv, start, &fin, &post_copy_broke) < 0) {
-        log_error("vm %s: post-copy to host %s broke: %s", name, m->to_name, post_copy_broke);
-        if (!vo_migrate_post_copy_recoverable(&fin))
+    x->at_committed = vo_now_ms();
+    return 0;
+}
+
+/* 6. Post-copy: the rest of memory, a stream that breaks recovered
+ * (bounded: the guest's memory is split between the hosts, so neither
+ * QEMU may end while it is); then this QEMU ends. */
+static int run_post_copy(MigrateRun *x)
+{
+    MigrateTask *m = x->m;
+    VoDaemon *d = x->d;
+    VoHvInstance *hv = x->hv;
+    const char *name = x->name;
+    while (x->in_post_copy && vo_migrate_finish_post_copy(x->t, d, hv, x->start, &x->fin,
+                                                          &x->post_copy_broke) < 0) {
+        log_error("vm %s: post-copy to host %s broke: %s", name, m->to_name, x->post_copy_broke);
+        if (!vo_migrate_post_copy_recoverable(&x->fin))
             break; /* failed outright: nothing to recover */
-        free(post_copy_broke);
-        post_copy_broke = NULL;
-        if (vo_migrate_resume_post_copy(d, hv, m->to_url, mig_id, vm_id, name, &resume_tries,
-                                        &post_copy_broke) < 0) {
-            free(fin.error);
-            return vo_migrate_keep_both(t, d, m, vm, hv, name, vm_id, post_copy_broke);
+        free(x->post_copy_broke);
+        x->post_copy_broke = NULL;
+        if (vo_migrate_resume_post_copy(d, hv, m->to_url, x->mig_id, x->vm_id, name,
+                                        &x->resume_tries, &x->post_copy_broke) < 0) {
+            free(x->fin.error);
+            x->fin.error = NULL;
+            return vo_migrate_keep_both(x->t, d, m, x->vm, hv, name, x->vm_id,
+                                        x->post_copy_broke);
         }
     }
-    if (!in_post_copy)
-        (void)d->driver->migrate_query(hv, &fin);
-    free(fin.error);
-    int64_t at_post_copied = vo_now_ms();
-    vo_migrate_end_source(d, m, vm, hv, name);
-    vo_drs_note_moved(d, vm_id, m->to_id); /* DRS's cooldown counts from here */
-    if (verify_error)
-        return vo_task_fail(t, -EIO, "memory check of VM '%s' after the switch-over failed "
-                            "(the VM runs on host '%s'): %s", name, m->to_name, verify_error);
-    if (post_copy_broke)
-        return vo_task_fail(t, -EIO, "post-copy of VM '%s' to host '%s' broke after the VM "
+    if (!x->in_post_copy)
+        (void)d->driver->migrate_query(hv, &x->fin);
+    free(x->fin.error);
+    x->fin.error = NULL;
+    x->at_post_copied = vo_now_ms();
+    vo_migrate_end_source(d, m, x->vm, hv, name);
+    vo_drs_note_moved(d, x->vm_id, m->to_id); /* DRS's cooldown counts from here */
+    if (x->verify_error)
+        return vo_task_fail(x->t, -EIO, "memory check of VM '%s' after the switch-over failed "
+                            "(the VM runs on host '%s'): %s", name, m->to_name, x->verify_error);
+    if (x->post_copy_broke)
+        return vo_task_fail(x->t, -EIO, "post-copy of VM '%s' to host '%s' broke after the VM "
                             "moved there (%s): it runs there with memory pages that never "
                             "arrived, and must be restarted (vireo vm stop --force, then vireo "
-                            "vm start)", name, m->to_name, post_copy_broke);
-    int64_t total = vo_now_ms() - start;
-    json_t *result = json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:b}", "vm", vm_id, "to",
+                            "vm start)", name, m->to_name, x->post_copy_broke);
+    return 0;
+}
+
+/* 7. The result: the times, the bytes, what each option did. */
+static int run_result(MigrateRun *x)
+{
+    MigrateTask *m = x->m;
+    const VoHvMigrationProgress *fin = &x->fin;
+    int64_t total = vo_now_ms() - x->start;
+    json_t *result = json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:b}", "vm", x->vm_id, "to",
                                m->to_name, "total_time_ms", (json_int_t)total,
-                               "migration_time_ms", (json_int_t)fin.total_time_ms,
-                               "downtime_ms", (json_int_t)fin.downtime_ms, "bytes",
-                               (json_int_t)fin.transferred, "memory_verified", verified);
+                               "migration_time_ms", (json_int_t)fin->total_time_ms,
+                               "downtime_ms", (json_int_t)fin->downtime_ms, "bytes",
+                               (json_int_t)fin->transferred, "memory_verified", x->verified);
     /* The disks' part (the local disks mirrored): 0 when every disk is on
      * a shared pool (dir or rbd), which the destination opens itself. */
     json_object_set_new(result, "disk_bytes", json_integer((json_int_t)m->disk_bytes));
@@ -908,22 +680,23 @@ static int task_migrate_run(VoTask *t, void *userdata)
      * how long the rest of RAM took after the destination continued. */
     if (m->opts.post_copy)
         json_object_set_new(result, "post_copy",
-                            json_pack("{s:b, s:I, s:b}", "ran", in_post_copy, "after_switch_ms",
-                                      (json_int_t)(at_post_copied - at_committed),
-                                      "commit_unanswered", commit_unanswered));
+                            json_pack("{s:b, s:I, s:b}", "ran", x->in_post_copy,
+                                      "after_switch_ms",
+                                      (json_int_t)(x->at_post_copied - x->at_committed),
+                                      "commit_unanswered", x->commit_unanswered));
     /* Where the time went (ms), in order: each phase from the end of the
      * one before; the guest is paused from the end of "memory" (QEMU's own
      * downtime before that) to the end of "commit" (the destination runs). */
     json_object_set_new(result, "phases_ms",
                         json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "prepare",
-                                  (json_int_t)(at_prepared - start), "disks",
-                                  (json_int_t)(at_disks - at_prepared), "memory_setup",
-                                  (json_int_t)(at_migrate - at_disks), "memory",
-                                  (json_int_t)(at_completed - at_migrate), "verify",
-                                  (json_int_t)(at_verified - at_completed), "switch",
-                                  (json_int_t)(at_switched - at_verified), "commit",
-                                  (json_int_t)(at_committed - at_switched), "finish",
-                                  (json_int_t)(start + total - at_committed)));
+                                  (json_int_t)(x->at_prepared - x->start), "disks",
+                                  (json_int_t)(x->at_disks - x->at_prepared), "memory_setup",
+                                  (json_int_t)(x->at_migrate - x->at_disks), "memory",
+                                  (json_int_t)(x->at_completed - x->at_migrate), "verify",
+                                  (json_int_t)(x->at_verified - x->at_completed), "switch",
+                                  (json_int_t)(x->at_switched - x->at_verified), "commit",
+                                  (json_int_t)(x->at_committed - x->at_switched), "finish",
+                                  (json_int_t)(x->start + total - x->at_committed)));
     if (m->n_disks) {
         json_t *moved = json_array();
         for (size_t i = 0; i < m->n_disks; i++)
@@ -935,15 +708,54 @@ static int task_migrate_run(VoTask *t, void *userdata)
                             json_pack("{s:i, s:i, s:b, s:i}", "cpu_throttle_initial",
                                       VO_HV_FORCE_THROTTLE_INITIAL, "cpu_throttle_increment",
                                       VO_HV_FORCE_THROTTLE_INCREMENT, "tailslow", 1,
-                                      "max_throttle_percent", (int)max_throttle));
-    if (vo_task_cancelled(t)) /* too late: the VM had switched hosts already */
+                                      "max_throttle_percent", (int)x->max_throttle));
+    if (vo_task_cancelled(x->t)) /* too late: the VM had switched hosts already */
         json_object_set_new(result, "cancel", json_string("too late: the VM had switched "
                                                           "hosts when the cancel came"));
-    vo_task_set_result(t, result);
-    vo_task_set_details(t, 100, "done", progress_json("done", &fin, start));
-    log_info("vm %s: migrated to host %s in %lld ms (downtime %llu ms)", name, m->to_name,
-             (long long)total, (unsigned long long)fin.downtime_ms);
+    vo_task_set_result(x->t, result);
+    vo_task_set_details(x->t, 100, "done", vo_migrate_progress_json("done", fin, x->start));
+    log_info("vm %s: migrated to host %s in %lld ms (downtime %llu ms)", x->name, m->to_name,
+             (long long)total, (unsigned long long)fin->downtime_ms);
     return 0;
+}
+
+static int task_migrate_run(VoTask *t, void *userdata)
+{
+    MigrateTask *m = userdata;
+    MigrateRun x = { .t = t, .m = m, .vm = m->vm, .d = m->vm->d, .start = vo_now_ms() };
+    int r = run_check(&x);
+    if (r >= 0)
+        r = run_prepare(&x);
+    if (r >= 0)
+        r = vo_migrate_run_disks(&x);
+    if (r >= 0)
+        r = vo_migrate_run_memory(&x);
+    if (r >= 0)
+        r = run_verify(&x);
+    if (r >= 0)
+        r = run_switch(&x);
+    if (r >= 0)
+        r = run_switchover(&x);
+    if (r >= 0)
+        r = run_commit(&x);
+    if (r >= 0)
+        r = run_post_copy(&x);
+    if (r >= 0)
+        r = run_result(&x);
+    json_decref(x.doc);
+    free(x.name);
+    free(x.vm_id);
+    free(x.base_path);
+    free(x.digest_path);
+    free(x.commit_path);
+    free(x.alive_path);
+    free(x.uri);
+    free(x.nbd_uri);
+    free(x.verify_error);
+    free(x.error);
+    free(x.post_copy_broke);
+    free(x.fin.error);
+    return r;
 }
 
 int vo_vm_migrate(VoDaemon *d, VoVm *vm, const VoMigrateArgs *args, json_t **ret_task,
@@ -985,10 +797,6 @@ int vo_vm_migrate(VoDaemon *d, VoVm *vm, const VoMigrateArgs *args, json_t **ret
                          "for a stopped VM", name, vo_vm_state_to_string(s));
     else
         r = vo_migrate_check_local_disks(d, spec, h.id, h.name, pool, &disks, &n_disks, ret_error);
-    if (r >= 0 && args->post_copy && n_disks)
-        r = vo_error_set(ret_error, -EINVAL, "post-copy needs every disk of VM '%s' on a "
-                         "shared pool (%zu local disk(s) would be mirrored): migrate it "
-                         "without --post-copy", name, n_disks);
     if (r >= 0 && args->post_copy &&
         (!d->driver->migrate_start_post_copy || !d->driver->migrate_continue))
         r = vo_error_set(ret_error, -EOPNOTSUPP, "the %s driver has no post-copy",

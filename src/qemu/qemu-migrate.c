@@ -213,9 +213,15 @@ int vo_qemu_migrate_query(VoHvInstance *vm, VoHvMigrationProgress *ret)
     int r = vo_qemu_command(vm, "query-migrate", NULL, &info, &error);
     /* Before any migration QEMU answers {} (no status). */
     const char *word = r >= 0 ? json_string_value(json_object_get(info, "status")) : NULL;
-    /* Paused before the switch-over (only with disk mirrors): complete
-     * them, then let it go on. */
-    int m = word && !strcmp(word, "pre-switchover") ? vo_qemu_mirror_switchover(vm, &error) : 0;
+    /* Paused before the switch-over with disk mirrors: they complete (the
+     * vCPUs are stopped: the destination's disks are whole), then it goes
+     * on; with post-copy it stays held for the daemon's switch (libvirt's
+     * order: the block jobs end before the switch-over's migrate-continue,
+     * so no write lands on the source's disks after it). */
+    bool held = word && !strcmp(word, "pre-switchover");
+    int m = !held || !vm->mirror      ? 0
+            : vm->migration_post_copy ? vo_qemu_mirror_complete(vm, &error)
+                                      : vo_qemu_mirror_switchover(vm, &error);
     pthread_mutex_unlock(&vm->qmp_lock);
     if (r < 0) {
         ret->error = TAKE_PTR(error);
@@ -232,7 +238,7 @@ int vo_qemu_migrate_query(VoHvInstance *vm, VoHvMigrationProgress *ret)
         json_decref(info);
         return -EPROTO;
     }
-    ret->at_switchover = word && !strcmp(word, "pre-switchover") && !vm->mirror;
+    ret->at_switchover = held && (!vm->mirror || vm->migration_post_copy);
     json_t *ram = json_object_get(info, "ram");
     ret->transferred = u64(ram, "transferred");
     ret->remaining = u64(ram, "remaining");

@@ -7,7 +7,9 @@
  * once every job is ready the memory migration runs with
  * pause-before-switchover; at pre-switchover the ready mirrors are
  * completed (block-job-cancel of a ready mirror completes it, in sync) and
- * the migration continues (migrate-continue); the destination's NBD server
+ * the migration continues (migrate-continue; with post-copy the daemon
+ * continues it once the store gave the VM away, so every write after the
+ * switch-over lands on the destination's disks); the destination's NBD server
  * stops when it takes over. A cancel or failure cancels the jobs (the
  * guest paused meanwhile: abort_mirror) and drops the NBD nodes: the source
  * runs on with its own disks. Every QMP
@@ -424,7 +426,7 @@ int vo_qemu_mirror_check_ready(VoHvInstance *vm, char **ret_error)
     return r;
 }
 
-int vo_qemu_mirror_switchover(VoHvInstance *vm, char **ret_error)
+int vo_qemu_mirror_complete(VoHvInstance *vm, char **ret_error)
 {
     VoQemuMirror *m = vm->mirror;
     if (!m || m->completed)
@@ -443,12 +445,24 @@ int vo_qemu_mirror_switchover(VoHvInstance *vm, char **ret_error)
     if (r >= 0) {
         m->completed = true;
         dismiss_all(vm, m);
-        json_t *args = json_pack("{s:s}", "state", "pre-switchover");
-        r = vo_qemu_command(vm, "migrate-continue", args, NULL, ret_error);
-        json_decref(args);
     }
     if (r < 0) /* the source goes on: QEMU resumes it once cancelled */
         (void)vo_qemu_command(vm, "migrate_cancel", NULL, NULL, NULL);
+    return r;
+}
+
+int vo_qemu_mirror_switchover(VoHvInstance *vm, char **ret_error)
+{
+    if (!vm->mirror || vm->mirror->completed)
+        return 0;
+    int r = vo_qemu_mirror_complete(vm, ret_error);
+    if (r >= 0) {
+        json_t *args = json_pack("{s:s}", "state", "pre-switchover");
+        r = vo_qemu_command(vm, "migrate-continue", args, NULL, ret_error);
+        json_decref(args);
+        if (r < 0)
+            (void)vo_qemu_command(vm, "migrate_cancel", NULL, NULL, NULL);
+    }
     return r;
 }
 

@@ -53,6 +53,15 @@ its /dev/shm (a tmpfs) over and over, dirtying memory faster than a small
    the destination's QEMU does not answer (its main loop waiting on a
    page), both QEMUs are kept.
 
+8. Post-copy of a VM whose disks are on h1's own dir pool (a linked-clone
+   root disk and a data disk the guest writes all through): the mirrors
+   complete at the stop before the switch-over, then post-copy runs. An
+   ownership transaction lost there leaves the source as it was (its
+   disks its own, the destination's files gone); then the migration's
+   stream, killed in post-copy, is recovered and it completes: guest RAM
+   equal on both sides, the volumes h2's, every file written before and
+   during the move whole in the guest at h2.
+
 The decision itself (when a copy counts as not converging, the abort's
 words; whether an incoming stream flows; whether a post-copy that stopped
 short is recovered) is unit-tested:
@@ -63,11 +72,13 @@ import re
 import subprocess
 import time
 
-from test_migrate import assert_same_ram, form, hosts_of, keeping_ram, qemu_of, shared_pool
+from test_migrate import (assert_same_ram, create_on, form, hosts_of, keeping_ram, qemu_of,
+                          shared_pool, start_counter, start_dirtying)
+from test_migrate_local import WRITER, assert_files_whole, written
 from test_migrate_robust import (busy_vm, cluster_with_faults, counter_goes_on, nothing_at,
                                  one_qemu, settled, two_hosts_h2_continues_on_silence)
 
-from vireo_harness import wait_until
+from vireo_harness import BOOT_MARKER, wait_until
 
 
 def guest_md5(h, path):
@@ -290,6 +301,14 @@ def post_copy_held(cluster, tmp_path, keep, verify, dest_env=None, silent=False)
     tid = h1.api("POST", "/v1/vms/busy/migrate",
                  {"to": "h2", "post_copy": True, "max_downtime_ms": 1, "bandwidth": "16M/s",
                   "verify_memory": verify}, expect=202)["task"]["id"]
+    break_held_stream(h1, h2, faults, silent)
+    return c, faults, vm_id, tid, before
+
+
+def break_held_stream(h1, h2, faults, silent=False):
+    """Once the migration of busy from h1 to h2 holds in post-copy
+    (post-copy-hold), its memory stream is killed (or, silent, dropped at
+    h1 without a reset)."""
     wait_until(lambda: not (faults / "post-copy-hold").exists(), 600,
                what="the migration held in post-copy")
     # The source holds once it sent the device state; the destination loads
@@ -298,16 +317,17 @@ def post_copy_held(cluster, tmp_path, keep, verify, dest_env=None, silent=False)
     # exits, seen once at load 20). Not a bound on anything: the background
     # push at 256 KiB/s leaves pages missing for far longer.
     time.sleep(3)
-    m = re.search(r"incoming VM busy from host \S+: waiting on tcp:([0-9.]+):(\d+)", h2.log())
-    assert m, "the incoming stream's address in h2's log"
+    found = re.findall(r"incoming VM busy from host \S+: waiting on tcp:([0-9.]+):(\d+)",
+                       h2.log())
+    assert found, "the incoming stream's address in h2's log"
+    address, port = found[-1]  # the last attempt's
     if silent:
         subprocess.run(["ip", "netns", "exec", h1.host_netns.name, "nft",
                         "add table inet postrec; add chain inet postrec out { type filter hook "
                         "output priority 0 ; } ; add rule inet postrec out ip daddr "
-                        f"{m.group(1)} tcp dport {m.group(2)} drop"], check=True)
-        return c, faults, vm_id, tid, before
-    kill_stream(h1, m.group(1), m.group(2))
-    return c, faults, vm_id, tid, before
+                        f"{address} tcp dport {port} drop"], check=True)
+    else:
+        kill_stream(h1, address, port)
 
 
 def kill_stream(h1, address, port):
@@ -438,3 +458,93 @@ def test_a_post_copy_that_cannot_be_recovered_keeps_both_qemus(cluster, tmp_path
     for h in (h1, h2):
         p = h.cli("vm", "migrate", "busy", "--resume", check=False)
         assert p.returncode != 0 and "has no paused post-copy migration" in p.stderr, p
+
+
+def test_post_copy_with_a_local_disk(cluster, tmp_path):
+    keep = str(tmp_path / "ram")
+    os.makedirs(keep)
+    # Post-copy's background push at 256 KiB/s: pages stay missing at the
+    # destination long enough to break the link (post_copy_held).
+    os.environ["VIREO_TEST_MIGRATE_POST_COPY_BANDWIDTH"] = str(256 << 10)
+    try:
+        with keeping_ram(keep):
+            c, faults = cluster_with_faults(cluster, tmp_path, 2)
+    finally:
+        del os.environ["VIREO_TEST_MIGRATE_POST_COPY_BANDWIDTH"]
+    form(c)
+    h1, h2 = c.hosts
+    # On h1's own dir pool (default): a linked clone of the image and a
+    # 64 MiB data disk; the guest dirties 8 MiB of memory over and over.
+    create_on(h1, "busy", pool="default", memory=128, accel="tcg", full_clone=False)
+    h1.task_ok("POST", "/v1/vms/busy/disks", {"size_bytes": 64 << 20})
+    vm_id = h1.vm("busy")["id"]
+    keys = [d["volume"] for d in h1.vm("busy")["disks"]]
+    assert len(keys) == 2 and all(k.startswith("default/") for k in keys), keys
+    names = [k.split("/")[1] for k in keys]
+    src_files = [h1.api("GET", "/v1/pools/default/volumes/" + n)["path"] for n in names]
+    dst_dir = h2.api("GET", "/v1/pools/default")["path"]
+    h1.cli("vm", "start", "busy")
+    h1.wait_console("busy", BOOT_MARKER, timeout=240)
+    out = h1.guest("busy", "mke2fs -q /dev/vdb && mkdir -p /mnt/d && mount /dev/vdb /mnt/d && "
+                           "echo before-the-move > /mnt/d/before.txt && sync && echo SET-UP",
+                   timeout=120)
+    assert "SET-UP" in out, out
+    h1.guest("busy", WRITER)  # files and their checksums, all through the move
+    wait_until(lambda: written(h1, "busy") >= 3, 120, what="the writer under way")
+    start_counter(h1, "busy")
+    start_dirtying(h1, "busy", "cp /dev/shm/src /dev/shm/dirty",
+                   setup="dd if=/dev/urandom of=/dev/shm/src bs=1M count=8 2>/dev/null")
+    post_copy = ["vm", "migrate", "busy", "--to", "h2", "--post-copy", "--max-downtime", "1",
+                 "--bandwidth", "16M/s"]
+
+    # The ownership transaction lost at the stop before the switch-over,
+    # the mirrors completed there: cancelled, the source runs on with its
+    # own disks, nothing of the VM is left at h2.
+    (faults / "txn-lost").touch()
+    p = h1.cli(*post_copy, check=False, timeout=900)
+    print("post-copy with a local disk, transaction lost:", p.returncode, p.stderr.strip())
+    assert p.returncode != 0 and "runs on here" in p.stderr, p
+    assert not (faults / "txn-lost").exists()
+    assert h1.vm("busy")["state"] == "running" and hosts_of(h2, "busy") == ["h1"]
+    assert [d["volume"] for d in h1.vm("busy")["disks"]] == keys
+    assert all(os.path.exists(f) for f in src_files)
+    nothing_at(h2, vm_id)
+    assert not [f for f in os.listdir(dst_dir) if any(f.startswith(n) for n in names)], \
+        os.listdir(dst_dir)
+    n0 = written(h1, "busy")
+    wait_until(lambda: written(h1, "busy") > n0, 60, what="the writer goes on at h1")
+
+    # The migration: post-copy runs (pre-copy cannot meet 1 ms); held right
+    # after the switch-over, its memory stream is killed and recovered (the
+    # disks are not part of it: whole at h2 since the switch-over); guest
+    # RAM compared on both sides after the recovery.
+    (faults / "post-copy-hold").touch()
+    tid = h1.api("POST", "/v1/vms/busy/migrate",
+                 {"to": "h2", "post_copy": True, "max_downtime_ms": 1, "bandwidth": "16M/s",
+                  "verify_memory": True}, expect=202)["task"]["id"]
+    break_held_stream(h1, h2, faults)
+    (faults / "post-copy-release").touch()
+    task = settled(h1, tid, timeout=900)
+    res = task.get("result") or {}
+    print("post-copy with a local disk:", task["state"], task.get("error"), res)
+    assert task["state"] == "succeeded", task
+    assert res["post_copy"]["ran"] is True and res["memory_verified"] is True, res
+    assert "post-copy to host h2 broke before its commit: recovering" in h1.log()
+    assert "busy: post-copy recovered" in h1.log()
+    assert res["disks_copied"] == 2 and sorted(res["volumes"]) == sorted(keys), res
+    assert_same_ram(keep, h1, h2, vm_id)
+    for h in (h1, h2):
+        wait_until(lambda: hosts_of(h, "busy") == ["h2"], 30, what=f"busy on h2 from {h.name}")
+    vols = {v["key"]: v for v in h2.api("GET", "/v1/volumes?pool=default")["volumes"]}
+    for k in keys:
+        assert vols[k]["attached_to"] == "busy" and os.path.exists(vols[k]["path"]), vols
+    nothing_at(h1, vm_id)
+    assert not [f for f in src_files if os.path.exists(f)]
+    on_h1 = [v["name"] for v in h1.api("GET", "/v1/volumes?pool=default")["volumes"]]
+    assert not set(names) & set(on_h1), on_h1
+    # The guest went on at h2: the counter, the writer; every file written
+    # before and during the move is whole.
+    counter_goes_on(h2, "busy")
+    before = written(h2, "busy")
+    wait_until(lambda: written(h2, "busy") > before, 60, what="the writer goes on at h2")
+    assert_files_whole(h2, "busy")

@@ -38,6 +38,18 @@ def written(h, name):
     return int(found[-1]) if found else 0
 
 
+def assert_files_whole(h, name):
+    """The writer stopped, every complete file's checksum matches inside
+    the guest on h, and the file written before the move is there."""
+    out = h.guest(name, "kill $(cat /tmp/w.pid); sleep 1; sync; n=0; bad=0; "
+                        "for s in /mnt/d/*.sum; do if sha256sum -c -s $s; then n=$((n+1)); "
+                        "else bad=$((bad+1)); fi; done; echo CHECK n=$n bad=$bad; "
+                        "cat /mnt/d/before.txt", timeout=120)
+    m = re.search(r"CHECK n=(\d+) bad=(\d+)", out)
+    assert m and int(m.group(1)) > 0 and int(m.group(2)) == 0, out
+    assert "before-the-move" in out, out
+
+
 def task_end(h, tid, timeout):
     return wait_until(lambda: (lambda t: t if t["state"] in
                                ("succeeded", "failed", "cancelled") else None)(
@@ -126,11 +138,5 @@ def test_local_disks_migrate_with_writes_in_flight(cluster):
     wait_until(lambda: max(ticks(h2.console_log("loc"))) >= tick + 2, 60,
                what="the counter goes on on h2")
     wait_until(lambda: written(h2, "loc") > before, 60, what="the writer goes on on h2")
-    out = h2.guest("loc", "kill $(cat /tmp/w.pid); sleep 1; sync; n=0; bad=0; "
-                          "for s in /mnt/d/*.sum; do if sha256sum -c -s $s; then n=$((n+1)); "
-                          "else bad=$((bad+1)); fi; done; echo CHECK n=$n bad=$bad; "
-                          "cat /mnt/d/before.txt", timeout=120)
-    m = re.search(r"CHECK n=(\d+) bad=(\d+)", out)
-    assert m and int(m.group(1)) > 0 and int(m.group(2)) == 0, out
-    assert "before-the-move" in out, out
+    assert_files_whole(h2, "loc")
     h2.cli("vm", "stop", "loc", "--force")

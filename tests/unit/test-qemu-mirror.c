@@ -1,7 +1,8 @@
 /* test-qemu-mirror.c: live migration of local disks (driver.h, mirror_*).
  * The QEMU driver's against the scripted QMP server (qmp-server.c): the
  * exact command order of a two-disk mirror on the source and of the
- * destination's NBD exports, the pre-switchover step, a cancel in the disk
+ * destination's NBD exports, the pre-switchover step (held for the daemon
+ * with post-copy), a cancel in the disk
  * phase and in the memory phase, a mirror job that fails, a start that
  * fails half-way. The fake driver's: the same script played out, with its
  * fault injection. */
@@ -84,6 +85,36 @@ static const VoHvMirrorPlan PLAN = { .uri = "unix:/run/x/nbd.sock", .disks = DIS
 #define JOBS(a, b) "{\"return\":[" a "," b "],\"id\":$ID}\n"
 #define BOTH_READY JOBS(JOB(0, "ready", 100, 100, ""), JOB(1, "ready", 400, 400, ""))
 
+/* migrate_start with the mirrors ready: pause-before-switchover on,
+ * post-copy allowed or not ("true"/"false"), then migrate. */
+#define MIGRATE_START_STEPS(postcopy)                                                         \
+    { .expect = "query-status", .send = { RUNNING } },                                        \
+    { .expect = "query-jobs", .send = { BOTH_READY } },                                       \
+    { .expect = "migrate-set-capabilities",                                                   \
+      .args = "{\"capabilities\":[{\"capability\":\"events\",\"state\":true},"                \
+              "{\"capability\":\"auto-converge\",\"state\":false},"                           \
+              "{\"capability\":\"postcopy-ram\",\"state\":" postcopy "},"                     \
+              "{\"capability\":\"pause-before-switchover\",\"state\":true}]}",                \
+      .send = { OK } },                                                                       \
+    { .expect = "migrate-set-parameters",                                                     \
+      .args = "{\"max-bandwidth\":134217728,\"max-postcopy-bandwidth\":0,"                    \
+              "\"downtime-limit\":300,\"cpu-throttle-initial\":20,"                           \
+              "\"cpu-throttle-increment\":10,\"cpu-throttle-tailslow\":false}",               \
+      .send = { OK } },                                                                       \
+    { .expect = "migrate", .args = "{\"uri\":\"unix:/run/x/mig.sock\"}", .send = { OK } }
+
+/* At pre-switchover: both ready mirrors completed (block-job-cancel
+ * without force), waited for, dismissed. */
+#define MIRRORS_COMPLETE                                                                      \
+    { .expect = "block-job-cancel", .args = "{\"device\":\"vireo-mirror-disk0\"}",            \
+      .send = { OK } },                                                                       \
+    { .expect = "block-job-cancel", .args = "{\"device\":\"vireo-mirror-disk1\"}",            \
+      .send = { OK } },                                                                       \
+    { .expect = "query-jobs",                                                                 \
+      .send = { JOBS(JOB(0, "concluded", 100, 100, ""), JOB(1, "concluded", 400, 400, "")) } }, \
+    { .expect = "job-dismiss", .args = "{\"id\":\"vireo-mirror-disk0\"}", .send = { OK } },   \
+    { .expect = "job-dismiss", .args = "{\"id\":\"vireo-mirror-disk1\"}", .send = { OK } }
+
 /* The whole source side: mirrors, progress, migrate with
  * pause-before-switchover, then at pre-switchover the mirrors completed
  * (block-job-cancel without force) and migrate-continue. */
@@ -98,34 +129,14 @@ static void test_source_order(void **state)
         { .expect = "query-jobs", .send = { BOTH_READY } },
         /* migrate_start: checks the mirrors are ready, then
          * pause-before-switchover on. */
-        { .expect = "query-status",
-          .send = { "{\"return\":{\"status\":\"running\",\"running\":true},\"id\":$ID}\n" } },
-        { .expect = "query-jobs", .send = { BOTH_READY } },
-        { .expect = "migrate-set-capabilities",
-          .args = "{\"capabilities\":[{\"capability\":\"events\",\"state\":true},"
-                  "{\"capability\":\"auto-converge\",\"state\":false},"
-                  "{\"capability\":\"postcopy-ram\",\"state\":false},"
-                  "{\"capability\":\"pause-before-switchover\",\"state\":true}]}",
-          .send = { OK } },
-        { .expect = "migrate-set-parameters",
-          .args = "{\"max-bandwidth\":134217728,\"max-postcopy-bandwidth\":0,\"downtime-limit\":300,"
-                  "\"cpu-throttle-initial\":20,\"cpu-throttle-increment\":10,"
-                  "\"cpu-throttle-tailslow\":false}", .send = { OK } },
-        { .expect = "migrate", .args = "{\"uri\":\"unix:/run/x/mig.sock\"}", .send = { OK } },
+        MIGRATE_START_STEPS("false"),
         { .expect = "query-migrate",
           .send = { "{\"return\":{\"status\":\"active\"},\"id\":$ID}\n" } },
         /* pre-switchover: the mirrors complete, then the migration goes on. */
         { .expect = "query-migrate",
           .send = { "{\"return\":{\"status\":\"pre-switchover\"},\"id\":$ID}\n" } },
         { .expect = "query-jobs", .send = { BOTH_READY } },
-        { .expect = "block-job-cancel", .args = "{\"device\":\"vireo-mirror-disk0\"}",
-          .send = { OK } },
-        { .expect = "block-job-cancel", .args = "{\"device\":\"vireo-mirror-disk1\"}",
-          .send = { OK } },
-        { .expect = "query-jobs",
-          .send = { JOBS(JOB(0, "concluded", 100, 100, ""), JOB(1, "concluded", 400, 400, "")) } },
-        { .expect = "job-dismiss", .args = "{\"id\":\"vireo-mirror-disk0\"}", .send = { OK } },
-        { .expect = "job-dismiss", .args = "{\"id\":\"vireo-mirror-disk1\"}", .send = { OK } },
+        MIRRORS_COMPLETE,
         { .expect = "migrate-continue", .args = "{\"state\":\"pre-switchover\"}", .send = { OK } },
         { .expect = "query-migrate",
           .send = { "{\"return\":{\"status\":\"device\"},\"id\":$ID}\n" } },
@@ -163,6 +174,56 @@ static void test_source_order(void **state)
     assert_int_equal(m.status, VO_HV_MIGRATION_ACTIVE);
     assert_int_equal(vo_qemu_migrate_query(vm, &m), 0);
     assert_int_equal(m.status, VO_HV_MIGRATION_COMPLETED);
+    instance_close(&f);
+}
+
+/* Post-copy (libvirt's order): at pre-switchover the mirrors complete but
+ * the migration stays held there, reported at the switch-over, so the
+ * daemon moves the VM's ownership first (its disks whole at the
+ * destination); only its migrate_continue lets post-copy start. */
+static void test_post_copy_order(void **state)
+{
+    static const Step steps[] = {
+        GREETING, CAPS,
+        MIRROR_START_STEPS,
+        { .expect = "query-jobs", .send = { BOTH_READY } },
+        MIGRATE_START_STEPS("true"),
+        { .expect = "migrate-start-postcopy", .send = { OK } },
+        /* pre-switchover: the mirrors complete; no migrate-continue. */
+        { .expect = "query-migrate",
+          .send = { "{\"return\":{\"status\":\"pre-switchover\"},\"id\":$ID}\n" } },
+        { .expect = "query-jobs", .send = { BOTH_READY } },
+        MIRRORS_COMPLETE,
+        /* Asked again while held: the mirrors are done, nothing more. */
+        { .expect = "query-migrate",
+          .send = { "{\"return\":{\"status\":\"pre-switchover\"},\"id\":$ID}\n" } },
+        { .expect = "migrate-continue", .args = "{\"state\":\"pre-switchover\"}", .send = { OK } },
+        { .expect = "query-migrate",
+          .send = { "{\"return\":{\"status\":\"postcopy-active\"},\"id\":$ID}\n" } },
+        { 0 }
+    };
+    Fixture f;
+    VoHvInstance *vm = instance_open(&f, steps);
+    char *error = NULL;
+    assert_int_equal(vo_qemu_mirror_start(vm, &PLAN, &error), 0);
+    VoHvMirrorProgress p;
+    assert_int_equal(vo_qemu_mirror_query(vm, &p), 0);
+    assert_true(p.ready);
+    VoHvMigrationOptions opts = { .post_copy = true };
+    assert_int_equal(vo_qemu_migrate_start(vm, "unix:/run/x/mig.sock", &opts, &error), 0);
+    assert_int_equal(vo_qemu_migrate_start_post_copy(vm, &error), 0);
+    VoHvMigrationProgress m;
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(vo_qemu_migrate_query(vm, &m), 0);
+        assert_int_equal(m.status, VO_HV_MIGRATION_ACTIVE);
+        assert_true(m.at_switchover);
+        assert_null(m.error);
+    }
+    assert_int_equal(vo_qemu_migrate_continue(vm, &error), 0);
+    assert_int_equal(vo_qemu_migrate_query(vm, &m), 0);
+    assert_true(m.post_copy);
+    assert_false(m.at_switchover);
+    assert_null(error);
     instance_close(&f);
 }
 
@@ -297,20 +358,7 @@ static void test_cancel_memory_phase(void **state)
     static const Step steps[] = {
         GREETING, CAPS,
         MIRROR_START_STEPS,
-        { .expect = "query-status",
-          .send = { "{\"return\":{\"status\":\"running\",\"running\":true},\"id\":$ID}\n" } },
-        { .expect = "query-jobs", .send = { BOTH_READY } },
-        { .expect = "migrate-set-capabilities",
-          .args = "{\"capabilities\":[{\"capability\":\"events\",\"state\":true},"
-                  "{\"capability\":\"auto-converge\",\"state\":false},"
-                  "{\"capability\":\"postcopy-ram\",\"state\":false},"
-                  "{\"capability\":\"pause-before-switchover\",\"state\":true}]}",
-          .send = { OK } },
-        { .expect = "migrate-set-parameters",
-          .args = "{\"max-bandwidth\":134217728,\"max-postcopy-bandwidth\":0,\"downtime-limit\":300,"
-                  "\"cpu-throttle-initial\":20,\"cpu-throttle-increment\":10,"
-                  "\"cpu-throttle-tailslow\":false}", .send = { OK } },
-        { .expect = "migrate", .args = "{\"uri\":\"unix:/run/x/mig.sock\"}", .send = { OK } },
+        MIGRATE_START_STEPS("false"),
         { .expect = "migrate_cancel", .send = { OK } },
         ABORT_STEPS("ready", "ready"),
         { .expect = "cont", .send = { OK } },
@@ -666,6 +714,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_source_order),
+        cmocka_unit_test(test_post_copy_order),
         cmocka_unit_test(test_destination_exports),
         cmocka_unit_test(test_cancel_disk_phase),
         cmocka_unit_test(test_cancel_memory_phase),

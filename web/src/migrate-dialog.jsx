@@ -60,7 +60,7 @@ export function MigrateDialog({ vm, hosts, onClose, onError }) {
       </label>
       <label>
         <input name="post_copy" type="checkbox" checked={postCopy}
-               onChange={(e) => setPostCopy(e.target.checked)} /> post-copy (every disk on a shared pool)
+               onChange={(e) => setPostCopy(e.target.checked)} /> post-copy
       </label>
       {error && <p class="error" role="alert" data-migrate-error>{error}</p>}
       <button type="submit" data-action="confirm-migrate" disabled={busy}>Migrate</button>
