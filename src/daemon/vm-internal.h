@@ -178,7 +178,7 @@ void vo_vm_save_settle(VoVm *vm);
 void vo_vm_save_settle_first(VoVm *vm);
 /* Caller holds vm->lock: a save written outside it and done (save_landed)
  * becomes the VM's (its revision, relations, name claim), or its failure
- * is logged. vms.c; for vo_vm_save_settle and the save thread. */
+ * is logged. vm-save.c; for vo_vm_save_settle and the save thread. */
 void vo_vm_save_landed_take(VoVm *vm);
 /* Caller holds vm->lock: vo_vm_save_settle, then also a save still due is
  * made now (so the store has the state in memory): the save's result. */
