@@ -1,6 +1,6 @@
-/* vm-internal.h: what the files of the VM lifecycle (vms.c, vm-disks.c)
- * share about a VM beyond the public vms.h: the object itself and the helpers
- * that change its state. Not for the API layer. */
+/* vm-internal.h: what the files of the VM lifecycle (vms.c and its parts,
+ * vm-disks.c, ...) share about a VM beyond the public vms.h: the object
+ * itself and the helpers that change its state. Not for the API layer. */
 #pragma once
 
 #include <stdatomic.h>

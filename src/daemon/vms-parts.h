@@ -1,9 +1,10 @@
 /* vms-parts.h: what the parts of the VM service (vms.c and the files split
  * from it: vm-save.c, vm-json.c, vm-watch.c, vm-start.c, vm-stop.c,
- * vm-delete.c, vm-create.c, vm-edit.c) share with one another and with
- * nothing else. They were one file's own (static) helpers before vms.c was
- * split, and keep their names from then; each is described where it is
- * defined. Other files use vms.h and vm-internal.h. */
+ * vm-delete.c, vm-create.c, vm-edit.c, vm-adopt.c, vm-fenced.c,
+ * vm-startup.c) share with one another and with nothing else. They were one
+ * file's own (static) helpers before vms.c was split, and keep their names
+ * from then; each is described where it is defined. Other files use vms.h
+ * and vm-internal.h. */
 #pragma once
 
 #include <stdbool.h>
@@ -18,10 +19,13 @@
 
 /* vms.c: states, the object, the registry, a task's arguments, queueing. */
 extern const char *const state_names[];
+int state_from_string(const char *s, VoVmState *ret);
+VoVm *vm_new(VoDaemon *d);
 VoVm *vm_new_defined(VoDaemon *d, VoVmSpec *spec);
 char *vm_id(VoVm *vm);
 extern void (*vm_gone_hook)(VoDaemon *d);
 void registry_add_locked(VoDaemon *d, VoVm *vm);
+void registry_add(VoDaemon *d, VoVm *vm);
 void registry_remove_locked(VoDaemon *d, VoVm *vm);
 void registry_remove(VoDaemon *d, VoVm *vm);
 bool vo_vm_is_provisioning(VoVm *vm);
