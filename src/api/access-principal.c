@@ -3,7 +3,7 @@
  * X-Vireo-Principal, docs/security.md "Forwarded requests"): its encoding
  * as one line of JSON and its strict parsing. Pure: unit-tested and fuzzed
  * (tests/fuzz/fuzz-principal.c). Whether the header is believed at all is
- * the server's decision (only from a cluster peer: api/server.c). */
+ * the server's decision (only from a cluster peer: api/server-request.c). */
 #include <errno.h>
 #include <stdint.h>
 #include <jansson.h>

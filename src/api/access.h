@@ -173,7 +173,7 @@ void vo_access_set_current(const VoPrincipal *p);
  * Unix socket peer's uid)}. The target believes
  * it only on its peers' listener, from a client certificate of the cluster
  * CA, and then checks and audits the request as that principal's
- * (api/server.c); anywhere else the header is refused (400). Neither
+ * (api/server-request.c); anywhere else the header is refused (400). Neither
  * session ids nor secrets travel: the first host has checked them. */
 #define VO_PRINCIPAL_HEADER "X-Vireo-Principal"
 #define VO_PRINCIPAL_HEADER_VERSION 1

@@ -1,7 +1,7 @@
 /* etag.c: ETag for documents the store keeps under one key (pools, volumes,
  * networks, snapshots, images, backups, operations): the document's store
  * revision. If-Match
- * is parsed by vo_request_if_match (server.c) and passed down: the daemon
+ * is parsed by vo_request_if_match (server-reply.c) and passed down: the daemon
  * compares it under the object's lock beside the write (or the task does,
  * before it changes anything). vo_api_if_match_key is only an early answer
  * for work queued as a task (a volume delete, a snapshot revert or delete, a

@@ -54,7 +54,7 @@ static void reply_verbatim(VoReply *rep, VoPeerResponse *resp)
     add_header(&rep->extra_headers, &n, "Retry-After", resp->retry_after);
     add_header(&rep->extra_headers, &n, VO_STALE_HEADER, resp->stale);
     add_header(&rep->extra_headers, &n, VO_RECORD_REV_HEADER, resp->record_rev);
-    /* Replaces the reply's own Content-Type (server.c, send_reply). */
+    /* Replaces the reply's own Content-Type (server-request.c, send_reply). */
     add_header(&rep->extra_headers, &n, "Content-Type", resp->content_type);
 }
 

@@ -54,7 +54,7 @@ typedef struct {
     MHD_ContentReaderFreeCallback stream_free;
     const char *content_type; /* stream_fn's, or text's (default text/plain) */
     int64_t etag;       /* > 0: answer ETag: "<etag>" (the document's store revision) */
-    /* The answer is its caller's: every routed request's (server.c), as
+    /* The answer is its caller's: every routed request's (server-request.c), as
      * its caller's roles decide what it is given (a list the project
      * filter cut, project-gate.c; a VM another caller is answered 404 for;
      * an admin's list another is refused): answered with Cache-Control:

@@ -1,6 +1,6 @@
 /* vms-api.c: /v1/vms routes: list, create, show, edit, delete and the
  * lifecycle actions, each a thin mapping from JSON to the operations in
- * daemon/vms.c. */
+ * daemon/vms.h (vms.c and its parts). */
 #include <string.h>
 
 #include "api/handlers.h"

@@ -91,7 +91,7 @@ json_t *vo_vm_doc_to_api(const char *doc_text, bool summary, const char *host_na
     }
     json_t *o;
     if (summary) {
-        /* As a local VM's summary (daemon/vms.c): its project too, which
+        /* As a local VM's summary (daemon/vm-json.c): its project too, which
          * the project gate's list filter and ?project= read (absent:
          * "default"). */
         static const char *const fields[] = { "id", "name", "vcpus", "memory_mib", "accel",

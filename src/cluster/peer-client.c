@@ -53,7 +53,7 @@ static IdleHandle idle[IDLE_HANDLES]; /* oldest first */
 static size_t n_idle;
 
 /* An idle connection older than this is not reused: the peer's server
- * closes idle ones after 30 s (api/server.c), and a connection it is
+ * closes idle ones after 30 s (api/server-internal.h), and a connection it is
  * closing just as a request goes out would fail that request. */
 #define REUSE_MAX_IDLE_S 20L
 

@@ -26,7 +26,7 @@
  *
  * VMs from before the index (or of a host whose vireod is older) are not in
  * it until their host's vireod starts and fills it in (vo_vms_mac_index_fill
- * in vms.c), which then writes cluster/mac-indexed/<host-id>; a MAC asked
+ * at vm-startup.c's load), which then writes cluster/mac-indexed/<host-id>; a MAC asked
  * for is also looked for in the VM documents of each host without that
  * mark (vm-nics.c). */
 #pragma once

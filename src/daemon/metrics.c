@@ -247,7 +247,7 @@ static void sample_vm(VoDaemon *d, VoVm *vm, VmSample *s)
     s->mem_conf = spec->memory_mib << 20;
     /* A sampler: never waits for the job lock (daemon/vm-job.h). */
     if (s->running && d->driver->stats && vo_vm_job_try_brief(vm)) {
-        /* Holding job, the instance cannot be released (vms.c). */
+        /* Holding job, the instance cannot be released (vm-watch.c). */
         pthread_mutex_lock(&vm->lock);
         VoHvInstance *hv = vm->migrated_away ? NULL : vm->hv;
         pthread_mutex_unlock(&vm->lock);

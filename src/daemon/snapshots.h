@@ -23,7 +23,7 @@ int vo_snapshot_revert(VoDaemon *d, VoVm *vm, const char *name, bool force, json
 int vo_snapshot_delete(VoDaemon *d, VoVm *vm, const char *name, json_t **ret_task,
                        char **ret_error);
 /* A restored VM's disks are new: its snapshots go (a deleted VM's go in
- * the transaction that deletes it, see vms.c). */
+ * the transaction that deletes it, see vm-delete.c). */
 void vo_snapshots_forget(VoDaemon *d, const char *vm_id);
 /* Deletes every internal snapshot in the qcow2 volume at path (a file or
  * an iSCSI LUN's layer): a restore writes a LUN over in place, and the

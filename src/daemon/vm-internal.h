@@ -1,6 +1,6 @@
-/* vm-internal.h: what the files of the VM lifecycle (vms.c, vm-disks.c)
- * share about a VM beyond the public vms.h: the object itself and the helpers
- * that change its state. Not for the API layer. */
+/* vm-internal.h: what the files of the VM lifecycle (vms.c and its parts,
+ * vm-disks.c, ...) share about a VM beyond the public vms.h: the object
+ * itself and the helpers that change its state. Not for the API layer. */
 #pragma once
 
 #include <stdatomic.h>
@@ -178,7 +178,7 @@ void vo_vm_save_settle(VoVm *vm);
 void vo_vm_save_settle_first(VoVm *vm);
 /* Caller holds vm->lock: a save written outside it and done (save_landed)
  * becomes the VM's (its revision, relations, name claim), or its failure
- * is logged. vms.c; for vo_vm_save_settle and the save thread. */
+ * is logged. vm-save.c; for vo_vm_save_settle and the save thread. */
 void vo_vm_save_landed_take(VoVm *vm);
 /* Caller holds vm->lock: vo_vm_save_settle, then also a save still due is
  * made now (so the store has the state in memory): the save's result. */

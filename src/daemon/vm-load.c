@@ -29,7 +29,7 @@ static int sample(VoDaemon *d, VoVm *vm, VoHvLoad *ret)
 {
     if (!d->driver->load || !vo_vm_job_try_brief(vm)) /* never waits: vm-job.h */
         return 0;
-    /* Holding job, the instance cannot be released (vms.c). */
+    /* Holding job, the instance cannot be released (vm-watch.c). */
     pthread_mutex_lock(&vm->lock);
     VoHvInstance *hv = vm->migrated_away ? NULL : vm->hv;
     pthread_mutex_unlock(&vm->lock);

@@ -163,7 +163,7 @@ json_t *vo_vm_mac_index_enter(VoDaemon *d, const VoVmSpec *spec)
 }
 
 /* The held claims of VMs of this host that have no document (orphans: the
- * relations stored of each VM id, vms.c's load) go: a create cut short by
+ * relations stored of each VM id, vm-startup.c's load) go: a create cut short by
  * a crash after its first write. Each compared on the VM's document being
  * absent, as the rest of its relations. */
 static void drop_orphans(VoDaemon *d, json_t *stored, json_t *orphans)

@@ -5,8 +5,8 @@
  * this host's copy of its revision is stale (its next save would fail):
  * this puts the document back as the VM is, best effort; when it cannot
  * tell, the VM's next save refused for its stale revision takes the
- * document up (vo_vm_unsaved_start_landed). Part of the VM service (vms.c's
- * start task and saves). */
+ * document up (vo_vm_unsaved_start_landed). Part of the VM service (vm-start.c's
+ * start task, vm-save.c's saves). */
 #pragma once
 
 #include "daemon/vm-internal.h"

@@ -11,5 +11,5 @@ void vo_test_hold(const char *op);
 /* A fault point of the same directory: the hold point op, then the fault
  * file $VIREO_FAKE_FAULTS/<op> (util/fault-file.h): 0, or the negative
  * errno it says. The fake driver's operations, and a few of the daemon's
- * steps tests make fail (vms.c: an HA start refused before its task). */
+ * steps tests make fail (vm-start.c: an HA start refused before its task). */
 int vo_test_fault(const char *op);

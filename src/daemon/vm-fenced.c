@@ -1,0 +1,145 @@
+/* vm-fenced.c: this host's VMs after its fence acted (part of the VM
+ * service, vms.c; docs/ha.md): the VMs the fence killed reconciled with the
+ * store, those HA recovery moved away forgotten, and the fenced host's own
+ * HA restarts. */
+#include "daemon/vms.h"
+#include "daemon/vms-parts.h"
+#include "daemon/vm-internal.h"
+#include "daemon/ha-retry.h"
+
+#include "daemon/post-copy-kept.h"
+#include "state/keys.h"
+
+int vo_vms_reconcile_fenced(VoDaemon *d)
+{
+    size_t n = 0;
+    VoVm **vms = vo_vms_ref_all(d, &n);
+    int r = 0;
+    for (size_t i = 0; i < n; i++) {
+        pthread_mutex_lock(&vms[i]->lock);
+        _cleanup_free_ char *id = vo_strdup(vms[i]->spec->id);
+        _cleanup_free_ char *name = vo_strdup(vms[i]->spec->name);
+        pthread_mutex_unlock(&vms[i]->lock);
+        _cleanup_free_ char *key = vo_key_vm(id);
+        int64_t rev = 0;
+        /* Read under the VM's lock, after a save made outside it
+         * (vm-save-later.c): its own saves do not pass this read with an
+         * older revision. */
+        pthread_mutex_lock(&vms[i]->lock);
+        vo_vm_save_settle_first(vms[i]);
+        int g = r < 0 ? r : vo_store_get(d->store, key, NULL, &rev);
+        if (g >= 0 && !vms[i]->migrated_away)
+            /* Still ours; the manager may have written its ha_state while
+             * this host was away: the next save compares at that revision. */
+            vms[i]->rev = rev;
+        /* Only a migrated-away VM's QEMU can be a post-copy source (never
+         * continued here), and only the one its mark names. */
+        bool away = vms[i]->migrated_away;
+        pid_t pid = vms[i]->info.pid;
+        pthread_mutex_unlock(&vms[i]->lock);
+        _cleanup_free_ char *to = NULL;
+        if (g == -ENOENT && away && vo_post_copy_kept(d, id, pid, &to)) {
+            /* Moved away by a post-copy migration whose source QEMU is
+             * here: paused, its disks no longer written, it holds pages
+             * the destination's guest lacks. Ended only once that guest is
+             * gone (the VM restarted elsewhere or deleted). */
+            if (vo_post_copy_source_needed(d, id, to)) {
+                log_warn("vm %s: no longer this host's, but its QEMU here is the source of a "
+                         "post-copy to host %s and holds pages the destination lacks: kept",
+                         name, to ? to : "(unknown)");
+                vo_vm_unref(vms[i]);
+                continue;
+            }
+            log_warn("vm %s: its post-copy source QEMU here is no longer needed (the VM is "
+                     "gone from host %s: restarted elsewhere or deleted): ended", name, to);
+        }
+        if (g == -ENOENT) {
+            /* Moved away by HA recovery while this host was fenced. A QEMU
+             * still here (one the fence did not list) must not run on: the
+             * VM is the other host's now. */
+            log_info("vm %s: no longer this host's (restarted elsewhere while this host "
+                     "was fenced): forgotten here", name);
+            pthread_mutex_lock(&vms[i]->lock);
+            if (vms[i]->hv) {
+                log_warn("vm %s: its QEMU still ran here: killed", name);
+                (void)d->driver->kill(vms[i]->hv);
+            }
+            pthread_mutex_unlock(&vms[i]->lock);
+            vo_vm_forget_migrated(vms[i]);
+        } else if (g < 0)
+            r = g;
+        vo_vm_unref(vms[i]);
+    }
+    free(vms);
+    return r;
+}
+
+int vo_vms_forget_moved_off_fenced(VoDaemon *d)
+{
+    size_t n = 0;
+    VoVm **vms = vo_vms_ref_all(d, &n);
+    int r = 0;
+    for (size_t i = 0; i < n; i++) {
+        pthread_mutex_lock(&vms[i]->lock);
+        _cleanup_free_ char *key = vo_key_vm(vms[i]->spec->id);
+        _cleanup_free_ char *name = vo_strdup(vms[i]->spec->name);
+        vo_vm_save_settle_first(vms[i]);
+        bool own_path = vms[i]->hv || vms[i]->deleted || vms[i]->migrated_away ||
+                        vms[i]->migration_task;
+        int g = r < 0 || own_path ? 0 : vo_store_get(d->store, key, NULL, NULL);
+        pthread_mutex_unlock(&vms[i]->lock);
+        if (g == -ENOENT) {
+            log_info("vm %s: no longer this host's (moved away by the manager as this host's "
+                     "fenced state ended): forgotten here", name);
+            vo_vm_forget_migrated(vms[i]);
+        } else if (g < 0)
+            r = g;
+        vo_vm_unref(vms[i]);
+    }
+    free(vms);
+    return r;
+}
+
+/* How long a VM the fence killed may still look running here. */
+#define FENCED_EXIT_WAIT_MS 5000
+
+void vo_vms_restart_fenced(VoDaemon *d, char **killed)
+{
+    for (size_t i = 0; killed && killed[i]; i++) {
+        _cleanup_vm_ VoVm *vm = vo_vms_find(d, killed[i]);
+        if (!vm)
+            continue; /* moved away (restarted elsewhere) */
+        pthread_mutex_lock(&vm->lock);
+        /* The fence's SIGKILL may not have been seen here yet (the QEMU's
+         * exit is handled on the loop thread, and the fenced state can end
+         * within a few hundred ms of the fencing): until it is, the VM still
+         * looks running and would be left dead (bench/chaos found it). */
+        if (!vo_vm_wait_exit(vm, FENCED_EXIT_WAIT_MS))
+            log_warn("ha: vm %s was killed by this host's fence but its QEMU's end was not "
+                     "seen within %d s", vm->spec->name, FENCED_EXIT_WAIT_MS / 1000);
+        bool again = vm->spec->ha && vm->state == VO_VM_CRASHED && !vm->migrated_away;
+        _cleanup_free_ char *name = vo_strdup(vm->spec->name), *id = vo_strdup(vm->spec->id);
+        pthread_mutex_unlock(&vm->lock);
+        if (!again)
+            continue;
+        if (!vo_ha_retry_count_start(vm)) { /* a VM the fence kept killing */
+            vo_ha_retry_give_up(d, id, name, 0, "killed by this host's fence again");
+            continue;
+        }
+        json_t *task = NULL;
+        _cleanup_free_ char *error = NULL;
+        if (vm_start(d, vm, true, true, &task, &error) < 0) {
+            log_warn("ha: vm %s was killed by this host's fence and is still this host's, but "
+                     "cannot be started again: %s", name, error);
+            /* marked by vm_start; tried again after a backoff */
+            vo_ha_retry_failed(d, id, name, error);
+        } else {
+            const char *task_id = json_string_value(json_object_get(task, "id"));
+            log_info("ha: vm %s was killed by this host's fence and is still this host's: "
+                     "started again here, under the new lease (task %s)", name,
+                     task_id ?: "?");
+            vo_ha_retry_follow(d, id, name, task_id); /* a failed start is tried again */
+        }
+        json_decref(task);
+    }
+}

@@ -1,0 +1,70 @@
+/* vms-parts.h: what the parts of the VM service (vms.c and the files split
+ * from it: vm-save.c, vm-json.c, vm-watch.c, vm-start.c, vm-stop.c,
+ * vm-delete.c, vm-create.c, vm-edit.c, vm-adopt.c, vm-fenced.c,
+ * vm-startup.c) share with one another and with nothing else. They were one
+ * file's own (static) helpers before vms.c was split, and keep their names
+ * from then; each is described where it is defined. Other files use vms.h
+ * and vm-internal.h. */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "daemon/vm-internal.h"
+#include "jobs/tasks.h"
+#include "util/threads.h"
+
+/* How long a stop (and a migrated VM's forgetting) waits for QEMU's exit. */
+#define STOP_EXIT_WAIT_MS 10000
+
+/* vms.c: states, the object, the registry, a task's arguments, queueing. */
+extern const char *const state_names[];
+int state_from_string(const char *s, VoVmState *ret);
+VoVm *vm_new(VoDaemon *d);
+VoVm *vm_new_defined(VoDaemon *d, VoVmSpec *spec);
+char *vm_id(VoVm *vm);
+extern void (*vm_gone_hook)(VoDaemon *d);
+void registry_add_locked(VoDaemon *d, VoVm *vm);
+void registry_add(VoDaemon *d, VoVm *vm);
+void registry_remove_locked(VoDaemon *d, VoVm *vm);
+void registry_remove(VoDaemon *d, VoVm *vm);
+bool vo_vm_is_provisioning(VoVm *vm);
+
+/* The arguments of a VM's task (start, stop, pause, resume, reboot,
+ * delete, create): op_args references the VM, op_args_free frees. */
+typedef struct {
+    VoVm *vm;
+    bool force;
+    int timeout_s;
+    char *base_disk, *base_format, *base_image;
+    char *pool; /* create: the boot disk's pool */
+    char *disk_volume; /* create: an existing volume as the boot disk */
+    uint64_t disk_size;
+    bool full_clone, keep_disks;
+    bool boot_once; /* start: boot once_dev first, this run only */
+    VoBootDev once_dev;
+    bool ha_start; /* start: an HA restart (ha-retry.h), not a user's start */
+} OpArgs;
+
+void op_args_free(void *p);
+OpArgs *op_args(VoVm *vm);
+int vm_submit(VoDaemon *d, VoVm *vm, const char *kind, const char *also, bool unbounded,
+              VoTaskFn fn, void *args, VoTaskFreeFn free_args, json_t **ret_task,
+              char **ret_error);
+
+/* vm-save.c: the VM's documents. */
+json_t *ha_restarts_of_doc(json_t *doc);
+int write_vm(VoVm *vm, const char *text, bool forget);
+int64_t measure_disks(VoVm *vm);
+
+/* vm-watch.c: the loop's watch; the driver instances' release threads
+ * (vireod's end waits for them, vo_vms_release_all). */
+extern VoThreadCount releases;
+void watch_vm(VoVm *vm);
+
+/* vm-start.c */
+int vm_start(VoDaemon *d, VoVm *vm, bool unbounded, bool ha, json_t **ret_task,
+             char **ret_error);
+
+/* vm-create.c */
+int check_new_name(const char *name, char **ret_error);
