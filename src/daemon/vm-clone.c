@@ -5,17 +5,21 @@
  * disk a full copy (qcow2) in the target pool or its own pool, the UEFI
  * NVRAM a copy of the source's, and new MACs claimed in the cluster's MAC
  * index. It gets no snapshots, backups or HA flag, and a new id (so
- * cloud-init sees a new instance-id). Linked clones are refused: a volume
- * that backs linked clones cannot be a VM's disk (storage rules), and the
- * source keeps its disks. An intent record names each volume before it is
- * made; on any failure what was made goes again (and a vireod that dies
- * midway removes it at its next start). */
+ * cloud-init sees a new instance-id). The clone is registered as a VM being
+ * made at the request (vm-register.c: its name, MACs and project room
+ * taken, as a create does), so a second request of its name is refused
+ * before anything is copied; a failure unregisters it. Linked clones are
+ * refused: a volume that backs linked clones cannot be a VM's disk
+ * (storage rules), and the source keeps its disks. An intent record names
+ * each volume before it is made; on any failure what was made goes again
+ * (and a vireod that dies midway removes it at its next start). */
 #include <errno.h>
 #include <string.h>
 
 #include "conf/names.h"
 #include "daemon/fence.h"
 #include "daemon/mac-claims.h"
+#include "daemon/networks.h"
 #include "daemon/storage.h"
 #include "daemon/sweep.h"
 #include "daemon/vm-internal.h"
@@ -29,15 +33,18 @@
 #include "util/util.h"
 
 typedef struct {
-    VoVm *vm;   /* the source */
-    char *name; /* the clone's */
-    char *pool; /* where its volumes go; NULL: each disk's own pool */
+    VoVm *vm;    /* the source */
+    VoVm *clone; /* registered, provisioning, until the task made it */
+    char *name;  /* the clone's */
+    char *pool;  /* where its volumes go; NULL: each disk's own pool */
 } CloneOp;
 
 static void clone_op_free(void *userdata)
 {
     CloneOp *op = userdata;
     vo_vm_unref(op->vm);
+    if (op->clone)
+        vo_vm_unref(op->clone);
     free(op->name);
     free(op->pool);
     free(op);
@@ -89,28 +96,6 @@ static int check_source_pools(VoDaemon *d, VoVm *vm, char **ret_error)
         _cleanup_free_ char *pool = pool_of_key(s->nvram);
         r = check_dir_pool(d, pool, "the UEFI NVRAM", ret_error);
     }
-    return r;
-}
-
-/* Room in the source's project for a VM like it (its quotas), checked
- * before any disk is copied: 0, or -VO_EQUOTA / -ENOENT with *ret_error.
- * The clone's save checks again (a change in the project meanwhile). */
-static int check_project_room(VoDaemon *d, VoVm *vm, char **ret_error)
-{
-    json_t *want = json_object();
-    pthread_mutex_lock(&vm->lock);
-    vo_relations_add_project(want, vm->spec, NULL, vm->disk_bytes > 0 ? vm->disk_bytes : 0);
-    _cleanup_free_ char *project = vo_strdup(vo_vm_spec_project(vm->spec));
-    pthread_mutex_unlock(&vm->lock);
-    const char *key;
-    json_t *text;
-    VoQuota none = { 0 }, clone = { 0 };
-    json_object_foreach(want, key, text)
-        vo_project_usage_of_doc(json_string_value(text), &clone);
-    json_decref(want);
-    VoProjectGuard guard = { 0 };
-    int r = vo_project_check(d->store, project, "", &none, &clone, &guard, ret_error);
-    vo_project_guard_clear(&guard);
     return r;
 }
 
@@ -205,34 +190,53 @@ static int new_macs(VoDaemon *d, VoVmSpec *s, VoMacClaims **claims, char **ret_e
     return 0;
 }
 
+/* The clone's spec once its disks are made: the source's (stored) under
+ * the registered clone's id, name and MACs. */
+static VoVmSpec *clone_spec_of(const VoVmSpec *stored, VoVm *clone)
+{
+    pthread_mutex_lock(&clone->lock);
+    VoVmSpec *s = clone_spec(stored, clone->spec->id, clone->spec->name);
+    for (size_t i = 0; i < s->n_nics && i < clone->spec->n_nics; i++)
+        s->nics[i].mac = vo_strdup(clone->spec->nics[i].mac);
+    pthread_mutex_unlock(&clone->lock);
+    return s;
+}
+
 static int task_clone(VoTask *t, void *userdata)
 {
     CloneOp *op = userdata;
-    VoVm *vm = op->vm;
+    VoVm *vm = op->vm, *clone = op->clone;
     VoDaemon *d = vm->d;
-    /* The job lock keeps the source stopped (no start, no disk change)
-     * until its disks are copied. */
+    /* The clone's job lock for the whole task (a forced delete of it waits,
+     * then finds it gone); the source's keeps the source stopped (no start,
+     * no disk change) until its disks are copied. */
+    pthread_mutex_lock(&clone->job);
     pthread_mutex_lock(&vm->job);
     pthread_mutex_lock(&vm->lock);
     int r = vo_vm_check_if_match(t, vm); /* a stale If-Match: both locks released */
-    if (r < 0)
+    if (r < 0) {
+        vo_vm_unregister_provisioning(clone);
+        pthread_mutex_unlock(&clone->job);
         return r;
+    }
     bool active = vo_vm_state_active(vm->state);
     VoVmSpec *stored = vo_vm_spec_copy(vm->spec);
     pthread_mutex_unlock(&vm->lock);
+    pthread_mutex_lock(&clone->lock);
+    bool gone = clone->deleted;
+    char *id = vo_strdup(clone->spec->id);
+    pthread_mutex_unlock(&clone->lock);
     _cleanup_free_ char *error = NULL, *nvram = NULL;
     _cleanup_strv_ char **keys = NULL;
     VoVmSpec *src = NULL, *spec = NULL;
-    VoMacClaims *claims = NULL;
-    char id[37] = "";
-    if (active)
+    if (gone)
+        r = vo_error_set(&error, -ENOENT, "VM '%s' was deleted before it was made", op->name);
+    if (r >= 0 && active)
         r = vo_error_set(&error, -EBUSY, "VM '%s' is running: stop it first", stored->name);
-    if (r >= 0 && (r = vo_uuid_generate(id)) < 0)
-        error = vo_asprintf("cannot make an id: %s", strerror(-r));
     if (r >= 0)
         r = vo_vm_resolve(d, stored, &src, &error);
     if (r >= 0) {
-        spec = clone_spec(stored, id, op->name);
+        spec = clone_spec_of(stored, clone);
         r = copy_disks(d, op, t, src, spec, &keys, &error);
     }
     if (r >= 0 && src->firmware == VO_FIRMWARE_UEFI && src->nvram_path) {
@@ -246,20 +250,16 @@ static int task_clone(VoTask *t, void *userdata)
         }
     }
     pthread_mutex_unlock(&vm->job); /* the source's files are read */
-    if (r >= 0)
-        r = new_macs(d, spec, &claims, &error);
     if (r >= 0) {
-        vo_task_progress(t, 95, "defining the VM");
-        /* takes spec, also on failure; its write confirms the claims (and
-         * checks the project's quotas) */
-        r = vo_vm_define(d, TAKE_PTR(spec), claims, &error);
+        vo_task_progress(t, 95, "saving the VM");
+        r = vo_vm_register_done(clone, TAKE_PTR(spec), &error); /* takes spec */
     }
-    vo_mac_claims_release(claims);
     vo_vm_spec_free(spec);
     vo_vm_spec_free(src);
     _cleanup_free_ char *source = vo_strdup(stored->name);
     vo_vm_spec_free(stored);
-    if (r < 0) { /* nothing half-made: the volumes made go again */
+    if (r < 0) { /* nothing half-made: the clone and the volumes made go again */
+        vo_vm_unregister_provisioning(clone);
         for (char **k = keys; k && *k; k++) {
             _cleanup_free_ char *ignored = NULL;
             if (vo_volume_remove_now(d, *k, &ignored) < 0)
@@ -267,12 +267,57 @@ static int task_clone(VoTask *t, void *userdata)
         }
         if (keys)
             vo_intent_vm_end(d, id);
+        pthread_mutex_unlock(&clone->job);
+        free(id);
         return vo_task_fail(t, r, "cannot clone VM '%s' as '%s': %s", source, op->name,
                             error ? error : strerror(-r));
     }
-    vo_intent_vm_end(d, id);
+    if (keys)
+        vo_intent_vm_end(d, id); /* the clone's document owns them now */
+    pthread_mutex_unlock(&clone->job);
+    log_info("vm %s: cloned from %s (%s)", op->name, source, id);
+    vo_networks_refresh_hosts(d);
     vo_task_set_result(t, json_pack("{s:s, s:s}", "vm", op->name, "id", id));
+    free(id);
     return 0;
+}
+
+/* The source's disks' virtual sizes: the clone's room in its project. */
+static int64_t source_disk_bytes(VoDaemon *d, const VoVmSpec *s)
+{
+    int64_t sum = 0;
+    for (size_t i = 0; i < s->n_disks; i++) {
+        int64_t size = vo_vm_volume_virtual_size(d, s->disks[i].volume);
+        sum += size > 0 ? size : 0;
+    }
+    return sum;
+}
+
+/* Registers the clone of source (spec stored) named name as a VM being
+ * made: no disks yet, new MACs (claimed, made its own by the write). */
+static int register_clone(VoDaemon *d, const VoVmSpec *stored, const char *name, VoVm **ret,
+                          char **ret_error)
+{
+    char id[37] = "";
+    int r = vo_uuid_generate(id);
+    if (r < 0)
+        return vo_error_set(ret_error, r, "cannot make an id: %s", strerror(-r));
+    VoVmSpec *spec = clone_spec(stored, id, name);
+    /* Its disks and NVRAM come once made: until then none are its own. */
+    for (size_t i = 0; i < spec->n_disks; i++) {
+        free(spec->disks[i].path);
+        free(spec->disks[i].volume);
+    }
+    spec->n_disks = 0;
+    VoMacClaims *claims = NULL;
+    r = new_macs(d, spec, &claims, ret_error);
+    if (r >= 0)
+        r = vo_vm_register_provisioning(d, spec, claims, source_disk_bytes(d, stored), ret,
+                                        ret_error);
+    else
+        vo_vm_spec_free(spec);
+    vo_mac_claims_release(claims);
+    return r;
 }
 
 int vo_vm_clone(VoDaemon *d, VoVm *vm, const char *name, bool full, const char *pool,
@@ -298,8 +343,8 @@ int vo_vm_clone(VoDaemon *d, VoVm *vm, const char *name, bool full, const char *
         }
         return r;
     }
-    /* Here, or (its name claim) on another host of the cluster; a name
-     * taken meanwhile fails the task when the clone is defined. */
+    /* Here, or (its name claim) on another host of the cluster: said at
+     * once; the registration below settles a race for the name. */
     _cleanup_vm_ VoVm *taken = vo_vms_find(d, name);
     _cleanup_free_ char *name_key = vo_key_vm_name(name), *claim = NULL;
     if (taken || vo_store_get(d->store, name_key, &claim, NULL) >= 0) {
@@ -310,13 +355,27 @@ int vo_vm_clone(VoDaemon *d, VoVm *vm, const char *name, bool full, const char *
         return r;
     if ((r = check_source_pools(d, vm, ret_error)) < 0)
         return r;
-    if ((r = check_project_room(d, vm, ret_error)) < 0)
-        return r;
     if ((r = vo_fence_check_start(d, ret_error)) < 0)
+        return r;
+    pthread_mutex_lock(&vm->lock);
+    _cleanup_vm_spec_ VoVmSpec *stored = vo_vm_spec_copy(vm->spec);
+    pthread_mutex_unlock(&vm->lock);
+    VoVm *clone = NULL;
+    if ((r = register_clone(d, stored, name, &clone, ret_error)) < 0)
         return r;
     CloneOp *op = vo_malloc0(sizeof(*op));
     op->vm = vo_vm_ref(vm);
+    op->clone = vo_vm_ref(clone);
     op->name = vo_strdup(name);
     op->pool = vo_strdup(pool);
-    return vo_vm_submit(d, vm, "clone", task_clone, op, clone_op_free, ret_task, ret_error);
+    /* Keyed on the clone too: a delete of it queued meanwhile waits. */
+    pthread_mutex_lock(&clone->lock);
+    _cleanup_free_ char *clone_key = vo_key_vm_task(clone->spec->id);
+    pthread_mutex_unlock(&clone->lock);
+    r = vo_vm_submit_keyed(d, vm, "clone", clone_key, task_clone, op, clone_op_free, ret_task,
+                           ret_error);
+    if (r < 0) /* refused (the queue is full): the name is free again */
+        vo_vm_unregister_provisioning(clone);
+    vo_vm_unref(clone);
+    return r;
 }

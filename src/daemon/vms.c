@@ -94,7 +94,7 @@ static VoVm *vm_new(VoDaemon *d)
 }
 
 /* A VM just defined (stopped) with spec (taken), made now. */
-static VoVm *vm_new_defined(VoDaemon *d, VoVmSpec *spec)
+VoVm *vm_new_defined(VoDaemon *d, VoVmSpec *spec)
 {
     VoVm *vm = vm_new(d);
     vm->spec = spec;
@@ -428,7 +428,7 @@ static void vm_write_apply(VoVm *vm, VmWrite *w, const char *text)
  * held throughout (after a save made outside it, vm-save-later.c, is
  * done); its result becomes the VM's. A document written covers a save
  * still due. */
-static int write_vm(VoVm *vm, const char *text, bool forget)
+int write_vm(VoVm *vm, const char *text, bool forget)
 {
     vo_vm_save_settle(vm);
     VmWrite w = vm_write_of(vm);
@@ -659,7 +659,7 @@ int vo_vm_set_state(VoVm *vm, VoVmState state)
 /* ---- registry --------------------------------------------------------- */
 
 /* Caller holds d->vms_lock. */
-static void registry_add_locked(VoDaemon *d, VoVm *vm)
+void registry_add_locked(VoDaemon *d, VoVm *vm)
 {
     d->vms = realloc(d->vms, sizeof(VoVm *) * (d->n_vms + 1));
     if (!d->vms)
@@ -693,7 +693,7 @@ static void registry_remove_locked(VoDaemon *d, VoVm *vm)
         }
 }
 
-static void registry_remove(VoDaemon *d, VoVm *vm)
+void registry_remove(VoDaemon *d, VoVm *vm)
 {
     pthread_mutex_lock(&d->vms_lock);
     registry_remove_locked(d, vm);
