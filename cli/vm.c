@@ -638,16 +638,19 @@ static int vm_clone(const CliCommand *cmd, int argc, char **argv)
 {
     const char *args[2] = { NULL };
     const char *pool = NULL;
-    bool async = false, full = false;
+    bool async = false, full = false, linked = false;
     const CliOption opts[] = { { "--full", NULL, &full },
+                               { "--linked", NULL, &linked },
                                { "--pool", &pool, NULL },
                                { "--async", NULL, &async },
                                { NULL, NULL, NULL } };
     int exit_status;
     if (!cli_parse_args_n(cmd, argc, argv, opts, args, 2, &exit_status))
         return exit_status;
-    /* --full says what is done anyway (full copies are the only kind) */
-    json_t *body = json_pack("{s:s, s:b}", "name", args[1], "full", 1);
+    if (full && linked)
+        return cli_usage_error("vm clone", "--full and --linked exclude each other");
+    /* --full says what is done by default */
+    json_t *body = json_pack("{s:s, s:b}", "name", args[1], "full", !linked);
     if (pool)
         json_object_set_new(body, "pool", json_string(pool));
     _cleanup_free_ char *path = api_path("vms", args[0], "/clone");
@@ -1324,16 +1327,22 @@ static const CliCommand vm_commands[] = {
       "then be created from (vm create --image IMAGE).\n"
       "\nOptions:\n" ASYNC_HELP,
       vm_template },
-    { "vm", "clone", "VM NEW", "[--full] [--pool POOL] [--async]",
+    { "vm", "clone", "VM NEW", "[--full|--linked] [--pool POOL] [--async]",
       "Make a new VM NEW, a copy of the stopped VM VM.",
       "NEW gets VM's settings (CPUs, memory, firmware, display, boot order,\n"
       "cloud-init settings, NICs on the same networks, project) with new MAC\n"
-      "addresses and a new id; each disk is copied whole (a full clone: --full\n"
-      "says so; linked VM clones are not possible), the UEFI NVRAM too. No\n"
-      "snapshots, backups or HA come along. Dir pools only.\n"
+      "addresses and a new id; each disk is copied whole (a full clone, the\n"
+      "default), the UEFI NVRAM too. A disk in an rbd pool is copied inside\n"
+      "Ceph, in its own pool; with --linked it is an RBD clone of a protected\n"
+      "snapshot of VM's disk (VM keeps writing its own; its disk cannot be\n"
+      "deleted while the clone exists). Linked clones of disks in dir pools\n"
+      "are not possible. No snapshots, backups or HA come along.\n"
       "\nOptions:\n"
-      "  --pool POOL           the pool of NEW's volumes (default: each disk's own)\n" ASYNC_HELP
-      "\nExamples:\n  vireo vm clone web1 web2\n  vireo vm clone web1 web3 --pool fast\n",
+      "  --linked              rbd disks as linked clones (RBD snapshot + clone)\n"
+      "  --pool POOL           the pool of NEW's dir-pool volumes (default: each disk's own)\n"
+      ASYNC_HELP
+      "\nExamples:\n  vireo vm clone web1 web2\n  vireo vm clone web1 web3 --pool fast\n"
+      "  vireo vm clone rbdweb rbdweb2 --linked\n",
       vm_clone },
     { "vm", "disk add", "VM [POOL/NAME]", "[--size SIZE [--pool POOL] [--format qcow2|raw]] [--async]",
       "Attach a volume, or a new one, to a VM (hot-plugged when it runs).",

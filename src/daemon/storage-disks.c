@@ -9,6 +9,7 @@
 #include "daemon/migrate-safe.h"
 #include "storage/image-header.h"
 #include "storage/iso.h"
+#include "storage/rbd-vm-clone.h"
 #include "storage/volume-path.h"
 
 /* A new volume pool/name of rbd pool rp: reserved, made (a linked clone of
@@ -20,7 +21,8 @@
  * the mark: storage-rbd.h); removed when its document cannot be saved, so
  * no image stays that no volume names. r, or the error that came after. */
 int vo_storage_rbd_volume_finish(VoDaemon *d, const char *pool, const char *name, const char *path,
-                                 const VoRbdPool *rp, int r, const char *image, char **ret_error)
+                                 const VoRbdPool *rp, int r, const char *backing,
+                                 const char *image, char **ret_error)
 {
     _cleanup_free_ char *key = vo_asprintf("%s/%s", pool, name);
     VoRbdConf c = vo_rbd_pool_conf(rp);
@@ -28,7 +30,7 @@ int vo_storage_rbd_volume_finish(VoDaemon *d, const char *pool, const char *name
         (void)vo_rbd_image_remove(&c, name, NULL);
     if (r >= 0 && vo_migrate_fault("rbd-volume-exit-before-save")) /* test: vireod dies */
         _exit(70);
-    int k = vo_storage_finish_volume(d, pool, name, path, r >= 0, NULL, image);
+    int k = vo_storage_finish_volume(d, pool, name, path, r >= 0, backing, image);
     if (r >= 0 && k < 0) {
         r = vo_error_set(ret_error, k, "cannot save volume '%s': %s", key, strerror(-k));
         _cleanup_free_ char *ignored = NULL;
@@ -40,9 +42,11 @@ int vo_storage_rbd_volume_finish(VoDaemon *d, const char *pool, const char *name
 }
 
 /* What a new rbd volume is made of: a linked clone of image clone_of's
- * base, src imported, or a backup's chain (layers, top first) imported. */
+ * base, src imported, a backup's chain (layers, top first) imported, or
+ * (a VM clone's disk) a copy of image copy_of of the same Ceph pool, or a
+ * linked clone of it (linked_to, its volume key, recorded as the backing). */
 typedef struct {
-    const char *src, *src_format, *clone_of;
+    const char *src, *src_format, *clone_of, *copy_of, *linked_to;
     uint64_t size;
     char *const *layers;
     size_t n_layers;
@@ -59,16 +63,40 @@ static int rbd_volume_make(VoDaemon *d, const char *pool, const char *name, cons
     if (task)
         vo_task_progress(task, 40, from->clone_of ? "cloning the image's base in RBD"
                                                   : "copying the image into RBD");
+    VoRbdConf c = vo_rbd_pool_conf(rp);
     if (from->clone_of)
         r = vo_storage_rbd_clone_image(rp, from->clone_of, from->src, from->src_format, name,
                                        from->size, ret_error);
+    else if (from->copy_of && from->linked_to)
+        r = vo_rbd_image_clone_linked(&c, from->copy_of, name, ret_error);
+    else if (from->copy_of)
+        r = vo_rbd_image_copy(&c, from->copy_of, name, ret_error);
     else if (from->layers)
         r = vo_storage_rbd_import_chain(rp, name, from->layers, from->n_layers, ret_error);
     else
         r = vo_storage_rbd_import(rp, name, from->src, from->src_format, from->size, ret_error);
-    r = vo_storage_rbd_volume_finish(d, pool, name, path, rp, r, from->clone_of, ret_error);
+    r = vo_storage_rbd_volume_finish(d, pool, name, path, rp, r, from->linked_to,
+                                     from->clone_of, ret_error);
     if (r >= 0)
         *ret_path = TAKE_PTR(path);
+    return r;
+}
+
+int vo_volume_create_rbd_copy(VoDaemon *d, const char *src_key, const char *name, bool linked,
+                              VoTask *task, char **ret_path, char **ret_error)
+{
+    _cleanup_free_ char *pool = NULL, *src = NULL;
+    if (vo_volume_key_split(src_key, &pool, &src) < 0)
+        return vo_error_set(ret_error, -EINVAL, "'%s' is not POOL/NAME", src_key);
+    VoRbdPool rp;
+    int r = vo_storage_rbd_pool_of(d, pool, &rp, ret_error);
+    if (r == 0)
+        return vo_error_set(ret_error, -EINVAL, "pool '%s' is not an rbd pool", pool);
+    if (r < 0)
+        return r;
+    RbdSource from = { .copy_of = src, .linked_to = linked ? src_key : NULL };
+    r = rbd_volume_make(d, pool, name, &rp, &from, task, ret_path, ret_error);
+    vo_rbd_pool_clear(&rp);
     return r;
 }
 

@@ -133,7 +133,8 @@ void vo_storage_lease_keeper_stopp(VoLeaseKeeper **k);
 
 /* storage-disks.c */
 int vo_storage_rbd_volume_finish(VoDaemon *d, const char *pool, const char *name, const char *path,
-                                 const VoRbdPool *rp, int r, const char *image, char **ret_error);
+                                 const VoRbdPool *rp, int r, const char *backing,
+                                 const char *image, char **ret_error);
 int vo_storage_attach_lock(VoDaemon *d, const char *pool, const char *name, const char *doing,
                            char **ret_error);
 

@@ -135,7 +135,8 @@ static int task_volume_create(VoTask *t, void *userdata)
             r = vo_img_create(op->path, op->format, op->size, NULL, NULL, &error);
     }
     if (rbd)
-        r = vo_storage_rbd_volume_finish(op->d, op->pool, op->name, op->path, &rp, r, NULL, &error);
+        r = vo_storage_rbd_volume_finish(op->d, op->pool, op->name, op->path, &rp, r, NULL, NULL,
+                                         &error);
     else {
         int k = vo_storage_finish_volume(op->d, op->pool, op->name, op->path, r >= 0, NULL, NULL);
         if (r >= 0 && k < 0)

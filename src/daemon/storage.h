@@ -188,6 +188,13 @@ int vo_volume_file(VoDaemon *d, const char *pool, const char *name, char **ret_p
 int vo_volume_upload_path(VoDaemon *d, const char *pool, const char *name, char **ret_path,
                           char **ret_error);
 
+/* For a VM clone's disk in an rbd pool (synchronous): a new volume
+ * POOL/name of src_key's pool, inside Ceph: a full copy of src_key's
+ * image, or (linked) an RBD clone of a new protected snapshot of it, its
+ * backing volume src_key (which then cannot be deleted while the clone
+ * exists; the source's VM keeps writing its image). *ret_path its path. */
+int vo_volume_create_rbd_copy(VoDaemon *d, const char *src_key, const char *name, bool linked,
+                              VoTask *task, char **ret_path, char **ret_error);
 /* For VM disks (called from VM tasks, synchronous). Creates POOL/NAME as a
  * linked clone of base (or a full copy when full_clone), sized size (0: as
  * base), and returns its key and path. */

@@ -1,11 +1,19 @@
 /* vm-clone.c: a VM's clone (POST /v1/vms/{vm}/clone, docs/api.md). The
  * source must be stopped; the clone is made on the source's host: a new VM
  * with the source's settings (CPUs, memory, firmware, display, boot order,
- * cloud-init settings, NICs on the same networks, project, group), each
- * disk a full copy (qcow2) in the target pool or its own pool, the UEFI
- * NVRAM a copy of the source's, and new MACs claimed in the cluster's MAC
- * index. It gets no snapshots, backups or HA flag, and a new id (so
- * cloud-init sees a new instance-id). Linked clones are refused: a volume
+ * cloud-init settings, NICs on the same networks, project, group), new MACs
+ * claimed in the cluster's MAC index, the UEFI NVRAM a copy of the
+ * source's, and each disk: of a dir pool, a full copy (qcow2) in the target
+ * pool or its own pool; of an rbd pool, made inside Ceph in its own pool
+ * (rbd-vm-clone.h): a full copy of the RBD image, or with full false a
+ * linked clone (an RBD snapshot of the source's image, protected, and a
+ * clone of it: the source keeps writing its image; its volume backs the
+ * clone, so it cannot be deleted while the clone exists). It gets no
+ * snapshots, backups or HA flag, and a new id (so cloud-init sees a new
+ * instance-id). The clone is registered as a VM being made at the request
+ * (vm-register.c: its name, MACs and project room taken, as a create does),
+ * so a second request of its name is refused before anything is copied; a
+ * failure unregisters it. Linked clones of dir disks are refused: a volume
  * that backs linked clones cannot be a VM's disk (storage rules), and the
  * source keeps its disks. An intent record names each volume before it is
  * made; on any failure what was made goes again (and a vireod that dies
@@ -16,6 +24,7 @@
 #include "conf/names.h"
 #include "daemon/fence.h"
 #include "daemon/mac-claims.h"
+#include "daemon/networks.h"
 #include "daemon/storage.h"
 #include "daemon/sweep.h"
 #include "daemon/vm-internal.h"
@@ -29,15 +38,19 @@
 #include "util/util.h"
 
 typedef struct {
-    VoVm *vm;   /* the source */
-    char *name; /* the clone's */
-    char *pool; /* where its volumes go; NULL: each disk's own pool */
+    VoVm *vm;    /* the source */
+    VoVm *clone; /* registered, provisioning, until the task made it */
+    char *name;  /* the clone's */
+    char *pool;  /* where its volumes go; NULL: each disk's own pool */
+    bool full;   /* false: its rbd disks are linked clones (RBD snapshot + clone) */
 } CloneOp;
 
 static void clone_op_free(void *userdata)
 {
     CloneOp *op = userdata;
     vo_vm_unref(op->vm);
+    if (op->clone)
+        vo_vm_unref(op->clone);
     free(op->name);
     free(op->pool);
     free(op);
@@ -53,28 +66,55 @@ static char *pool_of_key(const char *key)
     return pool;
 }
 
-/* A pool the clone's volumes may go to: a dir pool, reachable here. */
-static int check_dir_pool(VoDaemon *d, const char *pool, const char *what, char **ret_error)
+/* Pool pool's type ("dir", "rbd", ...; malloc'd), or NULL with a 400
+ * naming what when it does not exist here. */
+static char *pool_type(VoDaemon *d, const char *pool, const char *what, char **ret_error)
 {
     json_t *doc = NULL;
     _cleanup_free_ char *ignored = NULL;
     int r = vo_pool_get_json(d, pool, &doc, &ignored);
-    const char *type = r >= 0 ? json_string_value(json_object_get(doc, "type")) : NULL;
-    bool dir = type && !strcmp(type, "dir");
-    _cleanup_free_ char *type_copy = vo_strdup(type ? type : "");
+    char *type = r >= 0 ? vo_strdup(json_string_value(json_object_get(doc, "type"))) : NULL;
     json_decref(doc);
-    if (r < 0)
-        return vo_error_set(ret_error, -EINVAL, "%s: pool '%s' does not exist here (see vireo "
-                            "pool list)", what, pool);
-    if (!dir)
-        return vo_error_set(ret_error, -EINVAL, "%s: pool '%s' is a %s pool: a VM clone copies "
-                            "its disks into dir pools only (not supported yet for rbd and "
-                            "iscsi pools)", what, pool, type_copy);
-    return vo_pool_check_reachable(d, pool, ret_error);
+    if (!type)
+        (void)vo_error_set(ret_error, -EINVAL, "%s: pool '%s' does not exist here (see vireo "
+                           "pool list)", what, pool);
+    return type;
 }
 
-/* Each of the source's volumes (disks, NVRAM) is in a dir pool. */
-static int check_source_pools(VoDaemon *d, VoVm *vm, char **ret_error)
+/* Where a volume of the source in pool own (what: which) is cloned to:
+ * into (the request's pool, or NULL) for a dir pool's, its own pool for an
+ * rbd pool's (inside Ceph); a linked clone (!full) for rbd pools only. */
+static int check_clone_pool(VoDaemon *d, const char *own, const char *into, bool full,
+                            bool disk, const char *what, char **ret_error)
+{
+    _cleanup_free_ char *type = pool_type(d, own, what, ret_error);
+    _cleanup_free_ char *into_type = into && type ? pool_type(d, into, "pool", ret_error) : NULL;
+    if (!type || (into && !into_type))
+        return -EINVAL;
+    bool rbd = !strcmp(type, "rbd") && disk;
+    if (!rbd && strcmp(type, "dir"))
+        return vo_error_set(ret_error, -EINVAL, "%s: pool '%s' is a %s pool: a VM clone copies "
+                            "%s in dir%s pools only (not supported yet for %s pools)", what, own,
+                            type, disk ? "disks" : "the UEFI NVRAM", disk ? " and rbd" : "",
+                            type);
+    if (rbd && into && strcmp(into, own))
+        return vo_error_set(ret_error, -EINVAL, "pool: %s is in rbd pool '%s', and a VM clone "
+                            "makes its disks of rbd pools inside their own pool: leave pool out "
+                            "or give '%s'", what, own, own);
+    if (!rbd && into && strcmp(into_type, "dir"))
+        return vo_error_set(ret_error, -EINVAL, "pool: pool '%s' is a %s pool: %s, in a dir "
+                            "pool, is copied into a dir pool", into, into_type, what);
+    if (!rbd && !full)
+        return vo_error_set(ret_error, -EINVAL, "full: a linked VM clone is not possible for "
+                            "%s in dir pool '%s' (a volume that backs linked clones cannot be a "
+                            "VM's disk, and the source keeps its disks; linked clones are made "
+                            "of disks in rbd pools): leave full out or give true", what, own);
+    return vo_pool_check_reachable(d, rbd || !into ? own : into, ret_error);
+}
+
+/* Each of the source's volumes (disks, NVRAM) can be cloned as asked. */
+static int check_source_pools(VoDaemon *d, VoVm *vm, const char *into, bool full,
+                              char **ret_error)
 {
     pthread_mutex_lock(&vm->lock);
     _cleanup_vm_spec_ VoVmSpec *s = vo_vm_spec_copy(vm->spec);
@@ -83,34 +123,20 @@ static int check_source_pools(VoDaemon *d, VoVm *vm, char **ret_error)
     for (size_t i = 0; r >= 0 && i < s->n_disks; i++) {
         _cleanup_free_ char *pool = pool_of_key(s->disks[i].volume);
         _cleanup_free_ char *what = vo_asprintf("disk %zu (%s)", i, s->disks[i].volume);
-        r = check_dir_pool(d, pool, what, ret_error);
+        r = check_clone_pool(d, pool, into, full, true, what, ret_error);
     }
-    if (r >= 0 && s->nvram) {
+    if (r >= 0 && s->nvram) { /* a copy in into when that is a dir pool, else in its own */
         _cleanup_free_ char *pool = pool_of_key(s->nvram);
-        r = check_dir_pool(d, pool, "the UEFI NVRAM", ret_error);
+        _cleanup_free_ char *type = into ? pool_type(d, into, "pool", ret_error) : NULL;
+        if (into && !type)
+            return -EINVAL;
+        r = check_clone_pool(d, pool, type && !strcmp(type, "dir") ? into : NULL, true, false,
+                             "the UEFI NVRAM", ret_error);
     }
-    return r;
-}
-
-/* Room in the source's project for a VM like it (its quotas), checked
- * before any disk is copied: 0, or -VO_EQUOTA / -ENOENT with *ret_error.
- * The clone's save checks again (a change in the project meanwhile). */
-static int check_project_room(VoDaemon *d, VoVm *vm, char **ret_error)
-{
-    json_t *want = json_object();
-    pthread_mutex_lock(&vm->lock);
-    vo_relations_add_project(want, vm->spec, NULL, vm->disk_bytes > 0 ? vm->disk_bytes : 0);
-    _cleanup_free_ char *project = vo_strdup(vo_vm_spec_project(vm->spec));
-    pthread_mutex_unlock(&vm->lock);
-    const char *key;
-    json_t *text;
-    VoQuota none = { 0 }, clone = { 0 };
-    json_object_foreach(want, key, text)
-        vo_project_usage_of_doc(json_string_value(text), &clone);
-    json_decref(want);
-    VoProjectGuard guard = { 0 };
-    int r = vo_project_check(d->store, project, "", &none, &clone, &guard, ret_error);
-    vo_project_guard_clear(&guard);
+    if (r >= 0 && into && !s->n_disks && !s->nvram) {
+        _cleanup_free_ char *type = pool_type(d, into, "pool", ret_error);
+        r = type ? 0 : -EINVAL;
+    }
     return r;
 }
 
@@ -152,7 +178,9 @@ static int copy_disks(VoDaemon *d, CloneOp *op, VoTask *t, const VoVmSpec *src, 
     int r = 0;
     for (size_t i = 0; r >= 0 && i < s->n_disks; i++) {
         VoDiskSpec *k = &s->disks[i];
-        _cleanup_free_ char *pool = op->pool ? vo_strdup(op->pool) : pool_of_key(k->volume);
+        _cleanup_free_ char *own = pool_of_key(k->volume);
+        bool rbd = vo_pool_is_rbd(d, own); /* cloned inside its own pool (Ceph) */
+        _cleanup_free_ char *pool = op->pool && !rbd ? vo_strdup(op->pool) : vo_strdup(own);
         _cleanup_free_ char *volume = vo_volume_free_name_as(d, pool, s->name, "disk");
         if (!volume)
             return vo_error_set(ret_error, -ENOSPC, "no free volume name for '%s' in pool "
@@ -171,9 +199,13 @@ static int copy_disks(VoDaemon *d, CloneOp *op, VoTask *t, const VoVmSpec *src, 
                                 strerror(-r));
         }
         _cleanup_free_ char *path = NULL;
-        r = vo_volume_create_from_base(d, pool, volume, src->disks[i].path,
-                                       vo_disk_format_to_string(src->disks[i].format), NULL,
-                                       true, 0, t, &path, ret_error);
+        if (rbd)
+            r = vo_volume_create_rbd_copy(d, k->volume, volume, !op->full, NULL, &path,
+                                          ret_error);
+        else
+            r = vo_volume_create_from_base(d, pool, volume, src->disks[i].path,
+                                           vo_disk_format_to_string(src->disks[i].format), NULL,
+                                           true, 0, t, &path, ret_error);
         if (r < 0) { /* not made (maybe another's name now): never removed */
             keys_drop_last(*keys);
             (void)vo_intent_vm_volumes(d, s->id, NULL, *keys);
@@ -181,7 +213,7 @@ static int copy_disks(VoDaemon *d, CloneOp *op, VoTask *t, const VoVmSpec *src, 
         }
         free(k->volume);
         k->volume = vo_asprintf("%s/%s", pool, volume);
-        k->format = VO_DISK_QCOW2;
+        k->format = rbd ? VO_DISK_RAW : VO_DISK_QCOW2;
         k->owned = true;
         k->shareable = false;
         /* Tests make a clone fail here, a disk made, to see it removed. */
@@ -205,39 +237,60 @@ static int new_macs(VoDaemon *d, VoVmSpec *s, VoMacClaims **claims, char **ret_e
     return 0;
 }
 
+/* The clone's spec once its disks are made: the source's (stored) under
+ * the registered clone's id, name and MACs. */
+static VoVmSpec *clone_spec_of(const VoVmSpec *stored, VoVm *clone)
+{
+    pthread_mutex_lock(&clone->lock);
+    VoVmSpec *s = clone_spec(stored, clone->spec->id, clone->spec->name);
+    for (size_t i = 0; i < s->n_nics && i < clone->spec->n_nics; i++)
+        s->nics[i].mac = vo_strdup(clone->spec->nics[i].mac);
+    pthread_mutex_unlock(&clone->lock);
+    return s;
+}
+
 static int task_clone(VoTask *t, void *userdata)
 {
     CloneOp *op = userdata;
-    VoVm *vm = op->vm;
+    VoVm *vm = op->vm, *clone = op->clone;
     VoDaemon *d = vm->d;
-    /* The job lock keeps the source stopped (no start, no disk change)
-     * until its disks are copied. */
+    /* The clone's job lock for the whole task (a forced delete of it waits,
+     * then finds it gone); the source's keeps the source stopped (no start,
+     * no disk change) until its disks are copied. */
+    pthread_mutex_lock(&clone->job);
     pthread_mutex_lock(&vm->job);
     pthread_mutex_lock(&vm->lock);
     int r = vo_vm_check_if_match(t, vm); /* a stale If-Match: both locks released */
-    if (r < 0)
+    if (r < 0) {
+        vo_vm_unregister_provisioning(clone);
+        pthread_mutex_unlock(&clone->job);
         return r;
+    }
     bool active = vo_vm_state_active(vm->state);
     VoVmSpec *stored = vo_vm_spec_copy(vm->spec);
     pthread_mutex_unlock(&vm->lock);
+    pthread_mutex_lock(&clone->lock);
+    bool gone = clone->deleted;
+    char *id = vo_strdup(clone->spec->id);
+    pthread_mutex_unlock(&clone->lock);
     _cleanup_free_ char *error = NULL, *nvram = NULL;
     _cleanup_strv_ char **keys = NULL;
     VoVmSpec *src = NULL, *spec = NULL;
-    VoMacClaims *claims = NULL;
-    char id[37] = "";
-    if (active)
+    if (gone)
+        r = vo_error_set(&error, -ENOENT, "VM '%s' was deleted before it was made", op->name);
+    if (r >= 0 && active)
         r = vo_error_set(&error, -EBUSY, "VM '%s' is running: stop it first", stored->name);
-    if (r >= 0 && (r = vo_uuid_generate(id)) < 0)
-        error = vo_asprintf("cannot make an id: %s", strerror(-r));
     if (r >= 0)
         r = vo_vm_resolve(d, stored, &src, &error);
     if (r >= 0) {
-        spec = clone_spec(stored, id, op->name);
+        spec = clone_spec_of(stored, clone);
         r = copy_disks(d, op, t, src, spec, &keys, &error);
     }
     if (r >= 0 && src->firmware == VO_FIRMWARE_UEFI && src->nvram_path) {
         vo_task_progress(t, 88, "copying the UEFI NVRAM");
-        _cleanup_free_ char *pool = op->pool ? vo_strdup(op->pool) : pool_of_key(stored->nvram);
+        _cleanup_free_ char *pool = op->pool && !vo_pool_is_rbd(d, op->pool)
+                                        ? vo_strdup(op->pool)
+                                        : pool_of_key(stored->nvram);
         if ((r = vo_vm_nvram_create_from(d, spec, pool, src->nvram_path, &nvram, &error)) >= 0) {
             spec->nvram = vo_strdup(nvram);
             vo_strv_pushf(&keys, "%s", nvram); /* made: recorded (a moment after) */
@@ -246,20 +299,16 @@ static int task_clone(VoTask *t, void *userdata)
         }
     }
     pthread_mutex_unlock(&vm->job); /* the source's files are read */
-    if (r >= 0)
-        r = new_macs(d, spec, &claims, &error);
     if (r >= 0) {
-        vo_task_progress(t, 95, "defining the VM");
-        /* takes spec, also on failure; its write confirms the claims (and
-         * checks the project's quotas) */
-        r = vo_vm_define(d, TAKE_PTR(spec), claims, &error);
+        vo_task_progress(t, 95, "saving the VM");
+        r = vo_vm_register_done(clone, TAKE_PTR(spec), &error); /* takes spec */
     }
-    vo_mac_claims_release(claims);
     vo_vm_spec_free(spec);
     vo_vm_spec_free(src);
     _cleanup_free_ char *source = vo_strdup(stored->name);
     vo_vm_spec_free(stored);
-    if (r < 0) { /* nothing half-made: the volumes made go again */
+    if (r < 0) { /* nothing half-made: the clone and the volumes made go again */
+        vo_vm_unregister_provisioning(clone);
         for (char **k = keys; k && *k; k++) {
             _cleanup_free_ char *ignored = NULL;
             if (vo_volume_remove_now(d, *k, &ignored) < 0)
@@ -267,12 +316,57 @@ static int task_clone(VoTask *t, void *userdata)
         }
         if (keys)
             vo_intent_vm_end(d, id);
+        pthread_mutex_unlock(&clone->job);
+        free(id);
         return vo_task_fail(t, r, "cannot clone VM '%s' as '%s': %s", source, op->name,
                             error ? error : strerror(-r));
     }
-    vo_intent_vm_end(d, id);
+    if (keys)
+        vo_intent_vm_end(d, id); /* the clone's document owns them now */
+    pthread_mutex_unlock(&clone->job);
+    log_info("vm %s: cloned from %s (%s)", op->name, source, id);
+    vo_networks_refresh_hosts(d);
     vo_task_set_result(t, json_pack("{s:s, s:s}", "vm", op->name, "id", id));
+    free(id);
     return 0;
+}
+
+/* The source's disks' virtual sizes: the clone's room in its project. */
+static int64_t source_disk_bytes(VoDaemon *d, const VoVmSpec *s)
+{
+    int64_t sum = 0;
+    for (size_t i = 0; i < s->n_disks; i++) {
+        int64_t size = vo_vm_volume_virtual_size(d, s->disks[i].volume);
+        sum += size > 0 ? size : 0;
+    }
+    return sum;
+}
+
+/* Registers the clone of source (spec stored) named name as a VM being
+ * made: no disks yet, new MACs (claimed, made its own by the write). */
+static int register_clone(VoDaemon *d, const VoVmSpec *stored, const char *name, VoVm **ret,
+                          char **ret_error)
+{
+    char id[37] = "";
+    int r = vo_uuid_generate(id);
+    if (r < 0)
+        return vo_error_set(ret_error, r, "cannot make an id: %s", strerror(-r));
+    VoVmSpec *spec = clone_spec(stored, id, name);
+    /* Its disks and NVRAM come once made: until then none are its own. */
+    for (size_t i = 0; i < spec->n_disks; i++) {
+        free(spec->disks[i].path);
+        free(spec->disks[i].volume);
+    }
+    spec->n_disks = 0;
+    VoMacClaims *claims = NULL;
+    r = new_macs(d, spec, &claims, ret_error);
+    if (r >= 0)
+        r = vo_vm_register_provisioning(d, spec, claims, source_disk_bytes(d, stored), ret,
+                                        ret_error);
+    else
+        vo_vm_spec_free(spec);
+    vo_mac_claims_release(claims);
+    return r;
 }
 
 int vo_vm_clone(VoDaemon *d, VoVm *vm, const char *name, bool full, const char *pool,
@@ -284,10 +378,6 @@ int vo_vm_clone(VoDaemon *d, VoVm *vm, const char *name, bool full, const char *
     if (vo_uuid_valid(name))
         return vo_error_set(ret_error, -EINVAL, "name: '%s' looks like a VM id (a UUID); give "
                             "the VM a name that does not", name);
-    if (!full)
-        return vo_error_set(ret_error, -EINVAL, "full: a linked VM clone is not possible in dir "
-                            "pools (a volume that backs linked clones cannot be a VM's disk, "
-                            "and the source keeps its disks): leave full out or give true");
     int r = vo_vm_precheck(vm, INACTIVE_STATES, "clone", ret_error);
     if (r < 0) {
         if (r == -EBUSY && strstr(*ret_error, ": it is ")) {
@@ -298,25 +388,38 @@ int vo_vm_clone(VoDaemon *d, VoVm *vm, const char *name, bool full, const char *
         }
         return r;
     }
-    /* Here, or (its name claim) on another host of the cluster; a name
-     * taken meanwhile fails the task when the clone is defined. */
+    /* Here, or (its name claim) on another host of the cluster: said at
+     * once; the registration below settles a race for the name. */
     _cleanup_vm_ VoVm *taken = vo_vms_find(d, name);
     _cleanup_free_ char *name_key = vo_key_vm_name(name), *claim = NULL;
     if (taken || vo_store_get(d->store, name_key, &claim, NULL) >= 0) {
         *ret_error = vo_vm_name_taken_message(d, name);
         return -EEXIST;
     }
-    if (pool && (r = check_dir_pool(d, pool, "pool", ret_error)) < 0)
-        return r;
-    if ((r = check_source_pools(d, vm, ret_error)) < 0)
-        return r;
-    if ((r = check_project_room(d, vm, ret_error)) < 0)
+    if ((r = check_source_pools(d, vm, pool, full, ret_error)) < 0)
         return r;
     if ((r = vo_fence_check_start(d, ret_error)) < 0)
         return r;
+    pthread_mutex_lock(&vm->lock);
+    _cleanup_vm_spec_ VoVmSpec *stored = vo_vm_spec_copy(vm->spec);
+    pthread_mutex_unlock(&vm->lock);
+    VoVm *clone = NULL;
+    if ((r = register_clone(d, stored, name, &clone, ret_error)) < 0)
+        return r;
     CloneOp *op = vo_malloc0(sizeof(*op));
     op->vm = vo_vm_ref(vm);
+    op->clone = vo_vm_ref(clone);
     op->name = vo_strdup(name);
     op->pool = vo_strdup(pool);
-    return vo_vm_submit(d, vm, "clone", task_clone, op, clone_op_free, ret_task, ret_error);
+    op->full = full;
+    /* Keyed on the clone too: a delete of it queued meanwhile waits. */
+    pthread_mutex_lock(&clone->lock);
+    _cleanup_free_ char *clone_key = vo_key_vm_task(clone->spec->id);
+    pthread_mutex_unlock(&clone->lock);
+    r = vo_vm_submit_keyed(d, vm, "clone", clone_key, task_clone, op, clone_op_free, ret_task,
+                           ret_error);
+    if (r < 0) /* refused (the queue is full): the name is free again */
+        vo_vm_unregister_provisioning(clone);
+    vo_vm_unref(clone);
+    return r;
 }

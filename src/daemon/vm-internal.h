@@ -296,6 +296,19 @@ int vo_vm_submit_keyed(VoDaemon *d, VoVm *vm, const char *kind, const char *also
  * mac_claims (may be NULL): the claims on its MACs (mac-claims.h), which
  * its document's write confirms: -EKEYEXPIRED when one lapsed. */
 int vo_vm_define(VoDaemon *d, VoVmSpec *spec, const VoMacClaims *mac_claims, char **ret_error);
+/* vm-register.c: a new VM registered as provisioning at the request (as a
+ * create is): its name claimed here and in the cluster, its MACs (claims
+ * confirmed), networks, group and project room (quotas checked with
+ * disk_bytes) taken; no document yet. spec is taken. *ret_vm: a reference.
+ * -EEXIST (name taken, here or on another host), -VO_EQUOTA, -EAGAIN, ... */
+int vo_vm_register_provisioning(VoDaemon *d, VoVmSpec *spec, const VoMacClaims *mac_claims,
+                                int64_t disk_bytes, VoVm **ret_vm, char **ret_error);
+/* Its document written with spec next (taken): made, no longer
+ * provisioning. On failure it stays provisioning (the caller unregisters). */
+int vo_vm_register_done(VoVm *vm, VoVmSpec *next, char **ret_error);
+/* A VM registered so whose making failed: its relations and name claim go,
+ * it leaves the registry and its state directory goes. */
+void vo_vm_unregister_provisioning(VoVm *vm);
 /* The error of a write whose MAC claims lapsed (VO_RELATIONS_ECLAIM). */
 char *vo_vm_mac_claim_lapsed(const char *name);
 

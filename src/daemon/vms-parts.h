@@ -1,7 +1,8 @@
 /* vms-parts.h: what the parts of the VM service (vms.c and the files split
  * from it: vm-save.c, vm-json.c, vm-watch.c, vm-start.c, vm-stop.c,
  * vm-delete.c, vm-create.c, vm-edit.c, vm-adopt.c, vm-fenced.c,
- * vm-startup.c) share with one another and with nothing else. They were one
+ * vm-startup.c; and vm-register.c, a clone registered while it is made)
+ * share with one another and with nothing else. They were one
  * file's own (static) helpers before vms.c was split, and keep their names
  * from then; each is described where it is defined. Other files use vms.h
  * and vm-internal.h. */

@@ -1,6 +1,7 @@
 /* rbd-client.c: librados/librbd calls for rbd pools (see rbd-client.h). */
 #include "storage/rbd-client.h"
 #include "storage/rbd-conn.h"
+#include "storage/rbd-vm-clone.h"
 
 #include <errno.h>
 #include <rados/librados.h>
@@ -155,10 +156,14 @@ int vo_rbd_image_remove(const VoRbdConf *conf, const char *image, char **ret_err
     int r = vo_rbd_conn_open(conf, &c, ret_error);
     if (r < 0)
         return r;
+    /* A VM clone's linked disk: its snapshot of the source goes after it. */
+    _cleanup_free_ char *clone_snap = vo_rbd_clone_snap_of(c.io, image);
     r = rbd_remove(c.io, image);
     /* A VM's snapshots (rbd-snap.h) go with its disk; protected ones stay. */
     if (r == -ENOTEMPTY && remove_snapshots(c.io, image) >= 0)
         r = rbd_remove(c.io, image);
+    if (r >= 0 && clone_snap)
+        vo_rbd_clone_snap_drop(c.io, clone_snap);
     if (r == -ENOENT)
         r = 0; /* gone already */
     else if (r < 0)

@@ -12,7 +12,7 @@ import contextlib
 import json
 import threading
 
-from vireo_harness import BOOT_MARKER, wait_until
+from vireo_harness import BOOT_MARKER, race, wait_until
 
 
 def form(c):
@@ -210,7 +210,8 @@ def test_name_race_makes_one_vm(cluster):
 
 def test_clone_through_another_host_is_made_on_the_sources(cluster):
     """vm clone of h2's VM asked of h1: made on h2 (forwarded); a name
-    another host's VM has is refused at once (409)."""
+    another host's VM has is refused at once (409), and so is one a clone or
+    create racing it took."""
     c = cluster(2, listen=False)
     h1, h2 = c.hosts
     form(c)
@@ -222,6 +223,28 @@ def test_clone_through_another_host_is_made_on_the_sources(cluster):
     wait_until(lambda: listed(h1).get("copy2", {}).get("host") == h2.name, 30,
                what="copy2 listed on h2")
     assert h2.vm("copy2")["disks"][0]["volume"].startswith("default/copy2-")
+    # A clone registers its name at the request, as a create does: a clone
+    # and a create on the other host of one new name at once, and two
+    # clones of one name through both hosts: one 202, one 409, one VM.
+    for round_ in range(3):
+        for name, calls in (
+                (f"vs-create{round_}",
+                 (lambda n: h2.request("POST", "/v1/vms/src2/clone", {"name": n}),
+                  lambda n: h1.request("POST", "/v1/vms", {"name": n, "memory_mib": 64,
+                                                           "host": h1.name}))),
+                (f"vs-clone{round_}",
+                 (lambda n: h1.request("POST", "/v1/vms/src2/clone", {"name": n}),
+                  lambda n: h2.request("POST", "/v1/vms/src2/clone", {"name": n})))):
+            results = race(*(lambda call=call: call(name) for call in calls))
+            assert sorted(s for s, _ in results) == [202, 409], (name, results)
+            lost = next(doc for s, doc in results if s == 409)
+            assert "already exists" in lost["error"]["message"], lost
+            won = next(doc for s, doc in results if s == 202)
+            assert h1.wait_task(won["task"])["state"] == "succeeded", name
+            for h in (h1, h2):
+                wait_until(lambda: [v["name"] for v in listed(h).values()
+                                    if v["name"] == name] == [name], 30,
+                           what=f"{name} once, seen from {h.name}")
 
 
 def test_console_of_a_vm_on_h2_through_h1(cluster):

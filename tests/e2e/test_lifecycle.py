@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from vireo_harness import BOOT_MARKER, Daemon, pid_alive, wait_until
+from vireo_harness import BOOT_MARKER, Daemon, pid_alive, race, wait_until
 
 
 @pytest.fixture(scope="module")
@@ -174,7 +174,8 @@ def test_edit_offline(daemon):
 def test_clone_copies_a_stopped_vm(tmp_path):
     """vm clone: a stopped VM's copy boots with the source's file, gets new
     MACs, and what it writes stays its own; a running source, a taken name
-    and a linked clone are refused; a clone failing midway leaves nothing."""
+    (also by a clone racing it) and a linked clone are refused; a clone
+    failing midway leaves nothing, its name free again."""
     faults = tmp_path / "faults"
     faults.mkdir()
     d = Daemon(env={"VIREO_FAKE_FAULTS": str(faults)})
@@ -200,8 +201,21 @@ def test_clone_copies_a_stopped_vm(tmp_path):
         assert d.request("GET", "/v1/vms/c0")[0] == 404
         assert d.api("GET", "/v1/volumes")["volumes"] == volumes_before
 
-        out = d.cli("vm", "clone", "src", "c1", "--full").stdout
-        assert "c1" in out
+        # Two clones of one new name at once: one 202, the other 409 at its
+        # POST (the first is registered as a VM being made at its request),
+        # before anything is copied; then the CLI's clone of that name too.
+        results = race(lambda: d.request("POST", "/v1/vms/src/clone", {"name": "c1"}),
+                       lambda: d.request("POST", "/v1/vms/src/clone", {"name": "c1"}))
+        assert sorted(s for s, _ in results) == [202, 409], results
+        lost = next(doc for s, doc in results if s == 409)
+        assert "already exists" in lost["error"]["message"], lost
+        p = d.cli("vm", "clone", "src", "c1", check=False)
+        assert p.returncode != 0 and "already exists" in p.stderr, p.stderr
+        won = next(doc for s, doc in results if s == 202)
+        assert d.wait_task(won["task"])["state"] == "succeeded"
+        out = d.cli("vm", "clone", "src", "c0", "--full").stdout  # its failed clone's name
+        assert "c0" in out
+        d.cli("vm", "delete", "c0")
         src, c1 = d.vm("src"), d.vm("c1")
         assert c1["state"] == "defined" and c1["id"] != src["id"]
         assert c1["vcpus"] == src["vcpus"] and c1["memory_mib"] == src["memory_mib"]

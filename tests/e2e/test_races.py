@@ -8,36 +8,13 @@ image name is built by one import."""
 
 import os
 import subprocess
-import threading
 
 import pytest
 
-from vireo_harness import UnixHTTPConnection, wait_until
+from vireo_harness import UnixHTTPConnection, race, wait_until
 
 TRIALS = 20
 RACERS = 16  # If-Match races: writers of one revision at once
-
-
-def race(*fns):
-    """Runs every fn from its own thread, released together; their results."""
-    barrier = threading.Barrier(len(fns))
-    results = [None] * len(fns)
-    errors = []
-
-    def run(i, fn):
-        try:
-            barrier.wait(timeout=30)
-            results[i] = fn()
-        except Exception as e:  # noqa: BLE001 - reported below
-            errors.append(e)
-
-    threads = [threading.Thread(target=run, args=(i, fn)) for i, fn in enumerate(fns)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=60)
-    assert not errors, errors
-    return results
 
 
 def outcome(d, reply, refusals=(404, 409)):

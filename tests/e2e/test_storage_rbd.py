@@ -656,6 +656,76 @@ def test_image_delete_racing_vm_create(ceph, rbd_env, tmp_path):
     d.api("DELETE", "/v1/pools/ceph4")
 
 
+def test_vm_clone_on_rbd_linked_and_full(ceph, rbd_env):
+    """vm clone of a VM whose disk is in an rbd pool, inside Ceph: linked
+    (a protected RBD snapshot of the source's image and a clone of it) and
+    full (a copy, no parent); the linked clone boots with the source's file,
+    its writes do not reach the source, and the source, run again, writes
+    its image past the snapshot; the source's disk cannot be deleted while
+    the clone exists (a VM delete keeps it), and the snapshot goes with the
+    clone."""
+    from vireo_harness import BOOT_MARKER
+    d, keyring, key = rbd_env
+    d.cli("pool", "create", "cephcl", "--type", "rbd", "--monitors", ceph.monitors, "--pool",
+          "vireo-vms", "--user", "vireo", "--keyring", keyring)
+    d.cli("vm", "create", "rsrc", "--memory", "256M", "--pool", "cephcl")
+    d.cli("vm", "start", "rsrc")
+    d.wait_console("rsrc", BOOT_MARKER, timeout=120)
+    d.qemu_pids.add(d.vm("rsrc")["pid"])
+    d.guest("rsrc", "echo rbd-clone-data > /root/mark; sync")
+    d.cli("vm", "stop", "rsrc")
+    # A dir target for an rbd disk is refused (made inside its own pool).
+    status, doc = d.request("POST", "/v1/vms/rsrc/clone", {"name": "rx", "pool": "default"})
+    assert status == 400 and "own pool" in doc["error"]["message"], doc
+
+    d.cli("vm", "clone", "rsrc", "rlink", "--linked")
+    d.cli("vm", "clone", "rsrc", "rfull")
+    snap = "vireo.clone.rlink-disk0"
+    assert parent_of(ceph, "rlink-disk0") == ("vireo-vms", "rsrc-disk0", snap)
+    info = json.loads(ceph.rbd("info", "--format", "json", f"vireo-vms/rsrc-disk0@{snap}"))
+    assert info["protected"] == "true"
+    assert parent_of(ceph, "rfull-disk0") is None  # a whole copy
+    vol = d.api("GET", "/v1/pools/cephcl/volumes/rlink-disk0")
+    assert vol["backing_volume"] == "cephcl/rsrc-disk0" and vol["format"] == "raw", vol
+    assert d.vm("rlink")["disks"][0]["volume"] == "cephcl/rlink-disk0"
+    assert d.vm("rfull")["disks"][0]["volume"] == "cephcl/rfull-disk0"
+    ceph.ns("qemu-img", "compare", "-f", "raw", "-F", "raw",
+            f"rbd:vireo-vms/rsrc-disk0:conf={ceph.conf}",
+            f"rbd:vireo-vms/rfull-disk0:conf={ceph.conf}", timeout=120)
+    d.cli("vm", "delete", "rfull")
+    assert "rfull-disk0" not in images(ceph)
+
+    # The linked clone boots with the source's file; what it writes is its own.
+    d.cli("vm", "start", "rlink")
+    d.wait_console("rlink", BOOT_MARKER, timeout=120)
+    d.qemu_pids.add(d.vm("rlink")["pid"])
+    assert "rbd-clone-data" in d.guest("rlink", "cat /root/mark")
+    d.guest("rlink", "echo clone-only > /root/own; sync")
+    # The source runs again beside it and writes its own image.
+    d.cli("vm", "start", "rsrc")
+    d.wait_console("rsrc", BOOT_MARKER, count=2, timeout=120)
+    d.qemu_pids.add(d.vm("rsrc")["pid"])
+    assert "absent" in d.guest("rsrc", "cat /root/own 2>/dev/null || echo absent")
+    d.guest("rsrc", "echo source-later > /root/later; sync")
+    assert "absent" in d.guest("rlink", "cat /root/later 2>/dev/null || echo absent")
+    d.cli("vm", "stop", "rsrc")
+    d.cli("vm", "stop", "rlink")
+
+    # The source's disk backs the clone: its volume delete is refused; a
+    # delete of the source VM keeps it.
+    d.cli("vm", "delete", "rsrc")
+    assert "rsrc-disk0" in images(ceph)
+    status, doc = d.request("DELETE", "/v1/pools/cephcl/volumes/rsrc-disk0")
+    assert status == 409 and "linked clone" in doc["error"]["message"], doc
+    # The clone's delete takes its snapshot of the source's image with it.
+    d.cli("vm", "delete", "rlink")
+    assert "rlink-disk0" not in images(ceph)
+    assert rbd_snaps(ceph, "rsrc-disk0") == []
+    d.task_ok("DELETE", "/v1/pools/cephcl/volumes/rsrc-disk0")
+    d.cli("pool", "delete", "cephcl")
+    assert not {"rsrc-disk0", "rlink-disk0", "rfull-disk0"} & set(images(ceph))
+
+
 def test_vm_boots_from_rbd_writes_survive_online_resize(ceph, rbd_env):
     """An RBD clone of the default image's base (imported with qemu-img
     through QEMU's rbd driver) is a VM's root disk (root=/dev/vda): it boots;

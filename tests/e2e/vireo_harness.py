@@ -14,6 +14,7 @@ import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 import uuid
 
@@ -58,6 +59,28 @@ def console_detach(proc):
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def race(*fns):
+    """Runs every fn from its own thread, released together; their results."""
+    barrier = threading.Barrier(len(fns))
+    results = [None] * len(fns)
+    errors = []
+
+    def run(i, fn):
+        try:
+            barrier.wait(timeout=30)
+            results[i] = fn()
+        except Exception as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=run, args=(i, fn)) for i, fn in enumerate(fns)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert not errors, errors
+    return results
 
 
 def wait_until(predicate, timeout, interval=0.05, what="condition"):
