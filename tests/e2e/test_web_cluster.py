@@ -99,7 +99,7 @@ def test_migrate_dialog_moves_a_vm_back(web):
     h1 = web.cluster.hosts[0]
     r = web.browser("migrate", vm="a", to="h1", timeout=300)
     assert r["focus_in_dialog"] and r["tab_stays"] and r["focus_back"] == "migrate", r
-    assert "bandwidth" in r["refused"], r
+    assert "bandwidth" in r["refused"] and r["escape_after_refusal"], r
     assert where(h1)["a"] == "h1"
     assert r["logged"] >= 1, r
 

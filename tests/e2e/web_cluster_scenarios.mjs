@@ -135,6 +135,15 @@ export const clusterScenarios = {
     await page.click('[data-action="confirm-migrate"]');
     await page.waitForSelector('[data-migrate-error]');
     result.refused = await page.textContent('[data-migrate-error]');
+    // The focus was on Migrate, disabled while the request was out (the
+    // browser put it on the page's body): Escape still closes the dialog.
+    await page.keyboard.press('Escape');
+    result.escape_after_refusal = await page.waitForSelector('#migrate-title', { state: 'detached', timeout: 5000 })
+      .then(() => true, () => false);
+    if (result.escape_after_refusal) {
+      await page.click('[data-action="migrate"]');
+      await page.waitForSelector('#migrate-title');
+    }
     await page.fill('input[name="bandwidth"]', '');
     await page.selectOption('select[name="to"]', cfg.to);
     await page.fill('input[name="max_downtime_ms"]', '500');
