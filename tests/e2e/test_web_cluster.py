@@ -14,6 +14,7 @@ only finds no Cluster link. The fake driver is enough: the
 UI is what is tested (real migrations: test_migrate*.py). With
 VIREO_WEB_SHOTS=1 the pages' screenshots go to BUILD/web-ui/."""
 
+import base64
 import json
 import os
 from concurrent.futures import ThreadPoolExecutor
@@ -102,6 +103,28 @@ def test_migrate_dialog_moves_a_vm_back(web):
     assert "bandwidth" in r["refused"] and r["escape_after_refusal"], r
     assert where(h1)["a"] == "h1"
     assert r["logged"] >= 1, r
+
+
+def test_cluster_page_follows_a_host_removed(web):
+    """A host removed has no host event (its record went when it went
+    offline): the cluster page's own read (every 10 s) finds the hosts
+    changed and the list is read again, so its row leaves the page and the
+    tree. The host: a member document alone, as an offline host leaves."""
+    h1 = web.cluster.hosts[0]
+    d = os.path.join(h1.state_dir, "cluster")
+    member = {"id": "0badc0ffee", "name": "gone", "address": "10.255.255.1",
+              "joined_at": 1, "mem_ratio": 1.0, "cpu_ratio": 4.0}
+    b64 = lambda t: base64.b64encode(t.encode()).decode()  # noqa: E731
+    h1.ns("curl", "-sS", "--cacert", f"{d}/ca.crt", "--cert", f"{d}/host.crt", "--key",
+          f"{d}/host.key", "-H", "Content-Type: application/json", "-d",
+          json.dumps({"key": b64(f"vireo/cluster/members/{member['id']}"),
+                      "value": b64(json.dumps(member))}),
+          f"https://{h1.address}:2379/v3/kv/put")
+    assert [x["state"] for x in h1.api("GET", "/v1/hosts")["hosts"] if x["name"] == "gone"] == \
+        ["offline"]
+    r = web.browser("cluster_roster", gone="gone")
+    assert r["row_gone"] and r["tree_rows"] == 0, r
+    assert "gone" not in [x["name"] for x in h1.api("GET", "/v1/hosts")["hosts"]]
 
 
 def test_drs_recommendation_shown_and_applied(web):

@@ -156,6 +156,23 @@ export const clusterScenarios = {
     result.logged = await page.$$eval('.tasks tr[data-kind="migrate"]', (rows) => rows.length);
   },
 
+  // The cluster page open, an offline host removed (no host event says
+  // it: its record was gone already): its row leaves the page and the tree.
+  async cluster_roster(browser, { cfg, result, adminPage }) {
+    const { page } = await adminPage(browser);
+    await page.reload(); // the lists read from the start: the host there
+    await page.waitForSelector('.who');
+    await page.click('.tree a[data-nav="cluster"]');
+    const row = `[data-cluster-hosts] [data-host-row="${cfg.gone}"]`;
+    await page.waitForSelector(row);
+    const csrf = await page.evaluate(() => sessionStorage.getItem('vireo.csrf'));
+    const resp = await page.request.delete(`${cfg.url}/v1/hosts/${cfg.gone}`, { headers: { 'X-CSRF-Token': csrf } });
+    if (!resp.ok()) throw new Error(`host remove: ${resp.status()} ${await resp.text()}`);
+    result.row_gone = await page.waitForSelector(row, { state: 'detached', timeout: 40000 })
+      .then(() => true, () => false);
+    result.tree_rows = await page.$$eval(`.tree a[data-host="${cfg.gone}"]`, (as) => as.length);
+  },
+
   // DRS: manual chosen on the cluster page, a recommendation of the busy
   // host's VMs shown with its numbers and applied; its task succeeds.
   async drs(browser, { cfg, result, adminPage, shot }) {

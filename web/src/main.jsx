@@ -239,7 +239,8 @@ function Console({ who, onLogout }) {
     page = host ? <HostPage host={host} vms={data.vms} who={who} tasks={tasks} onError={setError} />
                 : <p>No host '{route.name}'.</p>;
   } else if (route.page === 'cluster') {
-    page = <ClusterPage hosts={data.hosts} who={who} tasks={tasks} onError={setError} />;
+    page = <ClusterPage hosts={data.hosts} who={who} tasks={tasks} onError={setError}
+                        reloadHosts={() => reload(['hosts'])} />;
   } else {
     page = <Overview vms={data.vms} hosts={data.hosts} />;
   }
