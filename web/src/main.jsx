@@ -181,6 +181,9 @@ function Console({ who, onLogout }) {
         if (host) {
           hostsNow.current = hostsNow.current.map((h) => (h.id === host.id ? host : h));
           setData((d) => ({ ...d, hosts: d.hosts.map((h) => (h.id === host.id ? host : h)) }));
+          // A read of the hosts out now may answer what was before this
+          // record and replace it: read once more after it.
+          if (reading.current.has('hosts')) askedAgain.current.add('hosts');
           return;
         }
       }
