@@ -33,27 +33,36 @@ static int print_event(const VoSseEvent *ev, void *userdata)
     return 0;
 }
 
-/* A VM's name becomes its id (events name objects by id); anything else is
- * taken as given. */
+/* The id of the NOUN ("vms", "hosts") named object, or NULL. */
+static char *object_id(const char *noun, const char *object)
+{
+    _cleanup_free_ char *path = api_path(noun, object, NULL);
+    HttpReply reply;
+    char *id = NULL;
+    if (http_request("GET", path, NULL, &reply) >= 0 && reply.status == 200) {
+        json_t *doc = json_loadb(reply.body, reply.len, 0, NULL);
+        id = jstr(doc, "id") ? vo_strdup(jstr(doc, "id")) : NULL;
+        json_decref(doc);
+    }
+    http_reply_done(&reply);
+    return id;
+}
+
+/* A VM's or a host's name becomes its id (events name objects by id);
+ * anything else is taken as given. */
 static char *resolve_object(const char *object, char **kinds)
 {
-    bool vm_kind = !kinds;
-    for (size_t i = 0; kinds && kinds[i]; i++)
+    bool vm_kind = !kinds, host_kind = false;
+    for (size_t i = 0; kinds && kinds[i]; i++) {
         vm_kind = vm_kind || !strcmp(kinds[i], "vm");
-    if (vm_kind && !strchr(object, '/')) {
-        _cleanup_free_ char *path = api_path("vms", object, NULL);
-        HttpReply reply;
-        if (http_request("GET", path, NULL, &reply) >= 0 && reply.status == 200) {
-            json_t *vm = json_loadb(reply.body, reply.len, 0, NULL);
-            char *id = jstr(vm, "id") ? vo_strdup(jstr(vm, "id")) : NULL;
-            json_decref(vm);
-            http_reply_done(&reply);
-            if (id)
-                return id;
-        } else
-            http_reply_done(&reply);
+        host_kind = host_kind || !strcmp(kinds[i], "host");
     }
-    return vo_strdup(object);
+    char *id = NULL;
+    if (vm_kind && !strchr(object, '/'))
+        id = object_id("vms", object);
+    if (!id && host_kind && !strchr(object, '/'))
+        id = object_id("hosts", object);
+    return id ? id : vo_strdup(object);
 }
 
 static int events_run(const CliCommand *cmd, int argc, char **argv)
@@ -136,8 +145,8 @@ static const CliCommand events_commands[] = {
       "  --kind KIND           only this kind: vm, volume, pool, network, operation,\n"
       "                        image, backup, snapshot, host (a host's record: its\n"
       "                        state and load); repeatable, or a comma list\n"
-      "  --object NAME|ID      only this object (a VM by name or id; a volume as\n"
-      "                        POOL/NAME; an operation by its task id)\n"
+      "  --object NAME|ID      only this object (a VM or a host by name or id; a\n"
+      "                        volume as POOL/NAME; an operation by its task id)\n"
       "  --since REV           the changes after revision REV (an event's number)\n"
       "  --follow              keep printing new changes until Ctrl-C\n"
       "\n"

@@ -54,7 +54,7 @@ CLUSTER_TESTS_C=(tests/e2e/test_events.py tests/e2e/test_cluster_metrics.py
 # the post-copy tests they extend. The web UI's cluster views
 # (test_web_cluster.py: two fake-driver hosts and a browser, about 3 min
 # alone on a loaded machine, 1:30 at load 12 with webpoll's two tests
-# (+25 s)) went to B, the shortest group at 0438435
+# (+25 s); revweb2's two +12 s at load 5) went to B, the shortest group at 0438435
 # (10:44 against 11:05 to 12:18 for the others).
 CLUSTER_TESTS_D=(tests/e2e/test_cluster_formation.py tests/e2e/test_migrate_robust.py
                  tests/e2e/test_any_door.py tests/e2e/test_lifecycle.py

@@ -2,11 +2,12 @@
  * id, the etcd members (voting or learner, healthy or not), whether the
  * store has a quorum, the manager, the hosts with their state and versions,
  * etcd's version. Standalone: {"cluster": null}.
- * What etcd says of its members (a member list, a health check per member,
- * the version: each an HTTPS request, seconds for a member that does not
- * answer) is asked at most every ETCD_VIEW_MS, by one reader at a time;
- * readers meanwhile get that answer (the web UI's cluster page reads it
- * while shown, and any number of them may be open). */
+ * etcd's member list is asked at each read; the members' health and the
+ * version (an HTTPS request each, seconds for a member that does not
+ * answer) at most every ETCD_HEALTH_MS while the list stays the same, by
+ * one reader at a time; readers meanwhile get that answer, with its age
+ * (the web UI's cluster page reads it while shown, and any number of them
+ * may be open). */
 #include <curl/curl.h>
 #include <inttypes.h>
 #include <pthread.h>
@@ -64,74 +65,104 @@ static char *etcd_version(const VoEtcdEndpoint *e)
     return v;
 }
 
-#define ETCD_VIEW_MS 5000
+#define ETCD_HEALTH_MS 5000
 
-/* The last answer of etcd (etcd_view), when and for which cluster. */
-static pthread_mutex_t view_lock = PTHREAD_MUTEX_INITIALIZER;
-static json_t *view;
-static char *view_cluster;
-static int64_t view_at;
+/* The members' health and etcd's version as last asked (etcd_health), for
+ * which members (as listed, without "healthy") and when. */
+static pthread_mutex_t health_lock = PTHREAD_MUTEX_INITIALIZER;
+static json_t *health_members; /* [{"name", "id", "voting", "client_url"?}] */
+static json_t *health_healthy; /* [true|false], in health_members' order */
+static char *health_version;
+static int64_t health_at;
 
-/* {"etcd_members": [...], "etcd_version"?, "etcd_error"?} asked of etcd now. */
-static json_t *etcd_view_read(VoDaemon *d)
+/* etcd's member list now, as the answer shows it (without "healthy"); NULL
+ * with *ret_error when no endpoint answered. */
+static json_t *etcd_members_list(VoDaemon *d, char **ret_error)
 {
     VoClusterConfig *c = d->cluster;
     _cleanup_free_ char *dir = vo_cluster_path(d, NULL);
-    json_t *members = json_array();
-    _cleanup_free_ char *version = NULL, *list_error = NULL;
     VoEtcdMembers m = { 0 };
     int r = -EAGAIN;
     for (size_t i = 0; r < 0 && c->endpoints && c->endpoints[i]; i++) {
         VoClusterEndpoint ep;
         vo_cluster_endpoint(dir, c->endpoints[i], &ep);
         ep.e.timeout_ms = 3000;
-        free(list_error);
-        list_error = NULL;
-        r = vo_etcd_member_list(&ep.e, &m, &list_error);
+        free(*ret_error);
+        *ret_error = NULL;
+        r = vo_etcd_member_list(&ep.e, &m, ret_error);
         vo_cluster_endpoint_clear(&ep);
     }
-    for (size_t i = 0; r >= 0 && i < m.n; i++) {
+    if (r < 0)
+        return NULL;
+    json_t *members = json_array();
+    for (size_t i = 0; i < m.n; i++) {
+        char id[32];
+        snprintf(id, sizeof(id), "%" PRIx64, m.v[i].id);
+        json_array_append_new(members,
+                              json_pack("{s:s, s:s, s:b, s:s?}", "name", m.v[i].name, "id", id,
+                                        "voting", !m.v[i].learner, "client_url",
+                                        m.v[i].client_urls ? m.v[i].client_urls[0] : NULL));
+    }
+    vo_etcd_members_clear(&m);
+    return members;
+}
+
+/* Asks each member of members (health_lock held) whether it is healthy,
+ * and the first healthy one etcd's version, into the health_* above. */
+static void etcd_health_read(VoDaemon *d, json_t *members)
+{
+    _cleanup_free_ char *dir = vo_cluster_path(d, NULL);
+    json_decref(health_healthy);
+    free(health_version);
+    health_healthy = json_array();
+    health_version = NULL;
+    size_t i;
+    json_t *m;
+    json_array_foreach(members, i, m) {
         bool healthy = false;
-        const char *url = m.v[i].client_urls ? m.v[i].client_urls[0] : NULL;
+        const char *url = json_string_value(json_object_get(m, "client_url"));
         if (url) {
             VoClusterEndpoint ep;
             vo_cluster_endpoint(dir, url, &ep);
             ep.e.timeout_ms = 2000;
             _cleanup_free_ char *error = NULL;
             healthy = vo_etcd_endpoint_health(&ep.e, &error) == 0;
-            if (healthy && !version)
-                version = etcd_version(&ep.e);
+            if (healthy && !health_version)
+                health_version = etcd_version(&ep.e);
             vo_cluster_endpoint_clear(&ep);
         }
-        char id[32];
-        snprintf(id, sizeof(id), "%" PRIx64, m.v[i].id);
-        json_array_append_new(members,
-                              json_pack("{s:s, s:s, s:b, s:b, s:s?}", "name", m.v[i].name, "id",
-                                        id, "voting", !m.v[i].learner, "healthy", healthy,
-                                        "client_url", url));
+        json_array_append_new(health_healthy, json_boolean(healthy));
     }
-    vo_etcd_members_clear(&m);
-    return json_pack("{s:o, s:s?, s:s?}", "etcd_members", members, "etcd_version", version,
-                     "etcd_error", r < 0 ? list_error : NULL);
+    json_decref(health_members);
+    health_members = json_deep_copy(members); /* the caller adds "healthy" to its own */
+    health_at = vo_now_ms();
+    log_debug("cluster show: etcd's members' health asked");
 }
 
-/* etcd_view_read's answer, at most ETCD_VIEW_MS old (a new reader); the
- * lock makes readers meanwhile wait for the one asking, then share it. */
+/* {"etcd_members": [...], "etcd_version"?, "etcd_error"?,
+ * "etcd_health_age_ms"}: the member list asked of etcd now (so a member
+ * added, removed, started or promoted shows at once), each member's health
+ * and the version asked again only when the list changed or they are
+ * ETCD_HEALTH_MS old: one reader at a time asks, the others meanwhile wait
+ * for its answer (each request has a timeout) and share it. */
 static json_t *etcd_view(VoDaemon *d)
 {
-    pthread_mutex_lock(&view_lock);
-    int64_t now = vo_now_ms();
-    if (!view || now - view_at >= ETCD_VIEW_MS || !view_cluster ||
-        strcmp(view_cluster, d->cluster->cluster_id)) {
-        json_decref(view);
-        free(view_cluster);
-        view = etcd_view_read(d);
-        view_cluster = vo_strdup(d->cluster->cluster_id);
-        view_at = vo_now_ms();
-        log_debug("cluster show: etcd's members asked");
-    }
-    json_t *v = json_deep_copy(view);
-    pthread_mutex_unlock(&view_lock);
+    _cleanup_free_ char *list_error = NULL;
+    json_t *members = etcd_members_list(d, &list_error);
+    if (!members)
+        return json_pack("{s:[], s:s?}", "etcd_members", "etcd_error", list_error);
+    pthread_mutex_lock(&health_lock);
+    if (!health_members || !json_equal(health_members, members) ||
+        vo_now_ms() - health_at >= ETCD_HEALTH_MS)
+        etcd_health_read(d, members);
+    size_t i;
+    json_t *m;
+    json_array_foreach(members, i, m)
+        json_object_set(m, "healthy", json_array_get(health_healthy, i));
+    json_t *v = json_pack("{s:o, s:s?, s:I}", "etcd_members", members, "etcd_version",
+                          health_version, "etcd_health_age_ms",
+                          (json_int_t)(vo_now_ms() - health_at));
+    pthread_mutex_unlock(&health_lock);
     return v;
 }
 

@@ -339,6 +339,9 @@ def test_host_records_are_events(fake_daemon):
     record = got[-1][2]["object"]
     assert record["name"] == host["name"] and record["state"] == "online" and "load" in record
     assert history(d, f"kind=host&object={host['id']}") == got
+    # The CLI takes the host's name as it takes a VM's (events name it by id).
+    by_name = d.cli("events", "--kind", "host", "--object", host["name"]).stdout.splitlines()
+    assert by_name and all(line.split()[1:4:2] == ["host", host["id"]] for line in by_name), by_name
     two = history(d, "kind=vm,host")
     every = [e for e in history(d) if e[2]["kind"] in ("vm", "host")]
     last = min(two[-1][0], every[-1][0])  # a record written between the two reads

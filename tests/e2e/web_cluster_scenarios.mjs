@@ -135,6 +135,15 @@ export const clusterScenarios = {
     await page.click('[data-action="confirm-migrate"]');
     await page.waitForSelector('[data-migrate-error]');
     result.refused = await page.textContent('[data-migrate-error]');
+    // The focus was on Migrate, disabled while the request was out (the
+    // browser put it on the page's body): Escape still closes the dialog.
+    await page.keyboard.press('Escape');
+    result.escape_after_refusal = await page.waitForSelector('#migrate-title', { state: 'detached', timeout: 5000 })
+      .then(() => true, () => false);
+    if (result.escape_after_refusal) {
+      await page.click('[data-action="migrate"]');
+      await page.waitForSelector('#migrate-title');
+    }
     await page.fill('input[name="bandwidth"]', '');
     await page.selectOption('select[name="to"]', cfg.to);
     await page.fill('input[name="max_downtime_ms"]', '500');
@@ -145,6 +154,23 @@ export const clusterScenarios = {
     await page.waitForSelector(`.tasks tr[data-kind="migrate"][data-target="${cfg.vm}"][data-state="succeeded"]`,
                                { timeout: 60000 }).catch(() => {});
     result.logged = await page.$$eval('.tasks tr[data-kind="migrate"]', (rows) => rows.length);
+  },
+
+  // The cluster page open, an offline host removed (no host event says
+  // it: its record was gone already): its row leaves the page and the tree.
+  async cluster_roster(browser, { cfg, result, adminPage }) {
+    const { page } = await adminPage(browser);
+    await page.reload(); // the lists read from the start: the host there
+    await page.waitForSelector('.who');
+    await page.click('.tree a[data-nav="cluster"]');
+    const row = `[data-cluster-hosts] [data-host-row="${cfg.gone}"]`;
+    await page.waitForSelector(row);
+    const csrf = await page.evaluate(() => sessionStorage.getItem('vireo.csrf'));
+    const resp = await page.request.delete(`${cfg.url}/v1/hosts/${cfg.gone}`, { headers: { 'X-CSRF-Token': csrf } });
+    if (!resp.ok()) throw new Error(`host remove: ${resp.status()} ${await resp.text()}`);
+    result.row_gone = await page.waitForSelector(row, { state: 'detached', timeout: 40000 })
+      .then(() => true, () => false);
+    result.tree_rows = await page.$$eval(`.tree a[data-host="${cfg.gone}"]`, (as) => as.length);
   },
 
   // DRS: manual chosen on the cluster page, a recommendation of the busy

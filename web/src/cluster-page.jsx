@@ -4,10 +4,12 @@
 // (admin may change them), the threshold, the last round's imbalance and
 // its recommendations, each with its numbers and an Apply button (admin:
 // the migration task's progress shows here and in the task log). The hosts
-// come with the event stream's host events (main.jsx); etcd's members and
-// DRS have no events: read again CLUSTER_POLL_MS after the last read ended
-// while the page is shown (poll-kit.js), and at once after a change here.
-import { useEffect, useState } from 'preact/hooks';
+// come with the event stream's host events (main.jsx), and are read again
+// when this page's read finds a host added or removed or the manager moved
+// (no event says those); etcd's members and DRS have no events: read again
+// CLUSTER_POLL_MS after the last read ended while the page is shown
+// (poll-kit.js), and at once after a change here.
+import { useEffect, useRef, useState } from 'preact/hooks';
 import { api } from './api.js';
 import { StateIcon } from './tree.jsx';
 import { pollWhileShown } from './poll-kit.js';
@@ -110,17 +112,26 @@ function Recommendations({ recs, canAdmin, role, busy, onApply }) {
   );
 }
 
-export function ClusterPage({ hosts, who, tasks, onError }) {
+// The hosts there are and which is the manager: what no host event says
+// (a host removed; the role moved while every host stays online).
+const roster = (hosts) => hosts.map((h) => `${h.id}${h.manager ? ' manager' : ''}`).sort().join();
+
+export function ClusterPage({ hosts, who, tasks, onError, reloadHosts }) {
   const [cluster, setCluster] = useState(null);
   const [drs, setDrs] = useState(null);
   const [recs, setRecs] = useState([]);
   const canAdmin = who.role === 'admin';
+  const hostsNow = useRef(hosts);
+  hostsNow.current = hosts;
 
   async function read() {
     try {
       const c = await api('GET', '/v1/cluster');
       setCluster(c);
       if (!c.cluster) return true;
+      // The list the tree and this page show read again when this answer's
+      // hosts are others than its own.
+      if (roster(c.hosts || []) !== roster(hostsNow.current)) reloadHosts();
       const [d, r] = await Promise.all([api('GET', '/v1/cluster/drs'), api('GET', '/v1/cluster/recommendations')]);
       setDrs(d);
       setRecs(r.recommendations || []);

@@ -11,6 +11,9 @@ const FOCUSABLE = 'a[href], button:not([disabled]), input:not([disabled]), selec
 // Its controls that take the focus, in document order.
 const focusables = (el) => [...el.querySelectorAll(FOCUSABLE)].filter((c) => c.offsetParent !== null);
 
+// The dialogs open now, the last opened last.
+const open = [];
+
 // Answers the ref to put on the dialog's element and the handler for its
 // onKeyDown. first: a ref of the control to focus first (else its first).
 // A layout effect: the focus moves in the same task as the dialog's
@@ -24,7 +27,19 @@ export function useDialog(onClose, first = null) {
     const el = box.current;
     const start = (first && first.current) || (el && focusables(el)[0]);
     if (start) start.focus();
+    // A control that had the focus disabled (the submit button while the
+    // request is out) or removed leaves it on the page's body, where the
+    // dialog's own onKeyDown hears nothing: the last dialog opened takes
+    // those keys, so Escape still closes it and Tab goes back into it.
+    open.push(el);
+    const lost = (e) => {
+      if (open[open.length - 1] === el && (e.target === document.body || e.target === document.documentElement))
+        onKeyDown(e);
+    };
+    document.addEventListener('keydown', lost);
     return () => {
+      document.removeEventListener('keydown', lost);
+      open.splice(open.indexOf(el), 1);
       // Back to the opener, unless the focus went elsewhere on purpose.
       const now = document.activeElement;
       if (opener && opener.isConnected && opener.focus

@@ -181,6 +181,9 @@ function Console({ who, onLogout }) {
         if (host) {
           hostsNow.current = hostsNow.current.map((h) => (h.id === host.id ? host : h));
           setData((d) => ({ ...d, hosts: d.hosts.map((h) => (h.id === host.id ? host : h)) }));
+          // A read of the hosts out now may answer what was before this
+          // record and replace it: read once more after it.
+          if (reading.current.has('hosts')) askedAgain.current.add('hosts');
           return;
         }
       }
@@ -239,7 +242,8 @@ function Console({ who, onLogout }) {
     page = host ? <HostPage host={host} vms={data.vms} who={who} tasks={tasks} onError={setError} />
                 : <p>No host '{route.name}'.</p>;
   } else if (route.page === 'cluster') {
-    page = <ClusterPage hosts={data.hosts} who={who} tasks={tasks} onError={setError} />;
+    page = <ClusterPage hosts={data.hosts} who={who} tasks={tasks} onError={setError}
+                        reloadHosts={() => reload(['hosts'])} />;
   } else {
     page = <Overview vms={data.vms} hosts={data.hosts} />;
   }
