@@ -92,10 +92,6 @@ static void fill(VoStore *s)
         put(s, i, "{\"claiming\":true}");
 }
 
-typedef struct {
-    json_t *into;
-} Collect;
-
 static int collect_store(const char *key, const char *value, int64_t rev, void *userdata)
 {
     if (strstr(value, "\"vm_id\""))
@@ -104,7 +100,8 @@ static int collect_store(const char *key, const char *value, int64_t rev, void *
     return 0;
 }
 
-/* The copy's entries, all of them through vo_mac_index_copy_after. */
+/* The copy's entries (all of them, through vo_mac_index_copy_after) are
+ * the store's held ones. */
 static void assert_matches_store(VoStore *s, VoMacIndexCopy *c)
 {
     json_t *want = json_object(), *got = json_object();
