@@ -1,8 +1,8 @@
 /* ha-handover.c: the HA hand-overs (ha-recover.h): a VM the round moved
- * off a down host is registered and started on its new host by that host's
- * own worker thread (peer calls, or this vireod's own calls when the new
- * host is this one), which then follows the start task. A hand-over that
- * failed goes back to the round's table of failed ones
+ * off a down host is registered and started on its new host by one of that
+ * host's own worker threads (peer calls, or this vireod's own calls when
+ * the new host is this one), which then follows the start task. A
+ * hand-over that failed goes back to the round's table of failed ones
  * (ha-handover-follow.c). */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -51,17 +51,18 @@ static int peer_json(VoDaemon *d, const VoClusterHost *h, const char *method, co
     return r;
 }
 
-/* One look at the start task on the chosen host: 1 while it runs, 0 when
- * it succeeded, or the -errno of its failure. */
+/* One look at the start task on the chosen host: 1 while it runs (or h
+ * did not answer: *unanswered set), 0 when it succeeded, or the -errno of
+ * its failure. */
 static int start_poll(VoDaemon *d, const VoClusterHost *h, bool local, const char *task_id,
-                      char **ret_error)
+                      char **ret_error, bool *unanswered)
 {
     json_t *t = NULL;
     if (local)
         t = vo_tasks_get_json(d->tasks, task_id);
     else {
         _cleanup_free_ char *path = vo_asprintf("/v1/tasks/%s", task_id), *error = NULL;
-        (void)peer_json(d, h, "GET", path, NULL, &t, &error, NULL);
+        (void)peer_json(d, h, "GET", path, NULL, &t, &error, unanswered);
     }
     const char *state = json_string_value(json_object_get(t, "state"));
     int r = 1;
@@ -129,17 +130,22 @@ static int adopt_and_start(VoDaemon *d, const VoClusterHost *h, bool local, cons
     return r;
 }
 
-/* ---- hand-overs, off the round: one worker thread per chosen host ----
+/* ---- hand-overs, off the round: worker threads per chosen host ----
  * The peer calls of a hand-over (register, start, wait for the start task)
  * can each take PEER_TIMEOUT_MS on a host that does not answer (its vireod
  * stopped while its fence keeps its lease). Made in the round, they held up
  * the recovery of every other down host's VMs, up to 15 s per hand-over
  * due. The round now only decides and moves (the store); the hand-overs
- * to each host are queued to that host's own worker, which makes them in
- * order; when the host did not answer one, it is not asked for
+ * to each host are queued to that host's own workers, up to
+ * WORKERS_PER_HOST of them: a hand-over goes to one not in a call, so a
+ * call that hangs (that host's answer to one VM's start) holds up no other
+ * VM's hand-over to the same host (with one worker per host, each waited
+ * out the hung call's timeout behind it). When the host did not answer a
+ * call and answered none since that call began, it is not asked for
  * UNANSWERED_REST_MS: the hand-overs to it meanwhile go back to handovers,
  * due after their backoff. */
 #define UNANSWERED_REST_MS 10000
+#define WORKERS_PER_HOST 4
 
 typedef struct {
     VoDaemon *d;
@@ -150,14 +156,72 @@ typedef struct {
     json_t *queue;
     pthread_t thread;
     bool running, joinable;
-    int64_t unanswered_at; /* when the host last did not answer (its thread's) */
+    bool busy; /* a hand-over taken and not yet made, or in a call (workers_lock) */
 } Worker;
+
+/* What the workers of one host know of its answers (workers_lock). */
+typedef struct {
+    char *host_id;
+    int64_t unanswered_at; /* when a call to it last went unanswered (it then rests) */
+    int64_t answered_at;   /* when it last answered a call */
+} Target;
 
 static pthread_mutex_t workers_lock = PTHREAD_MUTEX_INITIALIZER;
 static Worker **workers;
 static size_t n_workers;
+static Target **targets;
+static size_t n_targets;
 /* {vm id: true}: queued or being handed over (then not in handovers). */
 static json_t *inflight;
+
+/* host_id's Target, made when missing (workers_lock held). */
+static Target *target_of(const char *host_id)
+{
+    for (size_t i = 0; i < n_targets; i++)
+        if (!strcmp(targets[i]->host_id, host_id))
+            return targets[i];
+    Target *t = vo_malloc0(sizeof(*t));
+    t->host_id = vo_strdup(host_id);
+    targets = realloc(targets, sizeof(*targets) * (n_targets + 1));
+    if (!targets)
+        abort();
+    targets[n_targets++] = t;
+    return t;
+}
+
+/* How long w's host still rests after a call it did not answer (ms; <= 0:
+ * it may be asked). */
+static int64_t target_rest_ms(const Worker *w)
+{
+    pthread_mutex_lock(&workers_lock);
+    int64_t at = target_of(w->host_id)->unanswered_at;
+    pthread_mutex_unlock(&workers_lock);
+    return at ? at + UNANSWERED_REST_MS - vo_now_ms() : 0;
+}
+
+/* Whether w is busy: taken a hand-over it has not yet made, or in a call
+ * to its host (a new hand-over goes to another worker then). */
+static void worker_busy(Worker *w, bool busy)
+{
+    pthread_mutex_lock(&workers_lock);
+    w->busy = busy;
+    pthread_mutex_unlock(&workers_lock);
+}
+
+/* A call of w's, begun at began_ms, ended: unanswered, or answered (done or
+ * refused). An unanswered call makes the host rest unless another call got
+ * an answer since this one began (the host answers; this call hung). */
+static void target_note(Worker *w, int64_t began_ms, bool unanswered)
+{
+    pthread_mutex_lock(&workers_lock);
+    Target *t = target_of(w->host_id);
+    int64_t now = vo_now_ms();
+    if (!unanswered)
+        t->answered_at = now;
+    else if (t->answered_at < began_ms)
+        t->unanswered_at = now;
+    pthread_mutex_unlock(&workers_lock);
+}
 
 /* A VM handed over, its start task not ended yet. */
 typedef struct {
@@ -244,18 +308,30 @@ static void finish(VoDaemon *d, const VoClusterHost *h, Started *s, int r, const
     }
 }
 
-/* Moves the jobs queued to w to the end of jobs: whether there were any
- * (none taken once the workers stop). */
-static bool worker_take_more(Worker *w, json_t *jobs)
+/* Moves the first hand-over queued to w to the end of jobs, w busy with
+ * it: whether there was one (none taken once the workers stop). One at a
+ * time: the rest stay queued, where the round sees w busy. */
+static bool worker_take_one(Worker *w, json_t *jobs)
 {
     pthread_mutex_lock(&workers_lock);
     bool more = json_array_size(w->queue) && !atomic_load(&workers_stop);
     if (more) {
-        json_array_extend(jobs, w->queue);
-        json_array_clear(w->queue);
+        json_array_append(jobs, json_array_get(w->queue, 0));
+        json_array_remove(w->queue, 0);
+        w->busy = true;
     }
     pthread_mutex_unlock(&workers_lock);
     return more;
+}
+
+/* Whether a hand-over waits in w's queue (to be taken: not once the
+ * workers stop). */
+static bool worker_has_queued(Worker *w)
+{
+    pthread_mutex_lock(&workers_lock);
+    bool queued = json_array_size(w->queue) > 0 && !atomic_load(&workers_stop);
+    pthread_mutex_unlock(&workers_lock);
+    return queued;
 }
 
 /* One hand-over to w's host (h, looked up as hr): registered and started
@@ -270,10 +346,11 @@ static bool hand_over_one(Worker *w, const VoClusterHost *h, int hr, bool local,
     _cleanup_free_ char *error = NULL;
     int r;
     if (atomic_load(&workers_stop) || !vo_hosts_is_manager(d)) {
+        worker_busy(w, false);
         job_done(job); /* a next manager takes it up from its document */
         return false;
     }
-    int64_t rest = w->unanswered_at ? w->unanswered_at + UNANSWERED_REST_MS - vo_now_ms() : 0;
+    int64_t rest = target_rest_ms(w);
     bool unanswered = false;
     if (rest > 0)
         r = vo_error_set(&error, -EHOSTUNREACH,
@@ -282,10 +359,12 @@ static bool hand_over_one(Worker *w, const VoClusterHost *h, int hr, bool local,
     else if (hr < 0 || (!local && !h->url))
         r = vo_error_set(&error, hr < 0 ? hr : -EHOSTUNREACH, "host %s cannot be reached (%s)",
                          host_name, hr < 0 ? strerror(-hr) : "no address");
-    else
+    else {
+        int64_t began = vo_now_ms();
         r = adopt_and_start(d, h, local, vm_id, name, ret_task, &error, &unanswered);
-    if (unanswered)
-        w->unanswered_at = vo_now_ms();
+        target_note(w, began, unanswered);
+    }
+    worker_busy(w, false);
     if (r < 0) {
         job_failed(d, host_name, job, error);
         return false;
@@ -310,7 +389,7 @@ static void hand_over_batch(Worker *w, json_t *jobs)
     Started *starts = NULL;
     size_t n_starts = 0, i = 0;
     for (;;) {
-        for (; i < json_array_size(jobs) || worker_take_more(w, jobs); i++) {
+        for (; i < json_array_size(jobs) || worker_take_one(w, jobs); i++) {
             json_t *job = json_array_get(jobs, i);
             char *task_id = NULL;
             if (!hand_over_one(w, &h, hr, local, job, &task_id))
@@ -323,9 +402,16 @@ static void hand_over_batch(Worker *w, json_t *jobs)
         }
         if (!n_starts)
             break;
-        for (size_t k = 0; k < n_starts;) {
+        /* A hand-over queued meanwhile first: a poll may wait out the
+         * peer timeout. */
+        for (size_t k = 0; k < n_starts && !worker_has_queued(w);) {
             _cleanup_free_ char *error = NULL;
-            int r = start_poll(d, &h, local, starts[k].task_id, &error);
+            int64_t began = vo_now_ms();
+            bool unanswered = false;
+            worker_busy(w, true);
+            int r = start_poll(d, &h, local, starts[k].task_id, &error, &unanswered);
+            worker_busy(w, false);
+            target_note(w, began, unanswered);
             if (r > 0 && (vo_now_ms() >= starts[k].until || atomic_load(&workers_stop)))
                 r = vo_error_set(&error, -ETIMEDOUT,
                                  "its start on host %s did not end within %d s", h.name,
@@ -352,17 +438,44 @@ static void *worker_main(void *arg)
     Worker *w = arg;
     for (;;) {
         pthread_mutex_lock(&workers_lock);
-        json_t *jobs = w->queue;
-        if (!json_array_size(jobs) || atomic_load(&workers_stop)) {
+        if (!json_array_size(w->queue) || atomic_load(&workers_stop)) {
             w->running = false;
             pthread_mutex_unlock(&workers_lock);
             return NULL;
         }
-        w->queue = json_array();
         pthread_mutex_unlock(&workers_lock);
+        json_t *jobs = json_array();
         hand_over_batch(w, jobs);
         json_decref(jobs);
     }
+}
+
+/* The worker of host_id a new hand-over goes to (workers_lock held): one
+ * that is not busy and has nothing queued, else a new one while the host
+ * has fewer than WORKERS_PER_HOST, else the one with the fewest queued. */
+static Worker *worker_for(VoDaemon *d, const char *host_id)
+{
+    Worker *least = NULL;
+    size_t n = 0;
+    for (size_t i = 0; i < n_workers; i++) {
+        Worker *w = workers[i];
+        if (strcmp(w->host_id, host_id))
+            continue;
+        n++;
+        if (!w->busy && !json_array_size(w->queue))
+            return w;
+        if (!least || json_array_size(w->queue) < json_array_size(least->queue))
+            least = w;
+    }
+    if (least && n >= WORKERS_PER_HOST)
+        return least;
+    Worker *w = vo_malloc0(sizeof(*w));
+    *w = (Worker){ .d = d, .host_id = vo_strdup(host_id), .queue = json_array() };
+    workers = realloc(workers, sizeof(*workers) * (n_workers + 1));
+    if (!workers)
+        abort();
+    workers[n_workers++] = w;
+    return w;
 }
 
 void vo_ha_handover_start(VoDaemon *d, const char *vm_id, const char *host_id,
@@ -371,18 +484,7 @@ void vo_ha_handover_start(VoDaemon *d, const char *vm_id, const char *host_id,
 {
     pthread_mutex_lock(&workers_lock);
     int r = json_object_get(inflight, vm_id) ? -EBUSY : 0;
-    Worker *w = NULL;
-    for (size_t i = 0; r == 0 && i < n_workers && !w; i++)
-        if (!strcmp(workers[i]->host_id, host_id))
-            w = workers[i];
-    if (r == 0 && !w) {
-        w = vo_malloc0(sizeof(*w));
-        *w = (Worker){ .d = d, .host_id = vo_strdup(host_id), .queue = json_array() };
-        workers = realloc(workers, sizeof(*workers) * (n_workers + 1));
-        if (!workers)
-            abort();
-        workers[n_workers++] = w;
-    }
+    Worker *w = r == 0 ? worker_for(d, host_id) : NULL;
     if (r == 0 && !w->running) {
         if (w->joinable) /* it has ended (not running): joined at once */
             pthread_join(w->thread, NULL);
@@ -420,6 +522,13 @@ void vo_ha_handover_workers_end(void)
     free(workers);
     workers = NULL;
     n_workers = 0;
+    for (size_t i = 0; i < n_targets; i++) {
+        free(targets[i]->host_id);
+        free(targets[i]);
+    }
+    free(targets);
+    targets = NULL;
+    n_targets = 0;
     json_decref(inflight);
     inflight = NULL;
 }

@@ -1,8 +1,8 @@
 /* ha-recover-internal.h: what the three files of HA recovery share
  * (ha-recover.h is the daemon's view of them): the round
  * (ha-recover.c: down hosts, placing and moving their HA VMs), the
- * hand-overs (ha-handover.c: a worker thread per chosen host registers and
- * starts each moved VM there) and the hand-overs that failed
+ * hand-overs (ha-handover.c: up to 4 worker threads per chosen host register and
+ * start each moved VM there) and the hand-overs that failed
  * (ha-handover-follow.c: looked at again each round). */
 #pragma once
 

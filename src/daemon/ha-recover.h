@@ -4,9 +4,9 @@
  * (down), and restarts their HA VMs that were running on the other hosts:
  * placed (the down host excluded, ha_group's policy held), moved by
  * vo_vm_move_from_down_txn (which fails if the host came back), registered
- * and started by the chosen host (peer calls, made off the round by a
- * worker thread per chosen host: a host that does not answer holds up only
- * its own hand-overs). A hand-over that fails is followed: handed over
+ * and started by the chosen host (peer calls, made off the round by up to
+ * 4 worker threads per chosen host: a host that does not answer holds up
+ * only its own hand-overs, a call it does not answer no other). A hand-over that fails is followed: handed over
  * again while the VM waits there unstarted, placed again elsewhere when
  * that host fenced itself, while its record still says so (docs/ha.md). */
 #pragma once

@@ -90,7 +90,9 @@ int vo_mac_ghost_take_over(VoDaemon *d, const char *key, const char *text, int64
 int vo_mac_ghost_remove(VoDaemon *d, const char *key);
 /* The manager's sweep, every VO_MAC_SWEEP_MS: the held entries after the
  * last one checked, at most VO_MAC_SWEEP_BATCH a round, each removed when
- * its VM is gone (as above). The number removed, or the store's -errno. */
+ * its VM is gone (as above); read from the sweep's copy of the index,
+ * which a round brings up to date with the changes since the last
+ * (mac-index-copy.h). The number removed, or the store's -errno. */
 #define VO_MAC_SWEEP_MS 60000
 #define VO_MAC_SWEEP_BATCH 32
 int vo_mac_ghosts_sweep(VoDaemon *d);

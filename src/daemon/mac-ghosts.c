@@ -18,6 +18,7 @@
 
 #include "daemon/hosts.h"
 #include "daemon/mac-claims.h"
+#include "daemon/mac-index-copy.h"
 #include "state/keys.h"
 #include "util/periodic.h"
 #include "util/test-hold.h"
@@ -134,9 +135,12 @@ int vo_mac_ghost_take_over(VoDaemon *d, const char *key, const char *text, int64
 }
 
 /* The sweep: the entries after the last one checked, at most
- * VO_MAC_SWEEP_BATCH a round, then from the start again. */
+ * VO_MAC_SWEEP_BATCH a round, then from the start again; read from the
+ * sweep's copy of the index, which each round brings up to date with the
+ * changes since the last (mac-index-copy.h). */
 static VoPeriodic runner = VO_PERIODIC_INIT;
 static char *sweep_after; /* the last key checked (only the round's thread) */
+static VoMacIndexCopy *copy; /* only the round's thread; NULL while not the manager */
 
 typedef struct {
     char **keys, **texts;
@@ -144,12 +148,9 @@ typedef struct {
     size_t n;
 } Batch;
 
-static int collect_after(const char *key, const char *value, int64_t rev, void *userdata)
+static int collect(const char *key, const char *value, int64_t rev, void *userdata)
 {
     Batch *b = userdata;
-    if ((sweep_after && strcmp(key, sweep_after) <= 0) || b->n >= VO_MAC_SWEEP_BATCH ||
-        !strstr(value, "\"vm_id\""))
-        return 0;
     vo_strv_pushf(&b->keys, "%s", key);
     vo_strv_pushf(&b->texts, "%s", value);
     b->revs = realloc(b->revs, sizeof(*b->revs) * (b->n + 1));
@@ -186,7 +187,11 @@ int vo_mac_ghost_remove(VoDaemon *d, const char *key)
 int vo_mac_ghosts_sweep(VoDaemon *d)
 {
     Batch b = { 0 };
-    int r = vo_store_list(d->store, VO_KEY_MAC_CLAIMS_PREFIX, collect_after, &b);
+    if (!copy)
+        copy = vo_mac_index_copy_new(d->store, VO_KEY_MAC_CLAIMS_PREFIX);
+    int r = vo_mac_index_copy_update(copy, NULL);
+    if (r >= 0)
+        vo_mac_index_copy_after(copy, sweep_after, VO_MAC_SWEEP_BATCH, collect, &b);
     size_t removed = 0;
     for (size_t i = 0; r >= 0 && i < b.n && !vo_periodic_stopping(&runner); i++) {
         int c = remove_if_ghost(d, b.keys[i], b.texts[i], b.revs[i]);
@@ -211,8 +216,11 @@ int vo_mac_ghosts_sweep(VoDaemon *d)
 static void sweep_round(void *userdata)
 {
     VoDaemon *d = userdata;
-    if (!vo_hosts_is_manager(d))
+    if (!vo_hosts_is_manager(d)) { /* no watch kept by a host that does not sweep */
+        vo_mac_index_copy_free(copy);
+        copy = NULL;
         return;
+    }
     vo_test_hold("mac_ghosts_sweep"); /* tests: a ghost left to a join's admission */
     int r = vo_mac_ghosts_sweep(d);
     if (r < 0)
@@ -235,5 +243,7 @@ void vo_mac_ghosts_stop(void)
     if (vo_periodic_stop(&runner)) {
         free(sweep_after);
         sweep_after = NULL;
+        vo_mac_index_copy_free(copy);
+        copy = NULL;
     }
 }

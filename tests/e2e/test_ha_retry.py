@@ -637,3 +637,34 @@ def test_start_that_hangs_holds_up_no_handover(cluster, tmp_path, monkeypatch):
     assert "did not end within" not in manager.log()
     (faults / "start@sl1.hold").unlink()
     wait_until(lambda: local_state(y, "sl1") == "running", 90, what="sl1 running on y")
+
+
+def test_hung_start_call_holds_up_no_other_handover(cluster, tmp_path, monkeypatch):
+    """A host dies with two HA VMs, which land on y; y does not answer the
+    manager's start call of hc1 (the higher priority, handed over first:
+    held on y at ha_start_refused@hc1.hold, its answer never sent). hc2,
+    moved meanwhile, is handed over to y by another of y's workers and
+    runs before the manager gives hc1's call up. Before, y's one worker
+    made hc2's calls only after hc1's had waited out the peer timeout (15
+    s), and then not at all for the 10 s y rested as unanswering: hc2
+    waited 25 s or more. Let go, hc1 runs on y too."""
+    c, faults, manager, victim, y = hosts_to_land_on_y(cluster, tmp_path, monkeypatch,
+                                                       ("hc1", "hc2"))
+    status, doc = victim.request("PATCH", "/v1/vms/hc1", {"ha_priority": 5})[:2]
+    assert status == 200, doc
+    hold = faults / "ha_start_refused@hc1.hold"
+    hold.write_text("")
+    try:
+        c.kill_host(victim)
+        wait_until(lambda: (faults / "ha_start_refused@hc1.held").exists(), 90,
+                   what="y's answer to hc1's start call held")
+        gave_up = f"vm hc1 moved to host {y.name} (host {victim.name} offline) but not started"
+        wait_until(lambda: local_state(y, "hc2") == "running" or gave_up in manager.log(),
+                   120, what="hc2 running on y, or hc1's call given up")
+        assert gave_up not in manager.log(), "hc2 waited for hc1's unanswered call"
+        assert local_state(y, "hc2") == "running"
+    finally:
+        hold.unlink()
+    wait_until(lambda: local_state(y, "hc1") == "running", 120, what="hc1 running on y")
+    took = [m for m in ha_messages([manager]) if "restarted on" in m]
+    print("hand-overs:", took)
