@@ -34,6 +34,20 @@ int vo_rbd_image_copy(const VoRbdConf *conf, const char *src, const char *dst, c
     return r;
 }
 
+/* A snapshot snap of img left by a linked clone a crash cut short (made,
+ * its clone not; or its clone removed, it not): stale, it goes. One with a
+ * clone (dst exists) cannot be unprotected and stays: the create then says
+ * the name exists. */
+static void drop_leftover(rbd_image_t img, const char *snap)
+{
+    bool exists = false;
+    if (rbd_snap_exists(img, snap, &exists) < 0 || !exists)
+        return;
+    int r = rbd_snap_unprotect(img, snap);
+    if (r >= 0 || r == -EINVAL) /* -EINVAL: not protected */
+        (void)rbd_snap_remove(img, snap);
+}
+
 int vo_rbd_image_clone_linked(const VoRbdConf *conf, const char *src, const char *dst,
                               char **ret_error)
 {
@@ -43,6 +57,7 @@ int vo_rbd_image_clone_linked(const VoRbdConf *conf, const char *src, const char
     if (r < 0)
         return r;
     _cleanup_free_ char *snap = vo_asprintf(VO_RBD_CLONE_SNAP_PREFIX "%s", dst);
+    drop_leftover(img, snap);
     const char *step = "snapshot";
     bool made = (r = rbd_snap_create(img, snap)) >= 0;
     if (r >= 0) {

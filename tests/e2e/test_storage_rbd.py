@@ -669,6 +669,11 @@ def test_vm_clone_on_rbd_linked_and_full(ceph, rbd_env):
     d.cli("pool", "create", "cephcl", "--type", "rbd", "--monitors", ceph.monitors, "--pool",
           "vireo-vms", "--user", "vireo", "--keyring", keyring)
     d.cli("vm", "create", "rsrc", "--memory", "256M", "--pool", "cephcl")
+    # A linked clone of that name a crash cut short left its snapshot
+    # (protected, no clone): stale, it is made again.
+    stale = "vireo-vms/rsrc-disk0@vireo.clone.rlink-disk0"
+    ceph.rbd("snap", "create", stale)
+    ceph.rbd("snap", "protect", stale)
     d.cli("vm", "start", "rsrc")
     d.wait_console("rsrc", BOOT_MARKER, timeout=120)
     d.qemu_pids.add(d.vm("rsrc")["pid"])
@@ -721,6 +726,10 @@ def test_vm_clone_on_rbd_linked_and_full(ceph, rbd_env):
     d.cli("vm", "delete", "rlink")
     assert "rlink-disk0" not in images(ceph)
     assert rbd_snaps(ceph, "rsrc-disk0") == []
+    # A clone's snapshot a crash left behind its clone's removal does not
+    # keep the source's image.
+    ceph.rbd("snap", "create", "vireo-vms/rsrc-disk0@vireo.clone.gone-disk0")
+    ceph.rbd("snap", "protect", "vireo-vms/rsrc-disk0@vireo.clone.gone-disk0")
     d.task_ok("DELETE", "/v1/pools/cephcl/volumes/rsrc-disk0")
     d.cli("pool", "delete", "cephcl")
     assert not {"rsrc-disk0", "rlink-disk0", "rfull-disk0"} & set(images(ceph))
