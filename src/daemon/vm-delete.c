@@ -151,16 +151,28 @@ static int task_delete(VoTask *t, void *userdata)
     (void)vo_rm_rf(state_dir);
     (void)vo_rm_rf(run_dir);
     pthread_mutex_unlock(&vm->job);
+    /* A volume that cannot go (one backing a linked clone, say) is kept:
+     * logged, and said in the task's result. */
+    json_t *kept = json_array();
     for (size_t i = 0; !a->keep_disks && i < spec->n_disks; i++) {
         _cleanup_free_ char *error = NULL;
         if (spec->disks[i].volume && spec->disks[i].owned &&
-            vo_volume_remove_now(d, spec->disks[i].volume, &error) < 0)
+            vo_volume_remove_now(d, spec->disks[i].volume, &error) < 0) {
             log_warn("vm %s: kept volume %s: %s", spec->name, spec->disks[i].volume, error);
+            json_array_append_new(kept, json_pack("{s:s, s:s}", "volume", spec->disks[i].volume,
+                                                  "reason", error ? error : "unknown"));
+        }
     }
     /* The UEFI NVRAM is the VM's own: it goes with it (kept with its disks). */
     _cleanup_free_ char *nvram_error = NULL;
-    if (!a->keep_disks && spec->nvram && vo_volume_remove_now(d, spec->nvram, &nvram_error) < 0)
+    if (!a->keep_disks && spec->nvram && vo_volume_remove_now(d, spec->nvram, &nvram_error) < 0) {
         log_warn("vm %s: kept its NVRAM volume %s: %s", spec->name, spec->nvram, nvram_error);
+        json_array_append_new(kept, json_pack("{s:s, s:s}", "volume", spec->nvram, "reason",
+                                              nvram_error ? nvram_error : "unknown"));
+    }
+    if (json_array_size(kept))
+        vo_task_set_result(t, json_pack("{s:O}", "kept_volumes", kept));
+    json_decref(kept);
     log_info("vm %s: deleted%s", spec->name, a->keep_disks ? " (disks kept)" : "");
     vo_networks_refresh_hosts(d);
     vo_vm_spec_free(spec);

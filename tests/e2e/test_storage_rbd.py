@@ -717,8 +717,12 @@ def test_vm_clone_on_rbd_linked_and_full(ceph, rbd_env):
     d.cli("vm", "stop", "rlink")
 
     # The source's disk backs the clone: its volume delete is refused; a
-    # delete of the source VM keeps it.
-    d.cli("vm", "delete", "rsrc")
+    # delete of the source VM keeps it, and its task's result says so.
+    task = d.wait_task(d.api("DELETE", "/v1/vms/rsrc", expect=202)["task"])
+    assert task["state"] == "succeeded", task
+    kept = task["result"]["kept_volumes"]
+    assert [k["volume"] for k in kept] == ["cephcl/rsrc-disk0"], kept
+    assert "linked clone" in kept[0]["reason"], kept
     assert "rsrc-disk0" in images(ceph)
     status, doc = d.request("DELETE", "/v1/pools/cephcl/volumes/rsrc-disk0")
     assert status == 409 and "linked clone" in doc["error"]["message"], doc
