@@ -715,6 +715,17 @@ def test_vm_clone_on_rbd_linked_and_full(ceph, rbd_env):
     assert "absent" in d.guest("rlink", "cat /root/later 2>/dev/null || echo absent")
     d.cli("vm", "stop", "rsrc")
     d.cli("vm", "stop", "rlink")
+    # The clone reads its snapshot, not the source's image: the source's
+    # disk still grows, is reverted to a VM snapshot and restored over
+    # from a backup while the clone exists, the clone's parent untouched.
+    d.task_ok("POST", "/v1/vms/rsrc/snapshots", {"name": "s1"})
+    backup = rbd_backup(d, "rsrc")
+    grown = image_size(ceph, "rsrc-disk0") + 64 * MiB
+    d.task_ok("POST", "/v1/pools/cephcl/volumes/rsrc-disk0/resize", {"size_bytes": grown})
+    assert image_size(ceph, "rsrc-disk0") == grown
+    d.task_ok("POST", "/v1/vms/rsrc/snapshots/s1/revert", {})
+    d.task_ok("POST", f"/v1/backups/{backup['id']}/restore", {})
+    assert parent_of(ceph, "rlink-disk0") == ("vireo-vms", "rsrc-disk0", snap)
 
     # The source's disk backs the clone: its volume delete is refused; a
     # delete of the source VM keeps it, and its task's result says so.
@@ -729,7 +740,7 @@ def test_vm_clone_on_rbd_linked_and_full(ceph, rbd_env):
     # The clone's delete takes its snapshot of the source's image with it.
     d.cli("vm", "delete", "rlink")
     assert "rlink-disk0" not in images(ceph)
-    assert rbd_snaps(ceph, "rsrc-disk0") == []
+    assert [s for s in rbd_snaps(ceph, "rsrc-disk0") if s.startswith("vireo.clone.")] == []
     # A clone's snapshot a crash left behind its clone's removal does not
     # keep the source's image.
     ceph.rbd("snap", "create", "vireo-vms/rsrc-disk0@vireo.clone.gone-disk0")
