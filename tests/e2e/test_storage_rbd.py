@@ -729,8 +729,10 @@ def test_vm_clone_on_rbd_linked_and_full(ceph, rbd_env):
 
     # The source's disk backs the clone: its volume delete is refused; a
     # delete of the source VM keeps it, and its task's result says so.
-    task = d.wait_task(d.api("DELETE", "/v1/vms/rsrc", expect=202)["task"])
-    assert task["state"] == "succeeded", task
+    p = d.cli("vm", "delete", "rsrc")
+    assert "warning: kept volume cephcl/rsrc-disk0: " in p.stderr, p.stderr
+    task = next(t for t in d.api("GET", "/v1/tasks")["tasks"]
+                if t["kind"] == "delete" and t["target"] == "rsrc")
     kept = task["result"]["kept_volumes"]
     assert [k["volume"] for k in kept] == ["cephcl/rsrc-disk0"], kept
     assert "linked clone" in kept[0]["reason"], kept
