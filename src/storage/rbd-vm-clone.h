@@ -15,7 +15,8 @@
 /* A new image dst holding what src holds now (src read, not changed). */
 int vo_rbd_image_copy(const VoRbdConf *c, const char *src, const char *dst, char **ret_error);
 /* A new image dst, an RBD clone of src@VO_RBD_CLONE_SNAP_PREFIX+dst (that
- * snapshot made and protected first; removed again when the clone fails). */
+ * snapshot made and protected first, one of that name a crash left without
+ * a clone replaced; removed again when the clone fails). */
 int vo_rbd_image_clone_linked(const VoRbdConf *c, const char *src, const char *dst,
                               char **ret_error);
 /* Caller is about to remove image (open in io): the "IMAGE@SNAP" of the
