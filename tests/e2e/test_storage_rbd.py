@@ -684,6 +684,7 @@ def test_vm_clone_on_rbd_linked_and_full(ceph, rbd_env):
     assert status == 400 and "own pool" in doc["error"]["message"], doc
 
     d.cli("vm", "clone", "rsrc", "rlink", "--linked")
+    d.cli("vm", "clone", "rsrc", "rlink2", "--linked")
     d.cli("vm", "clone", "rsrc", "rfull")
     snap = "vireo.clone.rlink-disk0"
     assert parent_of(ceph, "rlink-disk0") == ("vireo-vms", "rsrc-disk0", snap)
@@ -713,6 +714,11 @@ def test_vm_clone_on_rbd_linked_and_full(ceph, rbd_env):
     assert "absent" in d.guest("rsrc", "cat /root/own 2>/dev/null || echo absent")
     d.guest("rsrc", "echo source-later > /root/later; sync")
     assert "absent" in d.guest("rlink", "cat /root/later 2>/dev/null || echo absent")
+    # A linked clone deleted while the source runs (holding its image's
+    # exclusive lock): its snapshot of the source's image goes too.
+    d.cli("vm", "delete", "rlink2")
+    assert "rlink2-disk0" not in images(ceph)
+    assert "vireo.clone.rlink2-disk0" not in rbd_snaps(ceph, "rsrc-disk0")
     d.cli("vm", "stop", "rsrc")
     d.cli("vm", "stop", "rlink")
     # The clone reads its snapshot, not the source's image: the source's
