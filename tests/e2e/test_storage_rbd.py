@@ -685,7 +685,11 @@ def test_vm_clone_on_rbd_linked_and_full(ceph, rbd_env):
 
     d.cli("vm", "clone", "rsrc", "rlink", "--linked")
     d.cli("vm", "clone", "rsrc", "rlink2", "--linked")
+    # A full copy a crash cut short left its image under its passing name:
+    # the next copy of that name removes it (the name it would block is free).
+    ceph.rbd("create", "--size", "1M", "vireo-vms/rfull-disk0.copy")
     d.cli("vm", "clone", "rsrc", "rfull")
+    assert "rfull-disk0.copy" not in images(ceph)
     snap = "vireo.clone.rlink-disk0"
     assert parent_of(ceph, "rlink-disk0") == ("vireo-vms", "rsrc-disk0", snap)
     info = json.loads(ceph.rbd("info", "--format", "json", f"vireo-vms/rsrc-disk0@{snap}"))
