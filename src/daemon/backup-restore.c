@@ -439,7 +439,7 @@ static int restore_over(VoTask *t, RestoreOp *op, const BackupRef *b, char **ret
      * changes nothing. An iSCSI LUN has no "next to it": it is written over
      * in place, last, once every file is ready (docs/backups-api.md). */
     for (size_t i = 0; r >= 0 && i < spec->n_disks; i++)
-        if (vo_volume_is_base(d, spec->disks[i].volume))
+        if (vo_volume_is_live_base(d, spec->disks[i].volume))
             r = vo_error_set(ret_error, -EBUSY, "volume '%s' backs linked clones and must stay "
                              "as it is", spec->disks[i].volume);
     /* UEFI: the NVRAM of the backup (when it has one and so does the VM)

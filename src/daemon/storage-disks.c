@@ -247,6 +247,14 @@ bool vo_volume_is_base(VoDaemon *d, const char *key)
     return base;
 }
 
+bool vo_volume_is_live_base(VoDaemon *d, const char *key)
+{
+    _cleanup_free_ char *pool = NULL, *name = NULL;
+    if (vo_volume_key_split(key, &pool, &name) >= 0 && vo_pool_is_rbd(d, pool))
+        return false;
+    return vo_volume_is_base(d, key);
+}
+
 int vo_volume_gone_here(VoDaemon *d, const char *key)
 {
     _cleanup_free_ char *pool = NULL, *name = NULL, *doc_key = NULL, *text = NULL;

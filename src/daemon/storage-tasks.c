@@ -543,7 +543,7 @@ int vo_volume_resize(VoDaemon *d, const char *pool, const char *name, uint64_t s
     _cleanup_free_ char *vm_key = attached ? vo_key_vm_task(u.vm_id) : NULL;
     if (attached)
         vo_relation_user_clear(&u);
-    if (vo_volume_is_base(d, key)) {
+    if (vo_volume_is_live_base(d, key)) {
         *ret_error = vo_asprintf("volume '%s' backs linked clones and must stay as it is", key);
         vo_storage_release_volume(d, pool, name);
         volume_op_free(op);

@@ -260,6 +260,11 @@ char *vo_image_clone_names(VoDaemon *d, const char *image);
 int vo_image_users_elsewhere(VoDaemon *d, const char *image);
 /* Whether linked clones are built on volume key (then it must not change). */
 bool vo_volume_is_base(VoDaemon *d, const char *key);
+/* vo_volume_is_base, where its clones read the volume's data as it is (a
+ * dir pool's qcow2 backing file), so it must stay as it is (no resize, no
+ * restore over it). An rbd pool's volume never is: its linked clones (VM
+ * clones, rbd-vm-clone.h) read a snapshot of its image. */
+bool vo_volume_is_live_base(VoDaemon *d, const char *key);
 bool vo_pool_exists(VoDaemon *d, const char *name);
 /* Whether volume key of a local pool of this host is gone: 1 (neither in
  * the registry, also while being made, nor in the store), 0, or -EAGAIN

@@ -20,10 +20,12 @@
  * midway removes it at its next start). */
 #include <errno.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "conf/names.h"
 #include "daemon/fence.h"
 #include "daemon/mac-claims.h"
+#include "daemon/migrate-safe.h"
 #include "daemon/networks.h"
 #include "daemon/storage.h"
 #include "daemon/sweep.h"
@@ -216,6 +218,8 @@ static int copy_disks(VoDaemon *d, CloneOp *op, VoTask *t, const VoVmSpec *src, 
         k->format = rbd ? VO_DISK_RAW : VO_DISK_QCOW2;
         k->owned = true;
         k->shareable = false;
+        if (vo_migrate_fault("clone-exit-after-disk")) /* test: vireod dies */
+            _exit(70);
         /* Tests make a clone fail here, a disk made, to see it removed. */
         if ((r = vo_test_fault("vm-clone-disk")) < 0)
             return vo_error_set(ret_error, r, "test fault after disk %zu: %s", i, strerror(-r));

@@ -18,7 +18,6 @@
 #include "daemon/storage.h"
 #include "daemon/sweep.h"
 #include "state/keys.h"
-#include "state/relations.h"
 
 /* The create task's boot disk when it is an existing volume (an iSCSI LUN):
  * claimed as a disk add claims it, checked free of other VMs (unless
@@ -431,69 +430,21 @@ int vo_vm_create(VoDaemon *d, const VoVmCreateArgs *args, json_t **ret_task, jso
         return r;
     }
 
-    /* Its networks are held until the VM is registered, where a network
-     * delete sees it. */
-    r = vo_vm_claim_networks(d, spec, ret_error);
-    if (r < 0) {
-        vo_mac_claims_release(mac_claims);
-        vo_vm_spec_free(spec);
-        vo_image_free(img);
-        return r == -ENOENT ? -EINVAL : r;
-    }
-    VoVm *vm = vm_new_defined(d, spec);
-    vm->provisioning = true;
-    /* Its boot disk's virtual size counts from its first save, before the
-     * task makes the disk: as asked, else the existing volume's, else the
-     * image's (read before the registry's lock: the volume's document asks
-     * who uses it). */
-    vm->disk_bytes = args->disk_size_bytes ? (int64_t)args->disk_size_bytes
-                     : args->disk_volume   ? vo_vm_volume_virtual_size(d, args->disk_volume)
-                                           : (int64_t)img->size_bytes;
-    pthread_mutex_lock(&d->vms_lock);
-    if (vo_vms_find_locked(d, args->name)) {
-        vo_vm_release_networks(d, spec);
-        pthread_mutex_unlock(&d->vms_lock);
-        *ret_error = vo_vm_name_taken_message(d, args->name);
-        vo_mac_claims_release(mac_claims);
-        vo_vm_unref(vm);
-        vo_image_free(img);
-        return -EEXIST;
-    }
-    /* Its relations are recorded now, before its networks are released, so
-     * a network, image or volume delete from here on finds it in use; its
-     * document is written once the create task made its disk. */
-    pthread_mutex_lock(&vm->lock);
-    vm->check_quota = true; /* its project's room is taken now, with its name */
-    vm->mac_claims = mac_claims; /* and its MACs, made its own */
-    r = write_vm(vm, NULL, false);
-    vm->check_quota = false;
-    vm->mac_claims = NULL;
-    pthread_mutex_unlock(&vm->lock);
+    /* Registered as provisioning (vm-register.c): its name, MACs,
+     * networks, group and project room taken before the task makes its
+     * disk. Its boot disk's virtual size counts from then: as asked, else
+     * the existing volume's, else the image's (read before the registry's
+     * lock: the volume's document asks who uses it). */
+    int64_t disk_bytes = args->disk_size_bytes ? (int64_t)args->disk_size_bytes
+                         : args->disk_volume   ? vo_vm_volume_virtual_size(d, args->disk_volume)
+                                               : (int64_t)img->size_bytes;
+    VoVm *vm = NULL;
+    r = vo_vm_register_provisioning(d, spec, mac_claims, disk_bytes, &vm, ret_error);
     vo_mac_claims_release(mac_claims);
     if (r < 0) {
-        vo_vm_release_networks(d, spec);
-        pthread_mutex_unlock(&d->vms_lock);
-        char *refused = vo_vm_save_refusal(r);
-        if (r == -ENOTUNIQ) { /* claimed meanwhile, maybe on another host */
-            *ret_error = vo_vm_name_taken_message(d, args->name);
-            r = -EEXIST;
-        } else if (r == VO_RELATIONS_ECLAIM) {
-            *ret_error = vo_vm_mac_claim_lapsed(args->name);
-            r = -EAGAIN;
-        } else if (refused) {
-            *ret_error = refused;
-        } else if (r == -EIDRM) {
-            *ret_error = vo_asprintf("group '%s' is being deleted", spec->group);
-            r = -EBUSY;
-        } else
-            *ret_error = vo_asprintf("cannot save VM '%s': %s", args->name, strerror(-r));
-        vo_vm_unref(vm);
         vo_image_free(img);
         return r;
     }
-    registry_add_locked(d, vm);
-    vo_vm_release_networks(d, spec);
-    pthread_mutex_unlock(&d->vms_lock);
 
     OpArgs *a = op_args(vm);
     a->base_disk = vo_strdup(img->disk);
@@ -507,13 +458,11 @@ int vo_vm_create(VoDaemon *d, const VoVmCreateArgs *args, json_t **ret_task, jso
     *ret_vm = vo_vm_to_json(vm);
     r = vo_vm_submit(d, vm, "create", task_create, a, op_args_free, ret_task, ret_error);
     if (r < 0) { /* refused (the queue is full): the name is free again */
-        pthread_mutex_lock(&vm->lock);
-        (void)write_vm(vm, NULL, true);
-        pthread_mutex_unlock(&vm->lock);
-        registry_remove(d, vm);
+        vo_vm_unregister_provisioning(vm);
         json_decref(*ret_vm);
         *ret_vm = NULL;
     }
+    vo_vm_unref(vm);
     return r;
 }
 
@@ -557,20 +506,8 @@ int vo_vm_define(VoDaemon *d, VoVmSpec *spec, const VoMacClaims *mac_claims, cha
         vm->check_quota = false;
         vm->mac_claims = NULL;
         pthread_mutex_unlock(&vm->lock);
-        char *refused = vo_vm_save_refusal(r);
-        if (r == -ENOTUNIQ) {
-            *ret_error = vo_vm_name_taken_message(d, spec->name);
-            r = -EEXIST;
-        } else if (r == VO_RELATIONS_ECLAIM) {
-            *ret_error = vo_vm_mac_claim_lapsed(spec->name);
-            r = -EAGAIN;
-        } else if (refused) {
-            *ret_error = refused;
-        } else if (r == -EIDRM) {
-            *ret_error = vo_asprintf("group '%s' is being deleted", spec->group);
-            r = -EBUSY;
-        } else if (r < 0)
-            *ret_error = vo_asprintf("cannot save VM '%s': %s", spec->name, strerror(-r));
+        if (r < 0)
+            *ret_error = register_write_error(d, spec, &r);
     }
     if (r >= 0)
         registry_add_locked(d, vm);

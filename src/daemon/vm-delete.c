@@ -88,6 +88,21 @@ static int delete_documents(VoVm *vm)
     return r;
 }
 
+/* A volume of the VM its delete keeps (what: which), error why: logged, and
+ * added to the task's result kept ({"kept_volumes": [{"volume", "reason"}],
+ * "warnings": [...]}: the CLI shows the task's warnings). */
+static void note_kept(json_t *kept, const char *vm, const char *what, const char *volume,
+                      const char *error)
+{
+    if (!error)
+        error = "unknown";
+    log_warn("vm %s: kept %s %s: %s", vm, what, volume, error);
+    json_array_append_new(json_object_get(kept, "kept_volumes"),
+                          json_pack("{s:s, s:s}", "volume", volume, "reason", error));
+    _cleanup_free_ char *warning = vo_asprintf("kept %s %s: %s", what, volume, error);
+    json_array_append_new(json_object_get(kept, "warnings"), json_string(warning));
+}
+
 static int task_delete(VoTask *t, void *userdata)
 {
     OpArgs *a = userdata;
@@ -151,16 +166,21 @@ static int task_delete(VoTask *t, void *userdata)
     (void)vo_rm_rf(state_dir);
     (void)vo_rm_rf(run_dir);
     pthread_mutex_unlock(&vm->job);
+    /* A volume that cannot go (one backing a linked clone, say) is kept. */
+    json_t *kept = json_pack("{s:[], s:[]}", "kept_volumes", "warnings");
     for (size_t i = 0; !a->keep_disks && i < spec->n_disks; i++) {
         _cleanup_free_ char *error = NULL;
         if (spec->disks[i].volume && spec->disks[i].owned &&
             vo_volume_remove_now(d, spec->disks[i].volume, &error) < 0)
-            log_warn("vm %s: kept volume %s: %s", spec->name, spec->disks[i].volume, error);
+            note_kept(kept, spec->name, "volume", spec->disks[i].volume, error);
     }
     /* The UEFI NVRAM is the VM's own: it goes with it (kept with its disks). */
     _cleanup_free_ char *nvram_error = NULL;
     if (!a->keep_disks && spec->nvram && vo_volume_remove_now(d, spec->nvram, &nvram_error) < 0)
-        log_warn("vm %s: kept its NVRAM volume %s: %s", spec->name, spec->nvram, nvram_error);
+        note_kept(kept, spec->name, "its NVRAM volume", spec->nvram, nvram_error);
+    if (json_array_size(json_object_get(kept, "kept_volumes")))
+        vo_task_set_result(t, json_incref(kept));
+    json_decref(kept);
     log_info("vm %s: deleted%s", spec->name, a->keep_disks ? " (disks kept)" : "");
     vo_networks_refresh_hosts(d);
     vo_vm_spec_free(spec);

@@ -4,7 +4,7 @@
  * write of its relations, before any disk is made; so two requests of one
  * new name get one 202 and one 409 at once. Its document is written once it
  * is made (vo_vm_register_done); a failure unregisters it, and the name is
- * free again. Used by vm clone (vm-clone.c). */
+ * free again. Used by vm create (vm-create.c) and vm clone (vm-clone.c). */
 #include <errno.h>
 #include <string.h>
 
@@ -13,9 +13,8 @@
 #include "state/relations.h"
 #include "util/util.h"
 
-/* Why the registration's write r failed, in words (*r changed to what the
- * API answers: -EEXIST for a name taken meanwhile, maybe on another host). */
-static char *write_error(VoDaemon *d, const VoVmSpec *spec, int *r)
+/* Also vo_vm_define's (vms-parts.h). */
+char *register_write_error(VoDaemon *d, const VoVmSpec *spec, int *r)
 {
     char *refused = vo_vm_save_refusal(*r);
     if (*r == -ENOTUNIQ) {
@@ -63,7 +62,7 @@ int vo_vm_register_provisioning(VoDaemon *d, VoVmSpec *spec, const VoMacClaims *
         vm->mac_claims = NULL;
         pthread_mutex_unlock(&vm->lock);
         if (r < 0)
-            *ret_error = write_error(d, spec, &r);
+            *ret_error = register_write_error(d, spec, &r);
     }
     if (r >= 0)
         registry_add_locked(d, vm); /* the registry's reference */
@@ -95,7 +94,7 @@ int vo_vm_register_done(VoVm *vm, VoVmSpec *next, char **ret_error)
         vm->spec = was;
         was = next;
         *ret_error = r == -ENOENT ? vo_asprintf("VM '%s' was deleted meanwhile", vm->spec->name)
-                                  : write_error(vm->d, vm->spec, &r);
+                                  : register_write_error(vm->d, vm->spec, &r);
     }
     pthread_mutex_unlock(&vm->lock);
     vo_vm_spec_free(was);

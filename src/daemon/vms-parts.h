@@ -1,7 +1,7 @@
 /* vms-parts.h: what the parts of the VM service (vms.c and the files split
  * from it: vm-save.c, vm-json.c, vm-watch.c, vm-start.c, vm-stop.c,
  * vm-delete.c, vm-create.c, vm-edit.c, vm-adopt.c, vm-fenced.c,
- * vm-startup.c; and vm-register.c, a clone registered while it is made)
+ * vm-startup.c; and vm-register.c, a VM registered while it is made)
  * share with one another and with nothing else. They were one
  * file's own (static) helpers before vms.c was split, and keep their names
  * from then; each is described where it is defined. Other files use vms.h
@@ -69,3 +69,8 @@ int vm_start(VoDaemon *d, VoVm *vm, bool unbounded, bool ha, json_t **ret_task,
 
 /* vm-create.c */
 int check_new_name(const char *name, char **ret_error);
+
+/* vm-register.c: why a first write of a new VM's documents failed (r), in
+ * words; *r changed to what the API answers (-EEXIST: a name taken
+ * meanwhile, maybe on another host; -EAGAIN: its MAC claims lapsed). */
+char *register_write_error(VoDaemon *d, const VoVmSpec *spec, int *r);

@@ -135,7 +135,9 @@ int vo_rbd_snap_names(rbd_image_t img, char ***ret)
     return n;
 }
 
-/* Removes every snapshot of image (-EBUSY when one is protected). */
+/* Removes every snapshot of image (-EBUSY when one is protected). A VM
+ * clone's (rbd-vm-clone.h) is unprotected first: one a crash left behind
+ * its clone's removal has no clone; one that has a clone stays (-EBUSY). */
 static int remove_snapshots(rados_ioctx_t io, const char *image)
 {
     rbd_image_t img;
@@ -144,8 +146,11 @@ static int remove_snapshots(rados_ioctx_t io, const char *image)
         return r;
     _cleanup_strv_ char **names = NULL;
     int n = vo_rbd_snap_names(img, &names);
-    for (int i = 0; i < n && r >= 0; i++)
+    for (int i = 0; i < n && r >= 0; i++) {
+        if (!strncmp(names[i], VO_RBD_CLONE_SNAP_PREFIX, strlen(VO_RBD_CLONE_SNAP_PREFIX)))
+            (void)rbd_snap_unprotect(img, names[i]);
         r = rbd_snap_remove(img, names[i]);
+    }
     rbd_close(img);
     return n < 0 ? n : r;
 }

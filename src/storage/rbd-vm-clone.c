@@ -18,20 +18,40 @@ int vo_rbd_image_copy(const VoRbdConf *conf, const char *src, const char *dst, c
                             src);
     if (r < 0)
         return r;
+    /* Copied under another name, renamed once whole: a vireod that dies
+     * midway leaves that one (no volume's: '.' is not allowed in volume
+     * names), which the next copy to dst removes, never dst itself. */
+    _cleanup_free_ char *part = vo_asprintf("%s" VO_RBD_COPY_SUFFIX, dst);
+    (void)rbd_remove(c.io, part);
     rbd_image_options_t opts;
     rbd_image_options_create(&opts);
     (void)rbd_image_options_set_uint64(opts, RBD_IMAGE_OPTION_FEATURES, VO_RBD_FEATURES);
-    r = rbd_copy3(img, c.io, dst, opts);
+    r = rbd_copy3(img, c.io, part, opts);
     rbd_image_options_destroy(opts);
     rbd_close(img);
+    if (r >= 0)
+        r = rbd_rename(c.io, part, dst);
     if (r < 0) {
-        if (r != -EEXIST)
-            (void)rbd_remove(c.io, dst); /* a half copy */
+        (void)rbd_remove(c.io, part); /* a half copy */
         r = vo_error_set(ret_error, r, "cannot copy RBD image %s/%s to %s: %s", conf->pool, src,
                          dst, r == -EEXIST ? "that name exists already" : strerror(-r));
     }
     vo_rbd_conn_close(&c);
     return r;
+}
+
+/* A snapshot snap of img left by a linked clone a crash cut short (made,
+ * its clone not; or its clone removed, it not): stale, it goes. One with a
+ * clone (dst exists) cannot be unprotected and stays: the create then says
+ * the name exists. */
+static void drop_leftover(rbd_image_t img, const char *snap)
+{
+    bool exists = false;
+    if (rbd_snap_exists(img, snap, &exists) < 0 || !exists)
+        return;
+    int r = rbd_snap_unprotect(img, snap);
+    if (r >= 0 || r == -EINVAL) /* -EINVAL: not protected */
+        (void)rbd_snap_remove(img, snap);
 }
 
 int vo_rbd_image_clone_linked(const VoRbdConf *conf, const char *src, const char *dst,
@@ -43,6 +63,7 @@ int vo_rbd_image_clone_linked(const VoRbdConf *conf, const char *src, const char
     if (r < 0)
         return r;
     _cleanup_free_ char *snap = vo_asprintf(VO_RBD_CLONE_SNAP_PREFIX "%s", dst);
+    drop_leftover(img, snap);
     const char *step = "snapshot";
     bool made = (r = rbd_snap_create(img, snap)) >= 0;
     if (r >= 0) {

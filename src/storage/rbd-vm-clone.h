@@ -12,10 +12,15 @@
 /* '.' is not allowed in vireo's snapshot names: never a VM snapshot's. */
 #define VO_RBD_CLONE_SNAP_PREFIX "vireo.clone."
 
-/* A new image dst holding what src holds now (src read, not changed). */
+/* A full copy is made as dst + this, then renamed dst. */
+#define VO_RBD_COPY_SUFFIX ".copy"
+
+/* A new image dst holding what src holds now (src read, not changed); a
+ * copy to dst a crash cut short (dst + VO_RBD_COPY_SUFFIX) is removed. */
 int vo_rbd_image_copy(const VoRbdConf *c, const char *src, const char *dst, char **ret_error);
 /* A new image dst, an RBD clone of src@VO_RBD_CLONE_SNAP_PREFIX+dst (that
- * snapshot made and protected first; removed again when the clone fails). */
+ * snapshot made and protected first, one of that name a crash left without
+ * a clone replaced; removed again when the clone fails). */
 int vo_rbd_image_clone_linked(const VoRbdConf *c, const char *src, const char *dst,
                               char **ret_error);
 /* Caller is about to remove image (open in io): the "IMAGE@SNAP" of the

@@ -669,6 +669,11 @@ def test_vm_clone_on_rbd_linked_and_full(ceph, rbd_env):
     d.cli("pool", "create", "cephcl", "--type", "rbd", "--monitors", ceph.monitors, "--pool",
           "vireo-vms", "--user", "vireo", "--keyring", keyring)
     d.cli("vm", "create", "rsrc", "--memory", "256M", "--pool", "cephcl")
+    # A linked clone of that name a crash cut short left its snapshot
+    # (protected, no clone): stale, it is made again.
+    stale = "vireo-vms/rsrc-disk0@vireo.clone.rlink-disk0"
+    ceph.rbd("snap", "create", stale)
+    ceph.rbd("snap", "protect", stale)
     d.cli("vm", "start", "rsrc")
     d.wait_console("rsrc", BOOT_MARKER, timeout=120)
     d.qemu_pids.add(d.vm("rsrc")["pid"])
@@ -679,7 +684,12 @@ def test_vm_clone_on_rbd_linked_and_full(ceph, rbd_env):
     assert status == 400 and "own pool" in doc["error"]["message"], doc
 
     d.cli("vm", "clone", "rsrc", "rlink", "--linked")
+    d.cli("vm", "clone", "rsrc", "rlink2", "--linked")
+    # A full copy a crash cut short left its image under its passing name:
+    # the next copy of that name removes it (the name it would block is free).
+    ceph.rbd("create", "--size", "1M", "vireo-vms/rfull-disk0.copy")
     d.cli("vm", "clone", "rsrc", "rfull")
+    assert "rfull-disk0.copy" not in images(ceph)
     snap = "vireo.clone.rlink-disk0"
     assert parent_of(ceph, "rlink-disk0") == ("vireo-vms", "rsrc-disk0", snap)
     info = json.loads(ceph.rbd("info", "--format", "json", f"vireo-vms/rsrc-disk0@{snap}"))
@@ -708,19 +718,45 @@ def test_vm_clone_on_rbd_linked_and_full(ceph, rbd_env):
     assert "absent" in d.guest("rsrc", "cat /root/own 2>/dev/null || echo absent")
     d.guest("rsrc", "echo source-later > /root/later; sync")
     assert "absent" in d.guest("rlink", "cat /root/later 2>/dev/null || echo absent")
+    # A linked clone deleted while the source runs (holding its image's
+    # exclusive lock): its snapshot of the source's image goes too.
+    d.cli("vm", "delete", "rlink2")
+    assert "rlink2-disk0" not in images(ceph)
+    assert "vireo.clone.rlink2-disk0" not in rbd_snaps(ceph, "rsrc-disk0")
     d.cli("vm", "stop", "rsrc")
     d.cli("vm", "stop", "rlink")
+    # The clone reads its snapshot, not the source's image: the source's
+    # disk still grows, is reverted to a VM snapshot and restored over
+    # from a backup while the clone exists, the clone's parent untouched.
+    d.task_ok("POST", "/v1/vms/rsrc/snapshots", {"name": "s1"})
+    backup = rbd_backup(d, "rsrc")
+    grown = image_size(ceph, "rsrc-disk0") + 64 * MiB
+    d.task_ok("POST", "/v1/pools/cephcl/volumes/rsrc-disk0/resize", {"size_bytes": grown})
+    assert image_size(ceph, "rsrc-disk0") == grown
+    d.task_ok("POST", "/v1/vms/rsrc/snapshots/s1/revert", {})
+    d.task_ok("POST", f"/v1/backups/{backup['id']}/restore", {})
+    assert parent_of(ceph, "rlink-disk0") == ("vireo-vms", "rsrc-disk0", snap)
 
     # The source's disk backs the clone: its volume delete is refused; a
-    # delete of the source VM keeps it.
-    d.cli("vm", "delete", "rsrc")
+    # delete of the source VM keeps it, and its task's result says so.
+    p = d.cli("vm", "delete", "rsrc")
+    assert "warning: kept volume cephcl/rsrc-disk0: " in p.stderr, p.stderr
+    task = next(t for t in d.api("GET", "/v1/tasks")["tasks"]
+                if t["kind"] == "delete" and t["target"] == "rsrc")
+    kept = task["result"]["kept_volumes"]
+    assert [k["volume"] for k in kept] == ["cephcl/rsrc-disk0"], kept
+    assert "linked clone" in kept[0]["reason"], kept
     assert "rsrc-disk0" in images(ceph)
     status, doc = d.request("DELETE", "/v1/pools/cephcl/volumes/rsrc-disk0")
     assert status == 409 and "linked clone" in doc["error"]["message"], doc
     # The clone's delete takes its snapshot of the source's image with it.
     d.cli("vm", "delete", "rlink")
     assert "rlink-disk0" not in images(ceph)
-    assert rbd_snaps(ceph, "rsrc-disk0") == []
+    assert [s for s in rbd_snaps(ceph, "rsrc-disk0") if s.startswith("vireo.clone.")] == []
+    # A clone's snapshot a crash left behind its clone's removal does not
+    # keep the source's image.
+    ceph.rbd("snap", "create", "vireo-vms/rsrc-disk0@vireo.clone.gone-disk0")
+    ceph.rbd("snap", "protect", "vireo-vms/rsrc-disk0@vireo.clone.gone-disk0")
     d.task_ok("DELETE", "/v1/pools/cephcl/volumes/rsrc-disk0")
     d.cli("pool", "delete", "cephcl")
     assert not {"rsrc-disk0", "rlink-disk0", "rfull-disk0"} & set(images(ceph))

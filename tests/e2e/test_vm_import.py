@@ -594,6 +594,37 @@ def test_create_cut_short_leaves_nothing(crashy):
     assert volume_keys(d) == before | {"default/cut-disk0"}
 
 
+def test_clone_cut_short_leaves_nothing(crashy):
+    """vireod dies after a VM clone made its disk, the clone registered (its
+    name, MAC and group membership taken at the request) but its document
+    not saved: the next start removes the volume and frees the name, the
+    MAC and the membership; the same clone then succeeds."""
+    d, faults = crashy
+    d.api("POST", "/v1/groups", {"name": "cg", "policy": "spread"}, expect=201)
+    d.task_ok("POST", "/v1/vms", {"name": "csrc", "memory_mib": 64, "group": "cg"})
+    before = volume_keys(d)
+    macs = d.store_keys("cluster/claims/macs/")
+    members = d.store_keys("cluster/group-members/cg/")
+    task = exit_at(d, faults, "clone-exit-after-disk", "POST", "/v1/vms/csrc/clone",
+                   {"name": "ccut"})
+    assert d.store_keys("volumes/default/ccut"), d.log()
+    assert pool_files(d, "ccut")
+    assert len(d.store_keys("cluster/claims/macs/")) == len(macs) + 1
+    assert len(d.store_keys("cluster/group-members/cg/")) == len(members) + 1
+    assert d.store_keys("cluster/names/vms/ccut") == ["cluster/names/vms/ccut"]
+    d.start()
+    assert d.store_keys("cluster/names/vms/ccut") == []
+    assert volume_keys(d) == before
+    assert pool_files(d, "ccut") == []
+    assert d.store_keys("cluster/claims/macs/") == macs
+    assert d.store_keys("cluster/group-members/cg/") == members
+    assert d.store_keys("intents/") == []
+    assert d.request("GET", "/v1/vms/ccut")[0] == 404
+    assert_interrupted(d, task)
+    d.task_ok("POST", "/v1/vms/csrc/clone", {"name": "ccut"})
+    assert d.vm("ccut")["group"] == "cg"
+
+
 def test_lapsed_mac_claim_fails_the_write(crashy, tmp_path):
     """The claim on a MAC asked for (mac-claims.h) gone before the VM's
     document is written, as its lease's expiry takes it when the host was

@@ -737,11 +737,13 @@ def test_schedules_page(web):
 
 def test_clone_from_the_page(web):
     """Clone of the stopped VM from its page: the task succeeds, the new VM
-    shows in the tree, with a MAC of its own."""
+    shows in the tree, with a MAC of its own; its disk in a dir pool, the
+    full copy box is checked and cannot be cleared (a linked clone would be
+    refused)."""
     if web.d.vm(VM)["state"] not in ("stopped", "defined"):
         web.d.cli("vm", "stop", VM, "--force")
     r = web.browser("clone", clone="web1-copy")
-    assert r["full_checked"] and r["in_tree"], r
+    assert r["full_checked"] and r["full_disabled"] and r["in_tree"], r
     clone = web.d.vm("web1-copy")
     assert clone["nics"][0]["mac"] != web.d.vm(VM)["nics"][0]["mac"], clone
     web.d.task_ok("DELETE", "/v1/vms/web1-copy")

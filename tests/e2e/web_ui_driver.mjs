@@ -798,13 +798,15 @@ const scenarios = {
 
   // Delete with its confirmation (the VM must be stopped).
   // Clone of the stopped VM from its page: the task's line ends succeeded
-  // and the new VM shows in the tree.
+  // and the new VM shows in the tree; its disk in a dir pool, the full copy
+  // box cannot be cleared (linked clones are of disks in rbd pools).
   async clone(browser) {
     const { page } = await adminPage(browser);
     await openVm(page, 'summary');
     await page.click('[data-action="clone"]');
     await page.fill('#clone-name', cfg.clone);
     result.full_checked = await page.isChecked('#clone-full');
+    result.full_disabled = await page.isDisabled('#clone-full'); // a dir disk: no linked clone
     await page.click('[data-action="clone-submit"]');
     await page.waitForSelector('.clone-form [data-task-line="succeeded"]', { timeout: 4 * STEP_MS });
     await page.waitForSelector(`.tree a[data-vm="${cfg.clone}"]`);

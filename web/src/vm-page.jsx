@@ -102,7 +102,7 @@ export function VmPage({ vm, networks, pools, hosts = [], role, tab, tasks, onEr
                   title={!canAdmin ? `needs the admin role (yours: ${role})`
                          : hosts.length < 2 ? 'no other host to move it to' : undefined}
                   class={vm.state === 'running' ? 'likely' : ''} onClick={() => setMigrating(true)}>Migrate…</button>
-          <CloneVm vm={vm} role={role} tasks={tasks} onError={onError} />
+          <CloneVm vm={vm} role={role} pools={pools} tasks={tasks} onError={onError} />
           <button data-action="delete" class="danger" disabled={!canAdmin || busy !== null}
                   title={!canAdmin ? `needs the admin role (yours: ${role})` : undefined}
                   onClick={() => setConfirming(true)}>Delete…</button>
