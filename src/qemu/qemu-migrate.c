@@ -399,9 +399,12 @@ int vo_qemu_migrate_finish(VoHvInstance *vm, VoHvMigrationSide side, bool succee
          * runs on here even when that fails. */
         _cleanup_free_ char *mirror_error = NULL;
         int c = vo_qemu_mirror_cancel(vm, &mirror_error);
-        /* Back where it was: running here (cont also takes its disks back). */
+        /* Back where it was: running here (cont also takes its disks back).
+         * Once: an attempt that fails before its migrate_start (the disk
+         * phase) owes no cont, whatever an earlier attempt's guest did. */
         if (vm->migration_was_running)
             r = vo_qemu_command(vm, "cont", NULL, NULL, ret_error);
+        vm->migration_was_running = false;
         (void)vo_qemu_tls_remove(vm, NULL); /* logged if it fails */
         if (r >= 0 && c < 0)
             r = vo_error_set(ret_error, c, "%s", mirror_error ?: "the disk mirrors failed to end");
