@@ -222,6 +222,8 @@ int vo_qemu_migrate_query(VoHvInstance *vm, VoHvMigrationProgress *ret)
     int m = !held || !vm->mirror      ? 0
             : vm->migration_post_copy ? vo_qemu_mirror_complete(vm, &error)
                                       : vo_qemu_mirror_switchover(vm, &error);
+    /* Read under the lock: a cancel on another thread drops vm->mirror. */
+    bool at_switchover = held && (!vm->mirror || vm->migration_post_copy);
     pthread_mutex_unlock(&vm->qmp_lock);
     if (r < 0) {
         ret->error = TAKE_PTR(error);
@@ -238,7 +240,7 @@ int vo_qemu_migrate_query(VoHvInstance *vm, VoHvMigrationProgress *ret)
         json_decref(info);
         return -EPROTO;
     }
-    ret->at_switchover = held && (!vm->mirror || vm->migration_post_copy);
+    ret->at_switchover = at_switchover;
     json_t *ram = json_object_get(info, "ram");
     ret->transferred = u64(ram, "transferred");
     ret->remaining = u64(ram, "remaining");
