@@ -151,8 +151,14 @@ int vo_migrate_run_memory(MigrateRun *x)
                                                      : VO_MIGRATE_DEFAULT_CONVERGE_TIMEOUT_S;
     VoHvMigrationTls tls;
     opts.tls = vo_migration_tls(d, &tls); /* between hosts: mutual TLS */
+    if (m->n_disks && vo_migrate_fault("disks-synced-hold")) /* test: a cancel lands here */
+        vo_migrate_fault_wait("disks-synced-go", 300000);
     if (vo_task_cancelled(t)) { /* cancelled while the destination prepared */
-        _cleanup_free_ char *aerror = NULL;
+        _cleanup_free_ char *aerror = NULL, *cerr = NULL;
+        /* Or as the disks came in sync: their mirrors end too (left, every
+         * later migration of the VM would find them). */
+        if (m->n_disks && d->driver->migrate_cancel(hv, &cerr) < 0)
+            log_warn("vm %s: migrate_cancel: %s", name, cerr);
         (void)vo_migrate_peer_call(d, m->to_url, "DELETE", x->base_path, NULL, NULL, &aerror);
         vo_migrate_clear_mark(vm);
         vo_vm_job_end(vm, false);

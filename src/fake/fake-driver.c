@@ -730,6 +730,7 @@ static int fake_migrate_finish(VoHvInstance *vm, VoHvMigrationSide side, bool su
         vm->paused = false;
         save_state(vm);
     }
+    vm->migration_was_running = false; /* once, as QEMU's (qemu-migrate.c) */
     return 0;
 }
 

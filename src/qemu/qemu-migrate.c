@@ -222,6 +222,8 @@ int vo_qemu_migrate_query(VoHvInstance *vm, VoHvMigrationProgress *ret)
     int m = !held || !vm->mirror      ? 0
             : vm->migration_post_copy ? vo_qemu_mirror_complete(vm, &error)
                                       : vo_qemu_mirror_switchover(vm, &error);
+    /* Read under the lock: a cancel on another thread drops vm->mirror. */
+    bool at_switchover = held && (!vm->mirror || vm->migration_post_copy);
     pthread_mutex_unlock(&vm->qmp_lock);
     if (r < 0) {
         ret->error = TAKE_PTR(error);
@@ -238,7 +240,7 @@ int vo_qemu_migrate_query(VoHvInstance *vm, VoHvMigrationProgress *ret)
         json_decref(info);
         return -EPROTO;
     }
-    ret->at_switchover = held && (!vm->mirror || vm->migration_post_copy);
+    ret->at_switchover = at_switchover;
     json_t *ram = json_object_get(info, "ram");
     ret->transferred = u64(ram, "transferred");
     ret->remaining = u64(ram, "remaining");
@@ -399,9 +401,12 @@ int vo_qemu_migrate_finish(VoHvInstance *vm, VoHvMigrationSide side, bool succee
          * runs on here even when that fails. */
         _cleanup_free_ char *mirror_error = NULL;
         int c = vo_qemu_mirror_cancel(vm, &mirror_error);
-        /* Back where it was: running here (cont also takes its disks back). */
+        /* Back where it was: running here (cont also takes its disks back).
+         * Once: an attempt that fails before its migrate_start (the disk
+         * phase) owes no cont, whatever an earlier attempt's guest did. */
         if (vm->migration_was_running)
             r = vo_qemu_command(vm, "cont", NULL, NULL, ret_error);
+        vm->migration_was_running = false;
         (void)vo_qemu_tls_remove(vm, NULL); /* logged if it fails */
         if (r >= 0 && c < 0)
             r = vo_error_set(ret_error, c, "%s", mirror_error ?: "the disk mirrors failed to end");

@@ -6,11 +6,14 @@ data disk and runs a loop that writes files on it, each followed by its
 checksum (synced), all through the migration. First a migration limited
 to 1 MiB/s is cancelled while its disks copy (phase "disks"): the VM runs
 on at h1 with its disks, and h2 has nothing (no QEMU, no run dir, no
-volume, no file). Then the migration completes with the guest RAM
-compared on both paused sides (verify_memory): the VM runs on h2, its
-volumes are h2's (`volume list`), h1's files and documents of them are
-gone, and inside the guest on h2 every file's checksum matches, the
-writer having gone on through the move."""
+volume, no file). Then one is cancelled just as its disks came in sync,
+before the memory copy began (held there: VIREO_TEST_MIGRATE_FAULT's
+disks-synced-hold): its disk mirrors end too (left behind, every later
+migration of the VM would fail on them). Then the migration completes
+with the guest RAM compared on both paused sides (verify_memory): the VM
+runs on h2, its volumes are h2's (`volume list`), h1's files and
+documents of them are gone, and inside the guest on h2 every file's
+checksum matches, the writer having gone on through the move."""
 
 import os
 import re
@@ -19,6 +22,7 @@ import time
 from vireo_harness import BOOT_MARKER, wait_until
 
 from test_migrate import form, hosts_of, migrate, qemu_of, start_counter, ticks
+from test_migrate_robust import cluster_with_faults
 
 MiB = 1 << 20
 
@@ -56,8 +60,8 @@ def task_end(h, tid, timeout):
         h.api("GET", f"/v1/tasks/{tid}")), timeout, what=f"task {tid} to end")
 
 
-def test_local_disks_migrate_with_writes_in_flight(cluster):
-    c = cluster(2, driver="qemu", listen=False)
+def test_local_disks_migrate_with_writes_in_flight(cluster, tmp_path):
+    c, faults = cluster_with_faults(cluster, tmp_path, 2)
     form(c)
     h1, h2 = c.hosts
     body = {"name": "loc", "memory_mib": 256, "host": "h1", "networks": ["user"]}
@@ -109,6 +113,20 @@ def test_local_disks_migrate_with_writes_in_flight(cluster):
     assert all(os.path.exists(f) for f in src_files)
     n0 = written(h1, "loc")
     wait_until(lambda: written(h1, "loc") > n0, 60, what="the writer goes on after the cancel")
+
+    # Cancelled as the disks came in sync, before the memory copy: the
+    # mirrors end with it (the migration below would find them otherwise:
+    # "the disks are being mirrored already").
+    (faults / "disks-synced-hold").touch()
+    tid = h1.api("POST", "/v1/vms/loc/migrate", {"to": "h2"}, expect=202)["task"]["id"]
+    wait_until(lambda: not (faults / "disks-synced-hold").exists(), 600,
+               what="the disks in sync")
+    h1.api("POST", f"/v1/tasks/{tid}/cancel", expect=202)
+    (faults / "disks-synced-go").touch()
+    task = task_end(h1, tid, 120)
+    assert task["state"] == "cancelled", task
+    assert h1.vm("loc")["state"] == "running" and "migration" not in h1.vm("loc")
+    wait_until(lambda: not qemu_of(h2, vm_id), 30, what="no QEMU of the VM on h2")
 
     # The whole migration, RAM compared on both paused sides.
     before = written(h1, "loc")
