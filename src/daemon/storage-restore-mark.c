@@ -34,9 +34,10 @@ static bool mark_task_live(VoDaemon *d, json_t *mark)
 }
 
 /* Sets (mark, stolen) or clears (NULL) the mark of volume key and saves its
- * document; only_task: only a mark of that task is cleared (else nothing). */
+ * document; only_task: only a mark of that task is replaced (else nothing);
+ * *ret_previous (when given, on success): the mark replaced, or NULL. */
 static int put_mark(VoDaemon *d, const char *key, json_t *mark, const char *only_task,
-                    char **ret_error)
+                    json_t **ret_previous, char **ret_error)
 {
     _cleanup_free_ char *pool = NULL, *name = NULL;
     if (vo_volume_key_split(key, &pool, &name) < 0) {
@@ -59,7 +60,9 @@ static int put_mark(VoDaemon *d, const char *key, json_t *mark, const char *only
             json_decref(v->restore);
             v->restore = old;
             r = vo_error_set(ret_error, r, "cannot save volume '%s': %s", key, strerror(-r));
-        } else
+        } else if (ret_previous)
+            *ret_previous = old;
+        else
             json_decref(old);
     }
     pthread_mutex_unlock(&d->storage_lock);
@@ -67,8 +70,10 @@ static int put_mark(VoDaemon *d, const char *key, json_t *mark, const char *only
     return r;
 }
 
-int vo_volume_restore_mark(VoDaemon *d, const char *key, const char *task_id, char **ret_error)
+int vo_volume_restore_mark(VoDaemon *d, const char *key, const char *task_id,
+                           json_t **ret_previous, char **ret_error)
 {
+    *ret_previous = NULL;
     _cleanup_free_ char *pool = NULL, *name = NULL;
     if (vo_volume_key_split(key, &pool, &name) < 0)
         return vo_error_set(ret_error, -EINVAL, "'%s' is not POOL/NAME", key);
@@ -79,13 +84,14 @@ int vo_volume_restore_mark(VoDaemon *d, const char *key, const char *task_id, ch
     json_t *mark = json_pack("{s:s, s:s?, s:s?, s:o, s:b}", "task", task_id, "host", d->host_id,
                              "host_name", d->host_name, "since", vo_time_json(vo_wall_ms()),
                              "in_place", in_place);
-    return put_mark(d, key, mark, NULL, ret_error);
+    return put_mark(d, key, mark, NULL, ret_previous, ret_error);
 }
 
-void vo_volume_restore_unmark(VoDaemon *d, const char *key, const char *task_id)
+void vo_volume_restore_unmark(VoDaemon *d, const char *key, const char *task_id,
+                              json_t *put_back)
 {
     _cleanup_free_ char *error = NULL;
-    if (put_mark(d, key, NULL, task_id, &error) < 0)
+    if (put_mark(d, key, json_incref(put_back), task_id, NULL, &error) < 0)
         log_warn("restore: volume %s keeps its restore mark: %s", key, error);
 }
 
@@ -132,7 +138,7 @@ int vo_volume_restore_clear(VoDaemon *d, const char *pool, const char *name, cha
         r = vo_error_set(ret_error, -EBUSY, "volume '%s' is being restored (task %s): its mark "
                          "goes when that restore ends well", key, mark_str(mark, "task"));
     else if (mark)
-        r = put_mark(d, key, NULL, mark_str(mark, "task"), ret_error);
+        r = put_mark(d, key, NULL, mark_str(mark, "task"), NULL, ret_error);
     json_decref(mark);
     return r;
 }
@@ -153,5 +159,5 @@ void vo_volume_restore_marks_sweep(VoDaemon *d)
     }
     pthread_mutex_unlock(&d->storage_lock);
     for (size_t i = 0; keys && keys[i]; i++)
-        vo_volume_restore_unmark(d, keys[i], tasks[i]);
+        vo_volume_restore_unmark(d, keys[i], tasks[i], NULL);
 }

@@ -553,7 +553,8 @@ def test_a_restore_cut_short_leaves_its_lun_marked(daemon, target, tmp_path):
     (docs/storage-san.md): after the restart `volume show` and the list say
     so, a start is refused saying the restore did not finish and so is a
     hot-plug into a running VM; a second restore clears it. A write that
-    fails keeps the mark too, until `volume set --clear-restore-incomplete`.
+    fails keeps the mark too (so does a later restore failing before it
+    writes), until `volume set --clear-restore-incomplete`.
     Before, the torn LUN started."""
     faults = with_faults(daemon, tmp_path)
     san1_with_shareable_lun2(daemon, target)
@@ -590,6 +591,13 @@ def test_a_restore_cut_short_leaves_its_lun_marked(daemon, target, tmp_path):
     failed = daemon.wait_task(doc["task"], timeout=300)
     assert failed["state"] == "failed" and "marked" in failed["error"]["message"], failed
     assert "did not finish" in start_refused(daemon, "r")
+    # A restore that fails before it writes leaves the torn LUN's mark as it
+    # found it (before, its own mark replaced it and went with it).
+    (faults / "backup_restore_write").write_text("EIO\n")
+    doc = daemon.api("POST", f"/v1/backups/{full['id']}/restore", {}, expect=202)
+    assert daemon.wait_task(doc["task"], timeout=300)["state"] == "failed"
+    message = start_refused(daemon, "r")
+    assert "did not finish" in message and failed["id"] in message, message
     daemon.cli("volume", "set", "san1/lun2", "--clear-restore-incomplete")
     daemon.cli("vm", "start", "r")
     daemon.remember_qemu_pids()
