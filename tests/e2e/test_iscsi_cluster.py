@@ -8,8 +8,9 @@ live without copying its disk, guest RAM compared on both sides; deleted
 from the other host, the pool is gone everywhere with its secrets, also
 the copy a host's check was writing while the delete ran; a delete racing
 another host's attach of a LUN is refused; two hosts refreshing the LUNs
-at once both succeed; a target that does not answer holds no other
-pool's check; a failed read of the published secret keeps the
+at once both succeed; a restore over a VM with a shareable LUN is refused
+while another host's VM with it runs; a target that does not answer holds
+no other pool's check; a failed read of the published secret keeps the
 host's copy in use; a refresh dropping a LUN gone from the target holds
 its attach lock, so an attach of it on another host meanwhile is refused,
 and a host whose refresh lost that lock to another host's drop (or
@@ -243,6 +244,34 @@ def test_two_hosts_refreshing_at_once(cluster, tmp_path):
         for h in (h1, h2):
             wait_until(lambda: sorted(volumes(h, "san1")) == ["lun1", "lun2"], 30,
                        what=f"both LUNs on {h.name}")
+    finally:
+        t.stop()
+
+
+def test_a_restore_is_refused_while_another_hosts_vm_with_the_lun_runs(cluster, tmp_path):
+    """A shareable LUN of VM a (h1, stopped) and of VM b (h2, running): a
+    restore over a is refused naming b on h2, and the LUN keeps no mark
+    (before, h1 found a, which does not run, and looked no further: the
+    restore wrote the LUN under b)."""
+    h1, h2, _, t = formed_with_a_target(cluster, tmp_path)
+    try:
+        h1.cli("volume", "set", "san1/lun1", "--shareable")
+        wait_until(lambda: volumes(h2, "san1")["lun1"]["shareable"], 30,
+                   what="lun1 shareable on h2")
+        for h, vm in ((h1, "a"), (h2, "b")):
+            h.task_ok("POST", "/v1/vms", {"name": vm, "memory_mib": 64, "host": h.name,
+                                          "disk_volume": "san1/lun1"})
+        doc = h1.api("POST", "/v1/vms/a/backups", {}, expect=202)
+        backup = h1.wait_task(doc["task"], timeout=300)
+        assert backup["state"] == "succeeded", backup
+        h2.cli("vm", "start", "b")
+        doc = h1.api("POST", f"/v1/backups/{backup['message']}/restore", {}, expect=202)
+        failed = h1.wait_task(doc["task"], timeout=300)
+        assert failed["state"] == "failed", failed
+        message = failed["error"]["message"]
+        assert "VM 'b' on host 'h2'" in message and "runs" in message, message
+        assert volumes(h1, "san1")["lun1"]["restore_incomplete"] is None
+        h2.cli("vm", "stop", "b", "--force")
     finally:
         t.stop()
 
