@@ -11,6 +11,7 @@
 
 #include <string.h>
 
+#include "daemon/cluster-view.h"
 #include "jobs/tasks.h"
 #include "storage/volume-path.h"
 #include "util/time-format.h"
@@ -20,13 +21,40 @@ static const char *mark_str(json_t *mark, const char *field)
     return json_string_value(json_object_get(mark, field));
 }
 
-/* Whether mark's task is one of this host's, queued or running. */
+/* Another host's task's document, while that host is online (a host whose
+ * vireod died ends none of its tasks); NULL when it has none or is offline.
+ * *ret_unknown: the store could not say. */
+static json_t *other_host_task(VoDaemon *d, const char *host, const char *task,
+                               bool *ret_unknown)
+{
+    *ret_unknown = false;
+    if (!d->cluster_store)
+        return NULL;
+    VoClusterHost h;
+    int r = vo_cluster_host_get(d, host, &h);
+    bool online = r >= 0 && h.online;
+    vo_cluster_host_clear(&h);
+    _cleanup_free_ char *key = vo_asprintf("h/%s/operations/%s", host, task), *text = NULL;
+    if (online)
+        r = vo_store_get(d->cluster_store, key, &text, NULL);
+    *ret_unknown = r < 0 && r != -ENOENT;
+    return online && r >= 0 ? json_loads(text, 0, NULL) : NULL;
+}
+
+/* Whether mark's task is queued or running: one of this host's, or of
+ * another host that is online (so a start there is not told that the
+ * restore did not finish, nor its mark cleared, while it writes). A store
+ * that cannot say counts as live. */
 static bool mark_task_live(VoDaemon *d, json_t *mark)
 {
     const char *task = mark_str(mark, "task"), *host = mark_str(mark, "host");
-    if (!task || !host || !d->host_id || strcmp(host, d->host_id))
+    if (!task || !host || !d->host_id)
         return false;
-    json_t *doc = vo_tasks_get_json(d->tasks, task);
+    bool unknown = false;
+    json_t *doc = !strcmp(host, d->host_id) ? vo_tasks_get_json(d->tasks, task)
+                                            : other_host_task(d, host, task, &unknown);
+    if (unknown)
+        return true;
     const char *state = mark_str(doc, "state");
     bool live = state && (!strcmp(state, "queued") || !strcmp(state, "running"));
     json_decref(doc);
@@ -112,9 +140,9 @@ int vo_volume_check_restore(VoDaemon *d, const char *key, char **ret_error)
     if (json_is_object(mark)) {
         const char *task = mark_str(mark, "task"), *host = mark_str(mark, "host_name");
         if (mark_task_live(d, mark))
-            r = vo_error_set(ret_error, -EBUSY, "volume '%s' is being restored (task %s): "
-                             "start the VM once that restore has ended", key,
-                             task ? task : "?");
+            r = vo_error_set(ret_error, -EBUSY, "volume '%s' is being restored (task %s on "
+                             "host '%s'): start the VM once that restore has ended", key,
+                             task ? task : "?", host ? host : "?");
         else
             r = vo_error_set(ret_error, -EBUSY, "a restore of volume '%s' did not finish "
                              "(task %s on host '%s'): its data may be partly the backup's; "
@@ -134,9 +162,11 @@ int vo_volume_restore_clear(VoDaemon *d, const char *pool, const char *name, cha
     json_t *mark = v && v->restore ? json_incref(v->restore) : NULL;
     pthread_mutex_unlock(&d->storage_lock);
     int r = 0;
+    const char *host = mark ? mark_str(mark, "host_name") : NULL;
     if (mark && mark_task_live(d, mark))
-        r = vo_error_set(ret_error, -EBUSY, "volume '%s' is being restored (task %s): its mark "
-                         "goes when that restore ends well", key, mark_str(mark, "task"));
+        r = vo_error_set(ret_error, -EBUSY, "volume '%s' is being restored (task %s on host "
+                         "'%s'): its mark goes when that restore ends well", key,
+                         mark_str(mark, "task"), host ? host : "?");
     else if (mark)
         r = put_mark(d, key, NULL, mark_str(mark, "task"), NULL, ret_error);
     json_decref(mark);

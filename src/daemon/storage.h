@@ -292,8 +292,9 @@ int vo_volume_check_no_running_user(VoDaemon *d, const char *key, const char *wh
  * (vo_volume_check_restore: -EBUSY, 409, naming the task running or saying
  * a restore did not finish). A mark left on an iSCSI LUN (written in place:
  * partly the backup's) stays until a restore ends well or the user clears
- * it (-EBUSY while its task runs here); a file volume's (its swap is all or
- * nothing) goes at this host's next start (sweep). */
+ * it (-EBUSY while its task runs, here or on another host that is online);
+ * a file volume's (its swap is all or nothing) goes at this host's next
+ * start (sweep). */
 int vo_volume_restore_mark(VoDaemon *d, const char *key, const char *task_id,
                            json_t **ret_previous, char **ret_error);
 void vo_volume_restore_unmark(VoDaemon *d, const char *key, const char *task_id,

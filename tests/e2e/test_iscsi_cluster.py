@@ -248,6 +248,20 @@ def test_two_hosts_refreshing_at_once(cluster, tmp_path):
         t.stop()
 
 
+def shareable_lun_of_a_on_h1_and_b_on_h2(h1, h2):
+    """lun1 shareable, the disk of VM a (h1) and of VM b (h2): a's backup's id."""
+    h1.cli("volume", "set", "san1/lun1", "--shareable")
+    wait_until(lambda: volumes(h2, "san1")["lun1"]["shareable"], 30,
+               what="lun1 shareable on h2")
+    for h, vm in ((h1, "a"), (h2, "b")):
+        h.task_ok("POST", "/v1/vms", {"name": vm, "memory_mib": 64, "host": h.name,
+                                      "disk_volume": "san1/lun1"})
+    doc = h1.api("POST", "/v1/vms/a/backups", {}, expect=202)
+    backup = h1.wait_task(doc["task"], timeout=300)
+    assert backup["state"] == "succeeded", backup
+    return backup["message"]
+
+
 def test_a_restore_is_refused_while_another_hosts_vm_with_the_lun_runs(cluster, tmp_path):
     """A shareable LUN of VM a (h1, stopped) and of VM b (h2, running): a
     restore over a is refused naming b on h2, and the LUN keeps no mark
@@ -255,22 +269,47 @@ def test_a_restore_is_refused_while_another_hosts_vm_with_the_lun_runs(cluster, 
     restore wrote the LUN under b)."""
     h1, h2, _, t = formed_with_a_target(cluster, tmp_path)
     try:
-        h1.cli("volume", "set", "san1/lun1", "--shareable")
-        wait_until(lambda: volumes(h2, "san1")["lun1"]["shareable"], 30,
-                   what="lun1 shareable on h2")
-        for h, vm in ((h1, "a"), (h2, "b")):
-            h.task_ok("POST", "/v1/vms", {"name": vm, "memory_mib": 64, "host": h.name,
-                                          "disk_volume": "san1/lun1"})
-        doc = h1.api("POST", "/v1/vms/a/backups", {}, expect=202)
-        backup = h1.wait_task(doc["task"], timeout=300)
-        assert backup["state"] == "succeeded", backup
+        backup = shareable_lun_of_a_on_h1_and_b_on_h2(h1, h2)
         h2.cli("vm", "start", "b")
-        doc = h1.api("POST", f"/v1/backups/{backup['message']}/restore", {}, expect=202)
+        doc = h1.api("POST", f"/v1/backups/{backup}/restore", {}, expect=202)
         failed = h1.wait_task(doc["task"], timeout=300)
         assert failed["state"] == "failed", failed
         message = failed["error"]["message"]
         assert "VM 'b' on host 'h2'" in message and "runs" in message, message
         assert volumes(h1, "san1")["lun1"]["restore_incomplete"] is None
+        h2.cli("vm", "stop", "b", "--force")
+    finally:
+        t.stop()
+
+
+def test_another_hosts_restore_running_is_not_one_that_did_not_finish(cluster, tmp_path,
+                                                                     monkeypatch):
+    """h1's restore over a, held before it writes the shareable LUN: on h2 a
+    start of b says the LUN is being restored (task, host), and clearing the
+    mark is refused (409) until it ends (before, h2 said the restore did not
+    finish, advised clearing the mark, and cleared it: b then started on
+    the LUN being written)."""
+    monkeypatch.setenv("VIREO_FAKE_FAULTS", str(tmp_path / "faults"))  # both hosts' holds
+    h1, h2, faults, t = formed_with_a_target(cluster, tmp_path)
+    try:
+        backup = shareable_lun_of_a_on_h1_and_b_on_h2(h1, h2)
+        th, restore = held(faults, "backup_restore_write", lambda: h1.request(
+            "POST", f"/v1/backups/{backup}/restore", {}))
+        try:
+            wait_until(lambda: volumes(h2, "san1")["lun1"]["restore_incomplete"], 30,
+                       what="the mark seen on h2")
+            status, doc = h2.request("POST", "/v1/vms/b/start")[:2]
+            message = doc["error"]["message"]
+            assert status == 409 and "being restored" in message and "'h1'" in message, doc
+            status, doc = h2.request("PATCH", "/v1/pools/san1/volumes/lun1",
+                                     {"restore_incomplete": None})[:2]
+            assert status == 409 and "being restored" in doc["error"]["message"], (status, doc)
+        finally:
+            release(faults, "backup_restore_write", th)
+        status, doc = restore["r"][:2]
+        assert status == 202, doc
+        assert h1.wait_task(doc["task"], timeout=300)["state"] == "succeeded"
+        h2.cli("vm", "start", "b")
         h2.cli("vm", "stop", "b", "--force")
     finally:
         t.stop()
