@@ -604,6 +604,39 @@ def test_a_restore_cut_short_leaves_its_lun_marked(daemon, target, tmp_path):
     daemon.cli("vm", "stop", "r", "--force")
 
 
+def test_a_hot_plug_saved_after_a_restore_looked_comes_out_again(daemon, target, tmp_path):
+    """VM r's shareable LUN hot-plugged into running VM c, held in the save
+    of c's definition (the marks read, the disk plugged); meanwhile a
+    restore over r marks the LUN and finds no VM that runs with it (c's
+    relation not saved yet). Once saved, the hot-plug reads the marks again:
+    it fails and the disk comes out of c (before, c kept the LUN while the
+    restore wrote it)."""
+    faults = with_faults(daemon, tmp_path)
+    san1_with_shareable_lun2(daemon, target)
+    daemon.cli("vm", "create", "r", "--memory", "128M", "--disk", "san1/lun2")
+    daemon.cli("volume", "create", "default/c0", "--size", "1M", "--format", "raw")
+    daemon.cli("vm", "create", "c", "--memory", "128M", "--disk", "default/c0")
+    full = backed_up(daemon, "r")
+    daemon.cli("vm", "start", "c")
+    daemon.remember_qemu_pids()
+    (faults / "vm_objects_checked.hold").touch()
+    plug = daemon.api("POST", "/v1/vms/c/disks", {"volume": "san1/lun2"}, expect=202)["task"]
+    wait_until(lambda: (faults / "vm_objects_checked.held").exists(), 120, what="c's save held")
+    try:
+        task = held_restore(daemon, faults, "backup_restore_write", full)
+    finally:
+        release(faults, "vm_objects_checked")
+    try:
+        plugged = daemon.wait_task(plug)
+        assert plugged["state"] == "failed", plugged
+        assert "being restored" in plugged["error"]["message"], plugged
+        assert [d["volume"] for d in daemon.api("GET", "/v1/vms/c")["disks"]] == ["default/c0"]
+    finally:
+        release(faults, "backup_restore_write")
+    assert daemon.wait_task(task, timeout=300)["state"] == "succeeded"
+    daemon.cli("vm", "stop", "c", "--force")
+
+
 def test_a_backing_file_named_in_a_luns_qcow2_header_is_never_opened(daemon, target, tmp_path):
     """Anyone on the SAN can write a LUN's qcow2 header: one naming a backing
     file of this host made qemu-img and qemu-storage-daemon read that file
