@@ -63,9 +63,11 @@ static bool mark_task_live(VoDaemon *d, json_t *mark)
 
 /* Sets (mark, stolen) or clears (NULL) the mark of volume key and saves its
  * document; only_task: only a mark of that task is replaced (else nothing);
- * *ret_previous (when given, on success): the mark replaced, or NULL. */
+ * expect (when given): only the mark *expect (NULL: none), as read before
+ * (else -EAGAIN); *ret_previous (when given, on success): the mark
+ * replaced, or NULL. */
 static int put_mark(VoDaemon *d, const char *key, json_t *mark, const char *only_task,
-                    json_t **ret_previous, char **ret_error)
+                    json_t *const *expect, json_t **ret_previous, char **ret_error)
 {
     _cleanup_free_ char *pool = NULL, *name = NULL;
     if (vo_volume_key_split(key, &pool, &name) < 0) {
@@ -80,6 +82,9 @@ static int put_mark(VoDaemon *d, const char *key, json_t *mark, const char *only
     else if (only_task && (!v->restore || !mark_str(v->restore, "task") ||
                            strcmp(mark_str(v->restore, "task"), only_task)))
         r = 0; /* another restore's since (or none): left */
+    else if (expect && v->restore != *expect)
+        r = vo_error_set(ret_error, -EAGAIN, "volume '%s': its restore mark changed "
+                         "meanwhile; try again", key);
     else if (mark || v->restore) {
         json_t *old = v->restore;
         v->restore = json_incref(mark);
@@ -108,18 +113,32 @@ int vo_volume_restore_mark(VoDaemon *d, const char *key, const char *task_id,
     pthread_mutex_lock(&d->storage_lock);
     VoPool *p = vo_storage_pool_find(d, pool);
     bool in_place = p && !strcmp(p->type, VO_ISCSI_POOL_TYPE); /* no file to swap */
+    VoVolume *v = vo_storage_volume_find(d, pool, name);
+    json_t *found = v ? json_incref(v->restore) : NULL;
     pthread_mutex_unlock(&d->storage_lock);
-    json_t *mark = json_pack("{s:s, s:s?, s:s?, s:o, s:b}", "task", task_id, "host", d->host_id,
-                             "host_name", d->host_name, "since", vo_time_json(vo_wall_ms()),
-                             "in_place", in_place);
-    return put_mark(d, key, mark, NULL, ret_previous, ret_error);
+    /* Not over a restore that runs (over another VM with the shareable
+     * volume): both would write it. */
+    const char *task = mark_str(found, "task"), *host = mark_str(found, "host_name");
+    int r = 0;
+    if (found && (!task || strcmp(task, task_id)) && mark_task_live(d, found))
+        r = vo_error_set(ret_error, -EBUSY, "volume '%s' is being restored (task %s on host "
+                         "'%s'): restore once that restore has ended", key, task ? task : "?",
+                         host ? host : "?");
+    if (r >= 0) {
+        json_t *mark = json_pack("{s:s, s:s?, s:s?, s:o, s:b}", "task", task_id, "host",
+                                 d->host_id, "host_name", d->host_name, "since",
+                                 vo_time_json(vo_wall_ms()), "in_place", in_place);
+        r = put_mark(d, key, mark, NULL, &found, ret_previous, ret_error);
+    }
+    json_decref(found);
+    return r;
 }
 
 void vo_volume_restore_unmark(VoDaemon *d, const char *key, const char *task_id,
                               json_t *put_back)
 {
     _cleanup_free_ char *error = NULL;
-    if (put_mark(d, key, json_incref(put_back), task_id, NULL, &error) < 0)
+    if (put_mark(d, key, json_incref(put_back), task_id, NULL, NULL, &error) < 0)
         log_warn("restore: volume %s keeps its restore mark: %s", key, error);
 }
 
@@ -168,7 +187,7 @@ int vo_volume_restore_clear(VoDaemon *d, const char *pool, const char *name, cha
                          "'%s'): its mark goes when that restore ends well", key,
                          mark_str(mark, "task"), host ? host : "?");
     else if (mark)
-        r = put_mark(d, key, NULL, mark_str(mark, "task"), NULL, ret_error);
+        r = put_mark(d, key, NULL, mark_str(mark, "task"), NULL, NULL, ret_error);
     json_decref(mark);
     return r;
 }

@@ -9,7 +9,7 @@ from the other host, the pool is gone everywhere with its secrets, also
 the copy a host's check was writing while the delete ran; a delete racing
 another host's attach of a LUN is refused; two hosts refreshing the LUNs
 at once both succeed; a restore over a VM with a shareable LUN is refused
-while another host's VM with it runs; a target that does not answer holds
+while another host's VM with it runs, or another host's restore writes it; a target that does not answer holds
 no other pool's check; a failed read of the published secret keeps the
 host's copy in use; a refresh dropping a LUN gone from the target holds
 its attach lock, so an attach of it on another host meanwhile is refused,
@@ -311,6 +311,36 @@ def test_another_hosts_restore_running_is_not_one_that_did_not_finish(cluster, t
         assert h1.wait_task(doc["task"], timeout=300)["state"] == "succeeded"
         h2.cli("vm", "start", "b")
         h2.cli("vm", "stop", "b", "--force")
+    finally:
+        t.stop()
+
+
+def test_two_hosts_restores_over_vms_with_one_shareable_lun(cluster, tmp_path, monkeypatch):
+    """h1's restore over a, held before it writes the LUN a and b share: h2's
+    restore over b is refused naming h1's (before, it took the mark over
+    once h2 saw it, and both hosts wrote the LUN at once); h1's then ends
+    well and unmarks it."""
+    monkeypatch.setenv("VIREO_FAKE_FAULTS", str(tmp_path / "faults"))  # both hosts' holds
+    h1, h2, faults, t = formed_with_a_target(cluster, tmp_path)
+    try:
+        backup_a = shareable_lun_of_a_on_h1_and_b_on_h2(h1, h2)
+        doc = h2.api("POST", "/v1/vms/b/backups", {}, expect=202)
+        backup_b = h2.wait_task(doc["task"], timeout=300)["message"]
+        th, restore = held(faults, "backup_restore_write", lambda: h1.request(
+            "POST", f"/v1/backups/{backup_a}/restore", {}))
+        try:
+            wait_until(lambda: "r" in restore, 30, what="h1's restore queued")
+            task = restore["r"][1]["task"]
+            wait_until(lambda: volumes(h2, "san1")["lun1"]["restore_incomplete"], 30,
+                       what="the mark seen on h2")
+            doc = h2.api("POST", f"/v1/backups/{backup_b}/restore", {}, expect=202)
+            failed = h2.wait_task(doc["task"], timeout=120)
+            message = failed["error"]["message"] if failed["error"] else ""
+            assert failed["state"] == "failed" and task["id"] in message, failed
+        finally:
+            release(faults, "backup_restore_write", th)
+        assert h1.wait_task(task, timeout=300)["state"] == "succeeded"
+        assert volumes(h1, "san1")["lun1"]["restore_incomplete"] is None
     finally:
         t.stop()
 
