@@ -548,6 +548,17 @@ def test_a_restore_and_a_start_exclude_each_other(daemon, target, tmp_path, kind
         daemon.cli("vm", "stop", "a", "--force")
 
 
+def lun_vm_r_backed_up_and_vm_c(daemon, target, tmp_path):
+    """vireod with faults; VM r on the shareable san1/lun2, backed up, and VM
+    c on a file volume of its own: (faults, r's backup)."""
+    faults = with_faults(daemon, tmp_path)
+    san1_with_shareable_lun2(daemon, target)
+    daemon.cli("vm", "create", "r", "--memory", "128M", "--disk", "san1/lun2")
+    daemon.cli("volume", "create", "default/c0", "--size", "1M", "--format", "raw")
+    daemon.cli("vm", "create", "c", "--memory", "128M", "--disk", "default/c0")
+    return faults, backed_up(daemon, "r")
+
+
 def test_a_restore_cut_short_leaves_its_lun_marked(daemon, target, tmp_path):
     """A restore onto a LUN whose vireod dies mid-write leaves the LUN marked
     (docs/storage-san.md): after the restart `volume show` and the list say
@@ -556,12 +567,7 @@ def test_a_restore_cut_short_leaves_its_lun_marked(daemon, target, tmp_path):
     fails keeps the mark too (so does a later restore failing before it
     writes), until `volume set --clear-restore-incomplete`.
     Before, the torn LUN started."""
-    faults = with_faults(daemon, tmp_path)
-    san1_with_shareable_lun2(daemon, target)
-    daemon.cli("vm", "create", "r", "--memory", "128M", "--disk", "san1/lun2")
-    daemon.cli("volume", "create", "default/c0", "--size", "1M", "--format", "raw")
-    daemon.cli("vm", "create", "c", "--memory", "128M", "--disk", "default/c0")
-    full = backed_up(daemon, "r")
+    faults, full = lun_vm_r_backed_up_and_vm_c(daemon, target, tmp_path)
     with open(target.luns[2], "r+b") as f:
         f.write(b"\x66" * MiB)
     task = held_restore(daemon, faults, "backup_restore_lun_write", full)
@@ -611,12 +617,7 @@ def test_a_hot_plug_saved_after_a_restore_looked_comes_out_again(daemon, target,
     relation not saved yet). Once saved, the hot-plug reads the marks again:
     it fails and the disk comes out of c (before, c kept the LUN while the
     restore wrote it)."""
-    faults = with_faults(daemon, tmp_path)
-    san1_with_shareable_lun2(daemon, target)
-    daemon.cli("vm", "create", "r", "--memory", "128M", "--disk", "san1/lun2")
-    daemon.cli("volume", "create", "default/c0", "--size", "1M", "--format", "raw")
-    daemon.cli("vm", "create", "c", "--memory", "128M", "--disk", "default/c0")
-    full = backed_up(daemon, "r")
+    faults, full = lun_vm_r_backed_up_and_vm_c(daemon, target, tmp_path)
     daemon.cli("vm", "start", "c")
     daemon.remember_qemu_pids()
     (faults / "vm_objects_checked.hold").touch()
