@@ -286,11 +286,11 @@ int vo_volume_check_no_running_user(VoDaemon *d, const char *key, const char *wh
  * volume it writes over, task_id its task's, before its first write and
  * before it checks that no VM having the volume runs (*ret_previous: the
  * mark it replaced, a reference, or NULL; -EBUSY over the mark of another
- * restore that runs); unmark: the restore ended and
- * the volume is whole (old or the backup's): while the mark is still
- * task_id's it goes, or put_back takes its place (a restore that failed
- * before writing the volume puts back the mark it found). While marked, no VM with the volume starts
- * (vo_volume_check_restore: -EBUSY, 409, naming the task running or saying
+ * restore that runs); unmark: the restore ended and the volume is whole
+ * (old or the backup's): while the mark is still task_id's it goes, or
+ * put_back takes its place (a restore that failed before writing the
+ * volume puts back the mark it found). While marked, no VM with the
+ * volume starts (vo_volume_check_restore: -EBUSY, 409, naming the task running or saying
  * a restore did not finish). A mark left on an iSCSI LUN (written in place:
  * partly the backup's) stays until a restore ends well or the user clears
  * it (-EBUSY while its task runs, here or on another host that is online);
