@@ -610,6 +610,29 @@ def test_a_restore_cut_short_leaves_its_lun_marked(daemon, target, tmp_path):
     daemon.cli("vm", "stop", "r", "--force")
 
 
+def test_a_marked_lun_gone_from_the_target_keeps_its_volume_and_mark(daemon, target,
+                                                                     tmp_path):
+    """A LUN a failed restore left marked, its VM deleted (the LUN kept),
+    then gone from the target: a refresh keeps its volume and mark, which
+    are there once the LUN is back (before, the refresh dropped the volume
+    and the LUN came back unmarked: a VM started on it)."""
+    faults = with_faults(daemon, tmp_path)
+    san1_with_shareable_lun2(daemon, target)
+    daemon.cli("vm", "create", "r", "--memory", "128M", "--disk", "san1/lun2")
+    full = backed_up(daemon, "r")
+    (faults / "backup_restore_lun_write").write_text("EIO\n")
+    doc = daemon.api("POST", f"/v1/backups/{full['id']}/restore", {}, expect=202)
+    failed = daemon.wait_task(doc["task"], timeout=300)
+    assert failed["state"] == "failed", failed
+    daemon.cli("vm", "delete", "r", "--keep-disks")
+    target.adm("--op", "delete", "--mode", "logicalunit", "--tid", "1", "--lun", "2")
+    daemon.cli("pool", "refresh", "san1")
+    target.add_lun(2)
+    daemon.cli("pool", "refresh", "san1")
+    mark = daemon.api("GET", "/v1/pools/san1/volumes/lun2")["restore_incomplete"]
+    assert mark and mark["task"] == failed["id"], mark
+
+
 def test_a_hot_plug_saved_after_a_restore_looked_comes_out_again(daemon, target, tmp_path):
     """VM r's shareable LUN hot-plugged into running VM c, held in the save
     of c's definition (the marks read, the disk plugged); meanwhile a
