@@ -604,6 +604,10 @@ def test_a_restore_cut_short_leaves_its_lun_marked(daemon, target, tmp_path):
     assert daemon.wait_task(doc["task"], timeout=300)["state"] == "failed"
     message = start_refused(daemon, "r")
     assert "did not finish" in message and failed["id"] in message, message
+    # The clear holds to If-Match (a stale one: 412, the mark stays).
+    status, doc = daemon.request("PATCH", "/v1/pools/san1/volumes/lun2",
+                                 {"restore_incomplete": None}, headers={"If-Match": '"1"'})
+    assert status == 412, (status, doc)
     daemon.cli("volume", "set", "san1/lun2", "--clear-restore-incomplete")
     daemon.cli("vm", "start", "r")
     daemon.remember_qemu_pids()
