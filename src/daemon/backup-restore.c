@@ -463,8 +463,10 @@ static int restore_over(VoTask *t, RestoreOp *op, const BackupRef *b, char **ret
                          d->state_dir);
     /* Each volume marked before anything is written, and only then checked
      * for a VM of any host that has it and runs (a shareable one's other
-     * VMs; a start saves "starting" before it reads the mark): no VM starts
-     * on a volume being written nor on a LUN a restore left torn. */
+     * VMs; a start saves "starting" before it reads the mark), nor being
+     * attached here (a hot-plug claims the volume before it reads the
+     * marks): no VM starts on a volume being written nor on a LUN a restore
+     * left torn. */
     _cleanup_strv_ char **marked = NULL;
     bool *torn = vo_malloc0(sizeof(bool) * (n_files + 1));
     json_t **before = vo_malloc0(sizeof(json_t *) * (n_files + 1)); /* the marks replaced */
@@ -476,6 +478,8 @@ static int restore_over(VoTask *t, RestoreOp *op, const BackupRef *b, char **ret
         if (r >= 0)
             r = vo_volume_check_no_running_user(d, volume, "a restore writes over it",
                                                 ret_error);
+        if (r >= 0)
+            r = vo_volume_check_not_attaching(d, volume, ret_error);
     }
     if (r >= 0 && (r = vo_test_fault("backup_restore_write")) < 0) /* tests hold or fail it */
         *ret_error = vo_asprintf("test fault before writing: %s", strerror(-r));

@@ -173,6 +173,20 @@ int vo_volume_check_restore(VoDaemon *d, const char *key, char **ret_error)
     return r;
 }
 
+int vo_volume_check_not_attaching(VoDaemon *d, const char *key, char **ret_error)
+{
+    _cleanup_free_ char *pool = NULL, *name = NULL;
+    if (vo_volume_key_split(key, &pool, &name) < 0)
+        return 0;
+    pthread_mutex_lock(&d->storage_lock);
+    VoVolume *v = vo_storage_volume_find(d, pool, name);
+    bool attaching = v && v->attaching > 0;
+    pthread_mutex_unlock(&d->storage_lock);
+    return attaching ? vo_error_set(ret_error, -EBUSY, "volume '%s' is being attached to a VM "
+                                    "on this host: restore once that is done", key)
+                     : 0;
+}
+
 int vo_volume_restore_clear(VoDaemon *d, const char *pool, const char *name, char **ret_error)
 {
     _cleanup_free_ char *key = vo_asprintf("%s/%s", pool, name);

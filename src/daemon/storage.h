@@ -301,6 +301,12 @@ int vo_volume_restore_mark(VoDaemon *d, const char *key, const char *task_id,
 void vo_volume_restore_unmark(VoDaemon *d, const char *key, const char *task_id,
                               json_t *put_back);
 int vo_volume_check_restore(VoDaemon *d, const char *key, char **ret_error);
+/* A restore's, after its mark: -EBUSY while a disk add of this host holds
+ * volume key (vo_volume_attach_claim, until the VM's definition names it):
+ * the add reads the marks after its claim, so of the two one sees the
+ * other (another host's add reads them again once its VM's definition
+ * names the disk, vm-disks.c). */
+int vo_volume_check_not_attaching(VoDaemon *d, const char *key, char **ret_error);
 int vo_volume_restore_clear(VoDaemon *d, const char *pool, const char *name, char **ret_error);
 void vo_volume_restore_marks_sweep(VoDaemon *d);
 

@@ -310,9 +310,11 @@ static int task_disk_add(VoTask *t, void *userdata)
         if (r < 0 && !error)
             error = vo_vm_save_refusal(r);
         /* Saved: the VM's relation says it has the volume and runs. A
-         * restore that marked the volume after the read above looked for
-         * the VMs that run with it before this save: the marks read again
-         * (the restore marks, then looks), the disk comes out. */
+         * restore of another host that marked the volume after the read
+         * above looked for the VMs that run with it before this save (one
+         * of this host sees the claim: vo_volume_check_not_attaching): the
+         * marks read again (the restore marks, then looks), the disk comes
+         * out. */
         bool saved = r >= 0 && plugged;
         if (saved)
             r = vo_volume_check_restore(d, op->volume, &error);

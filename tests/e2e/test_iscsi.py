@@ -637,31 +637,28 @@ def test_a_marked_lun_gone_from_the_target_keeps_its_volume_and_mark(daemon, tar
     assert mark and mark["task"] == failed["id"], mark
 
 
-def test_a_hot_plug_saved_after_a_restore_looked_comes_out_again(daemon, target, tmp_path):
+def test_a_restore_while_a_hot_plug_holds_the_lun_is_refused(daemon, target, tmp_path):
     """VM r's shareable LUN hot-plugged into running VM c, held in the save
-    of c's definition (the marks read, the disk plugged); meanwhile a
-    restore over r marks the LUN and finds no VM that runs with it (c's
-    relation not saved yet). Once saved, the hot-plug reads the marks again:
-    it fails and the disk comes out of c (before, c kept the LUN while the
-    restore wrote it)."""
+    of c's definition (the marks read, the disk plugged, c's relation not
+    saved yet): a restore over r is refused, the LUN being attached (before,
+    it marked the LUN, found no VM that runs with it and wrote it under c);
+    the hot-plug then completes."""
     faults, full = lun_vm_r_backed_up_and_vm_c(daemon, target, tmp_path)
     daemon.cli("vm", "start", "c")
     daemon.remember_qemu_pids()
     (faults / "vm_objects_checked.hold").touch()
     plug = daemon.api("POST", "/v1/vms/c/disks", {"volume": "san1/lun2"}, expect=202)["task"]
-    wait_until(lambda: (faults / "vm_objects_checked.held").exists(), 120, what="c's save held")
     try:
-        task = held_restore(daemon, faults, "backup_restore_write", full)
+        wait_until(lambda: (faults / "vm_objects_checked.held").exists(), 120,
+                   what="c's save held")
+        doc = daemon.api("POST", f"/v1/backups/{full['id']}/restore", {}, expect=202)
+        failed = daemon.wait_task(doc["task"], timeout=300)
+        assert failed["state"] == "failed", failed
+        assert "being attached" in failed["error"]["message"], failed
     finally:
         release(faults, "vm_objects_checked")
-    try:
-        plugged = daemon.wait_task(plug)
-        assert plugged["state"] == "failed", plugged
-        assert "being restored" in plugged["error"]["message"], plugged
-        assert [d["volume"] for d in daemon.api("GET", "/v1/vms/c")["disks"]] == ["default/c0"]
-    finally:
-        release(faults, "backup_restore_write")
-    assert daemon.wait_task(task, timeout=300)["state"] == "succeeded"
+    assert daemon.wait_task(plug)["state"] == "succeeded"
+    assert daemon.api("GET", "/v1/pools/san1/volumes/lun2")["restore_incomplete"] is None
     daemon.cli("vm", "stop", "c", "--force")
 
 
