@@ -272,12 +272,13 @@ void vo_api_volume_edit(VoRequest *req, VoReply *rep)
         return;
     }
     char *error = NULL;
-    /* If-Match holds for a move too; the move goes first, as it is the one
-     * that can be refused for what the volume is not (its quota, its
-     * project): a shareable set after it is refused only as the move would
-     * have been (attached), so a refusal leaves nothing half-done. */
+    /* If-Match holds for a move and a restore mark's clear too; the move
+     * goes first, as it is the one that can be refused for what the volume
+     * is not (its quota, its project): a shareable set after it is refused
+     * only as the move would have been (attached), so a refusal leaves
+     * nothing half-done. */
     _cleanup_free_ char *key = vo_volume_doc_key(req->d, req->params[0], req->params[1]);
-    if (project && !vo_api_if_match_key(req, rep, key, "the volume"))
+    if ((project || restore) && !vo_api_if_match_key(req, rep, key, "the volume"))
         return;
     int r = 0;
     if (project)

@@ -463,18 +463,23 @@ static int restore_over(VoTask *t, RestoreOp *op, const BackupRef *b, char **ret
                          d->state_dir);
     /* Each volume marked before anything is written, and only then checked
      * for a VM of any host that has it and runs (a shareable one's other
-     * VMs; a start saves "starting" before it reads the mark): no VM starts
-     * on a volume being written nor on a LUN a restore left torn. */
+     * VMs; a start saves "starting" before it reads the mark), nor being
+     * attached here (a hot-plug claims the volume before it reads the
+     * marks): no VM starts on a volume being written nor on a LUN a restore
+     * left torn. */
     _cleanup_strv_ char **marked = NULL;
     bool *torn = vo_malloc0(sizeof(bool) * (n_files + 1));
+    json_t **before = vo_malloc0(sizeof(json_t *) * (n_files + 1)); /* the marks replaced */
     for (size_t i = 0; r >= 0 && i < n_files; i++) {
         const char *volume = i < spec->n_disks ? spec->disks[i].volume : spec->nvram;
-        r = vo_volume_restore_mark(d, volume, vo_task_id(t), ret_error);
+        r = vo_volume_restore_mark(d, volume, vo_task_id(t), &before[i], ret_error);
         if (r >= 0)
             vo_strv_pushf(&marked, "%s", volume);
         if (r >= 0)
             r = vo_volume_check_no_running_user(d, volume, "a restore writes over it",
                                                 ret_error);
+        if (r >= 0)
+            r = vo_volume_check_not_attaching(d, volume, ret_error);
     }
     if (r >= 0 && (r = vo_test_fault("backup_restore_write")) < 0) /* tests hold or fail it */
         *ret_error = vo_asprintf("test fault before writing: %s", strerror(-r));
@@ -576,10 +581,15 @@ static int restore_over(VoTask *t, RestoreOp *op, const BackupRef *b, char **ret
         vo_snapshots_forget(d, spec->id);
         vo_backups_forget_base(d, spec->id);
     }
-    /* Whole again (old or the backup's), save a LUN written in part. */
+    /* Whole again (old or the backup's), save a LUN written in part. One
+     * that failed before it wrote a volume leaves it as it found it: an
+     * earlier restore's mark (a LUN it left torn) is put back. */
     for (size_t i = 0; marked && i < n_files && marked[i]; i++)
         if (r >= 0 || !torn[i])
-            vo_volume_restore_unmark(d, marked[i], vo_task_id(t));
+            vo_volume_restore_unmark(d, marked[i], vo_task_id(t), r >= 0 ? NULL : before[i]);
+    for (size_t i = 0; i < n_files; i++)
+        json_decref(before[i]);
+    free(before);
     free(torn);
     vo_vm_spec_free(spec);
     return r;

@@ -170,17 +170,26 @@ static void iscsi_catch_up(VoDaemon *d, const char *pool, const char *name, int6
  * a volume's delete claims it: marked busy (no attach of this host starts
  * meanwhile) and, of a shared pool, with its attach lock held (nor one of
  * another host: in *ret_holds, one per name returned), before its users on
- * every host are looked at. Those a VM uses, or that another operation or
- * host holds, are kept (logged). A strv; iscsi_unclaim once done. */
+ * every host are looked at. Those a VM uses, that another operation or
+ * host holds, or that a restore marked, are kept (logged). A strv;
+ * iscsi_unclaim once done. */
 static char **iscsi_claim_gone(VoDaemon *d, const char *name, const VoIscsiLun *luns, size_t n,
                                VoLeaseKeeper ***ret_holds)
 {
     _cleanup_strv_ char **names = NULL;
     char **gone = NULL;
     pthread_mutex_lock(&d->storage_lock);
-    for (size_t i = 0; i < d->n_volumes; i++)
-        if (!strcmp(d->volumes[i]->pool, name) && !lun_listed(luns, n, d->volumes[i]->name))
-            vo_strv_pushf(&names, "%s", d->volumes[i]->name);
+    for (size_t i = 0; i < d->n_volumes; i++) {
+        const VoVolume *v = d->volumes[i];
+        if (strcmp(v->pool, name) || lun_listed(luns, n, v->name))
+            continue;
+        if (v->restore) /* its mark would go with it, and not come back with the LUN */
+            log_info("pool %s: LUN volume %s is gone from the target but kept: a restore did "
+                     "not finish writing it (clear its mark to let it go: vireo volume set "
+                     "%s/%s --clear-restore-incomplete)", name, v->name, name, v->name);
+        else
+            vo_strv_pushf(&names, "%s", v->name);
+    }
     pthread_mutex_unlock(&d->storage_lock);
     size_t n_names = vo_strv_len(names), n_gone = 0;
     VoLeaseKeeper **holds = vo_malloc0(sizeof(VoLeaseKeeper *) * (n_names + 1));

@@ -11,6 +11,7 @@
 
 #include <string.h>
 
+#include "daemon/cluster-view.h"
 #include "jobs/tasks.h"
 #include "storage/volume-path.h"
 #include "util/time-format.h"
@@ -20,13 +21,40 @@ static const char *mark_str(json_t *mark, const char *field)
     return json_string_value(json_object_get(mark, field));
 }
 
-/* Whether mark's task is one of this host's, queued or running. */
+/* Another host's task's document, while that host is online (a host whose
+ * vireod died ends none of its tasks); NULL when it has none or is offline.
+ * *ret_unknown: the store could not say. */
+static json_t *other_host_task(VoDaemon *d, const char *host, const char *task,
+                               bool *ret_unknown)
+{
+    *ret_unknown = false;
+    if (!d->cluster_store)
+        return NULL;
+    VoClusterHost h;
+    int r = vo_cluster_host_get(d, host, &h);
+    bool online = r >= 0 && h.online;
+    vo_cluster_host_clear(&h);
+    _cleanup_free_ char *key = vo_asprintf("h/%s/operations/%s", host, task), *text = NULL;
+    if (online)
+        r = vo_store_get(d->cluster_store, key, &text, NULL);
+    *ret_unknown = r < 0 && r != -ENOENT;
+    return online && r >= 0 ? json_loads(text, 0, NULL) : NULL;
+}
+
+/* Whether mark's task is queued or running: one of this host's, or of
+ * another host that is online (so a start there is not told that the
+ * restore did not finish, nor its mark cleared, while it writes). A store
+ * that cannot say counts as live. */
 static bool mark_task_live(VoDaemon *d, json_t *mark)
 {
     const char *task = mark_str(mark, "task"), *host = mark_str(mark, "host");
-    if (!task || !host || !d->host_id || strcmp(host, d->host_id))
+    if (!task || !host || !d->host_id)
         return false;
-    json_t *doc = vo_tasks_get_json(d->tasks, task);
+    bool unknown = false;
+    json_t *doc = !strcmp(host, d->host_id) ? vo_tasks_get_json(d->tasks, task)
+                                            : other_host_task(d, host, task, &unknown);
+    if (unknown)
+        return true;
     const char *state = mark_str(doc, "state");
     bool live = state && (!strcmp(state, "queued") || !strcmp(state, "running"));
     json_decref(doc);
@@ -34,9 +62,12 @@ static bool mark_task_live(VoDaemon *d, json_t *mark)
 }
 
 /* Sets (mark, stolen) or clears (NULL) the mark of volume key and saves its
- * document; only_task: only a mark of that task is cleared (else nothing). */
+ * document; only_task: only a mark of that task is replaced (else nothing);
+ * expect (when given): only the mark *expect (NULL: none), as read before
+ * (else -EAGAIN); *ret_previous (when given, on success): the mark
+ * replaced, or NULL. */
 static int put_mark(VoDaemon *d, const char *key, json_t *mark, const char *only_task,
-                    char **ret_error)
+                    json_t *const *expect, json_t **ret_previous, char **ret_error)
 {
     _cleanup_free_ char *pool = NULL, *name = NULL;
     if (vo_volume_key_split(key, &pool, &name) < 0) {
@@ -51,6 +82,9 @@ static int put_mark(VoDaemon *d, const char *key, json_t *mark, const char *only
     else if (only_task && (!v->restore || !mark_str(v->restore, "task") ||
                            strcmp(mark_str(v->restore, "task"), only_task)))
         r = 0; /* another restore's since (or none): left */
+    else if (expect && v->restore != *expect)
+        r = vo_error_set(ret_error, -EAGAIN, "volume '%s': its restore mark changed "
+                         "meanwhile; try again", key);
     else if (mark || v->restore) {
         json_t *old = v->restore;
         v->restore = json_incref(mark);
@@ -59,7 +93,9 @@ static int put_mark(VoDaemon *d, const char *key, json_t *mark, const char *only
             json_decref(v->restore);
             v->restore = old;
             r = vo_error_set(ret_error, r, "cannot save volume '%s': %s", key, strerror(-r));
-        } else
+        } else if (ret_previous)
+            *ret_previous = old;
+        else
             json_decref(old);
     }
     pthread_mutex_unlock(&d->storage_lock);
@@ -67,25 +103,42 @@ static int put_mark(VoDaemon *d, const char *key, json_t *mark, const char *only
     return r;
 }
 
-int vo_volume_restore_mark(VoDaemon *d, const char *key, const char *task_id, char **ret_error)
+int vo_volume_restore_mark(VoDaemon *d, const char *key, const char *task_id,
+                           json_t **ret_previous, char **ret_error)
 {
+    *ret_previous = NULL;
     _cleanup_free_ char *pool = NULL, *name = NULL;
     if (vo_volume_key_split(key, &pool, &name) < 0)
         return vo_error_set(ret_error, -EINVAL, "'%s' is not POOL/NAME", key);
     pthread_mutex_lock(&d->storage_lock);
     VoPool *p = vo_storage_pool_find(d, pool);
     bool in_place = p && !strcmp(p->type, VO_ISCSI_POOL_TYPE); /* no file to swap */
+    VoVolume *v = vo_storage_volume_find(d, pool, name);
+    json_t *found = v ? json_incref(v->restore) : NULL;
     pthread_mutex_unlock(&d->storage_lock);
-    json_t *mark = json_pack("{s:s, s:s?, s:s?, s:o, s:b}", "task", task_id, "host", d->host_id,
-                             "host_name", d->host_name, "since", vo_time_json(vo_wall_ms()),
-                             "in_place", in_place);
-    return put_mark(d, key, mark, NULL, ret_error);
+    /* Not over a restore that runs (over another VM with the shareable
+     * volume): both would write it. */
+    const char *task = mark_str(found, "task"), *host = mark_str(found, "host_name");
+    int r = 0;
+    if (found && (!task || strcmp(task, task_id)) && mark_task_live(d, found))
+        r = vo_error_set(ret_error, -EBUSY, "volume '%s' is being restored (task %s on host "
+                         "'%s'): restore once that restore has ended", key, task ? task : "?",
+                         host ? host : "?");
+    if (r >= 0) {
+        json_t *mark = json_pack("{s:s, s:s?, s:s?, s:o, s:b}", "task", task_id, "host",
+                                 d->host_id, "host_name", d->host_name, "since",
+                                 vo_time_json(vo_wall_ms()), "in_place", in_place);
+        r = put_mark(d, key, mark, NULL, &found, ret_previous, ret_error);
+    }
+    json_decref(found);
+    return r;
 }
 
-void vo_volume_restore_unmark(VoDaemon *d, const char *key, const char *task_id)
+void vo_volume_restore_unmark(VoDaemon *d, const char *key, const char *task_id,
+                              json_t *put_back)
 {
     _cleanup_free_ char *error = NULL;
-    if (put_mark(d, key, NULL, task_id, &error) < 0)
+    if (put_mark(d, key, json_incref(put_back), task_id, NULL, NULL, &error) < 0)
         log_warn("restore: volume %s keeps its restore mark: %s", key, error);
 }
 
@@ -106,9 +159,9 @@ int vo_volume_check_restore(VoDaemon *d, const char *key, char **ret_error)
     if (json_is_object(mark)) {
         const char *task = mark_str(mark, "task"), *host = mark_str(mark, "host_name");
         if (mark_task_live(d, mark))
-            r = vo_error_set(ret_error, -EBUSY, "volume '%s' is being restored (task %s): "
-                             "start the VM once that restore has ended", key,
-                             task ? task : "?");
+            r = vo_error_set(ret_error, -EBUSY, "volume '%s' is being restored (task %s on "
+                             "host '%s'): start the VM once that restore has ended", key,
+                             task ? task : "?", host ? host : "?");
         else
             r = vo_error_set(ret_error, -EBUSY, "a restore of volume '%s' did not finish "
                              "(task %s on host '%s'): its data may be partly the backup's; "
@@ -120,6 +173,20 @@ int vo_volume_check_restore(VoDaemon *d, const char *key, char **ret_error)
     return r;
 }
 
+int vo_volume_check_not_attaching(VoDaemon *d, const char *key, char **ret_error)
+{
+    _cleanup_free_ char *pool = NULL, *name = NULL;
+    if (vo_volume_key_split(key, &pool, &name) < 0)
+        return 0;
+    pthread_mutex_lock(&d->storage_lock);
+    VoVolume *v = vo_storage_volume_find(d, pool, name);
+    bool attaching = v && v->attaching > 0;
+    pthread_mutex_unlock(&d->storage_lock);
+    return attaching ? vo_error_set(ret_error, -EBUSY, "volume '%s' is being attached to a VM "
+                                    "on this host: restore once that is done", key)
+                     : 0;
+}
+
 int vo_volume_restore_clear(VoDaemon *d, const char *pool, const char *name, char **ret_error)
 {
     _cleanup_free_ char *key = vo_asprintf("%s/%s", pool, name);
@@ -128,11 +195,13 @@ int vo_volume_restore_clear(VoDaemon *d, const char *pool, const char *name, cha
     json_t *mark = v && v->restore ? json_incref(v->restore) : NULL;
     pthread_mutex_unlock(&d->storage_lock);
     int r = 0;
+    const char *host = mark ? mark_str(mark, "host_name") : NULL;
     if (mark && mark_task_live(d, mark))
-        r = vo_error_set(ret_error, -EBUSY, "volume '%s' is being restored (task %s): its mark "
-                         "goes when that restore ends well", key, mark_str(mark, "task"));
+        r = vo_error_set(ret_error, -EBUSY, "volume '%s' is being restored (task %s on host "
+                         "'%s'): its mark goes when that restore ends well", key,
+                         mark_str(mark, "task"), host ? host : "?");
     else if (mark)
-        r = put_mark(d, key, NULL, mark_str(mark, "task"), ret_error);
+        r = put_mark(d, key, NULL, mark_str(mark, "task"), NULL, NULL, ret_error);
     json_decref(mark);
     return r;
 }
@@ -153,5 +222,5 @@ void vo_volume_restore_marks_sweep(VoDaemon *d)
     }
     pthread_mutex_unlock(&d->storage_lock);
     for (size_t i = 0; keys && keys[i]; i++)
-        vo_volume_restore_unmark(d, keys[i], tasks[i]);
+        vo_volume_restore_unmark(d, keys[i], tasks[i], NULL);
 }

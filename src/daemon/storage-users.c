@@ -40,15 +40,18 @@ bool vo_storage_vm_is_here(VoDaemon *d, const char *vm_id)
 }
 
 /* A VM of any host using volume key (a shared pool's volume: every host's
- * relations), with its host's name in *ret_host (malloc'd; NULL for this
- * host). 1 with *ret filled, 0 when none, or the store's error. */
+ * relations): the first that runs, else the first (as relations.h's), with
+ * its host's name in *ret_host (malloc'd; NULL for this host). 1 with *ret
+ * filled, 0 when none, or the store's error. A VM of this host that does
+ * not run (the one a restore writes over) hides no other host's that does. */
 int vo_storage_any_host_volume_user(VoDaemon *d, const char *key, VoRelationUser *ret,
                                     char **ret_host)
 {
     *ret_host = NULL;
     int r = vo_relations_volume_user(d->store, key, ret);
-    if (r != 0 || !d->cluster_store)
+    if (r < 0 || !d->cluster_store || (r > 0 && ret->active))
         return r;
+    bool found = r > 0;
     /* The other hosts' relation documents, through the raw handle
      * (h/<host-id>/uses/volumes/<pool>/<volume>/<vm-id>). */
     _cleanup_strv_ char **ids = NULL, **names = NULL;
@@ -57,15 +60,25 @@ int vo_storage_any_host_volume_user(VoDaemon *d, const char *key, VoRelationUser
         if (!strcmp(ids[i], d->host_id))
             continue;
         _cleanup_free_ char *prefix = vo_asprintf("h/%s/uses/volumes/%s/", ids[i], key);
-        *ret = (VoRelationUser){ 0 };
-        r = vo_store_list(d->cluster_store, prefix, vo_relation_first_user, ret);
-        if (r >= 0 && ret->vm_id) {
+        VoRelationUser u = { 0 };
+        r = vo_store_list(d->cluster_store, prefix, vo_relation_first_user, &u);
+        if (r >= 0 && u.vm_id && (!found || u.active)) {
+            if (found)
+                vo_relation_user_clear(ret);
+            free(*ret_host);
+            *ret = u;
             *ret_host = vo_strdup(names[i]);
-            return 1;
-        }
-        vo_relation_user_clear(ret);
+            found = true;
+            if (u.active)
+                return 1;
+        } else
+            vo_relation_user_clear(&u);
     }
-    return r < 0 ? r : 0;
+    if (r < 0 && found) {
+        vo_relation_user_clear(ret);
+        free(TAKE_PTR(*ret_host));
+    }
+    return r < 0 ? r : found ? 1 : 0;
 }
 
 bool vo_storage_key_is_shared(VoDaemon *d, const char *key)

@@ -296,17 +296,29 @@ int vo_volume_check_no_running_user(VoDaemon *d, const char *key, const char *wh
 
 /* The restore mark (storage-restore-mark.c): a restore over a VM marks each
  * volume it writes over, task_id its task's, before its first write and
- * before it checks that no VM having the volume runs; unmark: the restore
- * ended and the volume is whole (old or the backup's): the mark goes when
- * it is still task_id's. While marked, no VM with the volume starts
- * (vo_volume_check_restore: -EBUSY, 409, naming the task running or saying
+ * before it checks that no VM having the volume runs (*ret_previous: the
+ * mark it replaced, a reference, or NULL; -EBUSY over the mark of another
+ * restore that runs); unmark: the restore ended and the volume is whole
+ * (old or the backup's): while the mark is still task_id's it goes, or
+ * put_back takes its place (a restore that failed before writing the
+ * volume puts back the mark it found). While marked, no VM with the
+ * volume starts (vo_volume_check_restore: -EBUSY, 409, naming the task running or saying
  * a restore did not finish). A mark left on an iSCSI LUN (written in place:
  * partly the backup's) stays until a restore ends well or the user clears
- * it (-EBUSY while its task runs here); a file volume's (its swap is all or
- * nothing) goes at this host's next start (sweep). */
-int vo_volume_restore_mark(VoDaemon *d, const char *key, const char *task_id, char **ret_error);
-void vo_volume_restore_unmark(VoDaemon *d, const char *key, const char *task_id);
+ * it (-EBUSY while its task runs, here or on another host that is online);
+ * a file volume's (its swap is all or nothing) goes at this host's next
+ * start (sweep). */
+int vo_volume_restore_mark(VoDaemon *d, const char *key, const char *task_id,
+                           json_t **ret_previous, char **ret_error);
+void vo_volume_restore_unmark(VoDaemon *d, const char *key, const char *task_id,
+                              json_t *put_back);
 int vo_volume_check_restore(VoDaemon *d, const char *key, char **ret_error);
+/* A restore's, after its mark: -EBUSY while a disk add of this host holds
+ * volume key (vo_volume_attach_claim, until the VM's definition names it):
+ * the add reads the marks after its claim, so of the two one sees the
+ * other (another host's add reads them again once its VM's definition
+ * names the disk, vm-disks.c). */
+int vo_volume_check_not_attaching(VoDaemon *d, const char *key, char **ret_error);
 int vo_volume_restore_clear(VoDaemon *d, const char *pool, const char *name, char **ret_error);
 void vo_volume_restore_marks_sweep(VoDaemon *d);
 

@@ -211,6 +211,34 @@ static int disk_volume(VoDaemon *d, VoVm *vm, DiskOp *op, VoTask *t, char **ret_
     return r;
 }
 
+/* Disk index of spec goes from it (its path and volume freed). */
+static void spec_drop_disk(VoVmSpec *spec, size_t index)
+{
+    VoDiskSpec *removed = &spec->disks[index];
+    free(removed->path);
+    free(removed->volume);
+    memmove(removed, removed + 1, sizeof(VoDiskSpec) * (spec->n_disks - index - 1));
+    spec->n_disks--;
+}
+
+/* A hot-plug undone after the definition was saved with its disk (slot):
+ * saved again without it (the caller unplugged it). */
+static void drop_saved_disk(VoVm *vm, unsigned slot)
+{
+    pthread_mutex_lock(&vm->lock);
+    VoVmSpec *next = vo_vm_spec_copy(vm->spec);
+    pthread_mutex_unlock(&vm->lock);
+    for (size_t i = 0; i < next->n_disks; i++)
+        if (next->disks[i].slot == slot) {
+            spec_drop_disk(next, i);
+            break;
+        }
+    int r = vo_vm_commit_spec(vm, next);
+    if (r < 0)
+        log_warn("vm: a disk unplugged again stays in the definition (remove it): %s",
+                 strerror(-r));
+}
+
 /* Stopped VM: the disk joins its definition. Running VM: QEMU plugs it in
  * first (blockdev-add, device_add), and only once it did is the definition
  * changed and saved, so a stop/start or a vireod restart keeps it. */
@@ -245,8 +273,8 @@ static int task_disk_add(VoTask *t, void *userdata)
     }
     if (r >= 0)
         r = disk_volume(d, vm, op, t, &path, &format, &shareable, &created, &claimed, &error);
-    if (r >= 0 && hv) /* plugged into a running VM: not a volume a restore marked */
-        r = vo_volume_check_restore(d, op->volume, &error);
+    if (r >= 0 && hv) /* plugged into a running VM: not a volume a restore marked (and */
+        r = vo_volume_check_restore(d, op->volume, &error); /* again once saved, below) */
     if (r >= 0) {
         next->disks = realloc(next->disks, sizeof(VoDiskSpec) * (next->n_disks + 1));
         if (!next->disks)
@@ -281,10 +309,21 @@ static int task_disk_add(VoTask *t, void *userdata)
         /* Its save refused by the VM's project (the volume's moved meanwhile). */
         if (r < 0 && !error)
             error = vo_vm_save_refusal(r);
+        /* Saved: the VM's relation says it has the volume and runs. A
+         * restore of another host that marked the volume after the read
+         * above looked for the VMs that run with it before this save (one
+         * of this host sees the claim: vo_volume_check_not_attaching): the
+         * marks read again (the restore marks, then looks), the disk comes
+         * out. */
+        bool saved = r >= 0 && plugged;
+        if (saved)
+            r = vo_volume_check_restore(d, op->volume, &error);
         if (r < 0 && plugged) {
             _cleanup_free_ char *ignored = NULL;
             (void)d->driver->disk_detach(hv, slot, &ignored);
         }
+        if (r < 0 && saved)
+            drop_saved_disk(vm, slot);
     }
     vo_vm_spec_free(next);
     pthread_mutex_unlock(&vm->job);
@@ -424,12 +463,9 @@ static int task_disk_remove(VoTask *t, void *userdata)
     }
     int64_t freed = 0;
     if (r >= 0) {
-        VoDiskSpec *removed = &next->disks[op->index];
-        freed = removed->volume ? vo_vm_volume_virtual_size(d, removed->volume) : 0;
-        free(removed->path);
-        free(removed->volume);
-        memmove(removed, removed + 1, sizeof(VoDiskSpec) * (next->n_disks - op->index - 1));
-        next->n_disks--;
+        const char *volume = next->disks[op->index].volume;
+        freed = volume ? vo_vm_volume_virtual_size(d, volume) : 0;
+        spec_drop_disk(next, op->index);
         r = vo_vm_commit_spec(vm, TAKE_PTR(next));
     }
     vo_vm_spec_free(next);

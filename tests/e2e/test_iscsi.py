@@ -548,19 +548,26 @@ def test_a_restore_and_a_start_exclude_each_other(daemon, target, tmp_path, kind
         daemon.cli("vm", "stop", "a", "--force")
 
 
-def test_a_restore_cut_short_leaves_its_lun_marked(daemon, target, tmp_path):
-    """A restore onto a LUN whose vireod dies mid-write leaves the LUN marked
-    (docs/storage-san.md): after the restart `volume show` and the list say
-    so, a start is refused saying the restore did not finish and so is a
-    hot-plug into a running VM; a second restore clears it. A write that
-    fails keeps the mark too, until `volume set --clear-restore-incomplete`.
-    Before, the torn LUN started."""
+def lun_vm_r_backed_up_and_vm_c(daemon, target, tmp_path):
+    """vireod with faults; VM r on the shareable san1/lun2, backed up, and VM
+    c on a file volume of its own: (faults, r's backup)."""
     faults = with_faults(daemon, tmp_path)
     san1_with_shareable_lun2(daemon, target)
     daemon.cli("vm", "create", "r", "--memory", "128M", "--disk", "san1/lun2")
     daemon.cli("volume", "create", "default/c0", "--size", "1M", "--format", "raw")
     daemon.cli("vm", "create", "c", "--memory", "128M", "--disk", "default/c0")
-    full = backed_up(daemon, "r")
+    return faults, backed_up(daemon, "r")
+
+
+def test_a_restore_cut_short_leaves_its_lun_marked(daemon, target, tmp_path):
+    """A restore onto a LUN whose vireod dies mid-write leaves the LUN marked
+    (docs/storage-san.md): after the restart `volume show` and the list say
+    so, a start is refused saying the restore did not finish and so is a
+    hot-plug into a running VM; a second restore clears it. A write that
+    fails keeps the mark too (so does a later restore failing before it
+    writes), until `volume set --clear-restore-incomplete`.
+    Before, the torn LUN started."""
+    faults, full = lun_vm_r_backed_up_and_vm_c(daemon, target, tmp_path)
     with open(target.luns[2], "r+b") as f:
         f.write(b"\x66" * MiB)
     task = held_restore(daemon, faults, "backup_restore_lun_write", full)
@@ -590,10 +597,69 @@ def test_a_restore_cut_short_leaves_its_lun_marked(daemon, target, tmp_path):
     failed = daemon.wait_task(doc["task"], timeout=300)
     assert failed["state"] == "failed" and "marked" in failed["error"]["message"], failed
     assert "did not finish" in start_refused(daemon, "r")
+    # A restore that fails before it writes leaves the torn LUN's mark as it
+    # found it (before, its own mark replaced it and went with it).
+    (faults / "backup_restore_write").write_text("EIO\n")
+    doc = daemon.api("POST", f"/v1/backups/{full['id']}/restore", {}, expect=202)
+    assert daemon.wait_task(doc["task"], timeout=300)["state"] == "failed"
+    message = start_refused(daemon, "r")
+    assert "did not finish" in message and failed["id"] in message, message
+    # The clear holds to If-Match (a stale one: 412, the mark stays).
+    status, doc = daemon.request("PATCH", "/v1/pools/san1/volumes/lun2",
+                                 {"restore_incomplete": None}, headers={"If-Match": '"1"'})
+    assert status == 412, (status, doc)
     daemon.cli("volume", "set", "san1/lun2", "--clear-restore-incomplete")
     daemon.cli("vm", "start", "r")
     daemon.remember_qemu_pids()
     daemon.cli("vm", "stop", "r", "--force")
+
+
+def test_a_marked_lun_gone_from_the_target_keeps_its_volume_and_mark(daemon, target,
+                                                                     tmp_path):
+    """A LUN a failed restore left marked, its VM deleted (the LUN kept),
+    then gone from the target: a refresh keeps its volume and mark, which
+    are there once the LUN is back (before, the refresh dropped the volume
+    and the LUN came back unmarked: a VM started on it)."""
+    faults = with_faults(daemon, tmp_path)
+    san1_with_shareable_lun2(daemon, target)
+    daemon.cli("vm", "create", "r", "--memory", "128M", "--disk", "san1/lun2")
+    full = backed_up(daemon, "r")
+    (faults / "backup_restore_lun_write").write_text("EIO\n")
+    doc = daemon.api("POST", f"/v1/backups/{full['id']}/restore", {}, expect=202)
+    failed = daemon.wait_task(doc["task"], timeout=300)
+    assert failed["state"] == "failed", failed
+    daemon.cli("vm", "delete", "r", "--keep-disks")
+    target.adm("--op", "delete", "--mode", "logicalunit", "--tid", "1", "--lun", "2")
+    daemon.cli("pool", "refresh", "san1")
+    target.add_lun(2)
+    daemon.cli("pool", "refresh", "san1")
+    mark = daemon.api("GET", "/v1/pools/san1/volumes/lun2")["restore_incomplete"]
+    assert mark and mark["task"] == failed["id"], mark
+
+
+def test_a_restore_while_a_hot_plug_holds_the_lun_is_refused(daemon, target, tmp_path):
+    """VM r's shareable LUN hot-plugged into running VM c, held in the save
+    of c's definition (the marks read, the disk plugged, c's relation not
+    saved yet): a restore over r is refused, the LUN being attached (before,
+    it marked the LUN, found no VM that runs with it and wrote it under c);
+    the hot-plug then completes."""
+    faults, full = lun_vm_r_backed_up_and_vm_c(daemon, target, tmp_path)
+    daemon.cli("vm", "start", "c")
+    daemon.remember_qemu_pids()
+    (faults / "vm_objects_checked.hold").touch()
+    plug = daemon.api("POST", "/v1/vms/c/disks", {"volume": "san1/lun2"}, expect=202)["task"]
+    try:
+        wait_until(lambda: (faults / "vm_objects_checked.held").exists(), 120,
+                   what="c's save held")
+        doc = daemon.api("POST", f"/v1/backups/{full['id']}/restore", {}, expect=202)
+        failed = daemon.wait_task(doc["task"], timeout=300)
+        assert failed["state"] == "failed", failed
+        assert "being attached" in failed["error"]["message"], failed
+    finally:
+        release(faults, "vm_objects_checked")
+    assert daemon.wait_task(plug)["state"] == "succeeded"
+    assert daemon.api("GET", "/v1/pools/san1/volumes/lun2")["restore_incomplete"] is None
+    daemon.cli("vm", "stop", "c", "--force")
 
 
 def test_a_backing_file_named_in_a_luns_qcow2_header_is_never_opened(daemon, target, tmp_path):

@@ -8,8 +8,10 @@ live without copying its disk, guest RAM compared on both sides; deleted
 from the other host, the pool is gone everywhere with its secrets, also
 the copy a host's check was writing while the delete ran; a delete racing
 another host's attach of a LUN is refused; two hosts refreshing the LUNs
-at once both succeed; a target that does not answer holds no other
-pool's check; a failed read of the published secret keeps the
+at once both succeed; a restore over a VM with a shareable LUN is refused
+while another host's VM with it runs, or another host's restore writes it,
+and a hot-plug of it saved after another host's restore looked comes out; a target that does not answer holds
+no other pool's check; a failed read of the published secret keeps the
 host's copy in use; a refresh dropping a LUN gone from the target holds
 its attach lock, so an attach of it on another host meanwhile is refused,
 and a host whose refresh lost that lock to another host's drop (or
@@ -243,6 +245,142 @@ def test_two_hosts_refreshing_at_once(cluster, tmp_path):
         for h in (h1, h2):
             wait_until(lambda: sorted(volumes(h, "san1")) == ["lun1", "lun2"], 30,
                        what=f"both LUNs on {h.name}")
+    finally:
+        t.stop()
+
+
+def shareable_lun_of_a_on_h1_and_b_on_h2(h1, h2):
+    """lun1 shareable, the disk of VM a (h1) and of VM b (h2): a's backup's id."""
+    h1.cli("volume", "set", "san1/lun1", "--shareable")
+    wait_until(lambda: volumes(h2, "san1")["lun1"]["shareable"], 30,
+               what="lun1 shareable on h2")
+    for h, vm in ((h1, "a"), (h2, "b")):
+        h.task_ok("POST", "/v1/vms", {"name": vm, "memory_mib": 64, "host": h.name,
+                                      "disk_volume": "san1/lun1"})
+    doc = h1.api("POST", "/v1/vms/a/backups", {}, expect=202)
+    backup = h1.wait_task(doc["task"], timeout=300)
+    assert backup["state"] == "succeeded", backup
+    return backup["message"]
+
+
+def test_a_restore_is_refused_while_another_hosts_vm_with_the_lun_runs(cluster, tmp_path):
+    """A shareable LUN of VM a (h1, stopped) and of VM b (h2, running): a
+    restore over a is refused naming b on h2, and the LUN keeps no mark
+    (before, h1 found a, which does not run, and looked no further: the
+    restore wrote the LUN under b)."""
+    h1, h2, _, t = formed_with_a_target(cluster, tmp_path)
+    try:
+        backup = shareable_lun_of_a_on_h1_and_b_on_h2(h1, h2)
+        h2.cli("vm", "start", "b")
+        doc = h1.api("POST", f"/v1/backups/{backup}/restore", {}, expect=202)
+        failed = h1.wait_task(doc["task"], timeout=300)
+        assert failed["state"] == "failed", failed
+        message = failed["error"]["message"]
+        assert "VM 'b' on host 'h2'" in message and "runs" in message, message
+        assert volumes(h1, "san1")["lun1"]["restore_incomplete"] is None
+        h2.cli("vm", "stop", "b", "--force")
+    finally:
+        t.stop()
+
+
+def test_another_hosts_restore_running_is_not_one_that_did_not_finish(cluster, tmp_path,
+                                                                     monkeypatch):
+    """h1's restore over a, held before it writes the shareable LUN: on h2 a
+    start of b says the LUN is being restored (task, host), and clearing the
+    mark is refused (409) until it ends (before, h2 said the restore did not
+    finish, advised clearing the mark, and cleared it: b then started on
+    the LUN being written)."""
+    monkeypatch.setenv("VIREO_FAKE_FAULTS", str(tmp_path / "faults"))  # both hosts' holds
+    h1, h2, faults, t = formed_with_a_target(cluster, tmp_path)
+    try:
+        backup = shareable_lun_of_a_on_h1_and_b_on_h2(h1, h2)
+        th, restore = held(faults, "backup_restore_write", lambda: h1.request(
+            "POST", f"/v1/backups/{backup}/restore", {}))
+        try:
+            wait_until(lambda: volumes(h2, "san1")["lun1"]["restore_incomplete"], 30,
+                       what="the mark seen on h2")
+            status, doc = h2.request("POST", "/v1/vms/b/start")[:2]
+            message = doc["error"]["message"]
+            assert status == 409 and "being restored" in message and "'h1'" in message, doc
+            status, doc = h2.request("PATCH", "/v1/pools/san1/volumes/lun1",
+                                     {"restore_incomplete": None})[:2]
+            assert status == 409 and "being restored" in doc["error"]["message"], (status, doc)
+        finally:
+            release(faults, "backup_restore_write", th)
+        status, doc = restore["r"][:2]
+        assert status == 202, doc
+        assert h1.wait_task(doc["task"], timeout=300)["state"] == "succeeded"
+        h2.cli("vm", "start", "b")
+        h2.cli("vm", "stop", "b", "--force")
+    finally:
+        t.stop()
+
+
+def test_two_hosts_restores_over_vms_with_one_shareable_lun(cluster, tmp_path, monkeypatch):
+    """h1's restore over a, held before it writes the LUN a and b share: h2's
+    restore over b is refused naming h1's (before, it took the mark over
+    once h2 saw it, and both hosts wrote the LUN at once); h1's then ends
+    well and unmarks it."""
+    monkeypatch.setenv("VIREO_FAKE_FAULTS", str(tmp_path / "faults"))  # both hosts' holds
+    h1, h2, faults, t = formed_with_a_target(cluster, tmp_path)
+    try:
+        backup_a = shareable_lun_of_a_on_h1_and_b_on_h2(h1, h2)
+        doc = h2.api("POST", "/v1/vms/b/backups", {}, expect=202)
+        backup_b = h2.wait_task(doc["task"], timeout=300)["message"]
+        th, restore = held(faults, "backup_restore_write", lambda: h1.request(
+            "POST", f"/v1/backups/{backup_a}/restore", {}))
+        try:
+            wait_until(lambda: "r" in restore, 30, what="h1's restore queued")
+            task = restore["r"][1]["task"]
+            wait_until(lambda: volumes(h2, "san1")["lun1"]["restore_incomplete"], 30,
+                       what="the mark seen on h2")
+            doc = h2.api("POST", f"/v1/backups/{backup_b}/restore", {}, expect=202)
+            failed = h2.wait_task(doc["task"], timeout=120)
+            message = failed["error"]["message"] if failed["error"] else ""
+            assert failed["state"] == "failed" and task["id"] in message, failed
+        finally:
+            release(faults, "backup_restore_write", th)
+        assert h1.wait_task(task, timeout=300)["state"] == "succeeded"
+        assert volumes(h1, "san1")["lun1"]["restore_incomplete"] is None
+    finally:
+        t.stop()
+
+
+def test_a_hot_plug_saved_after_another_hosts_restore_looked_comes_out(cluster, tmp_path,
+                                                                       monkeypatch):
+    """The shareable LUN of VM a (h1) hot-plugged into VM c running on h2,
+    held in the save of c's definition (the marks read, the disk plugged);
+    meanwhile h1's restore over a marks the LUN and finds no VM that runs
+    with it (c's relation not saved yet). Once saved, the hot-plug reads the
+    marks again: it fails and the disk comes out of c (before, c kept the
+    LUN while the restore wrote it)."""
+    monkeypatch.setenv("VIREO_FAKE_FAULTS", str(tmp_path / "faults"))  # both hosts' holds
+    h1, h2, faults, t = formed_with_a_target(cluster, tmp_path)
+    try:
+        backup = shareable_lun_of_a_on_h1_and_b_on_h2(h1, h2)
+        h2.task_ok("POST", "/v1/vms", {"name": "c", "memory_mib": 64, "host": h2.name})
+        h2.cli("vm", "start", "c")
+        th, plug = held(faults, "vm_objects_checked", lambda: h2.request(
+            "POST", "/v1/vms/c/disks", {"volume": "san1/lun1"}))
+        try:
+            th2, restore = held(faults, "backup_restore_write", lambda: h1.request(
+                "POST", f"/v1/backups/{backup}/restore", {}))
+        finally:
+            release(faults, "vm_objects_checked", th)
+        try:
+            status, doc = plug["r"][:2]
+            assert status == 202, doc
+            plugged = h2.wait_task(doc["task"])
+            assert plugged["state"] == "failed", plugged
+            assert "being restored" in plugged["error"]["message"], plugged
+            disks = h2.api("GET", "/v1/vms/c")["disks"]
+            assert "san1/lun1" not in [d["volume"] for d in disks], disks
+        finally:
+            release(faults, "backup_restore_write", th2)
+        status, doc = restore["r"][:2]
+        assert status == 202, doc
+        assert h1.wait_task(doc["task"], timeout=300)["state"] == "succeeded"
+        h2.cli("vm", "stop", "c", "--force")
     finally:
         t.stop()
 
