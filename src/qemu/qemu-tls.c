@@ -88,7 +88,7 @@ static int copy_for_qemu(VoHvInstance *vm, int dfd, const char *file, const char
             r = n < 0 ? -errno : -EIO;
         off += n > 0 ? (size_t)n : 0;
     }
-    if (r >= 0 && fchown(fd, vm->driver->qemu_uid, vm->driver->qemu_gid) < 0)
+    if (r >= 0 && fchown(fd, vm->uid, vm->driver->qemu_gid) < 0)
         r = -errno;
     if (text)
         explicit_bzero(text, len);
@@ -126,7 +126,7 @@ static int make_dir(VoHvInstance *vm, const VoHvMigrationTls *tls, char **ret_di
             return r;
         }
     }
-    if (vm->confined && fchown(dfd, vm->driver->qemu_uid, vm->driver->qemu_gid) < 0) {
+    if (vm->confined && fchown(dfd, vm->uid, vm->driver->qemu_gid) < 0) {
         r = vo_error_set(ret_error, -errno, "cannot give %s to QEMU's user: %s", dir,
                              strerror(errno));
         vo_qemu_tls_dir_remove(vm->run_dir);

@@ -1,0 +1,170 @@
+/* qemu-uids.c: a uid of its own for each VM's QEMU (see qemu-uids.h). */
+#include "qemu/qemu-uids.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "util/util.h"
+
+/* Machine-wide: a QEMU runs as root until it drops to its uid, so until
+ * then only this lock keeps another vireod from picking the same one. */
+#define UID_LOCK_FILE "/run/lock/vireo-qemu-uids.lock"
+
+int vo_qemu_uid_range_parse(const char *text, uid_t *ret_first, uid_t *ret_last)
+{
+    char *end = NULL;
+    errno = 0;
+    unsigned long first = strtoul(text, &end, 10);
+    if (errno || end == text || *end != '-' || text[0] == '-')
+        return -EINVAL;
+    const char *second = end + 1;
+    unsigned long last = strtoul(second, &end, 10);
+    if (errno || end == second || *end || *second == '-' || first < 1 || first > last ||
+        last >= 0x7fffffffUL)
+        return -EINVAL;
+    *ret_first = (uid_t)first;
+    *ret_last = (uid_t)last;
+    return 0;
+}
+
+static int cmp_uid(const void *a, const void *b)
+{
+    uid_t x = *(const uid_t *)a, y = *(const uid_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+int vo_qemu_uid_pick(uid_t first, uid_t last, const uid_t *used, size_t n_used, uid_t *ret,
+                     char **ret_error)
+{
+    uid_t *sorted = vo_malloc0((n_used + 1) * sizeof(*sorted));
+    if (n_used)
+        memcpy(sorted, used, n_used * sizeof(*sorted));
+    qsort(sorted, n_used, sizeof(*sorted), cmp_uid);
+    uid_t next = first;
+    for (size_t i = 0; i < n_used && next <= last; i++)
+        if (sorted[i] == next)
+            next++;
+    free(sorted);
+    if (next > last || next < first) /* past the range (or wrapped) */
+        return vo_error_set(ret_error, -EBUSY,
+                            "no free uid for QEMU in --qemu-uid-range %u-%u: all %u are in use "
+                            "(by other VMs' QEMUs or other processes); widen the range",
+                            (unsigned)first, (unsigned)last, (unsigned)(last - first + 1));
+    *ret = next;
+    return 0;
+}
+
+static void add_used(uid_t **used, size_t *n, size_t *cap, uid_t uid, uid_t first, uid_t last)
+{
+    if (uid < first || uid > last)
+        return;
+    if (*n == *cap) {
+        *cap = *cap ? *cap * 2 : 64;
+        uid_t *grown = realloc(*used, *cap * sizeof(**used));
+        if (!grown)
+            abort();
+        *used = grown;
+    }
+    (*used)[(*n)++] = uid;
+}
+
+/* The uids of every process's "Uid:" line (a process may exit meanwhile),
+ * zombies left out: an exited QEMU a restarted vireod re-attached is not
+ * its child, and stays a zombie until whoever adopted it reaps it, but it
+ * runs nothing and takes no signal. */
+static void scan_processes(uid_t **used, size_t *n, size_t *cap, uid_t first, uid_t last)
+{
+    DIR *proc = opendir("/proc");
+    struct dirent *e;
+    while (proc && (e = readdir(proc))) {
+        if (e->d_name[0] < '1' || e->d_name[0] > '9')
+            continue;
+        _cleanup_free_ char *path = vo_asprintf("/proc/%s/status", e->d_name);
+        FILE *f = fopen(path, "re");
+        char line[256];
+        while (f && fgets(line, sizeof(line), f)) {
+            unsigned long ids[4];
+            if (!strncmp(line, "State:", 6) && strchr(line, 'Z'))
+                break;
+            if (sscanf(line, "Uid: %lu %lu %lu %lu", &ids[0], &ids[1], &ids[2], &ids[3]) == 4) {
+                for (size_t i = 0; i < 4; i++)
+                    add_used(used, n, cap, (uid_t)ids[i], first, last);
+                break;
+            }
+        }
+        if (f)
+            fclose(f);
+    }
+    if (proc)
+        closedir(proc);
+}
+
+/* The owners of RUN/vms/OTHER/qemu beside run_dir (a VM's QEMU that is
+ * starting, or one a stopped vireod left running). */
+static void scan_run_dirs(const char *run_dir, uid_t **used, size_t *n, size_t *cap,
+                          uid_t first, uid_t last)
+{
+    _cleanup_free_ char *copy = vo_strdup(run_dir), *self = vo_strdup(run_dir);
+    const char *parent = dirname(copy), *own = basename(self);
+    DIR *dir = opendir(parent);
+    struct dirent *e;
+    while (dir && (e = readdir(dir))) {
+        if (e->d_name[0] == '.' || !strcmp(e->d_name, own))
+            continue;
+        _cleanup_free_ char *path = vo_asprintf("%s/%s/" VO_QEMU_OWN_DIR, parent, e->d_name);
+        struct stat st;
+        if (lstat(path, &st) == 0)
+            add_used(used, n, cap, st.st_uid, first, last);
+    }
+    if (dir)
+        closedir(dir);
+}
+
+int vo_qemu_uid_claim(uid_t first, uid_t last, const char *run_dir, uid_t *ret,
+                      int *ret_lock_fd, char **ret_error)
+{
+    (void)vo_mkdir_p("/run/lock", 0755);
+    int fd = open(UID_LOCK_FILE, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd < 0 || flock(fd, LOCK_EX) < 0) {
+        int r = vo_error_set(ret_error, -errno, "cannot lock %s to pick QEMU's uid: %s",
+                             UID_LOCK_FILE, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return r;
+    }
+    uid_t *used = NULL;
+    size_t n = 0, cap = 0;
+    scan_processes(&used, &n, &cap, first, last);
+    scan_run_dirs(run_dir, &used, &n, &cap, first, last);
+    int r = vo_qemu_uid_pick(first, last, used, n, ret, ret_error);
+    free(used);
+    if (r < 0) {
+        close(fd);
+        return r;
+    }
+    *ret_lock_fd = fd;
+    return 0;
+}
+
+bool vo_qemu_uid_from_argv(const char *argv_text, uid_t *ret)
+{
+    const char *at = argv_text ? strstr(argv_text, "\n-run-with\nuser=") : NULL;
+    if (!at)
+        return false;
+    at += strlen("\n-run-with\nuser=");
+    char *end = NULL;
+    errno = 0;
+    unsigned long uid = strtoul(at, &end, 10);
+    if (errno || end == at || *end != ':' || *at == '-')
+        return false;
+    *ret = (uid_t)uid;
+    return true;
+}

@@ -1,0 +1,34 @@
+/* qemu-uids.h: a uid of its own for each VM's QEMU (vireod --qemu-uid-range,
+ * docs/security.md): picked from the range at a start, free when no process
+ * runs as it and no run dir's QEMU directory is owned by it. The VM's uid is
+ * remembered by its run state: its QEMU's command line (-run-with
+ * user=UID:GID) and the owner of RUN/vms/ID/qemu/. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+/* The directory of a VM's run dir its QEMU owns (its uid, 0700). */
+#define VO_QEMU_OWN_DIR "qemu"
+
+/* Parses "FIRST-LAST" (1 <= FIRST <= LAST < 2^31-1). 0, or -EINVAL. */
+int vo_qemu_uid_range_parse(const char *text, uid_t *ret_first, uid_t *ret_last);
+
+/* The lowest uid of first..last not among used[0..n_used). 0, or -EBUSY
+ * with *ret_error ("no free uid ...") when every one is used. */
+int vo_qemu_uid_pick(uid_t first, uid_t last, const uid_t *used, size_t n_used, uid_t *ret,
+                     char **ret_error);
+
+/* A free uid of first..last for the QEMU of the VM whose run dir is run_dir:
+ * used are the uids any process of the machine runs as (real, effective,
+ * saved, fs) and the owners of the other run dirs' QEMU directories beside
+ * run_dir. *ret_lock_fd: a machine-wide lock (vireods of one machine take
+ * turns) the caller keeps until its QEMU has dropped to the uid, then
+ * closes. 0, or -errno with *ret_error. */
+int vo_qemu_uid_claim(uid_t first, uid_t last, const char *run_dir, uid_t *ret,
+                      int *ret_lock_fd, char **ret_error);
+
+/* The uid of "-run-with user=UID:GID" in a QEMU's recorded command line
+ * (qemu.argv's text); false when it names no numeric uid. */
+bool vo_qemu_uid_from_argv(const char *argv_text, uid_t *ret);
