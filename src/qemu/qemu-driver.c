@@ -190,8 +190,8 @@ static int launch(VoHvDriver *d, const VoVmSpec *spec, const VoQemuLayout *layou
     (void)unlink(pidfile);
     (void)unlink(vm->log_path);
 
-    /* A uid of its own (qemu-uids.h): the lock held until QEMU dropped to
-     * it, i.e. until its monitor answered. */
+    /* A uid of its own (qemu-uids.h), its lock passed to QEMU, which holds
+     * it while it lives. */
     _cleanup_close_ int uid_lock = -1;
     _cleanup_free_ char *run_as = NULL;
     if (d->qemu_user && d->qemu_uid_first) {
@@ -214,7 +214,7 @@ static int launch(VoHvDriver *d, const VoVmSpec *spec, const VoQemuLayout *layou
                         .kvm_usable = d->kvm_usable, .run_as = run_as ? run_as : d->qemu_user };
     vm->confined = d->qemu_user != NULL;
     /* The taps QEMU inherits become its fds 3, 4, ... in NIC order. */
-    int pass[VO_VM_MAX_NICS], child_fd[VO_VM_MAX_NICS];
+    int pass[VO_VM_MAX_NICS + 1], child_fd[VO_VM_MAX_NICS];
     size_t n_pass = 0;
     for (size_t i = 0; i < spec->n_nics && i < VO_VM_MAX_NICS; i++) {
         child_fd[i] = -1;
@@ -272,6 +272,8 @@ static int launch(VoHvDriver *d, const VoVmSpec *spec, const VoQemuLayout *layou
         launch_fail(vm);
         return r;
     }
+    if (uid_lock >= 0) /* after the taps: their numbers stay those argv names */
+        pass[n_pass++] = uid_lock;
     r = vo_spawn_detached_in(argv, vm->log_path, pass, n_pass, cgroup_procs, &vm->pid,
                              &vm->pidfd);
     if (r < 0) {

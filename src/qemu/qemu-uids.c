@@ -8,14 +8,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "util/util.h"
 
-/* Machine-wide: a QEMU runs as root until it drops to its uid, so until
- * then only this lock keeps another vireod from picking the same one. */
+/* Machine-wide: byte UID of it is locked by each QEMU of that uid (the
+ * lock's fd is passed to it), so a QEMU still root, before it dropped to
+ * its uid, holds the uid too, for every vireod of the machine. */
 #define UID_LOCK_FILE "/run/lock/vireo-qemu-uids.lock"
 
 int vo_qemu_uid_range_parse(const char *text, uid_t *ret_first, uid_t *ret_last)
@@ -128,23 +128,44 @@ static void scan_run_dirs(const char *run_dir, uid_t **used, size_t *n, size_t *
         closedir(dir);
 }
 
+/* A write lock on byte uid of the lock file, on fd's own open file
+ * description (OFD): it conflicts with every other description's, in this
+ * vireod or another, and lives until the last fd of the description
+ * closes, i.e. as long as the QEMU that inherits fd. */
+static int lock_uid(int fd, uid_t uid)
+{
+    struct flock lk = { .l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = (off_t)uid,
+                        .l_len = 1 };
+    return fcntl(fd, F_OFD_SETLK, &lk) < 0 ? -errno : 0;
+}
+
 int vo_qemu_uid_claim(uid_t first, uid_t last, const char *run_dir, uid_t *ret,
                       int *ret_lock_fd, char **ret_error)
 {
     (void)vo_mkdir_p("/run/lock", 0755);
     int fd = open(UID_LOCK_FILE, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
-    if (fd < 0 || flock(fd, LOCK_EX) < 0) {
-        int r = vo_error_set(ret_error, -errno, "cannot lock %s to pick QEMU's uid: %s",
-                             UID_LOCK_FILE, strerror(errno));
-        if (fd >= 0)
-            close(fd);
-        return r;
-    }
+    if (fd < 0)
+        return vo_error_set(ret_error, -errno, "cannot open %s to pick QEMU's uid: %s",
+                            UID_LOCK_FILE, strerror(errno));
     uid_t *used = NULL;
     size_t n = 0, cap = 0;
     scan_processes(&used, &n, &cap, first, last);
     scan_run_dirs(run_dir, &used, &n, &cap, first, last);
-    int r = vo_qemu_uid_pick(first, last, used, n, ret, ret_error);
+    int r;
+    for (;;) {
+        r = vo_qemu_uid_pick(first, last, used, n, ret, ret_error);
+        if (r < 0)
+            break;
+        r = lock_uid(fd, *ret);
+        if (r >= 0)
+            break;
+        if (r != -EAGAIN && r != -EACCES) {
+            vo_error_set(ret_error, r, "cannot lock uid %u in %s: %s", (unsigned)*ret,
+                         UID_LOCK_FILE, strerror(-r));
+            break;
+        }
+        add_used(&used, &n, &cap, *ret, first, last); /* another QEMU's, still root */
+    }
     free(used);
     if (r < 0) {
         close(fd);

@@ -21,11 +21,12 @@ int vo_qemu_uid_pick(uid_t first, uid_t last, const uid_t *used, size_t n_used, 
                      char **ret_error);
 
 /* A free uid of first..last for the QEMU of the VM whose run dir is run_dir:
- * used are the uids any process of the machine runs as (real, effective,
- * saved, fs) and the owners of the other run dirs' QEMU directories beside
- * run_dir. *ret_lock_fd: a machine-wide lock (vireods of one machine take
- * turns) the caller keeps until its QEMU has dropped to the uid, then
- * closes. 0, or -errno with *ret_error. */
+ * not one any process of the machine runs as (real, effective, saved, fs;
+ * zombies aside), nor the owner of another run dir's QEMU directory beside
+ * run_dir, nor one locked in the machine's uid lock file by a QEMU of any
+ * vireod. *ret_lock_fd holds the uid's lock: the caller passes it to the
+ * QEMU (which keeps it, and the uid, until it exits) and closes its copy.
+ * 0, or -errno with *ret_error (-EBUSY: the range is full). */
 int vo_qemu_uid_claim(uid_t first, uid_t last, const char *run_dir, uid_t *ret,
                       int *ret_lock_fd, char **ret_error);
 

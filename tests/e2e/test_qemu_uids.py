@@ -70,6 +70,10 @@ def test_each_vm_has_its_own_uid(daemon):
     with open(f"/proc/{a['pid']}/cmdline") as f:
         argv = f.read().split("\0")
     assert argv[argv.index("-run-with") + 1] == f"user={ua}:{qemu_gid()}"
+    # each QEMU holds its uid's lock (other vireods of the machine skip it
+    # even before QEMU dropped to it)
+    fds = os.listdir(f"/proc/{a['pid']}/fd")
+    assert "/run/lock/vireo-qemu-uids.lock" in {os.readlink(f"/proc/{a['pid']}/fd/{fd}") for fd in fds}
 
     # a's uid cannot signal b's QEMU (b's own uid can: the check works)
     p = as_uid(ua, "kill", "-0", str(b["pid"]))
