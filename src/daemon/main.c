@@ -80,8 +80,9 @@ static void usage(FILE *f)
             "                    sandbox (default vireo-qemu, made when missing; root: off;\n"
             "                    docs/security.md)\n"
             "  --qemu-uid-range FIRST-LAST|off  each VM's QEMU runs as a uid of its own from\n"
-            "                    this range (group still QEMU's user's; no passwd entries;\n"
-            "                    default off; e.g. 1879048192-1879113727; docs/security.md)\n"
+            "                    this range, in the group of --qemu-user, no passwd entries\n"
+            "                    (default 1879048192-1879113727; off: all VMs' QEMUs run as\n"
+            "                    --qemu-user itself; docs/security.md)\n"
             "  --cgroup-root DIR|off  each QEMU in its own cgroup under DIR/HOST-ID of the\n"
             "                    cgroup hierarchies (default vireo; v2, or v1's cpu and\n"
             "                    memory): CPU weight and limit, memory limit\n"
@@ -157,7 +158,7 @@ int main(int argc, char **argv)
     const char *state_dir = "/var/lib/vireo", *run_dir = "/run/vireo", *socket_path = NULL;
     const char *driver = "qemu", *host_name = NULL, *web_dir = NULL;
     const char *qemu_user = VO_QEMU_DEFAULT_USER, *cgroup_root = "vireo";
-    uid_t qemu_uid_first = 0, qemu_uid_last = 0;
+    uid_t qemu_uid_first = VO_QEMU_UID_FIRST, qemu_uid_last = VO_QEMU_UID_LAST;
     int metrics_interval_ms = VO_METRICS_INTERVAL_MS;
     int64_t event_history = 0;
     int c;

@@ -375,8 +375,6 @@ int vo_qemu_confine_setup(VoHvDriver *d, const char *user, const char *cgroup_ba
                      blocked);
     } else {
         log_warn("QEMU runs as root, unconfined (--qemu-user %s)", user && *user ? user : "''");
-        if (d->qemu_uid_first)
-            log_warn("--qemu-uid-range is ignored: QEMU runs as root");
         d->qemu_uid_first = d->qemu_uid_last = 0;
     }
     if (!cgroup_base || !strcmp(cgroup_base, "off")) {

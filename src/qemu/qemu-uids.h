@@ -9,6 +9,13 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+/* The default range (65536 uids, 0x70000000-0x7000ffff): above the
+ * subordinate uids useradd hands out (100000-600100000 by default), above
+ * systemd's dynamic users (61184-65519) and its container range
+ * (524288-1879048191), below systemd's foreign range (2147352576-). */
+#define VO_QEMU_UID_FIRST 1879048192u
+#define VO_QEMU_UID_LAST 1879113727u
+
 /* The directory of a VM's run dir its QEMU owns (its uid, 0700). */
 #define VO_QEMU_OWN_DIR "qemu"
 
