@@ -100,6 +100,22 @@ int vo_qemu_share_dir(const VoHvDriver *d, const char *path)
     return set_owner(path, geteuid(), d->qemu_gid, d->qemu_uid_first ? 0710 : 01770);
 }
 
+int vo_qemu_mkdir_fresh(const char *path)
+{
+    if (mkdir(path, 0700) < 0)
+        return -errno;
+    int fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    struct stat st;
+    int r = fd < 0 || fstat(fd, &st) < 0 ? -errno : 0;
+    if (r >= 0 && st.st_uid != geteuid()) /* not the dir just made */
+        r = -EPERM;
+    if (r >= 0 && fchmod(fd, 0700) < 0)
+        r = -errno;
+    if (r < 0 && fd >= 0)
+        close(fd);
+    return r < 0 ? r : fd;
+}
+
 /* What dfd's directory holds, removed without following a symlink (a
  * QEMU's uid owned it and may have put some there). */
 static void remove_below(int dfd)
@@ -138,15 +154,9 @@ int vo_qemu_own_dir_make(const VoHvDriver *d, const char *run_dir, uid_t uid, ch
 {
     vo_qemu_own_dir_remove(run_dir); /* a stale one, of a QEMU that is gone */
     _cleanup_free_ char *path = vo_asprintf("%s/" VO_QEMU_OWN_DIR, run_dir);
-    int r = mkdir(path, 0700) < 0 ? -errno : 0;
-    _cleanup_close_ int fd = r < 0 ? -1
-        : open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    struct stat st;
-    if (r >= 0 && (fd < 0 || fstat(fd, &st) < 0))
-        r = -errno;
-    if (r >= 0 && st.st_uid != geteuid()) /* not the dir just made */
-        r = -EPERM;
-    if (r >= 0 && (fchown(fd, uid, d->qemu_gid) < 0 || fchmod(fd, 0700) < 0))
+    _cleanup_close_ int fd = vo_qemu_mkdir_fresh(path);
+    int r = fd < 0 ? fd : 0;
+    if (r >= 0 && fchown(fd, uid, d->qemu_gid) < 0)
         r = -errno;
     if (r < 0)
         return vo_error_set(ret_error, r, "cannot make %s for QEMU's uid %u: %s", path,

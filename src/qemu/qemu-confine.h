@@ -37,6 +37,12 @@ int vo_qemu_give(const VoHvDriver *d, const char *path, mode_t mode);
  * QEMU is not confined. 0 or -errno. */
 int vo_qemu_share_dir(const VoHvDriver *d, const char *path);
 
+/* A directory made at path, 0700, root's, and an fd of it (opened without
+ * following a symlink, checked to be the one just made), or -errno (-EEXIST
+ * when path is there). For what vireod makes in a directory a QEMU may
+ * write in, through the fd. */
+int vo_qemu_mkdir_fresh(const char *path);
+
 /* With per-VM uids: RUN/vms/ID/qemu (VO_QEMU_OWN_DIR) made afresh, owned by
  * uid and QEMU's group, 0700: where that VM's QEMU alone writes after its
  * start. Its path in *ret_path. 0, or -errno with *ret_error. */
