@@ -197,7 +197,7 @@ static int launch(VoHvDriver *d, const VoVmSpec *spec, const VoQemuLayout *layou
     if (d->qemu_user && d->qemu_uid_first) {
         free(vm->own_dir);
         vm->own_dir = NULL;
-        r = vo_qemu_uid_claim(d->qemu_uid_first, d->qemu_uid_last, run_dir, &vm->uid, &uid_lock,
+        r = vo_qemu_uid_claim(d->qemu_uid_first, d->qemu_uid_last, &vm->uid, &uid_lock,
                               ret_error);
         if (r >= 0)
             r = vo_qemu_own_dir_make(d, run_dir, vm->uid, &vm->own_dir, ret_error);
@@ -420,8 +420,10 @@ static int qemu_attach(VoHvDriver *d, const VoVmSpec *spec, const char *run_dir,
     if (vo_read_file(pidfile, 64, &text, NULL) < 0)
         return -ESRCH;
     pid_t pid = (pid_t)atoi(text);
-    if (pid <= 0 || !pid_is_vm(pid, spec->id))
+    if (pid <= 0 || !pid_is_vm(pid, spec->id)) {
+        vo_qemu_own_dir_remove(run_dir); /* its QEMU is gone */
         return -ESRCH;
+    }
     VoHvInstance *vm = instance_new(d, run_dir);
     vm->pid = pid;
     vm->pidfd = vo_pidfd_open(pid);

@@ -4,11 +4,9 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "util/util.h"
@@ -107,27 +105,6 @@ static void scan_processes(uid_t **used, size_t *n, size_t *cap, uid_t first, ui
         closedir(proc);
 }
 
-/* The owners of RUN/vms/OTHER/qemu beside run_dir (a VM's QEMU that is
- * starting, or one a stopped vireod left running). */
-static void scan_run_dirs(const char *run_dir, uid_t **used, size_t *n, size_t *cap,
-                          uid_t first, uid_t last)
-{
-    _cleanup_free_ char *copy = vo_strdup(run_dir), *self = vo_strdup(run_dir);
-    const char *parent = dirname(copy), *own = basename(self);
-    DIR *dir = opendir(parent);
-    struct dirent *e;
-    while (dir && (e = readdir(dir))) {
-        if (e->d_name[0] == '.' || !strcmp(e->d_name, own))
-            continue;
-        _cleanup_free_ char *path = vo_asprintf("%s/%s/" VO_QEMU_OWN_DIR, parent, e->d_name);
-        struct stat st;
-        if (lstat(path, &st) == 0)
-            add_used(used, n, cap, st.st_uid, first, last);
-    }
-    if (dir)
-        closedir(dir);
-}
-
 /* A write lock on byte uid of the lock file, on fd's own open file
  * description (OFD): it conflicts with every other description's, in this
  * vireod or another, and lives until the last fd of the description
@@ -139,8 +116,7 @@ static int lock_uid(int fd, uid_t uid)
     return fcntl(fd, F_OFD_SETLK, &lk) < 0 ? -errno : 0;
 }
 
-int vo_qemu_uid_claim(uid_t first, uid_t last, const char *run_dir, uid_t *ret,
-                      int *ret_lock_fd, char **ret_error)
+int vo_qemu_uid_claim(uid_t first, uid_t last, uid_t *ret, int *ret_lock_fd, char **ret_error)
 {
     (void)vo_mkdir_p("/run/lock", 0755);
     int fd = open(UID_LOCK_FILE, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
@@ -150,7 +126,6 @@ int vo_qemu_uid_claim(uid_t first, uid_t last, const char *run_dir, uid_t *ret,
     uid_t *used = NULL;
     size_t n = 0, cap = 0;
     scan_processes(&used, &n, &cap, first, last);
-    scan_run_dirs(run_dir, &used, &n, &cap, first, last);
     int r;
     for (;;) {
         r = vo_qemu_uid_pick(first, last, used, n, ret, ret_error);

@@ -1,6 +1,6 @@
 /* qemu-uids.h: a uid of its own for each VM's QEMU (vireod --qemu-uid-range,
  * docs/security.md): picked from the range at a start, free when no process
- * runs as it and no run dir's QEMU directory is owned by it. The VM's uid is
+ * runs as it and no QEMU holds its lock. The VM's uid is
  * remembered by its run state: its QEMU's command line (-run-with
  * user=UID:GID) and the owner of RUN/vms/ID/qemu/. */
 #pragma once
@@ -27,15 +27,13 @@ int vo_qemu_uid_range_parse(const char *text, uid_t *ret_first, uid_t *ret_last)
 int vo_qemu_uid_pick(uid_t first, uid_t last, const uid_t *used, size_t n_used, uid_t *ret,
                      char **ret_error);
 
-/* A free uid of first..last for the QEMU of the VM whose run dir is run_dir:
- * not one any process of the machine runs as (real, effective, saved, fs;
- * zombies aside), nor the owner of another run dir's QEMU directory beside
- * run_dir, nor one locked in the machine's uid lock file by a QEMU of any
- * vireod. *ret_lock_fd holds the uid's lock: the caller passes it to the
- * QEMU (which keeps it, and the uid, until it exits) and closes its copy.
- * 0, or -errno with *ret_error (-EBUSY: the range is full). */
-int vo_qemu_uid_claim(uid_t first, uid_t last, const char *run_dir, uid_t *ret,
-                      int *ret_lock_fd, char **ret_error);
+/* A free uid of first..last for a QEMU about to start: not one any process
+ * of the machine runs as (real, effective, saved, fs; zombies aside), nor
+ * one locked in the machine's uid lock file by a QEMU of any vireod (which
+ * may still be root). *ret_lock_fd holds the uid's lock: the caller passes
+ * it to the QEMU (which keeps it, and the uid, until it exits) and closes
+ * its copy. 0, or -errno with *ret_error (-EBUSY: the range is full). */
+int vo_qemu_uid_claim(uid_t first, uid_t last, uid_t *ret, int *ret_lock_fd, char **ret_error);
 
 /* The uid of "-run-with user=UID:GID" in a QEMU's recorded command line
  * (qemu.argv's text); false when it names no numeric uid. */

@@ -4,18 +4,19 @@ can signal the other's QEMU nor make a file in the other's run dir; each
 writes only in its own dir (RUN/vms/ID/qemu), and what QEMU writes after its
 start still works there (a screenshot, a memory snapshot, a backup); a
 restarted vireod re-attaches both with their uids and hands a third VM a
-third; a full range refuses a start with a clear error; a stopped VM's uid is
-free again. A live migration between two hosts (mutual TLS, memory verified
+third; a full range refuses a start with a clear error; the uid of a VM
+stopped, or of a QEMU that died while vireod was down, is free again. A live migration between two hosts (mutual TLS, memory verified
 by pmemsave), with the default range, gives the destination's QEMU a uid of
 its own. test_qemu_confine.py covers --qemu-uid-range off (one shared user)."""
 
 import grp
 import os
+import signal
 import subprocess
 
 import pytest
 
-from vireo_harness import Daemon, UnixHTTPConnection, wait_until
+from vireo_harness import Daemon, UnixHTTPConnection, pid_alive, wait_until
 from test_migrate import create_on, form, shared_pool
 
 # Outside the subuid ranges useradd hands out (100000-600100000), systemd's
@@ -125,11 +126,18 @@ def test_each_vm_has_its_own_uid(daemon):
     assert p.returncode != 0 and f"no free uid for QEMU in --qemu-uid-range {RANGE}" in p.stderr, p
     assert d.vm("d")["state"] == "defined", d.vm("d")  # never started
     assert not os.path.exists(os.path.join(d.run_dir, "vms", d.vm("d")["id"], "qemu"))
-    # a stopped VM's own dir goes, and its uid is free again
-    d.cli("vm", "stop", "a", "--force")
+    # a QEMU that died while vireod was down: its dir goes when vireod
+    # finds it gone, and its uid is free again
+    d.stop()
+    os.kill(a["pid"], signal.SIGKILL)
+    wait_until(lambda: not pid_alive(a["pid"]), 10, what="a's QEMU to die")
+    d.start()
     assert not os.path.exists(os.path.join(d.run_dir, "vms", a["id"], "qemu"))
-    dd = start(d, "d")
-    assert uid_of(dd["pid"]) == ua
+    assert uid_of(start(d, "d")["pid"]) == ua
+    # a stopped VM's dir goes at once, and its uid is free again
+    d.cli("vm", "stop", "b", "--force")
+    assert not os.path.exists(os.path.join(d.run_dir, "vms", b["id"], "qemu"))
+    assert uid_of(start(d, "a")["pid"]) == ub
 
 
 def test_a_migration_destination_gets_its_own_uid(cluster):
