@@ -7,14 +7,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include "util/util.h"
 
-/* Machine-wide: byte UID of it is locked by each QEMU of that uid (the
- * lock's fd is passed to it), so a QEMU still root, before it dropped to
- * its uid, holds the uid too, for every vireod of the machine. */
-#define UID_LOCK_FILE "/run/lock/vireo-qemu-uids.lock"
+/* Machine-wide: the file UID in it is read-locked by the QEMU of that uid
+ * (the lock's fd is passed to it), so a QEMU still root, before it dropped
+ * to its uid, holds the uid too, for every vireod of the machine. */
+#define UID_LOCK_DIR "/run/lock/vireo-qemu-uids"
 
 int vo_qemu_uid_range_parse(const char *text, uid_t *ret_first, uid_t *ret_last)
 {
@@ -105,47 +106,61 @@ static void scan_processes(uid_t **used, size_t *n, size_t *cap, uid_t first, ui
         closedir(proc);
 }
 
-/* A write lock on byte uid of the lock file, on fd's own open file
- * description (OFD): it conflicts with every other description's, in this
- * vireod or another, and lives until the last fd of the description
- * closes, i.e. as long as the QEMU that inherits fd. */
-static int lock_uid(int fd, uid_t uid)
+/* A read lock on all of the file fd (opened read-only) on fd's own open
+ * file description (OFD): it lives until the last fd of the description
+ * closes, i.e. as long as the QEMU that inherits fd; with that fd QEMU can
+ * lock or unlock nothing but its own uid's file. Whether another
+ * description holds one: a write lock's test. */
+static int uid_taken(int fd)
 {
-    struct flock lk = { .l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = (off_t)uid,
-                        .l_len = 1 };
+    struct flock lk = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
+    if (fcntl(fd, F_OFD_GETLK, &lk) < 0)
+        return -errno;
+    return lk.l_type != F_UNLCK;
+}
+
+static int take_uid(int fd)
+{
+    struct flock lk = { .l_type = F_RDLCK, .l_whence = SEEK_SET };
     return fcntl(fd, F_OFD_SETLK, &lk) < 0 ? -errno : 0;
 }
 
 int vo_qemu_uid_claim(uid_t first, uid_t last, uid_t *ret, int *ret_lock_fd, char **ret_error)
 {
-    (void)vo_mkdir_p("/run/lock", 0755);
-    int fd = open(UID_LOCK_FILE, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
-    if (fd < 0)
-        return vo_error_set(ret_error, -errno, "cannot open %s to pick QEMU's uid: %s",
-                            UID_LOCK_FILE, strerror(errno));
+    /* One claim at a time on the machine: between the test and the lock. */
+    (void)vo_mkdir_p(UID_LOCK_DIR, 0700);
+    _cleanup_close_ int all = open(UID_LOCK_DIR "/.claim", O_RDWR | O_CREAT | O_NOFOLLOW |
+                                   O_CLOEXEC, 0600);
+    if (all < 0 || flock(all, LOCK_EX) < 0)
+        return vo_error_set(ret_error, -errno, "cannot lock %s/.claim to pick QEMU's uid: %s",
+                            UID_LOCK_DIR, strerror(errno));
     uid_t *used = NULL;
     size_t n = 0, cap = 0;
     scan_processes(&used, &n, &cap, first, last);
-    int r;
+    int r, fd = -1;
     for (;;) {
         r = vo_qemu_uid_pick(first, last, used, n, ret, ret_error);
         if (r < 0)
             break;
-        r = lock_uid(fd, *ret);
-        if (r >= 0)
+        _cleanup_free_ char *path = vo_asprintf(UID_LOCK_DIR "/%u", (unsigned)*ret);
+        fd = open(path, O_RDONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+        r = fd < 0 ? -errno : uid_taken(fd);
+        if (r == 0)
+            r = take_uid(fd);
+        if (r == 0)
             break;
-        if (r != -EAGAIN && r != -EACCES) {
-            vo_error_set(ret_error, r, "cannot lock uid %u in %s: %s", (unsigned)*ret,
-                         UID_LOCK_FILE, strerror(-r));
+        if (fd >= 0)
+            close(fd);
+        fd = -1;
+        if (r < 0) {
+            vo_error_set(ret_error, r, "cannot lock %s: %s", path, strerror(-r));
             break;
         }
         add_used(&used, &n, &cap, *ret, first, last); /* another QEMU's, still root */
     }
     free(used);
-    if (r < 0) {
-        close(fd);
+    if (r < 0)
         return r;
-    }
     *ret_lock_fd = fd;
     return 0;
 }

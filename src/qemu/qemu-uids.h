@@ -29,8 +29,8 @@ int vo_qemu_uid_pick(uid_t first, uid_t last, const uid_t *used, size_t n_used, 
 
 /* A free uid of first..last for a QEMU about to start: not one any process
  * of the machine runs as (real, effective, saved, fs; zombies aside), nor
- * one locked in the machine's uid lock file by a QEMU of any vireod (which
- * may still be root). *ret_lock_fd holds the uid's lock: the caller passes
+ * one whose lock file (/run/lock/vireo-qemu-uids/UID) a QEMU of any vireod
+ * holds (it may still be root). *ret_lock_fd holds the uid's lock: the caller passes
  * it to the QEMU (which keeps it, and the uid, until it exits) and closes
  * its copy. 0, or -errno with *ret_error (-EBUSY: the range is full). */
 int vo_qemu_uid_claim(uid_t first, uid_t last, uid_t *ret, int *ret_lock_fd, char **ret_error);

@@ -9,6 +9,7 @@ stopped, or of a QEMU that died while vireod was down, is free again. A live mig
 by pmemsave), with the default range, gives the destination's QEMU a uid of
 its own. test_qemu_confine.py covers --qemu-uid-range off (one shared user)."""
 
+import fcntl
 import grp
 import os
 import signal
@@ -75,7 +76,8 @@ def test_each_vm_has_its_own_uid(daemon):
     # each QEMU holds its uid's lock (other vireods of the machine skip it
     # even before QEMU dropped to it)
     fds = os.listdir(f"/proc/{a['pid']}/fd")
-    assert "/run/lock/vireo-qemu-uids.lock" in {os.readlink(f"/proc/{a['pid']}/fd/{fd}") for fd in fds}
+    assert f"/run/lock/vireo-qemu-uids/{ua}" in {os.readlink(f"/proc/{a['pid']}/fd/{fd}")
+                                                 for fd in fds}
 
     # a's uid cannot signal b's QEMU (b's own uid can: the check works)
     p = as_uid(ua, "kill", "-0", str(b["pid"]))
@@ -119,6 +121,16 @@ def test_each_vm_has_its_own_uid(daemon):
         now = d.vm(vm["name"])
         assert now["state"] == "running" and now["pid"] == vm["pid"], now
         assert uid_of(now["pid"]) == uid
+    # a uid whose lock another holds (a QEMU of another vireod, still root)
+    # is not handed out
+    third = (set(range(FIRST, FIRST + 3)) - {ua, ub}).pop()
+    held = os.open(f"/run/lock/vireo-qemu-uids/{third}", os.O_RDONLY | os.O_CREAT, 0o600)
+    try:
+        fcntl.lockf(held, fcntl.LOCK_SH)
+        p = d.cli("vm", "start", "c", check=False)
+        assert p.returncode != 0 and "no free uid" in p.stderr, p
+    finally:
+        os.close(held)
     c = start(d, "c")
     uc = uid_of(c["pid"])
     assert uc not in (ua, ub) and FIRST <= uc <= FIRST + 2, (uc, ua, ub)
