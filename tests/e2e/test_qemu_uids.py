@@ -4,10 +4,12 @@ can signal the other's QEMU nor make a file in the other's run dir; each
 writes only in its own dir (RUN/vms/ID/qemu), and what QEMU writes after its
 start still works there (a screenshot, a memory snapshot, a backup); a
 restarted vireod re-attaches both with their uids and hands a third VM a
-third; a full range refuses a start with a clear error; the uid of a VM
-stopped, or of a QEMU that died while vireod was down, is free again. A live migration between two hosts (mutual TLS, memory verified
-by pmemsave), with the default range, gives the destination's QEMU a uid of
-its own. test_qemu_confine.py covers --qemu-uid-range off (one shared user)."""
+third; a uid whose lock another holds is skipped; a full range refuses a
+start with a clear error; the uid of a VM stopped, or of a QEMU that died
+while vireod was down, is free again. A live migration between two hosts
+(mutual TLS, memory verified by pmemsave), with the default range, gives the
+destination's QEMU a uid of its own. test_qemu_confine.py covers
+--qemu-uid-range off (one shared user)."""
 
 import fcntl
 import grp
@@ -20,10 +22,10 @@ import pytest
 from vireo_harness import Daemon, UnixHTTPConnection, pid_alive, wait_until
 from test_migrate import create_on, form, shared_pool
 
-# Outside the subuid ranges useradd hands out (100000-600100000), systemd's
-# dynamic users (61184-65519) and its container range (524288-1879048191);
-# each test run its own slice, so two runs on one machine do not mix.
-FIRST = 1879048192 + (os.getpid() % 4096) * 16
+# Above vireod's default range (1879048192-1879113727, which the other
+# tests' vireods use), still outside every range systemd or useradd hands
+# out; each test run its own slice, so two runs on one machine do not mix.
+FIRST = 1879113728 + (os.getpid() % 4096) * 16
 RANGE = f"{FIRST}-{FIRST + 2}"
 
 
