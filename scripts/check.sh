@@ -73,10 +73,13 @@ CLUSTER_TESTS_D=(tests/e2e/test_cluster_formation.py tests/e2e/test_migrate_robu
 # test_cluster_join_versions.py needs an older vireod (VIREO_OLD_VIREOD):
 # skipped here, 15 s with one. test_mac_index.py (a fake-driver host, then
 # two; 10-20 s alone) sits beside test_vm_import.py, whose MAC claims it
-# extends.
+# extends. test_qemu_uids.py (per-VM QEMU uids: one host with four VMs
+# not booted, then a two-host migration; about 20 s alone) sits beside
+# test_qemu_confine.py.
 CLUSTER_TESTS_E=(tests/e2e/test_web_ui.py tests/e2e/test_vm_import.py tests/e2e/test_mac_index.py
                  tests/e2e/test_schedules.py tests/e2e/test_projects.py
-                 tests/e2e/test_qemu_confine.py tests/e2e/test_access.py
+                 tests/e2e/test_qemu_confine.py tests/e2e/test_qemu_uids.py
+                 tests/e2e/test_access.py
                  tests/e2e/test_hotplug.py tests/e2e/test_network.py tests/e2e/test_uefi.py
                  tests/e2e/test_cluster_projects.py tests/e2e/test_project_objects.py
                  tests/e2e/test_cluster_access.py tests/e2e/test_cluster_principal.py

@@ -38,6 +38,7 @@
 #include "conf/names.h"
 #include "daemon/vms.h"
 #include "qemu/qemu-confine.h"
+#include "qemu/qemu-uids.h"
 #include "util/util.h"
 
 static void usage(FILE *f)
@@ -78,6 +79,10 @@ static void usage(FILE *f)
             "  --qemu-user USER  QEMU drops to this user after its start, in its seccomp\n"
             "                    sandbox (default vireo-qemu, made when missing; root: off;\n"
             "                    docs/security.md)\n"
+            "  --qemu-uid-range FIRST-LAST|off  each VM's QEMU runs as a uid of its own from\n"
+            "                    this range, in the group of --qemu-user, no passwd entries\n"
+            "                    (default 1879048192-1879113727; off: all VMs' QEMUs run as\n"
+            "                    --qemu-user itself; docs/security.md)\n"
             "  --cgroup-root DIR|off  each QEMU in its own cgroup under DIR/HOST-ID of the\n"
             "                    cgroup hierarchies (default vireo; v2, or v1's cpu and\n"
             "                    memory): CPU weight and limit, memory limit\n"
@@ -140,6 +145,7 @@ int main(int argc, char **argv)
         { "web-dir", required_argument, NULL, 'w' },
         { "schedule-clock-file", required_argument, NULL, 'T' },
         { "qemu-user", required_argument, NULL, 'U' },
+        { "qemu-uid-range", required_argument, NULL, 'Q' },
         { "cgroup-root", required_argument, NULL, 'G' }, { 0 },
     };
     /* The re-exec after a cluster change runs vireod again as it was started. */
@@ -152,6 +158,7 @@ int main(int argc, char **argv)
     const char *state_dir = "/var/lib/vireo", *run_dir = "/run/vireo", *socket_path = NULL;
     const char *driver = "qemu", *host_name = NULL, *web_dir = NULL;
     const char *qemu_user = VO_QEMU_DEFAULT_USER, *cgroup_root = "vireo";
+    uid_t qemu_uid_first = VO_QEMU_UID_FIRST, qemu_uid_last = VO_QEMU_UID_LAST;
     int metrics_interval_ms = VO_METRICS_INTERVAL_MS;
     int64_t event_history = 0;
     int c;
@@ -176,6 +183,15 @@ int main(int argc, char **argv)
         case 'T': vo_schedules_set_clock_file(optarg); break; /* tests only */
         case 'U': qemu_user = optarg; break;
         case 'G': cgroup_root = optarg; break;
+        case 'Q':
+            if (!strcmp(optarg, "off")) {
+                qemu_uid_first = qemu_uid_last = 0;
+            } else if (vo_qemu_uid_range_parse(optarg, &qemu_uid_first, &qemu_uid_last) < 0) {
+                fprintf(stderr, "vireod: --qemu-uid-range '%s' is not FIRST-LAST (uids, 1 <= "
+                                "FIRST <= LAST < 2147483647) or off\n", optarg);
+                return 2;
+            }
+            break;
         case 'M': {
             char *end = NULL;
             double secs = strtod(optarg, &end);
@@ -333,6 +349,8 @@ int main(int argc, char **argv)
          * vireods on one machine (a local migration's) keep theirs apart. */
         _cleanup_free_ char *cgroup_base = strcmp(cgroup_root, "off")
             ? vo_asprintf("%s/%s", cgroup_root, d.host_id) : vo_strdup("off");
+        d.driver->qemu_uid_first = qemu_uid_first;
+        d.driver->qemu_uid_last = qemu_uid_last;
         if (vo_qemu_confine_setup(d.driver, qemu_user, cgroup_base, d.run_dir) < 0)
             return 1;
     }

@@ -493,6 +493,10 @@ struct VoHvDriver {
     char *qemu_user;
     uid_t qemu_uid;
     gid_t qemu_gid;
+    /* vireod --qemu-uid-range: each VM's QEMU gets a uid of its own from
+     * first..last (qemu-uids.h), its gid staying qemu_gid; 0: all share
+     * qemu_uid. */
+    uid_t qemu_uid_first, qemu_uid_last;
     struct VoCgroupHost *cgroups;
 };
 

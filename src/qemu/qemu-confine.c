@@ -3,6 +3,8 @@
  * qemu-confine.h). */
 #include "qemu/qemu-confine.h"
 
+#include <dirent.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
 #include <pwd.h>
@@ -12,6 +14,7 @@
 #include <unistd.h>
 
 #include "qemu/qemu-uffd.h"
+#include "qemu/qemu-uids.h"
 #include "util/cgroup.h"
 #include "util/spawn.h"
 #include "util/util.h"
@@ -91,7 +94,75 @@ int vo_qemu_give(const VoHvDriver *d, const char *path, mode_t mode)
 
 int vo_qemu_share_dir(const VoHvDriver *d, const char *path)
 {
-    return d && d->qemu_user ? set_owner(path, geteuid(), d->qemu_gid, 01770) : 0;
+    if (!d || !d->qemu_user)
+        return 0;
+    /* With per-VM uids no QEMU writes here: each in its own dir below. */
+    return set_owner(path, geteuid(), d->qemu_gid, d->qemu_uid_first ? 0710 : 01770);
+}
+
+int vo_qemu_mkdir_fresh(const char *path)
+{
+    if (mkdir(path, 0700) < 0)
+        return -errno;
+    int fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    struct stat st;
+    int r = fd < 0 || fstat(fd, &st) < 0 ? -errno : 0;
+    if (r >= 0 && st.st_uid != geteuid()) /* not the dir just made */
+        r = -EPERM;
+    if (r >= 0 && fchmod(fd, 0700) < 0)
+        r = -errno;
+    if (r < 0 && fd >= 0)
+        close(fd);
+    return r < 0 ? r : fd;
+}
+
+/* What dfd's directory holds, removed without following a symlink (a
+ * QEMU's uid owned it and may have put some there). */
+static void remove_below(int dfd)
+{
+    DIR *dir = fdopendir(dfd);
+    if (!dir) {
+        close(dfd);
+        return;
+    }
+    struct dirent *e;
+    while ((e = readdir(dir))) {
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+            continue;
+        if (unlinkat(dirfd(dir), e->d_name, 0) == 0 || errno != EISDIR)
+            continue;
+        int child = openat(dirfd(dir), e->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (child >= 0)
+            remove_below(child);
+        (void)unlinkat(dirfd(dir), e->d_name, AT_REMOVEDIR);
+    }
+    closedir(dir);
+}
+
+void vo_qemu_own_dir_remove(const char *run_dir)
+{
+    _cleanup_free_ char *path = vo_asprintf("%s/" VO_QEMU_OWN_DIR, run_dir);
+    int dfd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (dfd >= 0)
+        remove_below(dfd);
+    if (rmdir(path) < 0 && errno == ENOTDIR)
+        (void)unlink(path);
+}
+
+int vo_qemu_own_dir_make(const VoHvDriver *d, const char *run_dir, uid_t uid, char **ret_path,
+                         char **ret_error)
+{
+    vo_qemu_own_dir_remove(run_dir); /* a stale one, of a QEMU that is gone */
+    _cleanup_free_ char *path = vo_asprintf("%s/" VO_QEMU_OWN_DIR, run_dir);
+    _cleanup_close_ int fd = vo_qemu_mkdir_fresh(path);
+    int r = fd < 0 ? fd : 0;
+    if (r >= 0 && fchown(fd, uid, d->qemu_gid) < 0)
+        r = -errno;
+    if (r < 0)
+        return vo_error_set(ret_error, r, "cannot make %s for QEMU's uid %u: %s", path,
+                            (unsigned)uid, strerror(-r));
+    *ret_path = TAKE_PTR(path);
+    return 0;
 }
 
 /* One open of path into fdset (-1: a new one); its id in *io_set. */
@@ -283,8 +354,20 @@ int vo_qemu_confine_setup(VoHvDriver *d, const char *user, const char *cgroup_ba
             return r;
         }
         d->qemu_user = vo_strdup(user);
-        log_info("QEMU runs as user '%s' (uid %u) in its seccomp sandbox", user,
-                 (unsigned)d->qemu_uid);
+        if (d->qemu_uid_first && d->qemu_uid >= d->qemu_uid_first &&
+            d->qemu_uid <= d->qemu_uid_last) {
+            log_error("--qemu-uid-range %u-%u holds the uid of the QEMU user '%s' (%u)",
+                      (unsigned)d->qemu_uid_first, (unsigned)d->qemu_uid_last, user,
+                      (unsigned)d->qemu_uid);
+            return -EINVAL;
+        }
+        if (d->qemu_uid_first)
+            log_info("each VM's QEMU runs as a uid of its own from %u-%u, group '%s' (gid %u), "
+                     "in its seccomp sandbox", (unsigned)d->qemu_uid_first,
+                     (unsigned)d->qemu_uid_last, user, (unsigned)d->qemu_gid);
+        else
+            log_info("QEMU runs as user '%s' (uid %u) in its seccomp sandbox", user,
+                     (unsigned)d->qemu_uid);
         vo_qemu_uffd_repair(d); /* a post-copy's grant a killed vireod left */
         /* The run dir and its vms/ searchable by QEMU's group only (the API
          * socket in it stays root's: 0660 root:root). */
@@ -302,6 +385,7 @@ int vo_qemu_confine_setup(VoHvDriver *d, const char *user, const char *cgroup_ba
                      blocked);
     } else {
         log_warn("QEMU runs as root, unconfined (--qemu-user %s)", user && *user ? user : "''");
+        d->qemu_uid_first = d->qemu_uid_last = 0;
     }
     if (!cgroup_base || !strcmp(cgroup_base, "off")) {
         log_info("per-VM cgroups off");

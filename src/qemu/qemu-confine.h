@@ -32,8 +32,25 @@ int vo_qemu_give(const VoHvDriver *d, const char *path, mode_t mode);
  * 01770. QEMU makes files in it (screendumps, sockets); the sticky bit
  * keeps what root made there (the QMP socket, pidfile, qemu.argv) from
  * being renamed or replaced by it, or by another VM's QEMU (all share the
- * user). Nothing when QEMU is not confined. 0 or -errno. */
+ * user). With per-VM uids (d->qemu_uid_first) 0710: QEMU's group may only
+ * pass through to the VM's own dir (vo_qemu_own_dir_make). Nothing when
+ * QEMU is not confined. 0 or -errno. */
 int vo_qemu_share_dir(const VoHvDriver *d, const char *path);
+
+/* A directory made at path, 0700, root's, and an fd of it (opened without
+ * following a symlink, checked to be the one just made), or -errno (-EEXIST
+ * when path is there). For what vireod makes in a directory a QEMU may
+ * write in, through the fd. */
+int vo_qemu_mkdir_fresh(const char *path);
+
+/* With per-VM uids: RUN/vms/ID/qemu (VO_QEMU_OWN_DIR) made afresh, owned by
+ * uid and QEMU's group, 0700: where that VM's QEMU alone writes after its
+ * start. Its path in *ret_path. 0, or -errno with *ret_error. */
+int vo_qemu_own_dir_make(const VoHvDriver *d, const char *run_dir, uid_t uid, char **ret_path,
+                         char **ret_error);
+
+/* The VM's own dir removed (its QEMU gone), following no symlink in it. */
+void vo_qemu_own_dir_remove(const char *run_dir);
 
 /* For a confined vm, rewrites props (a blockdev-add's or object-add's
  * arguments, in place): each {"driver":"file","filename":P} anywhere in it

@@ -59,7 +59,7 @@ static int save_region(VoHvInstance *vm, const char *scratch, uint64_t addr, uin
 
 int vo_qemu_memory_digest(VoHvInstance *vm, char ret[65], char **ret_error)
 {
-    _cleanup_free_ char *scratch = vo_asprintf("%s/memory-digest.ram", vm->run_dir);
+    _cleanup_free_ char *scratch = vo_asprintf("%s/memory-digest.ram", vm->own_dir);
     EVP_MD_CTX *ctx = EVP_MD_CTX_new();
     if (!ctx || EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1) {
         EVP_MD_CTX_free(ctx);

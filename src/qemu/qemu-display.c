@@ -60,7 +60,7 @@ int vo_qemu_screendump(VoHvInstance *vm, char **ret_png, size_t *ret_len, char *
     if (r < 0)
         return r;
     /* One at a time (under qmp_lock), so the name needs no uniqueness. */
-    _cleanup_free_ char *path = vo_asprintf("%s/screendump.png", vm->run_dir);
+    _cleanup_free_ char *path = vo_asprintf("%s/screendump.png", vm->own_dir);
     (void)unlink(path);
     json_t *args = json_pack("{s:s, s:s}", "filename", path, "format", "png");
     _cleanup_free_ char *error = NULL;

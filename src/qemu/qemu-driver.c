@@ -26,6 +26,7 @@
 #include "qemu/qemu-stats.h"
 #include "qemu/qemu-migrate.h"
 #include "qemu/qemu-uffd.h"
+#include "qemu/qemu-uids.h"
 #include "qemu/qemu-tls.h"
 #include "qemu/qemu-resources.h"
 #include "qmp/qmp.h"
@@ -49,6 +50,8 @@ static VoHvInstance *instance_new(VoHvDriver *d, const char *run_dir)
     vm->pidfd = -1;
     pthread_mutex_init(&vm->qmp_lock, NULL);
     vm->run_dir = vo_strdup(run_dir);
+    vm->own_dir = vo_strdup(run_dir);
+    vm->uid = d->qemu_uid;
     vm->qmp_path = vo_asprintf("%s/qmp.sock", run_dir);
     vm->events_path = vo_asprintf("%s/qmp-events.sock", run_dir);
     vm->console_path = vo_asprintf("%s/console.sock", run_dir);
@@ -80,6 +83,7 @@ static void qemu_release(VoHvInstance *vm)
     vo_qemu_layout_free(vm->layout);
     vo_qemu_mirror_free(vm->mirror);
     free(vm->run_dir);
+    free(vm->own_dir);
     free(vm->qmp_path);
     free(vm->events_path);
     free(vm->console_path);
@@ -152,6 +156,15 @@ static int connect_events(VoHvInstance *vm, int timeout_ms)
     return vo_qmp_open_fd(fd, left > 1 ? (int)left : 1, &vm->events);
 }
 
+/* A start that failed: the VM's own dir goes with the instance (its uid is
+ * free again). */
+static void launch_fail(VoHvInstance *vm)
+{
+    if (strcmp(vm->own_dir, vm->run_dir))
+        vo_qemu_own_dir_remove(vm->run_dir);
+    qemu_release(vm);
+}
+
 /* Starts QEMU for spec with its vCPUs stopped. layout: the hardware layout
  * to reproduce (a migration destination, with incoming) or NULL for what a
  * plain start of spec makes; either way it is recorded in the run dir. */
@@ -177,12 +190,31 @@ static int launch(VoHvDriver *d, const VoVmSpec *spec, const VoQemuLayout *layou
     (void)unlink(pidfile);
     (void)unlink(vm->log_path);
 
+    /* A uid of its own (qemu-uids.h), its lock passed to QEMU, which holds
+     * it while it lives. */
+    _cleanup_close_ int uid_lock = -1;
+    _cleanup_free_ char *run_as = NULL;
+    if (d->qemu_user && d->qemu_uid_first) {
+        free(vm->own_dir);
+        vm->own_dir = NULL;
+        r = vo_qemu_uid_claim(d->qemu_uid_first, d->qemu_uid_last, &vm->uid, &uid_lock,
+                              ret_error);
+        if (r >= 0)
+            r = vo_qemu_own_dir_make(d, run_dir, vm->uid, &vm->own_dir, ret_error);
+        if (r < 0) {
+            qemu_release(vm);
+            return r;
+        }
+        /* QEMU 10's -run-with user=UID:GID: setgid(GID), setgroups to GID
+         * alone, setuid(UID); no passwd entry needed. */
+        run_as = vo_asprintf("%u:%u", (unsigned)vm->uid, (unsigned)d->qemu_gid);
+    }
     const char *binary = getenv("VIREO_QEMU");
     VoQemuCaps caps = { .binary = binary ? binary : "qemu-system-x86_64",
-                        .kvm_usable = d->kvm_usable, .run_as = d->qemu_user };
+                        .kvm_usable = d->kvm_usable, .run_as = run_as ? run_as : d->qemu_user };
     vm->confined = d->qemu_user != NULL;
     /* The taps QEMU inherits become its fds 3, 4, ... in NIC order. */
-    int pass[VO_VM_MAX_NICS], child_fd[VO_VM_MAX_NICS];
+    int pass[VO_VM_MAX_NICS + 1], child_fd[VO_VM_MAX_NICS];
     size_t n_pass = 0;
     for (size_t i = 0; i < spec->n_nics && i < VO_VM_MAX_NICS; i++) {
         child_fd[i] = -1;
@@ -211,7 +243,7 @@ static int launch(VoHvDriver *d, const VoVmSpec *spec, const VoQemuLayout *layou
     if (r >= 0)
         r = vo_qemu_build_argv_layout(spec, &caps, &paths, vm->layout, incoming, &argv, ret_error);
     if (r < 0) {
-        qemu_release(vm);
+        launch_fail(vm);
         return r;
     }
     /* What QEMU decides itself (the machine version behind an alias, device
@@ -221,7 +253,7 @@ static int launch(VoHvDriver *d, const VoVmSpec *spec, const VoQemuLayout *layou
     r = vo_qemu_layout_save(vm->layout, run_dir);
     if (r < 0) {
         *ret_error = vo_asprintf("cannot record the VM's layout in %s: %s", run_dir, strerror(-r));
-        qemu_release(vm);
+        launch_fail(vm);
         return r;
     }
     /* Kept for operators and the start-latency benchmark. */
@@ -237,14 +269,16 @@ static int launch(VoHvDriver *d, const VoVmSpec *spec, const VoQemuLayout *layou
     _cleanup_strv_ char **cgroup_procs = NULL;
     r = vo_qemu_cgroup_prepare(vm, spec, &cgroup_procs, ret_error);
     if (r < 0) {
-        qemu_release(vm);
+        launch_fail(vm);
         return r;
     }
+    if (uid_lock >= 0) /* after the taps: their numbers stay those argv names */
+        pass[n_pass++] = uid_lock;
     r = vo_spawn_detached_in(argv, vm->log_path, pass, n_pass, cgroup_procs, &vm->pid,
                              &vm->pidfd);
     if (r < 0) {
         *ret_error = vo_asprintf("cannot start %s: %s", argv[0], strerror(-r));
-        qemu_release(vm);
+        launch_fail(vm);
         return r;
     }
     vm->is_child = true;
@@ -256,7 +290,7 @@ static int launch(VoHvDriver *d, const VoVmSpec *spec, const VoQemuLayout *layou
         syscall(SYS_pidfd_send_signal, vm->pidfd, SIGKILL, NULL, 0);
         siginfo_t si;
         waitid(P_PIDFD, (id_t)vm->pidfd, &si, WEXITED);
-        qemu_release(vm);
+        launch_fail(vm);
         return r == -ECHILD ? -EIO : r;
     }
     /* Its CPU limit on the vCPU threads alone (qemu-cgroup.h). */
@@ -291,6 +325,7 @@ static void clear_run_dir(const char *run_dir, bool made)
         (void)unlink(path);
     }
     vo_qemu_tls_dir_remove(run_dir);
+    vo_qemu_own_dir_remove(run_dir);
     if (made)
         (void)rmdir(run_dir);
 }
@@ -385,8 +420,10 @@ static int qemu_attach(VoHvDriver *d, const VoVmSpec *spec, const char *run_dir,
     if (vo_read_file(pidfile, 64, &text, NULL) < 0)
         return -ESRCH;
     pid_t pid = (pid_t)atoi(text);
-    if (pid <= 0 || !pid_is_vm(pid, spec->id))
+    if (pid <= 0 || !pid_is_vm(pid, spec->id)) {
+        vo_qemu_own_dir_remove(run_dir); /* its QEMU is gone */
         return -ESRCH;
+    }
     VoHvInstance *vm = instance_new(d, run_dir);
     vm->pid = pid;
     vm->pidfd = vo_pidfd_open(pid);
@@ -408,6 +445,12 @@ static int qemu_attach(VoHvDriver *d, const VoVmSpec *spec, const char *run_dir,
         vm->accel = VO_ACCEL_KVM;
     /* Confined or not, and its cgroup, as it was started. */
     vm->confined = argv_text && strstr(argv_text, "\n-run-with\nuser=");
+    /* Its own uid (per-VM uids) is on its command line too; its own dir
+     * stays its. */
+    if (vm->confined && vo_qemu_uid_from_argv(argv_text, &vm->uid)) {
+        free(vm->own_dir);
+        vm->own_dir = vo_asprintf("%s/" VO_QEMU_OWN_DIR, run_dir);
+    }
     vo_qemu_cgroup_refind(vm, spec);
     /* The layout it was started with and has now. A VM started by a vireod
      * before layouts were recorded gets what its spec would make, marked
@@ -623,6 +666,9 @@ static bool saw_guest_shutdown(VoHvInstance *vm)
 static void qemu_reap(VoHvInstance *vm, bool *ret_clean, char **ret_reason)
 {
     bool guest_shutdown = saw_guest_shutdown(vm);
+    /* Its QEMU gone, its uid is free again. */
+    if (strcmp(vm->own_dir, vm->run_dir))
+        vo_qemu_own_dir_remove(vm->run_dir);
     siginfo_t si = { 0 };
     if (vm->is_child && waitid(P_PIDFD, (id_t)vm->pidfd, &si, WEXITED | WNOHANG) == 0 &&
         si.si_pid != 0) {

@@ -62,6 +62,12 @@ struct VoHvInstance {
     /* QEMU runs as the driver's qemu_user (qemu-confine.h): the files QMP
      * names after its start are handed to it as fds (/dev/fdset/N). */
     bool confined;
+    /* The uid it runs as (confined only): the driver's qemu_uid, or with
+     * per-VM uids (qemu-uids.h) its own, which also owns own_dir. own_dir:
+     * where QEMU writes after its start (screendumps, pmemsave's scratch):
+     * RUN/vms/ID/qemu with per-VM uids, else the run dir. */
+    uid_t uid;
+    char *own_dir;
     /* Its cgroup (qemu-cgroup.h), relative to the driver's; NULL: none. */
     char *cgroup;
     /* Its threads' waiting for a CPU, summed by the load op (qemu-load.c,

@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "qemu/qemu-confine.h"
 #include "qemu/qemu-instance.h"
 #include "util/util.h"
 
@@ -88,7 +89,7 @@ static int copy_for_qemu(VoHvInstance *vm, int dfd, const char *file, const char
             r = n < 0 ? -errno : -EIO;
         off += n > 0 ? (size_t)n : 0;
     }
-    if (r >= 0 && fchown(fd, vm->driver->qemu_uid, vm->driver->qemu_gid) < 0)
+    if (r >= 0 && fchown(fd, vm->uid, vm->driver->qemu_gid) < 0)
         r = -errno;
     if (text)
         explicit_bzero(text, len);
@@ -104,16 +105,8 @@ static int make_dir(VoHvInstance *vm, const VoHvMigrationTls *tls, char **ret_di
 {
     vo_qemu_tls_dir_remove(vm->run_dir); /* a stale one of a crashed attempt */
     _cleanup_free_ char *dir = vo_asprintf("%s/%s", vm->run_dir, VO_QEMU_TLS_DIR);
-    int r = mkdir(dir, 0700) < 0 ? -errno : 0;
-    _cleanup_close_ int dfd = r < 0 ? -1
-        : open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    struct stat st;
-    if (r >= 0 && (dfd < 0 || fstat(dfd, &st) < 0))
-        r = -errno;
-    if (r >= 0 && st.st_uid != geteuid()) /* not the dir just made */
-        r = -EPERM;
-    if (r >= 0 && fchmod(dfd, 0700) < 0)
-        r = -errno;
+    _cleanup_close_ int dfd = vo_qemu_mkdir_fresh(dir);
+    int r = dfd < 0 ? dfd : 0;
     if (r < 0)
         return vo_error_set(ret_error, r, "cannot make %s: %s", dir, strerror(-r));
     for (size_t i = 0; i < ELEMENTSOF(links); i++) {
@@ -126,7 +119,7 @@ static int make_dir(VoHvInstance *vm, const VoHvMigrationTls *tls, char **ret_di
             return r;
         }
     }
-    if (vm->confined && fchown(dfd, vm->driver->qemu_uid, vm->driver->qemu_gid) < 0) {
+    if (vm->confined && fchown(dfd, vm->uid, vm->driver->qemu_gid) < 0) {
         r = vo_error_set(ret_error, -errno, "cannot give %s to QEMU's user: %s", dir,
                              strerror(errno));
         vo_qemu_tls_dir_remove(vm->run_dir);

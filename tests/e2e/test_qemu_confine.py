@@ -1,6 +1,6 @@
 """System test of QEMU's least privilege and per-VM cgroups on one booted TCG
 guest (docs/security.md): its QEMU runs as the unprivileged vireo-qemu user
-in its seccomp sandbox, in a cgroup of its own whose memory limit is the
+(--qemu-uid-range off: the user itself, as all VMs' QEMUs) in its seccomp sandbox, in a cgroup of its own whose memory limit is the
 guest's memory plus the documented overhead, whose CPU weight and limit
 `vireo vm set` changes live (also after a vireod restart, which finds the
 cgroup again); the limit is on the vCPU threads' child cgroup alone, QEMU's
@@ -27,7 +27,7 @@ LIMIT = (GUEST_MIB + 256 + GUEST_MIB // 16 + 1024) * MiB
 
 @pytest.fixture(scope="module")
 def booted():
-    d = Daemon()
+    d = Daemon(args=["--qemu-uid-range", "off"])  # the shared user (test_qemu_uids.py: per VM)
     try:
         d.create_and_boot("conf", memory=f"{GUEST_MIB}M")
         yield d

@@ -1,0 +1,40 @@
+/* qemu-uids.h: a uid of its own for each VM's QEMU (vireod --qemu-uid-range,
+ * docs/security.md): picked from the range at a start, free when no process
+ * runs as it and no QEMU holds its lock. The VM's uid is
+ * remembered by its run state: its QEMU's command line (-run-with
+ * user=UID:GID) and the owner of RUN/vms/ID/qemu/. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+/* The default range (65536 uids, 0x70000000-0x7000ffff): above the
+ * subordinate uids useradd hands out (100000-600100000 by default), above
+ * systemd's dynamic users (61184-65519) and its container range
+ * (524288-1879048191), below systemd's foreign range (2147352576-). */
+#define VO_QEMU_UID_FIRST 1879048192u
+#define VO_QEMU_UID_LAST 1879113727u
+
+/* The directory of a VM's run dir its QEMU owns (its uid, 0700). */
+#define VO_QEMU_OWN_DIR "qemu"
+
+/* Parses "FIRST-LAST" (1 <= FIRST <= LAST < 2^31-1). 0, or -EINVAL. */
+int vo_qemu_uid_range_parse(const char *text, uid_t *ret_first, uid_t *ret_last);
+
+/* The lowest uid of first..last not among used[0..n_used). 0, or -EBUSY
+ * with *ret_error ("no free uid ...") when every one is used. */
+int vo_qemu_uid_pick(uid_t first, uid_t last, const uid_t *used, size_t n_used, uid_t *ret,
+                     char **ret_error);
+
+/* A free uid of first..last for a QEMU about to start: not one any process
+ * of the machine runs as (real, effective, saved, fs; zombies aside), nor
+ * one whose lock file (/run/lock/vireo-qemu-uids/UID) a QEMU of any vireod
+ * holds (it may still be root). *ret_lock_fd holds the uid's lock: the caller passes
+ * it to the QEMU (which keeps it, and the uid, until it exits) and closes
+ * its copy. 0, or -errno with *ret_error (-EBUSY: the range is full). */
+int vo_qemu_uid_claim(uid_t first, uid_t last, uid_t *ret, int *ret_lock_fd, char **ret_error);
+
+/* The uid of "-run-with user=UID:GID" in a QEMU's recorded command line
+ * (qemu.argv's text); false when it names no numeric uid. */
+bool vo_qemu_uid_from_argv(const char *argv_text, uid_t *ret);
