@@ -405,6 +405,16 @@ static void hand_over_batch(Worker *w, json_t *jobs)
         /* A hand-over queued meanwhile first: a poll may wait out the
          * peer timeout. */
         for (size_t k = 0; k < n_starts && !worker_has_queued(w);) {
+            if (atomic_load(&workers_stop)) {
+                /* vireod stops: no call (each may wait out the peer
+                 * timeout, and the stop waits for this worker) and no
+                 * note (the start did not fail: the chosen host follows
+                 * it itself, ha-retry.h). */
+                job_done(starts[k].job);
+                free(starts[k].task_id);
+                starts[k] = starts[--n_starts];
+                continue;
+            }
             _cleanup_free_ char *error = NULL;
             int64_t began = vo_now_ms();
             bool unanswered = false;
@@ -412,7 +422,7 @@ static void hand_over_batch(Worker *w, json_t *jobs)
             int r = start_poll(d, &h, local, starts[k].task_id, &error, &unanswered);
             worker_busy(w, false);
             target_note(w, began, unanswered);
-            if (r > 0 && (vo_now_ms() >= starts[k].until || atomic_load(&workers_stop)))
+            if (r > 0 && vo_now_ms() >= starts[k].until)
                 r = vo_error_set(&error, -ETIMEDOUT,
                                  "its start on host %s did not end within %d s", h.name,
                                  START_WAIT_MS / 1000);

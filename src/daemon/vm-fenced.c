@@ -10,33 +10,42 @@
 #include "daemon/post-copy-kept.h"
 #include "state/keys.h"
 
-int vo_vms_reconcile_fenced(VoDaemon *d)
+/* The loop both passes share: each of this host's VMs looked up in the
+ * store under its lock (after a save made outside it, vm-save-later.c: its
+ * own saves do not pass this read with an older revision); one whose
+ * document left this host's namespace is forgotten here. reconcile: the
+ * pass right after the fence acted (every VM read, the revision of one
+ * still ours taken, a QEMU still here killed); else the pass once the
+ * fenced state ended (a VM with a QEMU here, or being deleted or migrated,
+ * not read: their own paths forget it). The store's first error: no VM
+ * is read after it. */
+static int forget_moved_off(VoDaemon *d, bool reconcile)
 {
     size_t n = 0;
     VoVm **vms = vo_vms_ref_all(d, &n);
     int r = 0;
     for (size_t i = 0; i < n; i++) {
-        pthread_mutex_lock(&vms[i]->lock);
-        _cleanup_free_ char *id = vo_strdup(vms[i]->spec->id);
-        _cleanup_free_ char *name = vo_strdup(vms[i]->spec->name);
-        pthread_mutex_unlock(&vms[i]->lock);
+        VoVm *vm = vms[i];
+        pthread_mutex_lock(&vm->lock);
+        _cleanup_free_ char *id = vo_strdup(vm->spec->id);
+        _cleanup_free_ char *name = vo_strdup(vm->spec->name);
         _cleanup_free_ char *key = vo_key_vm(id);
+        vo_vm_save_settle_first(vm);
+        bool own_path = !reconcile &&
+                        (vm->hv || vm->deleted || vm->migrated_away || vm->migration_task);
+        bool read = r >= 0 && !own_path;
         int64_t rev = 0;
-        /* Read under the VM's lock, after a save made outside it
-         * (vm-save-later.c): its own saves do not pass this read with an
-         * older revision. */
-        pthread_mutex_lock(&vms[i]->lock);
-        vo_vm_save_settle_first(vms[i]);
-        int g = r < 0 ? r : vo_store_get(d->store, key, NULL, &rev);
-        if (g >= 0 && !vms[i]->migrated_away)
+        int g = read ? vo_store_get(d->store, key, NULL, &rev) : 0;
+        if (reconcile && read && g >= 0 && !vm->migrated_away)
             /* Still ours; the manager may have written its ha_state while
              * this host was away: the next save compares at that revision. */
-            vms[i]->rev = rev;
+            vm->rev = rev;
         /* Only a migrated-away VM's QEMU can be a post-copy source (never
-         * continued here), and only the one its mark names. */
-        bool away = vms[i]->migrated_away;
-        pid_t pid = vms[i]->info.pid;
-        pthread_mutex_unlock(&vms[i]->lock);
+         * continued here), and only the one its mark names. (Not read once
+         * the fenced state ended: g is never -ENOENT for one then.) */
+        bool away = vm->migrated_away;
+        pid_t pid = vm->info.pid;
+        pthread_mutex_unlock(&vm->lock);
         _cleanup_free_ char *to = NULL;
         if (g == -ENOENT && away && vo_post_copy_kept(d, id, pid, &to)) {
             /* Moved away by a post-copy migration whose source QEMU is
@@ -47,57 +56,45 @@ int vo_vms_reconcile_fenced(VoDaemon *d)
                 log_warn("vm %s: no longer this host's, but its QEMU here is the source of a "
                          "post-copy to host %s and holds pages the destination lacks: kept",
                          name, to ? to : "(unknown)");
-                vo_vm_unref(vms[i]);
+                vo_vm_unref(vm);
                 continue;
             }
             log_warn("vm %s: its post-copy source QEMU here is no longer needed (the VM is "
                      "gone from host %s: restarted elsewhere or deleted): ended", name, to);
         }
-        if (g == -ENOENT) {
+        if (g == -ENOENT && reconcile) {
             /* Moved away by HA recovery while this host was fenced. A QEMU
              * still here (one the fence did not list) must not run on: the
              * VM is the other host's now. */
             log_info("vm %s: no longer this host's (restarted elsewhere while this host "
                      "was fenced): forgotten here", name);
-            pthread_mutex_lock(&vms[i]->lock);
-            if (vms[i]->hv) {
+            pthread_mutex_lock(&vm->lock);
+            if (vm->hv) {
                 log_warn("vm %s: its QEMU still ran here: killed", name);
-                (void)d->driver->kill(vms[i]->hv);
+                (void)d->driver->kill(vm->hv);
             }
-            pthread_mutex_unlock(&vms[i]->lock);
-            vo_vm_forget_migrated(vms[i]);
-        } else if (g < 0)
+            pthread_mutex_unlock(&vm->lock);
+        } else if (g == -ENOENT)
+            log_info("vm %s: no longer this host's (moved away by the manager as this host's "
+                     "fenced state ended): forgotten here", name);
+        if (g == -ENOENT)
+            vo_vm_forget_migrated(vm);
+        else if (g < 0)
             r = g;
-        vo_vm_unref(vms[i]);
+        vo_vm_unref(vm);
     }
     free(vms);
     return r;
 }
 
+int vo_vms_reconcile_fenced(VoDaemon *d)
+{
+    return forget_moved_off(d, true);
+}
+
 int vo_vms_forget_moved_off_fenced(VoDaemon *d)
 {
-    size_t n = 0;
-    VoVm **vms = vo_vms_ref_all(d, &n);
-    int r = 0;
-    for (size_t i = 0; i < n; i++) {
-        pthread_mutex_lock(&vms[i]->lock);
-        _cleanup_free_ char *key = vo_key_vm(vms[i]->spec->id);
-        _cleanup_free_ char *name = vo_strdup(vms[i]->spec->name);
-        vo_vm_save_settle_first(vms[i]);
-        bool own_path = vms[i]->hv || vms[i]->deleted || vms[i]->migrated_away ||
-                        vms[i]->migration_task;
-        int g = r < 0 || own_path ? 0 : vo_store_get(d->store, key, NULL, NULL);
-        pthread_mutex_unlock(&vms[i]->lock);
-        if (g == -ENOENT) {
-            log_info("vm %s: no longer this host's (moved away by the manager as this host's "
-                     "fenced state ended): forgotten here", name);
-            vo_vm_forget_migrated(vms[i]);
-        } else if (g < 0)
-            r = g;
-        vo_vm_unref(vms[i]);
-    }
-    free(vms);
-    return r;
+    return forget_moved_off(d, false);
 }
 
 /* How long a VM the fence killed may still look running here. */

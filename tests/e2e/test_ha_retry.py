@@ -668,3 +668,27 @@ def test_hung_start_call_holds_up_no_other_handover(cluster, tmp_path, monkeypat
     wait_until(lambda: local_state(y, "hc1") == "running", 120, what="hc1 running on y")
     took = [m for m in ha_messages([manager]) if "restarted on" in m]
     print("hand-overs:", took)
+
+
+def test_manager_stop_notes_no_start_failure(cluster, tmp_path, monkeypatch):
+    """A host dies with an HA VM, st1, which lands on y, where its start is
+    held (start@st1.hold); the manager's vireod stops meanwhile. Its
+    hand-over worker stops following st1's start without a call or a note:
+    y follows that start itself, and st1 runs there once let go. Before,
+    the worker asked y once more about each start it followed (each call
+    could wait out the peer timeout, holding up the stop) and noted each
+    as failed, "its start on host y did not end within 60 s", seconds
+    after it began."""
+    c, faults, manager, victim, y = hosts_to_land_on_y(cluster, tmp_path, monkeypatch,
+                                                       ("st1",))
+    hold = faults / "start@st1.hold"
+    hold.write_text("")
+    try:
+        c.kill_host(victim)
+        wait_until(lambda: (faults / "start@st1.held").exists(), 90, what="st1's start held on y")
+        manager.stop()
+        assert "vireod stopped" in manager.log()  # its stop ran through
+        assert "did not end within" not in manager.log()
+    finally:
+        hold.unlink()
+    wait_until(lambda: local_state(y, "st1") == "running", 90, what="st1 running on y")
