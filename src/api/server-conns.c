@@ -24,7 +24,7 @@
 /* ---- Connection limits ---- */
 
 /* Who is at the other end: a Unix socket peer's process, a TCP peer's address. */
-void client_of(int fd, char *client, size_t size)
+void vo_api_server_client_of(int fd, char *client, size_t size)
 {
     struct sockaddr_storage ss;
     socklen_t len = sizeof(ss);
@@ -83,7 +83,7 @@ static void refuse_connection(int fd, const char *message)
 static void admit_connection(VoApiServer *s, int fd, const struct sockaddr *sa, socklen_t salen)
 {
     char client[64];
-    client_of(fd, client, sizeof(client));
+    vo_api_server_client_of(fd, client, sizeof(client));
     char *refusal = NULL;
     pthread_mutex_lock(&s->lock);
     forget_connection_locked(s, fd); /* a stale record: that fd number was closed */
@@ -117,7 +117,7 @@ static void admit_connection(VoApiServer *s, int fd, const struct sockaddr *sa, 
 }
 
 /* MHD_OPTION_NOTIFY_CONNECTION: a connection MHD managed is closing. */
-void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+void vo_api_server_on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
                    enum MHD_ConnectionNotificationCode code)
 {
     VoApiServer *s = cls;
@@ -132,7 +132,7 @@ void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context
     pthread_mutex_unlock(&s->lock);
 }
 
-void *accept_main(void *userdata)
+void *vo_api_server_accept_main(void *userdata)
 {
     VoApiServer *s = userdata;
     for (;;) {
@@ -161,7 +161,7 @@ void *accept_main(void *userdata)
 }
 
 /* The total limit: at most MAX_CONNECTIONS, and half the open-files limit. */
-unsigned connection_limit(void)
+unsigned vo_api_server_connection_limit(void)
 {
     struct rlimit rl;
     unsigned limit = MAX_CONNECTIONS;

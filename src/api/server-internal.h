@@ -62,7 +62,7 @@ struct VoApiServer {
     bool stopping; /* no more upgrade threads */
 };
 
-/* One request, created when its request line arrives (on_request_line). */
+/* One request, created when its request line arrives (vo_api_server_on_request_line). */
 typedef struct {
     VoApiServer *server;
     char *raw_uri;   /* as the client sent it, before any decoding */
@@ -88,7 +88,7 @@ typedef struct {
     int upload_errno;
     char *upload_error;
     /* An upgrade answered (VoReply's): upgrade_cls is the request's until
-     * on_upgraded takes it; on_completed frees it if nobody did. */
+     * vo_api_server_on_upgraded takes it; vo_api_server_on_completed frees it if nobody did. */
     void *_Atomic upgrade_cls;
     MHD_UpgradeHandler upgrade_fn;
     void (*upgrade_run)(void *cls, int sock, const char *first, size_t first_len);
@@ -97,23 +97,23 @@ typedef struct {
 } PendingRequest;
 
 /* server-request.c */
-void *on_request_line(void *cls, const char *uri, struct MHD_Connection *conn);
-enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+void *vo_api_server_on_request_line(void *cls, const char *uri, struct MHD_Connection *conn);
+enum MHD_Result vo_api_server_on_request(void *cls, struct MHD_Connection *conn, const char *url,
                            const char *method, const char *version,
                            const char *upload_data, size_t *upload_data_size,
                            void **con_cls);
-void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+void vo_api_server_on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                   enum MHD_RequestTerminationCode toe);
 
 /* server-upgrade.c */
-void on_upgraded(void *cls, struct MHD_Connection *conn, void *req_cls,
+void vo_api_server_on_upgraded(void *cls, struct MHD_Connection *conn, void *req_cls,
                  const char *extra_in, size_t extra_in_size, MHD_socket sock,
                  struct MHD_UpgradeResponseHandle *urh);
-void stop_upgrades(VoApiServer *s);
+void vo_api_server_stop_upgrades(VoApiServer *s);
 
 /* server-conns.c */
-void client_of(int fd, char *client, size_t size);
-void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+void vo_api_server_client_of(int fd, char *client, size_t size);
+void vo_api_server_on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
                    enum MHD_ConnectionNotificationCode code);
-void *accept_main(void *userdata);
-unsigned connection_limit(void);
+void *vo_api_server_accept_main(void *userdata);
+unsigned vo_api_server_connection_limit(void);

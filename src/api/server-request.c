@@ -68,14 +68,15 @@ static enum MHD_Result send_reply(struct MHD_Connection *conn, PendingRequest *p
     struct MHD_Response *resp;
     const char *ctype = "application/json";
     if (rep->upgrade) {
-        /* The request owns upgrade_cls from here (on_upgraded, on_completed). */
+        /* The request owns upgrade_cls from here (vo_api_server_on_upgraded,
+         * vo_api_server_on_completed). */
         p->upgrade_fn = rep->upgrade_fn;
         p->upgrade_run = rep->upgrade_run;
         p->upgrade_stop = rep->upgrade_stop;
         p->upgrade_free = rep->upgrade_free;
         atomic_store(&p->upgrade_cls, rep->upgrade_cls);
         rep->upgrade_cls = NULL;
-        resp = MHD_create_response_for_upgrade(on_upgraded, p);
+        resp = MHD_create_response_for_upgrade(vo_api_server_on_upgraded, p);
         if (!resp)
             return MHD_NO;
         MHD_add_response_header(resp, MHD_HTTP_HEADER_UPGRADE,
@@ -190,7 +191,7 @@ static void finish_upload(VoRequest *req, PendingRequest *p, VoReply *rep)
 
 /* MHD_OPTION_URI_LOG_CALLBACK: called with the request's raw URI before MHD
  * decodes it; what it returns becomes the request's *con_cls. */
-void *on_request_line(void *cls, const char *uri, struct MHD_Connection *conn)
+void *vo_api_server_on_request_line(void *cls, const char *uri, struct MHD_Connection *conn)
 {
     PendingRequest *p = vo_malloc0(sizeof(PendingRequest));
     p->server = cls;
@@ -385,7 +386,7 @@ static void log_unauthenticated(struct MHD_Connection *conn, const char *why)
     char client[64];
     const union MHD_ConnectionInfo *info =
         MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
-    client_of(info ? info->connect_fd : -1, client, sizeof(client));
+    vo_api_server_client_of(info ? info->connect_fd : -1, client, sizeof(client));
     if (more)
         log_info("https: refused a request from %s: %s (and %lu more without an accepted "
                  "client certificate since the last such message)", client, why, more);
@@ -500,7 +501,7 @@ static bool quorum_gate(VoDaemon *d, const char *method, VoReply *rep)
     return false;
 }
 
-enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+enum MHD_Result vo_api_server_on_request(void *cls, struct MHD_Connection *conn, const char *url,
                            const char *method, const char *version,
                            const char *upload_data, size_t *upload_data_size,
                            void **con_cls)
@@ -508,8 +509,8 @@ enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *u
     VoApiServer *s = cls;
     VoDaemon *d = s->d;
     PendingRequest *p = *con_cls;
-    if (!p) /* on_request_line always runs first; refuse rather than guess */
-        *con_cls = p = on_request_line(s, NULL, conn);
+    if (!p) /* vo_api_server_on_request_line always runs first; refuse rather than guess */
+        *con_cls = p = vo_api_server_on_request_line(s, NULL, conn);
     if (!p->started) {
         p->started = true;
         /* An unauthenticated peer reaches no handler, not even an upload's. */
@@ -590,7 +591,7 @@ enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *u
     return r;
 }
 
-void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+void vo_api_server_on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                   enum MHD_RequestTerminationCode toe)
 {
     PendingRequest *p = *con_cls;

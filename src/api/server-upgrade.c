@@ -47,7 +47,7 @@ static void reap_upgrades_locked(VoApiServer *s)
 }
 
 /* The 101 went out: the request's upgrade_cls goes to its taker. */
-void on_upgraded(void *cls, struct MHD_Connection *conn, void *req_cls,
+void vo_api_server_on_upgraded(void *cls, struct MHD_Connection *conn, void *req_cls,
                  const char *extra_in, size_t extra_in_size, MHD_socket sock,
                  struct MHD_UpgradeResponseHandle *urh)
 {
@@ -96,7 +96,7 @@ void on_upgraded(void *cls, struct MHD_Connection *conn, void *req_cls,
 
 /* Before MHD frees the upgraded connections: end their threads (their
  * sockets shut down, what else they wait on stopped) and join them. */
-void stop_upgrades(VoApiServer *s)
+void vo_api_server_stop_upgrades(VoApiServer *s)
 {
     pthread_mutex_lock(&s->lock);
     s->stopping = true;

@@ -72,7 +72,7 @@ static void server_free(VoApiServer *s)
 /* Serves the API on listen_fd (taken, even on failure). */
 static int server_start(VoApiServer *s, VoApiServer **ret)
 {
-    s->max_connections = connection_limit();
+    s->max_connections = vo_api_server_connection_limit();
     s->conns = vo_malloc0(s->max_connections * sizeof(OpenConnection));
     int r = -EIO;
     if (fcntl(s->listen_fd, F_SETFL, fcntl(s->listen_fd, F_GETFL) | O_NONBLOCK) < 0 ||
@@ -93,18 +93,18 @@ static int server_start(VoApiServer *s, VoApiServer **ret)
     };
     if (s->tls || s->users)
         flags |= MHD_USE_TLS;
-    s->mhd = MHD_start_daemon(flags, 0, NULL, NULL, on_request, s,
+    s->mhd = MHD_start_daemon(flags, 0, NULL, NULL, vo_api_server_on_request, s,
                               MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
-                              MHD_OPTION_URI_LOG_CALLBACK, on_request_line, s,
-                              MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
-                              MHD_OPTION_NOTIFY_CONNECTION, on_connection, s,
+                              MHD_OPTION_URI_LOG_CALLBACK, vo_api_server_on_request_line, s,
+                              MHD_OPTION_NOTIFY_COMPLETED, vo_api_server_on_completed, s,
+                              MHD_OPTION_NOTIFY_CONNECTION, vo_api_server_on_connection, s,
                               MHD_OPTION_CONNECTION_LIMIT, s->max_connections + 16,
                               MHD_OPTION_CONNECTION_TIMEOUT, IDLE_TIMEOUT_S,
                               MHD_OPTION_ARRAY, s->tls || s->users ? tls_opts : tls_opts + 3,
                               MHD_OPTION_END);
     if (!s->mhd)
         goto fail;
-    r = -pthread_create(&s->accept_thread, NULL, accept_main, s);
+    r = -pthread_create(&s->accept_thread, NULL, vo_api_server_accept_main, s);
     if (r < 0)
         goto fail;
     s->accept_running = true;
@@ -331,7 +331,7 @@ void vo_api_server_stop(VoApiServer *s)
         pthread_join(s->accept_thread, NULL);
     }
     vo_api_events_shutdown(); /* their threads block on the store, not the socket */
-    stop_upgrades(s);         /* MHD_stop_daemon frees what their threads use */
+    vo_api_server_stop_upgrades(s);         /* MHD_stop_daemon frees what their threads use */
     MHD_stop_daemon(s->mhd);
     server_free(s);
 }

@@ -151,7 +151,7 @@ static int put_group(VoDaemon *d, const char *key, json_t *doc, bool mark, int64
 
 /* The claim pattern (daemon.h): the group's document is marked deleting at
  * the revision read, then its members are listed; a VM joining compares the
- * group's document at the revision it read unmarked (vm-save.c write_vm), so a
+ * group's document at the revision it read unmarked (vm-save.c vo_vm_write), so a
  * join that came first is listed here, and one that comes later fails. A
  * group with members gets its mark taken back. A mark left by a delete cut
  * short (a crash) is taken over by the next delete. */

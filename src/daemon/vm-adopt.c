@@ -27,7 +27,7 @@ static json_t *ha_restarts_stored(VoDaemon *d, const char *vm_id, int64_t rev)
     if (vo_store_get(d->store, key, &text, &got) < 0 || got != rev)
         return NULL;
     json_t *doc = json_loads(text, 0, NULL);
-    json_t *r = ha_restarts_of_doc(doc);
+    json_t *r = vo_vm_ha_restarts_of_doc(doc);
     json_decref(doc);
     return r;
 }
@@ -47,7 +47,7 @@ int vo_vm_adopt_incoming(VoDaemon *d, VoVmSpec *spec, json_t *status, int64_t re
         json_decref(macs);
         return r;
     }
-    VoVm *vm = vm_new(d);
+    VoVm *vm = vo_vm_new(d);
     vm->spec = spec;
     vm->rev = rev;
     vm->ha_restarts = ha_restarts;
@@ -74,10 +74,10 @@ int vo_vm_adopt_incoming(VoDaemon *d, VoVmSpec *spec, json_t *status, int64_t re
     pthread_mutex_lock(&vm->lock);
     vo_fence_vm_sync(vm); /* an HA VM's QEMU: on the kill list before it continues */
     pthread_mutex_unlock(&vm->lock);
-    registry_add_locked(d, vm);
+    vo_vm_registry_add_locked(d, vm);
     pthread_mutex_lock(&vm->job);
     pthread_mutex_unlock(&d->vms_lock);
-    watch_vm(vm);
+    vo_vm_watch(vm);
     pthread_mutex_unlock(&vm->job);
     *ret_vm = vo_vm_ref(vm);
     return 0;
@@ -96,7 +96,7 @@ int vo_vm_adopt_moved(VoDaemon *d, const char *vm_id, char **ret_error)
     _cleanup_free_ char *err = NULL;
     VoVmState state = VO_VM_STOPPED;
     if (!doc || vo_vm_spec_from_json(json_object_get(doc, "spec"), &spec, &err) < 0 ||
-        state_from_string(json_string_value(json_object_get(status, "state")), &state) < 0 ||
+        vo_vm_state_from_string(json_string_value(json_object_get(status, "state")), &state) < 0 ||
         vo_vm_state_active(state)) {
         json_decref(doc);
         vo_vm_spec_free(spec);
@@ -120,7 +120,7 @@ int vo_vm_adopt_moved(VoDaemon *d, const char *vm_id, char **ret_error)
         vo_vm_spec_free(spec);
         return r;
     }
-    VoVm *vm = vm_new(d);
+    VoVm *vm = vo_vm_new(d);
     vm->spec = spec;
     vm->rev = rev;
     /* What the move's transaction put here is what a save would write. */
@@ -137,11 +137,11 @@ int vo_vm_adopt_moved(VoDaemon *d, const char *vm_id, char **ret_error)
     vm->exit_reason = vo_strdup(json_string_value(json_object_get(status, "exit_reason")));
     vm->ha_state = vo_strdup(json_string_value(json_object_get(doc, "ha_state")));
     vm->ha_landed = json_is_true(json_object_get(doc, "ha_landed"));
-    vm->ha_restarts = ha_restarts_of_doc(doc);
+    vm->ha_restarts = vo_vm_ha_restarts_of_doc(doc);
     vm->ha_start_failed = json_is_true(json_object_get(doc, VO_HA_START_FAILED_FIELD));
     vm->rbd_restore_undo = json_is_true(json_object_get(doc, VO_VM_RBD_UNDO_FIELD));
     json_decref(doc);
-    registry_add_locked(d, vm);
+    vo_vm_registry_add_locked(d, vm);
     pthread_mutex_unlock(&d->vms_lock);
     vo_networks_refresh_hosts(d); /* its names and addresses served here */
     return 0;
@@ -153,13 +153,13 @@ void vo_vm_forget_migrated(VoVm *vm)
     pthread_mutex_lock(&vm->lock);
     vm->migrated_away = true;
     vo_fence_vm_sync(vm);
-    if (!vo_vm_wait_exit(vm, STOP_EXIT_WAIT_MS))
+    if (!vo_vm_wait_exit(vm, VO_VM_STOP_EXIT_WAIT_MS))
         log_warn("vm %s: its source QEMU is still there after the migration",
                  vm->spec->name);
     _cleanup_free_ char *id = vo_strdup(vm->spec->id);
     VoVmSpec *spec = vo_vm_spec_copy(vm->spec);
     pthread_mutex_unlock(&vm->lock);
-    registry_remove(d, vm);
+    vo_vm_registry_remove(d, vm);
     /* Its addresses are served by the destination's dnsmasq now. */
     vo_network_forget_leases(d, spec);
     vo_vm_spec_free(spec);

@@ -48,7 +48,7 @@ static int boot_disk_existing(VoVm *vm, const char *key, char **ret_error)
         free(s->disks);
         s->disks = disks;
         s->n_disks++;
-        r = write_vm(vm, NULL, false);
+        r = vo_vm_write(vm, NULL, false);
         pthread_mutex_unlock(&vm->lock);
         if (r < 0)
             *ret_error = vo_asprintf("cannot save the VM: %s", strerror(-r));
@@ -59,7 +59,7 @@ static int boot_disk_existing(VoVm *vm, const char *key, char **ret_error)
 
 static int task_create(VoTask *t, void *userdata)
 {
-    OpArgs *a = userdata;
+    VoVmOpArgs *a = userdata;
     VoVm *vm = a->vm;
     VoDaemon *d = vm->d;
     /* The job lock for the whole create: a (forced) delete waits for it, or
@@ -73,7 +73,7 @@ static int task_create(VoTask *t, void *userdata)
         _cleanup_free_ char *name = vo_vm_name(vm);
         return vo_task_fail(t, -ENOENT, "VM '%s' was deleted before it was created", name);
     }
-    _cleanup_free_ char *id = vm_id(vm), *name = vo_vm_name(vm);
+    _cleanup_free_ char *id = vo_vm_id_dup(vm), *name = vo_vm_name(vm);
     _cleanup_free_ char *dir = vo_vm_state_dir(d, id);
     _cleanup_free_ char *error = NULL, *volume = NULL, *path = NULL;
     const char *pool = a->pool ? a->pool : VO_DEFAULT_POOL;
@@ -120,7 +120,7 @@ static int task_create(VoTask *t, void *userdata)
         free(s->disks);
         s->disks = disks;
         s->n_disks++;
-        r = write_vm(vm, NULL, false);
+        r = vo_vm_write(vm, NULL, false);
         pthread_mutex_unlock(&vm->lock);
         if (r >= 0 && !a->base_image)
             r = vo_volume_create_empty(d, pool, volume, "qcow2", a->disk_size, t, &path,
@@ -156,7 +156,7 @@ static int task_create(VoTask *t, void *userdata)
         (void)vo_rm_rf(dir);
         pthread_mutex_lock(&vm->lock);
         vm->deleted = true; /* a delete queued meanwhile finds it gone */
-        (void)write_vm(vm, NULL, true); /* the relations written when it was registered */
+        (void)vo_vm_write(vm, NULL, true); /* the relations written when it was registered */
         pthread_mutex_unlock(&vm->lock);
         /* The boot disk made before the NVRAM or the save failed goes too
          * (once its relation to the VM is gone: else it is "attached"). */
@@ -171,7 +171,7 @@ static int task_create(VoTask *t, void *userdata)
             log_warn("vm %s: kept volume %s: %s", name, nvram, ignored);
         if (made)
             vo_intent_vm_end(d, id);
-        registry_remove(d, vm);
+        vo_vm_registry_remove(d, vm);
         pthread_mutex_unlock(&vm->job);
         return vo_task_fail(t, r, "cannot create VM '%s': %s", name,
                             error ? error : strerror(-r));
@@ -187,7 +187,7 @@ static int task_create(VoTask *t, void *userdata)
 /* A new name (create, define, rename) that reads as an id is refused: a
  * VM is found by name or id, across the hosts of a cluster too, and such a
  * name would be ambiguous. Names given before stay. */
-int check_new_name(const char *name, char **ret_error)
+int vo_vm_check_new_name(const char *name, char **ret_error)
 {
     if (name && vo_uuid_valid(name))
         return vo_error_set(ret_error, -EINVAL, "name: '%s' looks like a VM id (a UUID); "
@@ -232,7 +232,7 @@ int vo_vm_create(VoDaemon *d, const VoVmCreateArgs *args, json_t **ret_task, jso
                                  args->name ? args->name : "");
         return -EINVAL;
     }
-    if (check_new_name(args->name, ret_error) < 0)
+    if (vo_vm_check_new_name(args->name, ret_error) < 0)
         return -EINVAL;
     int r = vo_fence_check_start(d, ret_error);
     if (r < 0)
@@ -446,7 +446,7 @@ int vo_vm_create(VoDaemon *d, const VoVmCreateArgs *args, json_t **ret_task, jso
         return r;
     }
 
-    OpArgs *a = op_args(vm);
+    VoVmOpArgs *a = vo_vm_op_args(vm);
     a->base_disk = vo_strdup(img->disk);
     a->base_format = vo_strdup(img->format);
     a->base_image = vo_strdup(img->name);
@@ -456,7 +456,7 @@ int vo_vm_create(VoDaemon *d, const VoVmCreateArgs *args, json_t **ret_task, jso
     a->disk_volume = vo_strdup(args->disk_volume);
     vo_image_free(img);
     *ret_vm = vo_vm_to_json(vm);
-    r = vo_vm_submit(d, vm, "create", task_create, a, op_args_free, ret_task, ret_error);
+    r = vo_vm_submit(d, vm, "create", task_create, a, vo_vm_op_args_free, ret_task, ret_error);
     if (r < 0) { /* refused (the queue is full): the name is free again */
         vo_vm_unregister_provisioning(vm);
         json_decref(*ret_vm);
@@ -477,7 +477,7 @@ int vo_vm_define(VoDaemon *d, VoVmSpec *spec, const VoMacClaims *mac_claims, cha
 {
     int r = vo_vm_spec_validate(spec, &d->limits, ret_error);
     if (r >= 0)
-        r = check_new_name(spec->name, ret_error);
+        r = vo_vm_check_new_name(spec->name, ret_error);
     if (r < 0) {
         vo_vm_spec_free(spec);
         return r;
@@ -487,9 +487,9 @@ int vo_vm_define(VoDaemon *d, VoVmSpec *spec, const VoMacClaims *mac_claims, cha
         vo_vm_spec_free(spec);
         return r == -ENOENT ? -EINVAL : r;
     }
-    VoVm *vm = vm_new_defined(d, spec);
+    VoVm *vm = vo_vm_new_defined(d, spec);
     vm->disk_bytes = -1; /* its disks exist: they count from its first save */
-    vm->disk_bytes = measure_disks(vm);
+    vm->disk_bytes = vo_vm_measure_disks(vm);
     _cleanup_free_ char *dir = vo_vm_state_dir(d, spec->id);
     pthread_mutex_lock(&d->vms_lock);
     if (vo_vms_find_locked(d, spec->name)) {
@@ -507,10 +507,10 @@ int vo_vm_define(VoDaemon *d, VoVmSpec *spec, const VoMacClaims *mac_claims, cha
         vm->mac_claims = NULL;
         pthread_mutex_unlock(&vm->lock);
         if (r < 0)
-            *ret_error = register_write_error(d, spec, &r);
+            *ret_error = vo_vm_register_write_error(d, spec, &r);
     }
     if (r >= 0)
-        registry_add_locked(d, vm);
+        vo_vm_registry_add_locked(d, vm);
     vo_vm_release_networks(d, spec);
     pthread_mutex_unlock(&d->vms_lock);
     if (r < 0) {

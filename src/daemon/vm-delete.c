@@ -105,7 +105,7 @@ static void note_kept(json_t *kept, const char *vm, const char *what, const char
 
 static int task_delete(VoTask *t, void *userdata)
 {
-    OpArgs *a = userdata;
+    VoVmOpArgs *a = userdata;
     VoVm *vm = a->vm;
     VoDaemon *d = vm->d;
     pthread_mutex_lock(&vm->job);
@@ -151,7 +151,7 @@ static int task_delete(VoTask *t, void *userdata)
     VoVmSpec *spec = deleted ? vo_vm_spec_copy(vm->spec) : NULL; /* a create task edits it */
     pthread_mutex_unlock(&vm->lock);
     if (deleted) /* first: a volume attached to a VM cannot be removed */
-        registry_remove_locked(d, vm);
+        vo_vm_registry_remove_locked(d, vm);
     pthread_mutex_unlock(&d->vms_lock);
     if (!deleted) {
         _cleanup_free_ char *name = vo_vm_name(vm);
@@ -159,8 +159,8 @@ static int task_delete(VoTask *t, void *userdata)
         pthread_mutex_unlock(&vm->job);
         return vo_task_fail(t, r, "cannot delete VM '%s': %s", name, strerror(-r));
     }
-    if (vm_gone_hook)
-        vm_gone_hook(d);
+    if (vo_vm_gone_hook)
+        vo_vm_gone_hook(d);
     _cleanup_free_ char *state_dir = vo_vm_state_dir(d, spec->id);
     _cleanup_free_ char *run_dir = vo_vm_run_dir(d, spec->id);
     (void)vo_rm_rf(state_dir);
@@ -225,10 +225,10 @@ int vo_vm_delete(VoDaemon *d, VoVm *vm, bool force, bool keep_disks, json_t **re
     r = delete_claim(vm, true, ret_error);
     if (r < 0)
         return r;
-    OpArgs *a = op_args(vm);
+    VoVmOpArgs *a = vo_vm_op_args(vm);
     a->force = force;
     a->keep_disks = keep_disks;
-    r = vo_vm_submit(d, vm, "delete", task_delete, a, op_args_free, ret_task, ret_error);
+    r = vo_vm_submit(d, vm, "delete", task_delete, a, vo_vm_op_args_free, ret_task, ret_error);
     if (r < 0)
         end_delete(vm);
     return r;

@@ -128,7 +128,7 @@ int vo_vm_edit(VoDaemon *d, VoVm *vm, const VoVmEdit *edit, char **ret_error)
         *ret_error = vo_asprintf("VM '%s' is %s: stop it before changing name, max_vcpus, "
                                  "max_memory or display",
                                  vm->spec->name, vm->provisioning ? "being created"
-                                                                   : state_names[vm->state]);
+                                                                   : vo_vm_state_names[vm->state]);
         r = -EBUSY;
         goto out;
     }
@@ -187,7 +187,7 @@ int vo_vm_edit(VoDaemon *d, VoVm *vm, const VoVmEdit *edit, char **ret_error)
     }
     r = vo_vm_spec_validate(next, &d->limits, ret_error);
     if (r >= 0 && edit->name && strcmp(edit->name, vm->spec->name))
-        r = check_new_name(edit->name, ret_error);
+        r = vo_vm_check_new_name(edit->name, ret_error);
     if (r >= 0 && edit->name && strcmp(edit->name, vm->spec->name)) {
         pthread_mutex_unlock(&vm->lock);
         VoVm *other = vo_vms_find_locked(d, edit->name);

@@ -125,10 +125,10 @@ void vo_vms_restart_fenced(VoDaemon *d, char **killed)
         }
         json_t *task = NULL;
         _cleanup_free_ char *error = NULL;
-        if (vm_start(d, vm, true, true, &task, &error) < 0) {
+        if (vo_vm_start_request(d, vm, true, true, &task, &error) < 0) {
             log_warn("ha: vm %s was killed by this host's fence and is still this host's, but "
                      "cannot be started again: %s", name, error);
-            /* marked by vm_start; tried again after a backoff */
+            /* marked by vo_vm_start_request; tried again after a backoff */
             vo_ha_retry_failed(d, id, name, error);
         } else {
             const char *task_id = json_string_value(json_object_get(task, "id"));

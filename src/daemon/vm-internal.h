@@ -65,7 +65,7 @@ struct VoVm {
      * VM's document, {key: text}: a save writes only what changed. vm->lock. */
     json_t *uses;
     /* The name this VM holds the claim of (cluster/names/vms/<name>,
-     * state/keys.h), NULL: none yet; written with its documents (write_vm).
+     * state/keys.h), NULL: none yet; written with its documents (vo_vm_write).
      * name_conflict: a name another VM's claim holds, found when it was
      * loaded (two hosts that had a VM of one name before they met): not
      * claimed, until it is renamed. vm->lock. */

@@ -17,7 +17,7 @@ static json_t *vm_json_locked_view(VoVm *vm)
     pthread_mutex_lock(&vm->lock);
     json_t *o = vo_vm_spec_to_json(vm->spec);
     vo_cloud_init_json_redact(json_object_get(o, "cloud_init"));
-    json_object_set_new(o, "state", json_string(state_names[vm->state]));
+    json_object_set_new(o, "state", json_string(vo_vm_state_names[vm->state]));
     json_object_set_new(o, "created_at", vo_time_json(vm->created_at));
     if ((vm->state == VO_VM_RUNNING || vm->state == VO_VM_PAUSED) && vm->hv) {
         json_object_set_new(o, "pid", json_integer(vm->info.pid));
@@ -81,7 +81,7 @@ static json_t *vm_summary_json(VoVm *vm)
     json_t *o = json_object();
     json_object_set_new(o, "id", json_string(s->id));
     json_object_set_new(o, "name", json_string(s->name));
-    json_object_set_new(o, "state", json_string(state_names[vm->state]));
+    json_object_set_new(o, "state", json_string(vo_vm_state_names[vm->state]));
     json_object_set_new(o, "vcpus", json_integer(s->vcpus));
     json_object_set_new(o, "memory_mib", json_integer((json_int_t)s->memory_mib));
     json_object_set_new(o, "accel", json_string(vo_accel_to_string(s->accel)));

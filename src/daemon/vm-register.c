@@ -14,7 +14,7 @@
 #include "util/util.h"
 
 /* Also vo_vm_define's (vms-parts.h). */
-char *register_write_error(VoDaemon *d, const VoVmSpec *spec, int *r)
+char *vo_vm_register_write_error(VoDaemon *d, const VoVmSpec *spec, int *r)
 {
     char *refused = vo_vm_save_refusal(*r);
     if (*r == -ENOTUNIQ) {
@@ -46,7 +46,7 @@ int vo_vm_register_provisioning(VoDaemon *d, VoVmSpec *spec, const VoMacClaims *
         vo_vm_spec_free(spec);
         return r == -ENOENT ? -EINVAL : r;
     }
-    VoVm *vm = vm_new_defined(d, spec);
+    VoVm *vm = vo_vm_new_defined(d, spec);
     vm->provisioning = true;
     vm->disk_bytes = disk_bytes;
     pthread_mutex_lock(&d->vms_lock);
@@ -57,15 +57,15 @@ int vo_vm_register_provisioning(VoDaemon *d, VoVmSpec *spec, const VoMacClaims *
         pthread_mutex_lock(&vm->lock);
         vm->check_quota = true;      /* its project's room is taken now, with its name */
         vm->mac_claims = mac_claims; /* and its MACs, made its own */
-        r = write_vm(vm, NULL, false);
+        r = vo_vm_write(vm, NULL, false);
         vm->check_quota = false;
         vm->mac_claims = NULL;
         pthread_mutex_unlock(&vm->lock);
         if (r < 0)
-            *ret_error = register_write_error(d, spec, &r);
+            *ret_error = vo_vm_register_write_error(d, spec, &r);
     }
     if (r >= 0)
-        registry_add_locked(d, vm); /* the registry's reference */
+        vo_vm_registry_add_locked(d, vm); /* the registry's reference */
     vo_vm_release_networks(d, spec);
     pthread_mutex_unlock(&d->vms_lock);
     if (r < 0) {
@@ -94,7 +94,7 @@ int vo_vm_register_done(VoVm *vm, VoVmSpec *next, char **ret_error)
         vm->spec = was;
         was = next;
         *ret_error = r == -ENOENT ? vo_asprintf("VM '%s' was deleted meanwhile", vm->spec->name)
-                                  : register_write_error(vm->d, vm->spec, &r);
+                                  : vo_vm_register_write_error(vm->d, vm->spec, &r);
     }
     pthread_mutex_unlock(&vm->lock);
     vo_vm_spec_free(was);
@@ -105,9 +105,9 @@ void vo_vm_unregister_provisioning(VoVm *vm)
 {
     pthread_mutex_lock(&vm->lock);
     vm->deleted = true; /* a delete queued meanwhile finds it gone */
-    (void)write_vm(vm, NULL, true); /* the relations written when it was registered */
+    (void)vo_vm_write(vm, NULL, true); /* the relations written when it was registered */
     _cleanup_free_ char *dir = vo_vm_state_dir(vm->d, vm->spec->id);
     pthread_mutex_unlock(&vm->lock);
     (void)vo_rm_rf(dir);
-    registry_remove(vm->d, vm);
+    vo_vm_registry_remove(vm->d, vm);
 }

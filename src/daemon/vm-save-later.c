@@ -29,7 +29,7 @@ static void *save_thread(void *userdata)
     /* Each round writes the state of its start; a change made while it
      * wrote is due again. A failed save is logged and not tried again
      * (as the loop's save before): the VM's next change writes all of it.
-     * A task's write meanwhile covers what is due (write_vm). */
+     * A task's write meanwhile covers what is due (vo_vm_write). */
     while (vm->save_due) {
         atomic_store(&saves_moved_ms, vo_now_ms());
         (void)vo_vm_save_unlocked(vm);

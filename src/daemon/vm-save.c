@@ -25,7 +25,7 @@
 /* Caller holds vm->lock. */
 static json_t *vm_document(VoVm *vm)
 {
-    json_t *status = json_pack("{s:s, s:I}", "state", state_names[vm->state], "created_at",
+    json_t *status = json_pack("{s:s, s:I}", "state", vo_vm_state_names[vm->state], "created_at",
                                (json_int_t)vm->created_at);
     if (vm->started_at)
         json_object_set_new(status, "started_at", json_integer(vm->started_at));
@@ -62,7 +62,7 @@ static json_t *vm_document(VoVm *vm)
 }
 
 /* The document's "ha_restarts" (a new reference), or NULL. */
-json_t *ha_restarts_of_doc(json_t *doc)
+json_t *vo_vm_ha_restarts_of_doc(json_t *doc)
 {
     json_t *r = json_object_get(doc, VO_HA_RESTARTS_FIELD);
     return json_is_array(r) ? json_deep_copy(r) : NULL;
@@ -112,7 +112,7 @@ static bool usage_grows(json_t *have, json_t *want, const char **ret_project, Vo
 }
 
 /* What a write of a VM's documents (write_vm_doc) reads of the VM, and
- * what it made: borrowed from the VM under vm->lock (write_vm), or copies
+ * what it made: borrowed from the VM under vm->lock (vo_vm_write), or copies
  * of it for a save made outside the lock (vo_vm_save_unlocked). */
 typedef struct {
     VoDaemon *d;
@@ -278,7 +278,7 @@ static void vm_write_apply(VoVm *vm, VmWrite *w, const char *text)
  * held throughout (after a save made outside it, vm-save-later.c, is
  * done); its result becomes the VM's. A document written covers a save
  * still due. */
-int write_vm(VoVm *vm, const char *text, bool forget)
+int vo_vm_write(VoVm *vm, const char *text, bool forget)
 {
     vo_vm_save_settle(vm);
     VmWrite w = vm_write_of(vm);
@@ -301,7 +301,7 @@ char *vo_vm_save_refusal(int r)
  * document from before disk quotas, or none; or defined from a spec): the
  * virtual sizes of its disks now, else -1. Reads the volumes outside vm->lock (their documents ask who
  * uses them). */
-int64_t measure_disks(VoVm *vm)
+int64_t vo_vm_measure_disks(VoVm *vm)
 {
     pthread_mutex_lock(&vm->lock);
     bool unknown = vm->disk_bytes < 0;
@@ -326,7 +326,7 @@ int vo_vm_disk_bytes_change(VoVm *vm, int64_t delta, char **ret_error)
     int64_t was = vm->disk_bytes;
     vm->disk_bytes = was + delta > 0 ? was + delta : 0;
     vm->check_quota = delta > 0;
-    int r = write_vm(vm, NULL, false);
+    int r = vo_vm_write(vm, NULL, false);
     vm->check_quota = false;
     if (r < 0) {
         vm->disk_bytes = was;
@@ -366,9 +366,9 @@ int vo_vm_save(VoVm *vm)
     json_t *doc = vm_document(vm);
     _cleanup_free_ char *text = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS);
     json_decref(doc);
-    int r = write_vm(vm, text, false);
+    int r = vo_vm_write(vm, text, false);
     if (r == -ESTALE && vo_vm_unsaved_start_landed(vm)) /* its own lost "starting" */
-        r = write_vm(vm, text, false);
+        r = vo_vm_write(vm, text, false);
     if (r < 0)
         log_error("vm %s: cannot save its state: %s", vm->spec->name, strerror(-r));
     return r;
@@ -457,8 +457,8 @@ static int set_state(VoVm *vm, VoVmState state, const char *reason, bool later)
     if (state != VO_VM_PAUSED)
         reason = NULL;
     if (vm->state != state)
-        log_info("vm %s: %s -> %s%s%s", vm->spec->name, state_names[vm->state], state_names[state],
-                 reason ? ": " : "", reason ? reason : "");
+        log_info("vm %s: %s -> %s%s%s", vm->spec->name, vo_vm_state_names[vm->state],
+                 vo_vm_state_names[state], reason ? ": " : "", reason ? reason : "");
     vm->state = state;
     if (reason != vm->state_reason) {
         char *old = vm->state_reason;

@@ -21,7 +21,7 @@
 
 static int task_start(VoTask *t, void *userdata)
 {
-    VoVm *vm = ((OpArgs *)userdata)->vm;
+    VoVm *vm = ((VoVmOpArgs *)userdata)->vm;
     VoDaemon *d = vm->d;
     pthread_mutex_lock(&vm->job);
     pthread_mutex_lock(&vm->lock);
@@ -32,7 +32,7 @@ static int task_start(VoTask *t, void *userdata)
         _cleanup_free_ char *name = vo_strdup(vm->spec->name);
         pthread_mutex_unlock(&vm->lock);
         pthread_mutex_unlock(&vm->job);
-        return vo_task_fail(t, -EBUSY, "VM '%s' is already %s", name, state_names[before]);
+        return vo_task_fail(t, -EBUSY, "VM '%s' is already %s", name, vo_vm_state_names[before]);
     }
     if (vm->problem) {
         _cleanup_free_ char *name = vo_strdup(vm->spec->name);
@@ -56,7 +56,7 @@ static int task_start(VoTask *t, void *userdata)
     int saved = vo_vm_set_state(vm, VO_VM_STARTING);
     if (saved < 0) {
         vm->state = before;
-        vm->ha_start_failed = (((OpArgs *)userdata)->ha_start || ha_start_failed) &&
+        vm->ha_start_failed = (((VoVmOpArgs *)userdata)->ha_start || ha_start_failed) &&
                               vm->spec->ha;
         /* No answer: it may have landed. Then the document said
          * "starting" for a VM nothing started: put back (best effort). */
@@ -92,9 +92,9 @@ static int task_start(VoTask *t, void *userdata)
     VoVmSpec *spec = NULL;
     if (r >= 0)
         r = vo_vm_resolve(d, stored, &spec, &error);
-    if (r >= 0 && ((OpArgs *)userdata)->boot_once) {
+    if (r >= 0 && ((VoVmOpArgs *)userdata)->boot_once) {
         /* This run only: the device first, then the VM's own order. */
-        VoBootDev order[_VO_BOOT_MAX], once = ((OpArgs *)userdata)->once_dev;
+        VoBootDev order[_VO_BOOT_MAX], once = ((VoVmOpArgs *)userdata)->once_dev;
         size_t n = vo_vm_spec_boot_order(spec, order);
         spec->boot[0] = once;
         spec->n_boot = 1;
@@ -118,7 +118,7 @@ static int task_start(VoTask *t, void *userdata)
         pthread_mutex_lock(&vm->lock);
         free(vm->exit_reason);
         vm->exit_reason = vo_asprintf("start failed: %s", error ? error : strerror(-r));
-        vm->ha_start_failed = ((OpArgs *)userdata)->ha_start && vm->spec->ha;
+        vm->ha_start_failed = ((VoVmOpArgs *)userdata)->ha_start && vm->spec->ha;
         vo_vm_set_state(vm, before == VO_VM_DEFINED ? VO_VM_DEFINED : VO_VM_STOPPED);
         pthread_mutex_unlock(&vm->lock);
         pthread_mutex_unlock(&vm->job);
@@ -145,7 +145,7 @@ static int task_start(VoTask *t, void *userdata)
     if (!covered)
         vm->stop_requested = true;
     pthread_mutex_unlock(&vm->lock);
-    watch_vm(vm);
+    vo_vm_watch(vm);
     if (!covered) {
         _cleanup_free_ char *name = vo_vm_name(vm);
         log_warn("vm %s: this host lost its lease while QEMU was launched: killed before its "
@@ -153,7 +153,7 @@ static int task_start(VoTask *t, void *userdata)
         pthread_mutex_lock(&vm->lock);
         if (vm->hv)
             (void)d->driver->kill(vm->hv);
-        (void)vo_vm_wait_exit(vm, STOP_EXIT_WAIT_MS);
+        (void)vo_vm_wait_exit(vm, VO_VM_STOP_EXIT_WAIT_MS);
         pthread_mutex_unlock(&vm->lock);
         vo_vm_job_end(vm, false);
         return vo_task_fail(t, -VO_EFENCED, "cannot start VM '%s': host %s lost its lease "
@@ -188,7 +188,7 @@ static int task_start(VoTask *t, void *userdata)
  * never refuses. ha: an HA restart (a fenced host's own, a retry). The
  * first start of a VM HA recovery moved here is one too: a failure of its
  * task is retried (ha-retry.h). */
-int vm_start(VoDaemon *d, VoVm *vm, bool unbounded, bool ha, json_t **ret_task,
+int vo_vm_start_request(VoDaemon *d, VoVm *vm, bool unbounded, bool ha, json_t **ret_task,
              char **ret_error)
 {
     pthread_mutex_lock(&vm->lock);
@@ -208,10 +208,10 @@ int vm_start(VoDaemon *d, VoVm *vm, bool unbounded, bool ha, json_t **ret_task,
                                      "(%s)", name, strerror(-r));
     }
     if (r >= 0) {
-        OpArgs *a = op_args(vm);
+        VoVmOpArgs *a = vo_vm_op_args(vm);
         a->ha_start = ha || landed;
-        r = vm_submit(d, vm, "start", NULL, unbounded, task_start, a, op_args_free, ret_task,
-                      ret_error);
+        r = vo_vm_submit_op(d, vm, "start", NULL, unbounded, task_start, a, vo_vm_op_args_free,
+                            ret_task, ret_error);
     }
     /* An HA start refused before its task is marked in the VM's document
      * like one whose task failed, so the retries take it up (the first
@@ -229,7 +229,7 @@ int vm_start(VoDaemon *d, VoVm *vm, bool unbounded, bool ha, json_t **ret_task,
 
 int vo_vm_start_ha(VoDaemon *d, VoVm *vm, json_t **ret_task, char **ret_error)
 {
-    return vm_start(d, vm, true, true, ret_task, ret_error);
+    return vo_vm_start_request(d, vm, true, true, ret_task, ret_error);
 }
 
 int vo_vm_start_once(VoDaemon *d, VoVm *vm, VoBootDev dev, json_t **ret_task,
@@ -249,14 +249,14 @@ int vo_vm_start_once(VoDaemon *d, VoVm *vm, VoBootDev dev, json_t **ret_task,
     if (kernel)
         return vo_error_set(ret_error, -EINVAL, "boot_once: the VM boots a kernel directly; "
                             "its firmware boot order does not apply");
-    OpArgs *a = op_args(vm);
+    VoVmOpArgs *a = vo_vm_op_args(vm);
     a->boot_once = true;
     a->once_dev = dev;
-    return vm_submit(d, vm, "start", NULL, false, task_start, a, op_args_free, ret_task,
+    return vo_vm_submit_op(d, vm, "start", NULL, false, task_start, a, vo_vm_op_args_free, ret_task,
                      ret_error);
 }
 
 int vo_vm_start(VoDaemon *d, VoVm *vm, json_t **ret_task, char **ret_error)
 {
-    return vm_start(d, vm, false, false, ret_task, ret_error);
+    return vo_vm_start_request(d, vm, false, false, ret_task, ret_error);
 }

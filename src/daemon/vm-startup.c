@@ -79,10 +79,10 @@ static void reconcile(VoVm *vm)
                                                                           : VO_VM_REASON_UNKNOWN;
     vo_vm_set_state_reason(vm, s, reason);
     log_info("vm %s: re-attached (pid %d, %s)", vm->spec->name, (int)vm->info.pid,
-             state_names[vm->state]);
+             vo_vm_state_names[vm->state]);
     pthread_mutex_unlock(&vm->lock);
     vo_vm_refresh_live(vm, hv);
-    watch_vm(vm);
+    vo_vm_watch(vm);
     pthread_mutex_unlock(&vm->job);
 }
 
@@ -140,13 +140,13 @@ static int load_one(const char *key, const char *value, int64_t rev, void *userd
     _cleanup_strv_ char **problems = NULL;
     if (!doc || vo_vm_spec_upgrade(ctx->d, spec_json, &upgraded, &problems) < 0 ||
         vo_vm_spec_from_json(spec_json, &spec, &err) < 0 ||
-        state_from_string(json_string_value(json_object_get(status, "state")), &state) < 0) {
+        vo_vm_state_from_string(json_string_value(json_object_get(status, "state")), &state) < 0) {
         log_error("store: skipping unreadable %s: %s", key, err ? err : "bad document");
         json_decref(original);
         json_decref(doc);
         return 0;
     }
-    VoVm *vm = vm_new(ctx->d);
+    VoVm *vm = vo_vm_new(ctx->d);
     vm->spec = spec;
     vm->rev = rev;
     adopt_claim(ctx, vm);
@@ -183,7 +183,7 @@ static int load_one(const char *key, const char *value, int64_t rev, void *userd
     const char *reason = json_string_value(json_object_get(status, "exit_reason"));
     vm->exit_reason = vo_strdup(reason);
     vm->ha_state = vo_strdup(json_string_value(json_object_get(doc, "ha_state")));
-    vm->ha_restarts = ha_restarts_of_doc(doc);
+    vm->ha_restarts = vo_vm_ha_restarts_of_doc(doc);
     vm->ha_start_failed = json_is_true(json_object_get(doc, VO_HA_START_FAILED_FIELD));
     vm->rbd_restore_undo = json_is_true(json_object_get(doc, VO_VM_RBD_UNDO_FIELD));
     if (state == VO_VM_PAUSED)
@@ -197,7 +197,7 @@ static int load_one(const char *key, const char *value, int64_t rev, void *userd
         (void)vo_vm_save(vm); /* the stored document names things from now on */
         pthread_mutex_unlock(&vm->lock);
     }
-    registry_add(ctx->d, vm);
+    vo_vm_registry_add(ctx->d, vm);
     ctx->loaded++;
     if (vo_vm_state_active(state))
         reconcile(vm);
@@ -219,7 +219,7 @@ static void autostart_once(VoDaemon *d)
         pthread_mutex_lock(&vms[i]->lock);
         bool autostart = vms[i]->spec->autostart;
         pthread_mutex_unlock(&vms[i]->lock);
-        if (autostart && vm_start(d, vms[i], true, false, &task, &error) >= 0) {
+        if (autostart && vo_vm_start_request(d, vms[i], true, false, &task, &error) >= 0) {
             _cleanup_free_ char *name = vo_vm_name(vms[i]);
             log_info("vm %s: autostart", name);
             json_decref(task);
@@ -249,11 +249,11 @@ static void rebuild_relations(VoDaemon *d, json_t *orphans)
     size_t n = 0;
     VoVm **vms = vo_vms_ref_all(d, &n);
     for (size_t i = 0; i < n; i++) {
-        int64_t disk_bytes = measure_disks(vms[i]);
+        int64_t disk_bytes = vo_vm_measure_disks(vms[i]);
         pthread_mutex_lock(&vms[i]->lock);
         if (vms[i]->disk_bytes < 0)
             vms[i]->disk_bytes = disk_bytes;
-        int r = write_vm(vms[i], NULL, false);
+        int r = vo_vm_write(vms[i], NULL, false);
         if (r < 0)
             log_warn("vm %s: cannot record what it uses: %s", vms[i]->spec->name, strerror(-r));
         pthread_mutex_unlock(&vms[i]->lock);

@@ -95,7 +95,7 @@ static int stop_locked(VoTask *t, VoVm *vm, bool force, int timeout_s, const cha
         pthread_mutex_lock(&vm->lock);
         if (vm->hv)
             (void)drv->kill(vm->hv);
-        exited = vo_vm_wait_exit(vm, STOP_EXIT_WAIT_MS);
+        exited = vo_vm_wait_exit(vm, VO_VM_STOP_EXIT_WAIT_MS);
         pthread_mutex_unlock(&vm->lock);
     }
     if (!exited)
@@ -112,7 +112,7 @@ int vo_vm_stop_locked(VoTask *t, VoVm *vm, bool force, int timeout_s)
 
 static int task_stop(VoTask *t, void *userdata)
 {
-    OpArgs *a = userdata;
+    VoVmOpArgs *a = userdata;
     pthread_mutex_lock(&a->vm->job);
     pthread_mutex_lock(&a->vm->lock);
     if (vo_vm_check_if_match(t, a->vm) < 0)
@@ -146,7 +146,7 @@ static int simple_op(VoTask *t, VoVm *vm, VoVmState required, int (*op)(VoHvInst
         pthread_mutex_unlock(&vm->lock);
         pthread_mutex_unlock(&vm->job);
         return vo_task_fail(t, -EBUSY, "cannot %s VM '%s': it is %s (must be %s)", verb, name,
-                            state_names[s], state_names[required]);
+                            vo_vm_state_names[s], vo_vm_state_names[required]);
     }
     VoHvInstance *hv = vm->hv;
     unsigned io_errors = vm->io_errors;
@@ -175,19 +175,19 @@ static int simple_op(VoTask *t, VoVm *vm, VoVmState required, int (*op)(VoHvInst
 
 static int task_pause(VoTask *t, void *userdata)
 {
-    VoVm *vm = ((OpArgs *)userdata)->vm;
+    VoVm *vm = ((VoVmOpArgs *)userdata)->vm;
     return simple_op(t, vm, VO_VM_RUNNING, vm->d->driver->pause, VO_VM_PAUSED, "pause");
 }
 
 static int task_resume(VoTask *t, void *userdata)
 {
-    VoVm *vm = ((OpArgs *)userdata)->vm;
+    VoVm *vm = ((VoVmOpArgs *)userdata)->vm;
     return simple_op(t, vm, VO_VM_PAUSED, vm->d->driver->resume, VO_VM_RUNNING, "resume");
 }
 
 static int task_reboot(VoTask *t, void *userdata)
 {
-    VoVm *vm = ((OpArgs *)userdata)->vm;
+    VoVm *vm = ((VoVmOpArgs *)userdata)->vm;
     return simple_op(t, vm, VO_VM_RUNNING, vm->d->driver->reset, VO_VM_RUNNING, "reboot");
 }
 
@@ -197,32 +197,32 @@ int vo_vm_stop(VoDaemon *d, VoVm *vm, bool force, int timeout_s, json_t **ret_ta
     int r = vo_vm_precheck(vm, IN(VO_VM_RUNNING) | IN(VO_VM_PAUSED), "stop", ret_error);
     if (r < 0)
         return r;
-    OpArgs *a = op_args(vm);
+    VoVmOpArgs *a = vo_vm_op_args(vm);
     a->force = force;
     a->timeout_s = timeout_s;
-    return vo_vm_submit(d, vm, "stop", task_stop, a, op_args_free, ret_task, ret_error);
+    return vo_vm_submit(d, vm, "stop", task_stop, a, vo_vm_op_args_free, ret_task, ret_error);
 }
 
 int vo_vm_reboot(VoDaemon *d, VoVm *vm, json_t **ret_task, char **ret_error)
 {
     int r = vo_vm_precheck(vm, IN(VO_VM_RUNNING), "reboot", ret_error);
     return r < 0 ? r
-                 : vo_vm_submit(d, vm, "reboot", task_reboot, op_args(vm), op_args_free, ret_task,
-                                ret_error);
+                 : vo_vm_submit(d, vm, "reboot", task_reboot, vo_vm_op_args(vm), vo_vm_op_args_free,
+                                ret_task, ret_error);
 }
 
 int vo_vm_pause(VoDaemon *d, VoVm *vm, json_t **ret_task, char **ret_error)
 {
     int r = vo_vm_precheck(vm, IN(VO_VM_RUNNING), "pause", ret_error);
     return r < 0 ? r
-                 : vo_vm_submit(d, vm, "pause", task_pause, op_args(vm), op_args_free, ret_task,
-                                ret_error);
+                 : vo_vm_submit(d, vm, "pause", task_pause, vo_vm_op_args(vm), vo_vm_op_args_free,
+                                ret_task, ret_error);
 }
 
 int vo_vm_resume(VoDaemon *d, VoVm *vm, json_t **ret_task, char **ret_error)
 {
     int r = vo_vm_precheck(vm, IN(VO_VM_PAUSED), "resume", ret_error);
     return r < 0 ? r
-                 : vo_vm_submit(d, vm, "resume", task_resume, op_args(vm), op_args_free, ret_task,
-                                ret_error);
+                 : vo_vm_submit(d, vm, "resume", task_resume, vo_vm_op_args(vm), vo_vm_op_args_free,
+                                ret_task, ret_error);
 }

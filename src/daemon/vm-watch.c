@@ -29,7 +29,7 @@ typedef struct {
 
 /* Release threads not done yet; vireod's teardown waits for them before it
  * frees the driver. */
-VoThreadCount releases;
+VoThreadCount vo_vm_releases;
 
 static void *release_when_idle(void *userdata)
 {
@@ -39,7 +39,7 @@ static void *release_when_idle(void *userdata)
     pthread_mutex_unlock(&rel->vm->job);
     vo_vm_unref(rel->vm);
     free(rel);
-    vo_thread_done(&releases);
+    vo_thread_done(&vo_vm_releases);
     return NULL;
 }
 
@@ -52,7 +52,7 @@ static void release_hv_later(VoVm *vm, VoHvInstance *hv)
 {
     HvRelease *rel = vo_malloc0(sizeof(*rel));
     *rel = (HvRelease){ .vm = vo_vm_ref(vm), .hv = hv };
-    int r = vo_thread_spawn_counted(&releases, release_when_idle, rel);
+    int r = vo_thread_spawn_counted(&vo_vm_releases, release_when_idle, rel);
     if (r < 0) { /* no thread: release at once, as before */
         log_warn("vm %s: cannot start a thread (%s); releasing its QEMU handle now",
                  vm->spec->name, strerror(-r));
@@ -135,7 +135,7 @@ static void watch_on_loop(void *userdata)
 
 /* Connects the console now (so no output is lost) and hands it and the exit
  * fd to the loop. Caller holds the job lock; vm->hv is set. */
-void watch_vm(VoVm *vm)
+void vo_vm_watch(VoVm *vm)
 {
     WatchArgs *w = vo_malloc0(sizeof(*w));
     w->vm = vo_vm_ref(vm);

@@ -2,10 +2,10 @@
  * from it: vm-save.c, vm-json.c, vm-watch.c, vm-start.c, vm-stop.c,
  * vm-delete.c, vm-create.c, vm-edit.c, vm-adopt.c, vm-fenced.c,
  * vm-startup.c; and vm-register.c, a VM registered while it is made)
- * share with one another and with nothing else. They were one
- * file's own (static) helpers before vms.c was split, and keep their names
- * from then; each is described where it is defined. Other files use vms.h
- * and vm-internal.h. */
+ * share with one another and with nothing else. They were one file's own
+ * (static) helpers before vms.c was split, now named vo_vm_* as every
+ * global of the daemon is; each is described where it is defined. Other
+ * files use vms.h and vm-internal.h. */
 #pragma once
 
 #include <stdbool.h>
@@ -16,23 +16,23 @@
 #include "util/threads.h"
 
 /* How long a stop (and a migrated VM's forgetting) waits for QEMU's exit. */
-#define STOP_EXIT_WAIT_MS 10000
+#define VO_VM_STOP_EXIT_WAIT_MS 10000
 
 /* vms.c: states, the object, the registry, a task's arguments, queueing. */
-extern const char *const state_names[];
-int state_from_string(const char *s, VoVmState *ret);
-VoVm *vm_new(VoDaemon *d);
-VoVm *vm_new_defined(VoDaemon *d, VoVmSpec *spec);
-char *vm_id(VoVm *vm);
-extern void (*vm_gone_hook)(VoDaemon *d);
-void registry_add_locked(VoDaemon *d, VoVm *vm);
-void registry_add(VoDaemon *d, VoVm *vm);
-void registry_remove_locked(VoDaemon *d, VoVm *vm);
-void registry_remove(VoDaemon *d, VoVm *vm);
+extern const char *const vo_vm_state_names[];
+int vo_vm_state_from_string(const char *s, VoVmState *ret);
+VoVm *vo_vm_new(VoDaemon *d);
+VoVm *vo_vm_new_defined(VoDaemon *d, VoVmSpec *spec);
+char *vo_vm_id_dup(VoVm *vm);
+extern void (*vo_vm_gone_hook)(VoDaemon *d);
+void vo_vm_registry_add_locked(VoDaemon *d, VoVm *vm);
+void vo_vm_registry_add(VoDaemon *d, VoVm *vm);
+void vo_vm_registry_remove_locked(VoDaemon *d, VoVm *vm);
+void vo_vm_registry_remove(VoDaemon *d, VoVm *vm);
 bool vo_vm_is_provisioning(VoVm *vm);
 
 /* The arguments of a VM's task (start, stop, pause, resume, reboot,
- * delete, create): op_args references the VM, op_args_free frees. */
+ * delete, create): vo_vm_op_args references the VM, vo_vm_op_args_free frees. */
 typedef struct {
     VoVm *vm;
     bool force;
@@ -45,32 +45,32 @@ typedef struct {
     bool boot_once; /* start: boot once_dev first, this run only */
     VoBootDev once_dev;
     bool ha_start; /* start: an HA restart (ha-retry.h), not a user's start */
-} OpArgs;
+} VoVmOpArgs;
 
-void op_args_free(void *p);
-OpArgs *op_args(VoVm *vm);
-int vm_submit(VoDaemon *d, VoVm *vm, const char *kind, const char *also, bool unbounded,
+void vo_vm_op_args_free(void *p);
+VoVmOpArgs *vo_vm_op_args(VoVm *vm);
+int vo_vm_submit_op(VoDaemon *d, VoVm *vm, const char *kind, const char *also, bool unbounded,
               VoTaskFn fn, void *args, VoTaskFreeFn free_args, json_t **ret_task,
               char **ret_error);
 
 /* vm-save.c: the VM's documents. */
-json_t *ha_restarts_of_doc(json_t *doc);
-int write_vm(VoVm *vm, const char *text, bool forget);
-int64_t measure_disks(VoVm *vm);
+json_t *vo_vm_ha_restarts_of_doc(json_t *doc);
+int vo_vm_write(VoVm *vm, const char *text, bool forget);
+int64_t vo_vm_measure_disks(VoVm *vm);
 
 /* vm-watch.c: the loop's watch; the driver instances' release threads
  * (vireod's end waits for them, vo_vms_release_all). */
-extern VoThreadCount releases;
-void watch_vm(VoVm *vm);
+extern VoThreadCount vo_vm_releases;
+void vo_vm_watch(VoVm *vm);
 
 /* vm-start.c */
-int vm_start(VoDaemon *d, VoVm *vm, bool unbounded, bool ha, json_t **ret_task,
+int vo_vm_start_request(VoDaemon *d, VoVm *vm, bool unbounded, bool ha, json_t **ret_task,
              char **ret_error);
 
 /* vm-create.c */
-int check_new_name(const char *name, char **ret_error);
+int vo_vm_check_new_name(const char *name, char **ret_error);
 
 /* vm-register.c: why a first write of a new VM's documents failed (r), in
  * words; *r changed to what the API answers (-EEXIST: a name taken
  * meanwhile, maybe on another host; -EAGAIN: its MAC claims lapsed). */
-char *register_write_error(VoDaemon *d, const VoVmSpec *spec, int *r);
+char *vo_vm_register_write_error(VoDaemon *d, const VoVmSpec *spec, int *r);

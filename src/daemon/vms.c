@@ -24,19 +24,19 @@
 #include "util/threads.h"
 #include "util/util.h"
 
-const char *const state_names[] = { "defined", "starting", "running", "paused",
+const char *const vo_vm_state_names[] = { "defined", "starting", "running", "paused",
                                            "stopping", "stopped", "crashed" };
-_Static_assert(ELEMENTSOF(state_names) == _VO_VM_STATE_MAX, "state_names");
+_Static_assert(ELEMENTSOF(vo_vm_state_names) == _VO_VM_STATE_MAX, "vo_vm_state_names");
 
 const char *vo_vm_state_to_string(VoVmState s)
 {
-    return s < _VO_VM_STATE_MAX ? state_names[s] : "unknown";
+    return s < _VO_VM_STATE_MAX ? vo_vm_state_names[s] : "unknown";
 }
 
-int state_from_string(const char *s, VoVmState *ret)
+int vo_vm_state_from_string(const char *s, VoVmState *ret)
 {
-    for (size_t i = 0; s && i < ELEMENTSOF(state_names); i++)
-        if (!strcmp(s, state_names[i])) {
+    for (size_t i = 0; s && i < ELEMENTSOF(vo_vm_state_names); i++)
+        if (!strcmp(s, vo_vm_state_names[i])) {
             *ret = (VoVmState)i;
             return 0;
         }
@@ -48,7 +48,7 @@ bool vo_vm_state_active(VoVmState s)
     return s == VO_VM_STARTING || s == VO_VM_RUNNING || s == VO_VM_PAUSED || s == VO_VM_STOPPING;
 }
 
-VoVm *vm_new(VoDaemon *d)
+VoVm *vo_vm_new(VoDaemon *d)
 {
     VoVm *vm = vo_malloc0(sizeof(*vm));
     atomic_init(&vm->refs, 1);
@@ -65,9 +65,9 @@ VoVm *vm_new(VoDaemon *d)
 }
 
 /* A VM just defined (stopped) with spec (taken), made now. */
-VoVm *vm_new_defined(VoDaemon *d, VoVmSpec *spec)
+VoVm *vo_vm_new_defined(VoDaemon *d, VoVmSpec *spec)
 {
-    VoVm *vm = vm_new(d);
+    VoVm *vm = vo_vm_new(d);
     vm->spec = spec;
     vm->state = VO_VM_DEFINED;
     vm->created_at = vo_wall_ms();
@@ -133,7 +133,7 @@ char *vo_vm_console_log_path(VoDaemon *d, VoVm *vm)
 }
 
 /* A copy of the VM's id (it never changes, but the spec holding it does). */
-char *vm_id(VoVm *vm)
+char *vo_vm_id_dup(VoVm *vm)
 {
     pthread_mutex_lock(&vm->lock);
     char *id = vo_strdup(vm->spec->id);
@@ -160,7 +160,7 @@ char *vo_vm_id(VoVm *vm)
 /* ---- registry --------------------------------------------------------- */
 
 /* Caller holds d->vms_lock. */
-void registry_add_locked(VoDaemon *d, VoVm *vm)
+void vo_vm_registry_add_locked(VoDaemon *d, VoVm *vm)
 {
     d->vms = realloc(d->vms, sizeof(VoVm *) * (d->n_vms + 1));
     if (!d->vms)
@@ -168,23 +168,23 @@ void registry_add_locked(VoDaemon *d, VoVm *vm)
     d->vms[d->n_vms++] = vm;
 }
 
-void registry_add(VoDaemon *d, VoVm *vm)
+void vo_vm_registry_add(VoDaemon *d, VoVm *vm)
 {
     pthread_mutex_lock(&d->vms_lock);
-    registry_add_locked(d, vm);
+    vo_vm_registry_add_locked(d, vm);
     pthread_mutex_unlock(&d->vms_lock);
 }
 
 /* Told when a VM left the registry (vo_vms_set_gone_hook). */
-void (*vm_gone_hook)(VoDaemon *d);
+void (*vo_vm_gone_hook)(VoDaemon *d);
 
 void vo_vms_set_gone_hook(void (*fn)(VoDaemon *d))
 {
-    vm_gone_hook = fn;
+    vo_vm_gone_hook = fn;
 }
 
-/* Caller holds d->vms_lock; then calls vm_gone_hook without it. */
-void registry_remove_locked(VoDaemon *d, VoVm *vm)
+/* Caller holds d->vms_lock; then calls vo_vm_gone_hook without it. */
+void vo_vm_registry_remove_locked(VoDaemon *d, VoVm *vm)
 {
     for (size_t i = 0; i < d->n_vms; i++)
         if (d->vms[i] == vm) {
@@ -194,13 +194,13 @@ void registry_remove_locked(VoDaemon *d, VoVm *vm)
         }
 }
 
-void registry_remove(VoDaemon *d, VoVm *vm)
+void vo_vm_registry_remove(VoDaemon *d, VoVm *vm)
 {
     pthread_mutex_lock(&d->vms_lock);
-    registry_remove_locked(d, vm);
+    vo_vm_registry_remove_locked(d, vm);
     pthread_mutex_unlock(&d->vms_lock);
-    if (vm_gone_hook)
-        vm_gone_hook(d);
+    if (vo_vm_gone_hook)
+        vo_vm_gone_hook(d);
 }
 
 /* Caller holds d->vms_lock. */
@@ -260,9 +260,9 @@ bool vo_vm_is_active(VoVm *vm)
 
 /* ---- operations ---------------------------------------------------------- */
 
-void op_args_free(void *p)
+void vo_vm_op_args_free(void *p)
 {
-    OpArgs *a = p;
+    VoVmOpArgs *a = p;
     vo_vm_unref(a->vm);
     free(a->base_disk);
     free(a->base_format);
@@ -272,9 +272,9 @@ void op_args_free(void *p)
     free(a);
 }
 
-OpArgs *op_args(VoVm *vm)
+VoVmOpArgs *vo_vm_op_args(VoVm *vm)
 {
-    OpArgs *a = vo_malloc0(sizeof(*a));
+    VoVmOpArgs *a = vo_malloc0(sizeof(*a));
     a->vm = vo_vm_ref(vm);
     return a;
 }
@@ -329,7 +329,7 @@ void vo_vm_job_end(VoVm *vm, bool sync)
 
 /* ---- public entry points -------------------------------------------------- */
 
-int vm_submit(VoDaemon *d, VoVm *vm, const char *kind, const char *also, bool unbounded,
+int vo_vm_submit_op(VoDaemon *d, VoVm *vm, const char *kind, const char *also, bool unbounded,
               VoTaskFn fn, void *args, VoTaskFreeFn free_args, json_t **ret_task,
               char **ret_error)
 {
@@ -365,14 +365,14 @@ int vm_submit(VoDaemon *d, VoVm *vm, const char *kind, const char *also, bool un
 int vo_vm_submit(VoDaemon *d, VoVm *vm, const char *kind, VoTaskFn fn, void *args,
                  VoTaskFreeFn free_args, json_t **ret_task, char **ret_error)
 {
-    return vm_submit(d, vm, kind, NULL, false, fn, args, free_args, ret_task, ret_error);
+    return vo_vm_submit_op(d, vm, kind, NULL, false, fn, args, free_args, ret_task, ret_error);
 }
 
 int vo_vm_submit_keyed(VoDaemon *d, VoVm *vm, const char *kind, const char *also,
                        VoTaskFn fn, void *args, VoTaskFreeFn free_args, json_t **ret_task,
                        char **ret_error)
 {
-    return vm_submit(d, vm, kind, also, false, fn, args, free_args, ret_task, ret_error);
+    return vo_vm_submit_op(d, vm, kind, also, false, fn, args, free_args, ret_task, ret_error);
 }
 
 int vo_vm_precheck(VoVm *vm, unsigned allowed, const char *verb, char **ret_error)
@@ -397,7 +397,7 @@ int vo_vm_precheck(VoVm *vm, unsigned allowed, const char *verb, char **ret_erro
         return -EBUSY;
     }
     if (!(allowed & IN(s))) {
-        *ret_error = vo_asprintf("cannot %s VM '%s': it is %s", verb, name, state_names[s]);
+        *ret_error = vo_asprintf("cannot %s VM '%s': it is %s", verb, name, vo_vm_state_names[s]);
         return -EBUSY;
     }
     /* A VM whose old definition names unknown host paths may only be
@@ -445,7 +445,7 @@ static void log_unsaved(VoDaemon *d, int waited_ms)
         if (vm->saver_running)
             log_warn("vm %s: its state '%s' was not saved (the store did not finish its write "
                      "within %d s); the next start takes the state from its QEMU",
-                     vm->spec->name, state_names[vm->state], waited_ms / 1000);
+                     vm->spec->name, vo_vm_state_names[vm->state], waited_ms / 1000);
         pthread_mutex_unlock(&vm->lock);
     }
     pthread_mutex_unlock(&d->vms_lock);
@@ -455,7 +455,7 @@ int vo_vms_release_all(VoDaemon *d)
 {
     /* Tasks are done by now, so the release threads get their job locks at
      * once; bounded all the same. */
-    vo_threads_wait(&releases, 5000);
+    vo_threads_wait(&vo_vm_releases, 5000);
     /* The saves the loop handed off (vm-save-later.c): waited for while
      * they go on, however slow the store; given up once none has moved for
      * longer than the store's client itself waits (twice its wait for one

@@ -2,7 +2,7 @@
  * store's etcd backend, store-etcd.c): base64 and int64 encodings, the
  * mapping of keys into the vireo/ namespace, curl handles kept idle for
  * reuse, the endpoint tried first and failing over, the gateway's errors as
- * -errno, and call_ex, which POSTs a request and tells the quorum tracking
+ * -errno, and vo_etcd_call_ex, which POSTs a request and tells the quorum tracking
  * what its outcome says. */
 #include "state/store.h"
 #include "state/store-etcd-internal.h"
@@ -57,7 +57,7 @@ static char *b64_decode(const char *in, size_t *ret_len)
     return out;
 }
 
-json_t *b64_json(const char *data, size_t len)
+json_t *vo_etcd_b64_json(const char *data, size_t len)
 {
     char *e = b64_encode(data, len);
     json_t *j = json_string(e);
@@ -66,7 +66,7 @@ json_t *b64_json(const char *data, size_t len)
 }
 
 /* The gateway sends int64 as strings and omits zeros. */
-int64_t json_i64(json_t *obj, const char *key)
+int64_t vo_etcd_json_i64(json_t *obj, const char *key)
 {
     json_t *v = json_object_get(obj, key);
     if (json_is_string(v))
@@ -77,7 +77,7 @@ int64_t json_i64(json_t *obj, const char *key)
 }
 
 /* A base64 field decoded, or NULL (absent or bad). */
-char *json_b64(json_t *obj, const char *key, size_t *ret_len)
+char *vo_etcd_json_b64(json_t *obj, const char *key, size_t *ret_len)
 {
     const char *v = json_string_value(json_object_get(obj, key));
     if (!v) {
@@ -90,7 +90,7 @@ char *json_b64(json_t *obj, const char *key, size_t *ret_len)
 
 /* ---- key mapping ---- */
 
-char *map_key(EtcdStore *s, const char *key)
+char *vo_etcd_map_key(EtcdStore *s, const char *key)
 {
     if (strcmp(s->prefix, "vireo/") != 0 && strncmp(key, "cluster/", 8) == 0)
         return vo_asprintf("vireo/%s", key);
@@ -99,7 +99,7 @@ char *map_key(EtcdStore *s, const char *key)
 
 /* The end of the range of keys starting with prefix (never empty here: the
  * mapped prefix starts with "vireo/"). */
-char *prefix_end(const char *prefix)
+char *vo_etcd_prefix_end(const char *prefix)
 {
     char *end = vo_strdup(prefix);
     for (size_t i = strlen(end); i > 0; i--) {
@@ -115,14 +115,14 @@ char *prefix_end(const char *prefix)
 
 /* ---- requests ---- */
 
-pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+pthread_once_t vo_etcd_curl_once = PTHREAD_ONCE_INIT;
 
-void curl_init_once(void)
+void vo_etcd_curl_init_once(void)
 {
     curl_global_init(CURL_GLOBAL_ALL);
 }
 
-size_t buf_write(char *ptr, size_t size, size_t nmemb, void *userdata)
+size_t vo_etcd_buf_write(char *ptr, size_t size, size_t nmemb, void *userdata)
 {
     Buf *b = userdata;
     size_t n = size * nmemb;
@@ -166,7 +166,7 @@ static void handle_put(EtcdStore *s, CURL *c)
         curl_easy_cleanup(c);
 }
 
-void setup_handle(EtcdStore *s, CURL *c, const char *url, struct curl_slist *headers)
+void vo_etcd_setup_handle(EtcdStore *s, CURL *c, const char *url, struct curl_slist *headers)
 {
     curl_easy_reset(c);
     curl_easy_setopt(c, CURLOPT_URL, url);
@@ -187,7 +187,7 @@ void setup_handle(EtcdStore *s, CURL *c, const char *url, struct curl_slist *hea
         curl_easy_setopt(c, CURLOPT_SSLKEY, s->key_file);
 }
 
-size_t endpoint_first(EtcdStore *s)
+size_t vo_etcd_endpoint_first(EtcdStore *s)
 {
     pthread_mutex_lock(&s->lock);
     size_t e = s->endpoint;
@@ -195,7 +195,7 @@ size_t endpoint_first(EtcdStore *s)
     return e;
 }
 
-void endpoint_failed(EtcdStore *s, size_t e)
+void vo_etcd_endpoint_failed(EtcdStore *s, size_t e)
 {
     pthread_mutex_lock(&s->lock);
     if (s->endpoint == e)
@@ -208,7 +208,7 @@ void endpoint_failed(EtcdStore *s, size_t e)
  * undone (etcd's "request timed out" may still commit): VO_STORE_EUNKNOWN. */
 static int gateway_error(json_t *body, long http, const char *path, bool write)
 {
-    int64_t code = json_i64(body, "code");
+    int64_t code = vo_etcd_json_i64(body, "code");
     const char *msg = json_string_value(json_object_get(body, "message"));
     if (!msg)
         msg = json_string_value(json_object_get(body, "error"));
@@ -281,9 +281,9 @@ static bool request_sent(CURL *c, CURLcode cr)
  * endpoint reachable, or no answer in time to a read: -EAGAIN. A write
  * (CALL_WRITE) sent but not answered (a timeout, a broken connection, or
  * etcd's own timeout): VO_STORE_EUNKNOWN, as it may have been applied.
- * What the outcome says of the quorum is noted (quorum_seen). */
+ * What the outcome says of the quorum is noted (vo_etcd_quorum_seen). */
 
-int call_ex(EtcdStore *s, const char *path, json_t *req, CallKind kind, json_t **ret)
+int vo_etcd_call_ex(EtcdStore *s, const char *path, json_t *req, CallKind kind, json_t **ret)
 {
     bool write = kind == CALL_WRITE;
     /* A serializable read starts at the first endpoint (a voter's own
@@ -291,7 +291,7 @@ int call_ex(EtcdStore *s, const char *path, json_t *req, CallKind kind, json_t *
     bool local = kind == CALL_LOCAL;
     long timeout = kind == CALL_PROBE && s->timeout_ms > PROBE_TIMEOUT_MS ? PROBE_TIMEOUT_MS
                                                                            : s->timeout_ms;
-    pthread_once(&curl_once, curl_init_once);
+    pthread_once(&vo_etcd_curl_once, vo_etcd_curl_init_once);
     _cleanup_free_ char *body = json_dumps(req, JSON_COMPACT);
     json_decref(req);
     if (!body)
@@ -309,20 +309,20 @@ int call_ex(EtcdStore *s, const char *path, json_t *req, CallKind kind, json_t *
     }
     int r = -EAGAIN;
     char errbuf[CURL_ERROR_SIZE];
-    size_t first = local ? 0 : endpoint_first(s);
+    size_t first = local ? 0 : vo_etcd_endpoint_first(s);
     for (size_t i = 0; i < s->n_endpoints; i++) {
         size_t e = (first + i) % s->n_endpoints;
         _cleanup_free_ char *url = vo_asprintf("%s%s", s->endpoints[e], path);
         Buf b = { 0 };
         errbuf[0] = '\0';
-        setup_handle(s, c, url, headers);
+        vo_etcd_setup_handle(s, c, url, headers);
         curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
         curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
         curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, timeout);
         if (local || kind == CALL_PROBE)
             curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS,
                              (long)(timeout < LOCAL_CONNECT_MS ? timeout : LOCAL_CONNECT_MS));
-        curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, buf_write);
+        curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, vo_etcd_buf_write);
         curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
         CURLcode cr = curl_easy_perform(c);
         if (cr != CURLE_OK) {
@@ -336,7 +336,7 @@ int call_ex(EtcdStore *s, const char *path, json_t *req, CallKind kind, json_t *
             log_debug("etcd %s%s: %s (%s)", s->endpoints[e], path, curl_easy_strerror(cr),
                       errbuf);
             if (!local)
-                endpoint_failed(s, e);
+                vo_etcd_endpoint_failed(s, e);
             /* Our own certificates are wrong: not a passing state. */
             if (cr == CURLE_PEER_FAILED_VERIFICATION || cr == CURLE_SSL_CERTPROBLEM ||
                 cr == CURLE_SSL_CACERT_BADFILE || tls_refused(errbuf)) {
@@ -366,7 +366,7 @@ int call_ex(EtcdStore *s, const char *path, json_t *req, CallKind kind, json_t *
             log_debug("etcd %s%s: a learner: trying the next member", s->endpoints[e], path);
             json_decref(j);
             if (!local)
-                endpoint_failed(s, e);
+                vo_etcd_endpoint_failed(s, e);
             r = -EAGAIN;
             continue;
         }
@@ -387,16 +387,16 @@ int call_ex(EtcdStore *s, const char *path, json_t *req, CallKind kind, json_t *
     }
     curl_slist_free_all(headers);
     handle_put(s, c);
-    quorum_seen(s, kind, r);
+    vo_etcd_quorum_seen(s, kind, r);
     return r;
 }
 
-int call(EtcdStore *s, const char *path, json_t *req, json_t **ret)
+int vo_etcd_call(EtcdStore *s, const char *path, json_t *req, json_t **ret)
 {
-    return call_ex(s, path, req, CALL_READ, ret);
+    return vo_etcd_call_ex(s, path, req, CALL_READ, ret);
 }
 
-int call_write(EtcdStore *s, const char *path, json_t *req, json_t **ret)
+int vo_etcd_call_write(EtcdStore *s, const char *path, json_t *req, json_t **ret)
 {
-    return call_ex(s, path, req, CALL_WRITE, ret);
+    return vo_etcd_call_ex(s, path, req, CALL_WRITE, ret);
 }

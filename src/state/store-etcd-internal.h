@@ -106,39 +106,39 @@ typedef struct {
 } Buf;
 
 /* store-etcd.c */
-int64_t header_rev(json_t *answer);
-json_t *range_request(const char *key, size_t key_len, const char *end, int64_t rev);
-int probe_rev(EtcdStore *s, int64_t rev);
-void store_unref(EtcdStore *s);
+int64_t vo_etcd_header_rev(json_t *answer);
+json_t *vo_etcd_range_request(const char *key, size_t key_len, const char *end, int64_t rev);
+int vo_etcd_probe_rev(EtcdStore *s, int64_t rev);
+void vo_etcd_store_unref(EtcdStore *s);
 
 /* store-etcd-call.c */
-json_t *b64_json(const char *data, size_t len);
-int64_t json_i64(json_t *obj, const char *key);
-char *json_b64(json_t *obj, const char *key, size_t *ret_len);
-char *map_key(EtcdStore *s, const char *key);
-char *prefix_end(const char *prefix);
-extern pthread_once_t curl_once;
-void curl_init_once(void);
-size_t buf_write(char *ptr, size_t size, size_t nmemb, void *userdata);
-void setup_handle(EtcdStore *s, CURL *c, const char *url, struct curl_slist *headers);
-size_t endpoint_first(EtcdStore *s);
-void endpoint_failed(EtcdStore *s, size_t e);
-int call_ex(EtcdStore *s, const char *path, json_t *req, CallKind kind, json_t **ret);
-int call(EtcdStore *s, const char *path, json_t *req, json_t **ret);
-int call_write(EtcdStore *s, const char *path, json_t *req, json_t **ret);
+json_t *vo_etcd_b64_json(const char *data, size_t len);
+int64_t vo_etcd_json_i64(json_t *obj, const char *key);
+char *vo_etcd_json_b64(json_t *obj, const char *key, size_t *ret_len);
+char *vo_etcd_map_key(EtcdStore *s, const char *key);
+char *vo_etcd_prefix_end(const char *prefix);
+extern pthread_once_t vo_etcd_curl_once;
+void vo_etcd_curl_init_once(void);
+size_t vo_etcd_buf_write(char *ptr, size_t size, size_t nmemb, void *userdata);
+void vo_etcd_setup_handle(EtcdStore *s, CURL *c, const char *url, struct curl_slist *headers);
+size_t vo_etcd_endpoint_first(EtcdStore *s);
+void vo_etcd_endpoint_failed(EtcdStore *s, size_t e);
+int vo_etcd_call_ex(EtcdStore *s, const char *path, json_t *req, CallKind kind, json_t **ret);
+int vo_etcd_call(EtcdStore *s, const char *path, json_t *req, json_t **ret);
+int vo_etcd_call_write(EtcdStore *s, const char *path, json_t *req, json_t **ret);
 
 /* store-etcd-quorum.c */
-void quorum_seen(EtcdStore *s, CallKind kind, int r);
-int call_read(EtcdStore *s, const char *path, json_t *req, json_t **ret);
-int64_t etcd_stale_since(VoStore *base);
-int etcd_request_timeout_ms(VoStore *base);
-Quorum *quorum_ref(const char *endpoints);
-void quorum_unref(Quorum *q);
+void vo_etcd_quorum_seen(EtcdStore *s, CallKind kind, int r);
+int vo_etcd_call_read(EtcdStore *s, const char *path, json_t *req, json_t **ret);
+int64_t vo_etcd_stale_since(VoStore *base);
+int vo_etcd_request_timeout_ms(VoStore *base);
+Quorum *vo_etcd_quorum_ref(const char *endpoints);
+void vo_etcd_quorum_unref(Quorum *q);
 
 /* store-etcd-watch.c */
-void etcd_watch_close(VoStoreWatch *w);
-int etcd_watch_open(VoStore *base, const char *prefix, int64_t after_rev,
+void vo_etcd_watch_close(VoStoreWatch *w);
+int vo_etcd_watch_open(VoStore *base, const char *prefix, int64_t after_rev,
                     VoStoreWatch **ret);
-int etcd_watch_next(VoStoreWatch *w, int timeout_ms, VoStoreEvent **ret_events,
+int vo_etcd_watch_next(VoStoreWatch *w, int timeout_ms, VoStoreEvent **ret_events,
                     size_t *ret_n);
-void etcd_watch_wake(VoStoreWatch *w);
+void vo_etcd_watch_wake(VoStoreWatch *w);

@@ -50,10 +50,10 @@ static void *probe_thread(void *userdata)
         pthread_mutex_unlock(&s->lock);
         int r = 0; /* another handle's read may have seen it back */
         if (quorum_lost_since(s) != 0) {
-            json_t *req = range_request(s->prefix, strlen(s->prefix), NULL, 0);
+            json_t *req = vo_etcd_range_request(s->prefix, strlen(s->prefix), NULL, 0);
             json_object_set_new(req, "count_only", json_true());
             json_t *ans = NULL;
-            r = call_ex(s, "/v3/kv/range", req, CALL_PROBE, &ans);
+            r = vo_etcd_call_ex(s, "/v3/kv/range", req, CALL_PROBE, &ans);
             json_decref(ans);
         }
         pthread_mutex_lock(&s->lock);
@@ -89,7 +89,7 @@ static void probe_start_locked(EtcdStore *s)
  * write that got no answer (-EAGAIN, VO_STORE_EUNKNOWN: etcd's own timeout
  * or ours) marks it lost, a linearizable read answered marks it back (a
  * write does not: an isolated 3.4 leader renews leases by itself). */
-void quorum_seen(EtcdStore *s, CallKind kind, int r)
+void vo_etcd_quorum_seen(EtcdStore *s, CallKind kind, int r)
 {
     if (kind == CALL_LOCAL)
         return;
@@ -116,18 +116,18 @@ void quorum_seen(EtcdStore *s, CallKind kind, int r)
 /* A read (req stolen): linearizable while the quorum is not known lost;
  * without one, serializable (from a member), noted as stale in the
  * calling thread. */
-int call_read(EtcdStore *s, const char *path, json_t *req, json_t **ret)
+int vo_etcd_call_read(EtcdStore *s, const char *path, json_t *req, json_t **ret)
 {
     int r = -EAGAIN;
     if (quorum_lost_since(s) == 0) {
-        r = call(s, path, json_incref(req), ret);
+        r = vo_etcd_call(s, path, json_incref(req), ret);
         if (r != -EAGAIN) {
             json_decref(req);
             return r;
         }
     }
     json_object_set_new(req, "serializable", json_true());
-    r = call_ex(s, path, req, CALL_LOCAL, ret);
+    r = vo_etcd_call_ex(s, path, req, CALL_LOCAL, ret);
     if (r == 0) {
         int64_t since = quorum_lost_since(s);
         /* Lost and back in between: this answer is still a member's. */
@@ -140,19 +140,19 @@ int call_read(EtcdStore *s, const char *path, json_t *req, json_t **ret)
     return r;
 }
 
-int64_t etcd_stale_since(VoStore *base)
+int64_t vo_etcd_stale_since(VoStore *base)
 {
     return quorum_lost_since((EtcdStore *)base);
 }
 
-int etcd_request_timeout_ms(VoStore *base)
+int vo_etcd_request_timeout_ms(VoStore *base)
 {
     EtcdStore *s = (EtcdStore *)base;
     int64_t ms = (int64_t)s->timeout_ms * (int64_t)(s->n_endpoints ? s->n_endpoints : 1);
     return ms > INT32_MAX ? INT32_MAX : (int)ms;
 }
 
-Quorum *quorum_ref(const char *endpoints)
+Quorum *vo_etcd_quorum_ref(const char *endpoints)
 {
     pthread_mutex_lock(&quorum_lock);
     Quorum *q = quorums;
@@ -169,7 +169,7 @@ Quorum *quorum_ref(const char *endpoints)
     return q;
 }
 
-void quorum_unref(Quorum *q)
+void vo_etcd_quorum_unref(Quorum *q)
 {
     if (!q)
         return;

@@ -42,18 +42,18 @@ static void watch_queue_event(VoStoreWatch *w, json_t *e)
 {
     json_t *kv = json_object_get(e, "kv"), *prev = json_object_get(e, "prev_kv");
     size_t klen = 0;
-    _cleanup_free_ char *k = json_b64(kv, "key", &klen);
+    _cleanup_free_ char *k = vo_etcd_json_b64(kv, "key", &klen);
     if (!k || klen < w->ekey_len || memcmp(k, w->ekey, w->ekey_len) != 0)
         return;
     const char *type = json_string_value(json_object_get(e, "type"));
     bool del = type && !strcmp(type, "DELETE");
     size_t vlen = 0, plen = 0;
     VoStoreEvent ev = {
-        .rev = json_i64(kv, "mod_revision"),
+        .rev = vo_etcd_json_i64(kv, "mod_revision"),
         .kind = del ? VO_STORE_DELETE : VO_STORE_PUT,
         .key = vo_asprintf("%s%s", w->prefix, k + w->ekey_len),
-        .value = del ? NULL : json_b64(kv, "value", &vlen),
-        .prev_value = json_is_object(prev) ? json_b64(prev, "value", &plen) : NULL,
+        .value = del ? NULL : vo_etcd_json_b64(kv, "value", &vlen),
+        .prev_value = json_is_object(prev) ? vo_etcd_json_b64(prev, "value", &plen) : NULL,
     };
     w->queued_bytes += strlen(ev.key) + vlen + plen;
     if (w->n == w->cap) {
@@ -85,7 +85,7 @@ static bool watch_line(VoStoreWatch *w, const char *line, size_t len)
     if (created)
         w->stream_created = true;
     if (ok && json_is_true(json_object_get(res, "canceled"))) {
-        if (json_i64(res, "compact_revision") > 0)
+        if (vo_etcd_json_i64(res, "compact_revision") > 0)
             watch_lost(w);
         else
             log_debug("etcd watch on '%s' canceled: %s", w->prefix,
@@ -99,7 +99,7 @@ static bool watch_line(VoStoreWatch *w, const char *line, size_t len)
         int64_t last = 0;
         json_array_foreach(events, i, e) {
             watch_queue_event(w, e);
-            last = json_i64(json_object_get(e, "kv"), "mod_revision");
+            last = vo_etcd_json_i64(json_object_get(e, "kv"), "mod_revision");
         }
         /* A revision's events come in one answer: resume after it. */
         if (last >= w->next_rev)
@@ -112,7 +112,7 @@ static bool watch_line(VoStoreWatch *w, const char *line, size_t len)
         }
     } else if (ok && !created && w->stream_checked) {
         /* A progress notice: every change up to its revision was sent. */
-        int64_t rev = header_rev(res);
+        int64_t rev = vo_etcd_header_rev(res);
         if (rev >= w->next_rev)
             w->next_rev = rev + 1;
     }
@@ -126,7 +126,7 @@ static size_t watch_write(char *ptr, size_t size, size_t nmemb, void *userdata)
     VoStoreWatch *w = userdata;
     size_t n = size * nmemb;
     Buf b = { w->buf, w->buf_len, w->buf_cap, false };
-    size_t k = buf_write(ptr, 1, n, &b);
+    size_t k = vo_etcd_buf_write(ptr, 1, n, &b);
     w->buf = b.data;
     w->buf_len = b.len;
     w->buf_cap = b.cap;
@@ -171,7 +171,7 @@ static int watch_sockopt(void *userdata, curl_socket_t fd, curlsocktype purpose)
  * decides (it fails once start - 1 < C). 0: nothing lost. */
 static int watch_check_start(VoStoreWatch *w, int64_t start)
 {
-    return start > 1 ? probe_rev(w->s, start - 1) : 0;
+    return start > 1 ? vo_etcd_probe_rev(w->s, start - 1) : 0;
 }
 
 /* One streaming POST /v3/watch from w->next_rev until it ends or stop. */
@@ -181,7 +181,7 @@ static void watch_stream(VoStoreWatch *w, size_t e)
     pthread_mutex_lock(&w->lock);
     int64_t start = w->next_rev;
     w->stream_created = w->stream_checked = false;
-    json_t *create = range_request(w->ekey, w->ekey_len, w->eend, 0);
+    json_t *create = vo_etcd_range_request(w->ekey, w->ekey_len, w->eend, 0);
     json_object_set_new(create, "start_revision", json_integer(start));
     json_object_set_new(create, "prev_kv", json_true());
     json_object_set_new(create, "progress_notify", json_true());
@@ -203,7 +203,7 @@ static void watch_stream(VoStoreWatch *w, size_t e)
             curl_easy_cleanup(c);
         return;
     }
-    setup_handle(s, c, url, headers);
+    vo_etcd_setup_handle(s, c, url, headers);
     curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, watch_write);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, w);
@@ -279,7 +279,7 @@ static void watch_stream(VoStoreWatch *w, size_t e)
     /* A stream that failed or was canceled (a member without a leader, say)
      * tries the next endpoint. */
     if (!stop && !lost)
-        endpoint_failed(s, e);
+        vo_etcd_endpoint_failed(s, e);
 }
 
 /* Waits up to ms for stop (or cond), under w->lock. */
@@ -300,7 +300,7 @@ static void *watch_thread(void *userdata)
 {
     VoStoreWatch *w = userdata;
     for (;;) {
-        watch_stream(w, endpoint_first(w->s));
+        watch_stream(w, vo_etcd_endpoint_first(w->s));
         pthread_mutex_lock(&w->lock);
         /* A broken stream (etcd restarted, a member lost) resumes where it
          * ended (checked against compaction again); a compaction or stop
@@ -324,7 +324,7 @@ static void watch_stop(VoStoreWatch *w)
         curl_multi_wakeup(w->multi);
 }
 
-void etcd_watch_close(VoStoreWatch *w)
+void vo_etcd_watch_close(VoStoreWatch *w)
 {
     if (!w)
         return;
@@ -349,22 +349,22 @@ void etcd_watch_close(VoStoreWatch *w)
     free(w->ekey);
     free(w->eend);
     free(w);
-    store_unref(s);
+    vo_etcd_store_unref(s);
 }
 
-int etcd_watch_open(VoStore *base, const char *prefix, int64_t after_rev,
+int vo_etcd_watch_open(VoStore *base, const char *prefix, int64_t after_rev,
                     VoStoreWatch **ret)
 {
     EtcdStore *s = (EtcdStore *)base;
     if (!prefix || after_rev < 0 || !ret)
         return -EINVAL;
-    pthread_once(&curl_once, curl_init_once);
+    pthread_once(&vo_etcd_curl_once, vo_etcd_curl_init_once);
     VoStoreWatch *w = vo_malloc0(sizeof(*w));
     w->s = s;
     w->prefix = vo_strdup(prefix);
-    w->ekey = map_key(s, prefix);
+    w->ekey = vo_etcd_map_key(s, prefix);
     w->ekey_len = strlen(w->ekey);
-    w->eend = prefix_end(w->ekey);
+    w->eend = vo_etcd_prefix_end(w->ekey);
     w->next_rev = after_rev + 1;
     pthread_mutex_init(&w->lock, NULL);
     pthread_condattr_t attr;
@@ -409,14 +409,14 @@ int etcd_watch_open(VoStore *base, const char *prefix, int64_t after_rev,
         r = w->canceled ? -ECANCELED : w->connect_error < 0 ? w->connect_error : -EAGAIN;
     pthread_mutex_unlock(&w->lock);
     if (r < 0) {
-        etcd_watch_close(w);
+        vo_etcd_watch_close(w);
         return r;
     }
     *ret = w;
     return 0;
 }
 
-int etcd_watch_next(VoStoreWatch *w, int timeout_ms, VoStoreEvent **ret_events,
+int vo_etcd_watch_next(VoStoreWatch *w, int timeout_ms, VoStoreEvent **ret_events,
                     size_t *ret_n)
 {
     if (!w || !ret_events || !ret_n)
@@ -452,7 +452,7 @@ int etcd_watch_next(VoStoreWatch *w, int timeout_ms, VoStoreEvent **ret_events,
     return 0;
 }
 
-void etcd_watch_wake(VoStoreWatch *w)
+void vo_etcd_watch_wake(VoStoreWatch *w)
 {
     if (!w)
         return;

@@ -24,18 +24,18 @@
 #define DEFAULT_TIMEOUT_MS 8000
 #define LIST_PAGE 500
 
-int64_t header_rev(json_t *answer)
+int64_t vo_etcd_header_rev(json_t *answer)
 {
-    return json_i64(json_object_get(answer, "header"), "revision");
+    return vo_etcd_json_i64(json_object_get(answer, "header"), "revision");
 }
 
 /* A range of one etcd key (or [key, end)) as of rev (0: now). */
-json_t *range_request(const char *key, size_t key_len, const char *end, int64_t rev)
+json_t *vo_etcd_range_request(const char *key, size_t key_len, const char *end, int64_t rev)
 {
     json_t *req = json_object();
-    json_object_set_new(req, "key", b64_json(key, key_len));
+    json_object_set_new(req, "key", vo_etcd_b64_json(key, key_len));
     if (end)
-        json_object_set_new(req, "range_end", b64_json(end, strlen(end)));
+        json_object_set_new(req, "range_end", vo_etcd_b64_json(end, strlen(end)));
     if (rev > 0)
         json_object_set_new(req, "revision", json_integer(rev));
     return req;
@@ -43,12 +43,12 @@ json_t *range_request(const char *key, size_t key_len, const char *end, int64_t 
 
 /* 0 when the store still holds revision rev, VO_STORE_ECOMPACTED when a
  * compaction dropped it (a range at rev says so), else -errno. */
-int probe_rev(EtcdStore *s, int64_t rev)
+int vo_etcd_probe_rev(EtcdStore *s, int64_t rev)
 {
-    json_t *req = range_request(s->prefix, strlen(s->prefix), NULL, rev);
+    json_t *req = vo_etcd_range_request(s->prefix, strlen(s->prefix), NULL, rev);
     json_object_set_new(req, "count_only", json_true());
     json_t *ans = NULL;
-    int r = call(s, "/v3/kv/range", req, &ans);
+    int r = vo_etcd_call(s, "/v3/kv/range", req, &ans);
     json_decref(ans);
     return r == -EINVAL ? 0 : r; /* a future revision: not compacted */
 }
@@ -62,9 +62,10 @@ static int etcd_get(VoStore *base, const char *key, char **ret_value, int64_t *r
         return -EINVAL;
     if (ret_value)
         *ret_value = NULL;
-    _cleanup_free_ char *ek = map_key(s, key);
+    _cleanup_free_ char *ek = vo_etcd_map_key(s, key);
     json_t *ans = NULL;
-    int r = call_read(s, "/v3/kv/range", range_request(ek, strlen(ek), NULL, 0), &ans);
+    int r = vo_etcd_call_read(s, "/v3/kv/range", vo_etcd_range_request(ek, strlen(ek), NULL, 0),
+                              &ans);
     if (r < 0)
         return r;
     json_t *kv = json_array_get(json_object_get(ans, "kvs"), 0);
@@ -72,12 +73,12 @@ static int etcd_get(VoStore *base, const char *key, char **ret_value, int64_t *r
         json_decref(ans);
         return -ENOENT;
     }
-    if (ret_value && !(*ret_value = json_b64(kv, "value", &(size_t){ 0 }))) {
+    if (ret_value && !(*ret_value = vo_etcd_json_b64(kv, "value", &(size_t){ 0 }))) {
         json_decref(ans);
         return -EBADMSG;
     }
     if (ret_rev)
-        *ret_rev = json_i64(kv, "mod_revision");
+        *ret_rev = vo_etcd_json_i64(kv, "mod_revision");
     json_decref(ans);
     return 0;
 }
@@ -88,18 +89,18 @@ static int etcd_list(VoStore *base, const char *prefix, VoStoreListFn fn, void *
     EtcdStore *s = (EtcdStore *)base;
     if (!prefix || !fn)
         return -EINVAL;
-    _cleanup_free_ char *ek = map_key(s, prefix);
-    _cleanup_free_ char *end = prefix_end(ek);
+    _cleanup_free_ char *ek = vo_etcd_map_key(s, prefix);
+    _cleanup_free_ char *end = vo_etcd_prefix_end(ek);
     size_t ek_len = strlen(ek);
     _cleanup_free_ char *from = vo_strdup(ek);
     size_t from_len = ek_len;
     int64_t rev = 0, page = LIST_PAGE;
     for (;;) {
         /* Later pages read at the first page's revision: one snapshot. */
-        json_t *req = range_request(from, from_len, end, rev);
+        json_t *req = vo_etcd_range_request(from, from_len, end, rev);
         json_object_set_new(req, "limit", json_integer(page));
         json_t *ans = NULL;
-        int r = call_read(s, "/v3/kv/range", req, &ans);
+        int r = vo_etcd_call_read(s, "/v3/kv/range", req, &ans);
         if (r == -EMSGSIZE && page > 1) {
             page /= 2; /* large documents: fewer at a time */
             continue;
@@ -109,7 +110,7 @@ static int etcd_list(VoStore *base, const char *prefix, VoStoreListFn fn, void *
         if (r < 0)
             return r;
         if (rev == 0) {
-            rev = header_rev(ans);
+            rev = vo_etcd_header_rev(ans);
             if (ret_rev)
                 *ret_rev = rev;
         }
@@ -118,14 +119,14 @@ static int etcd_list(VoStore *base, const char *prefix, VoStoreListFn fn, void *
         json_t *kv;
         json_array_foreach(kvs, i, kv) {
             size_t klen = 0;
-            _cleanup_free_ char *k = json_b64(kv, "key", &klen);
-            _cleanup_free_ char *v = json_b64(kv, "value", &(size_t){ 0 });
+            _cleanup_free_ char *k = vo_etcd_json_b64(kv, "key", &klen);
+            _cleanup_free_ char *v = vo_etcd_json_b64(kv, "value", &(size_t){ 0 });
             if (!k || !v || klen < ek_len || memcmp(k, ek, ek_len) != 0) {
                 json_decref(ans);
                 return -EBADMSG;
             }
             _cleanup_free_ char *key = vo_asprintf("%s%s", prefix, k + ek_len);
-            r = fn(key, v, json_i64(kv, "mod_revision"), userdata);
+            r = fn(key, v, vo_etcd_json_i64(kv, "mod_revision"), userdata);
             if (r != 0) {
                 json_decref(ans);
                 return r;
@@ -150,13 +151,13 @@ static int etcd_revision(VoStore *base, int64_t *ret_rev)
     EtcdStore *s = (EtcdStore *)base;
     if (!ret_rev)
         return -EINVAL;
-    json_t *req = range_request(s->prefix, strlen(s->prefix), NULL, 0);
+    json_t *req = vo_etcd_range_request(s->prefix, strlen(s->prefix), NULL, 0);
     json_object_set_new(req, "count_only", json_true());
     json_t *ans = NULL;
-    int r = call(s, "/v3/kv/range", req, &ans);
+    int r = vo_etcd_call(s, "/v3/kv/range", req, &ans);
     if (r < 0)
         return r;
-    *ret_rev = header_rev(ans);
+    *ret_rev = vo_etcd_header_rev(ans);
     json_decref(ans);
     return 0;
 }
@@ -177,7 +178,7 @@ static int failed_compare(const VoStoreCompare *cmps, size_t n_cmps, json_t *ans
             r = kv ? -EEXIST : 0;
         else if (!kv)
             r = -ENOENT;
-        else if (json_i64(kv, "mod_revision") != cmps[i].expected_rev)
+        else if (vo_etcd_json_i64(kv, "mod_revision") != cmps[i].expected_rev)
             r = -ESTALE;
         if (r < 0) {
             if (ret_failed)
@@ -211,9 +212,9 @@ static int etcd_txn(VoStore *base, const VoStoreCompare *cmps, size_t n_cmps,
 
     json_t *compare = json_array(), *success = json_array(), *failure = json_array();
     for (size_t i = 0; i < n_cmps; i++) {
-        _cleanup_free_ char *ek = map_key(s, cmps[i].key);
+        _cleanup_free_ char *ek = vo_etcd_map_key(s, cmps[i].key);
         json_t *c = json_object();
-        json_object_set_new(c, "key", b64_json(ek, strlen(ek)));
+        json_object_set_new(c, "key", vo_etcd_b64_json(ek, strlen(ek)));
         json_object_set_new(c, "result", json_string("EQUAL"));
         if (cmps[i].expected_rev == VO_REV_NEW) {
             json_object_set_new(c, "target", json_string("CREATE"));
@@ -223,16 +224,16 @@ static int etcd_txn(VoStore *base, const VoStoreCompare *cmps, size_t n_cmps,
             json_object_set_new(c, "mod_revision", json_integer(cmps[i].expected_rev));
         }
         json_array_append_new(compare, c);
-        json_t *rr = range_request(ek, strlen(ek), NULL, 0);
+        json_t *rr = vo_etcd_range_request(ek, strlen(ek), NULL, 0);
         json_object_set_new(rr, "keys_only", json_true());
         json_array_append_new(failure, json_pack("{s:o}", "request_range", rr));
     }
     for (size_t i = 0; i < n_ops; i++) {
-        _cleanup_free_ char *ek = map_key(s, ops[i].key);
+        _cleanup_free_ char *ek = vo_etcd_map_key(s, ops[i].key);
         json_t *o = json_object();
-        json_object_set_new(o, "key", b64_json(ek, strlen(ek)));
+        json_object_set_new(o, "key", vo_etcd_b64_json(ek, strlen(ek)));
         if (ops[i].kind == VO_STORE_PUT) {
-            json_object_set_new(o, "value", b64_json(ops[i].value, strlen(ops[i].value)));
+            json_object_set_new(o, "value", vo_etcd_b64_json(ops[i].value, strlen(ops[i].value)));
             if (ops[i].lease)
                 json_object_set_new(o, "lease", json_integer(ops[i].lease));
             json_array_append_new(success, json_pack("{s:o}", "request_put", o));
@@ -243,7 +244,7 @@ static int etcd_txn(VoStore *base, const VoStoreCompare *cmps, size_t n_cmps,
     json_t *req = json_pack("{s:o, s:o, s:o}", "compare", compare, "success", success,
                             "failure", failure);
     json_t *ans = NULL;
-    int r = call_write(s, "/v3/kv/txn", req, &ans);
+    int r = vo_etcd_call_write(s, "/v3/kv/txn", req, &ans);
     /* A put's lease is unknown (expired): not a compare, nothing written. */
     if (r == -ENOENT)
         return -EKEYEXPIRED;
@@ -251,7 +252,7 @@ static int etcd_txn(VoStore *base, const VoStoreCompare *cmps, size_t n_cmps,
         return r;
     if (json_is_true(json_object_get(ans, "succeeded"))) {
         if (ret_rev)
-            *ret_rev = header_rev(ans);
+            *ret_rev = vo_etcd_header_rev(ans);
         r = 0;
     } else {
         r = failed_compare(cmps, n_cmps, ans, ret_failed);
@@ -268,11 +269,11 @@ static int etcd_lease_grant(VoStore *base, int ttl_ms, int64_t *ret_lease)
     if (ttl_ms <= 0 || !ret_lease)
         return -EINVAL;
     json_t *ans = NULL;
-    int r = call_write(s, "/v3/lease/grant", json_pack("{s:I}", "TTL", (json_int_t)((ttl_ms + 999) / 1000)),
-                 &ans);
+    json_t *req = json_pack("{s:I}", "TTL", (json_int_t)((ttl_ms + 999) / 1000));
+    int r = vo_etcd_call_write(s, "/v3/lease/grant", req, &ans);
     if (r < 0)
         return r;
-    *ret_lease = json_i64(ans, "ID");
+    *ret_lease = vo_etcd_json_i64(ans, "ID");
     const char *err = json_string_value(json_object_get(ans, "error"));
     json_decref(ans);
     return *ret_lease > 0 && !(err && *err) ? 0 : -EIO;
@@ -284,11 +285,12 @@ static int etcd_lease_keepalive(VoStore *base, int64_t lease)
     if (lease <= 0)
         return -EINVAL;
     json_t *ans = NULL;
-    int r = call_write(s, "/v3/lease/keepalive", json_pack("{s:I}", "ID", (json_int_t)lease), &ans);
+    int r = vo_etcd_call_write(s, "/v3/lease/keepalive",
+                               json_pack("{s:I}", "ID", (json_int_t)lease), &ans);
     if (r < 0)
         return r;
     /* An expired or unknown lease answers without a TTL. */
-    r = json_i64(ans, "TTL") > 0 ? 0 : -ENOENT;
+    r = vo_etcd_json_i64(ans, "TTL") > 0 ? 0 : -ENOENT;
     json_decref(ans);
     return r;
 }
@@ -299,7 +301,8 @@ static int etcd_lease_revoke(VoStore *base, int64_t lease)
     if (lease <= 0)
         return -EINVAL;
     json_t *ans = NULL;
-    int r = call_write(s, "/v3/lease/revoke", json_pack("{s:I}", "ID", (json_int_t)lease), &ans);
+    int r = vo_etcd_call_write(s, "/v3/lease/revoke", json_pack("{s:I}", "ID", (json_int_t)lease),
+                               &ans);
     json_decref(ans);
     return r;
 }
@@ -313,7 +316,7 @@ static int etcd_compact(VoStore *base, int64_t rev)
         return -EINVAL;
     json_t *ans = NULL;
     /* physical: answered once the log is dropped for good. */
-    int r = call_write(s, "/v3/kv/compaction",
+    int r = vo_etcd_call_write(s, "/v3/kv/compaction",
                        json_pack("{s:I, s:b}", "revision", (json_int_t)rev, "physical", 1), &ans);
     json_decref(ans);
     if (r == VO_STORE_ECOMPACTED)
@@ -338,7 +341,7 @@ static int etcd_compacted(VoStore *base, int64_t *ret_rev)
     pthread_mutex_lock(&s->lock);
     int64_t known = s->compacted;
     pthread_mutex_unlock(&s->lock);
-    int r = probe_rev(s, known > 0 ? known : 1);
+    int r = vo_etcd_probe_rev(s, known > 0 ? known : 1);
     if (r == 0) {
         *ret_rev = known; /* 0 when a range at 1 works: nothing to resume from is lost */
         return 0;
@@ -350,7 +353,7 @@ static int etcd_compacted(VoStore *base, int64_t *ret_rev)
         return r;
     while (lo < hi) {
         int64_t mid = lo + (hi - lo) / 2;
-        r = probe_rev(s, mid);
+        r = vo_etcd_probe_rev(s, mid);
         if (r == 0)
             hi = mid;
         else if (r == VO_STORE_ECOMPACTED)
@@ -377,13 +380,13 @@ static void store_free(EtcdStore *s)
     free(s->ca_file);
     free(s->cert_file);
     free(s->key_file);
-    quorum_unref(s->quorum);
+    vo_etcd_quorum_unref(s->quorum);
     pthread_cond_destroy(&s->probe_cond);
     pthread_mutex_destroy(&s->lock);
     free(s);
 }
 
-void store_unref(EtcdStore *s)
+void vo_etcd_store_unref(EtcdStore *s)
 {
     pthread_mutex_lock(&s->lock);
     bool last = --s->refs == 0;
@@ -414,7 +417,7 @@ static void etcd_close(VoStore *base)
     pthread_mutex_unlock(&s->lock);
     if (join) /* ends within its read's timeout (PROBE_TIMEOUT_MS) */
         pthread_join(s->probe, NULL);
-    store_unref(s);
+    vo_etcd_store_unref(s);
 }
 
 static const VoStoreOps etcd_ops = {
@@ -427,17 +430,17 @@ static const VoStoreOps etcd_ops = {
     .list = etcd_list,
     .txn = etcd_txn,
     .revision = etcd_revision,
-    .watch_open = etcd_watch_open,
-    .watch_next = etcd_watch_next,
-    .watch_wake = etcd_watch_wake,
-    .watch_close = etcd_watch_close,
+    .watch_open = vo_etcd_watch_open,
+    .watch_next = vo_etcd_watch_next,
+    .watch_wake = vo_etcd_watch_wake,
+    .watch_close = vo_etcd_watch_close,
     .lease_grant = etcd_lease_grant,
     .lease_keepalive = etcd_lease_keepalive,
     .lease_revoke = etcd_lease_revoke,
     .compact = etcd_compact,
     .compacted = etcd_compacted,
-    .stale_since = etcd_stale_since,
-    .request_timeout_ms = etcd_request_timeout_ms,
+    .stale_since = vo_etcd_stale_since,
+    .request_timeout_ms = vo_etcd_request_timeout_ms,
 };
 
 int vo_store_open_etcd(const VoEtcdOptions *o, VoStore **ret)
@@ -484,7 +487,7 @@ int vo_store_open_etcd(const VoEtcdOptions *o, VoStore **ret)
         free(key);
         key = more;
     }
-    s->quorum = quorum_ref(key);
+    s->quorum = vo_etcd_quorum_ref(key);
     *ret = &s->base;
     return 0;
 }
