@@ -29,6 +29,7 @@
 #define PEER_ABORT_MS 5000
 #define CLAIM_TRIES 3
 #define COMPLETE_WAIT_MS 30000
+#define RESTART_WAIT_MS 3000
 
 static char *intent_dir(VoDaemon *d)
 {
@@ -135,6 +136,28 @@ static bool hand_over_post_copy(VoDaemon *d, VoHvInstance *hv, const VoMigrateIn
     return true;
 }
 
+/* Whether the source QEMU runs the guest again: once its device state
+ * could not be sent (the destination gone at the switch-over), its
+ * migration fails and QEMU restarts the guest here (a moment after it says
+ * failed: waited for, bounded). Never ended then: it is the only copy (the
+ * destination never had the device state, so it claims nothing:
+ * migrate-incoming.c). */
+static bool source_runs_guest(VoDaemon *d, VoHvInstance *hv)
+{
+    for (int64_t until = vo_now_ms() + RESTART_WAIT_MS;;) {
+        VoHvInfo info = { 0 };
+        if (d->driver->info(hv, &info) >= 0 && !info.paused)
+            return true;
+        VoHvMigrationProgress p = { 0 };
+        int r = d->driver->migrate_query(hv, &p);
+        free(p.error);
+        if (r < 0 || (p.status != VO_HV_MIGRATION_FAILED &&
+                      p.status != VO_HV_MIGRATION_CANCELLED) || vo_now_ms() > until)
+            return false;
+        (void)poll(NULL, 0, 100);
+    }
+}
+
 /* Ends a QEMU of the VM no VM of the table holds (its documents are gone
  * from here): attached with the spec the intent kept, ended (source: quit,
  * destination: SIGKILL), its run and state dirs removed. False: a source
@@ -157,6 +180,16 @@ static bool end_unowned(VoDaemon *d, const VoMigrateIntent *i, VoHvMigrationSide
         free(error);
         error = NULL;
         if (side == VO_HV_MIGRATION_SOURCE && !hand_over_post_copy(d, hv, i, later, ret_error)) {
+            d->driver->release(hv);
+            return false;
+        }
+        if (side == VO_HV_MIGRATION_SOURCE && source_runs_guest(d, hv)) {
+            /* Not in the table: kept running, not taken back here. */
+            log_error("vm %s: its source QEMU runs the guest (its device state never reached "
+                      "host %s): it is kept, the intent too", i->name, i->peer);
+            if (ret_error)
+                *ret_error = vo_asprintf("the source QEMU runs the guest: its device state "
+                                         "never reached host %s", i->peer);
             d->driver->release(hv);
             return false;
         }
@@ -257,6 +290,45 @@ static void resume_source(VoDaemon *d, VoVm *vm, const VoMigrateIntent *i, bool 
     }
 }
 
+static void note_settled(VoDaemon *d, const VoMigrateIntent *i, bool moved, const char *what);
+
+/* Source, the VM in the table (moved away), its QEMU running the guest
+ * again after the switch (source_runs_guest): the VM is taken back and
+ * runs on here (resume_source). False: kept as it is, running, the
+ * intent too (a VM with local volumes, whose documents moved too, or the
+ * take-back refused or unanswered: the next try takes it back). */
+static bool take_back_running(VoDaemon *d, VoVm *vm, const VoMigrateIntent *i, bool later,
+                              char **ret_error)
+{
+    _cleanup_vm_spec_ VoVmSpec *spec = NULL;
+    _cleanup_free_ char *error = NULL;
+    int64_t rev = 0;
+    int r = !d->cluster_store ? vo_error_set(&error, -ENOTCONN, "not in a cluster")
+            : vo_vm_spec_from_json(i->spec, &spec, &error) < 0 ? -EINVAL
+            : vo_migrate_check_disks(d, spec, &error) < 0
+                ? -EBUSY
+                : vo_migrate_take_back_running(d, i->vm, i->peer, SETTLE_GIVE_UP_MS, &rev,
+                                               &error);
+    if (r < 0) {
+        log_error("vm %s: its source QEMU runs the guest (its device state never reached "
+                  "host %s), but the VM could not be taken back: %s; the QEMU is kept "
+                  "running, the intent too", i->name, i->peer, error);
+        if (ret_error)
+            *ret_error = vo_asprintf("the source QEMU runs the guest, but the VM could not be "
+                                     "taken back from host %s: %s", i->peer, error);
+        return false;
+    }
+    pthread_mutex_lock(&vm->lock);
+    vm->rev = rev;
+    vm->migrated_away = false;
+    pthread_mutex_unlock(&vm->lock);
+    vo_post_copy_kept_unmark(d, i->vm);
+    note_settled(d, i, false, "this host's again: its device state never reached the "
+                 "destination, so the source QEMU ran the guest on and the VM was taken back");
+    resume_source(d, vm, i, later);
+    return true;
+}
+
 /* Source, the VM moved while it was in the table (settled after it was
  * loaded): its QEMU quits, the VM leaves the table. False: its QEMU kept
  * (hand_over_post_copy), the VM in the table, moved away. */
@@ -275,6 +347,10 @@ static bool quit_source(VoDaemon *d, VoVm *vm, const VoMigrateIntent *i, bool la
     if (hv && !hand_over_post_copy(d, hv, i, later, ret_error)) {
         pthread_mutex_unlock(&vm->job);
         return false;
+    }
+    if (hv && source_runs_guest(d, hv)) {
+        pthread_mutex_unlock(&vm->job);
+        return take_back_running(d, vm, i, later, ret_error);
     }
     if (hv && d->driver->migrate_finish(hv, VO_HV_MIGRATION_SOURCE, true, false, &error) < 0)
         log_warn("vm %s: ending the source QEMU: %s", i->name, error);

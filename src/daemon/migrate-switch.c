@@ -122,6 +122,30 @@ int vo_migrate_settle_take_back(VoDaemon *d, const char *vm_id, const char *peer
     return s;
 }
 
+int vo_migrate_take_back_running(VoDaemon *d, const char *vm_id, const char *peer,
+                                 int give_up_ms, int64_t *ret_here_rev, char **ret_error)
+{
+    _cleanup_free_ char *there = vo_asprintf("h/%s/vms/%s", peer, vm_id);
+    int64_t rev = 0;
+    int r = vo_store_get_linear(d->cluster_store, there, &rev);
+    if (r < 0)
+        return vo_error_set(ret_error, r == -ENOENT ? -ENOENT : -EAGAIN, "%s",
+                            r == -ENOENT ? "the VM's document is not at the destination"
+                                         : "the store cannot say where the VM is now");
+    r = vo_vm_move_volumes_txn(d->cluster_store, vm_id, peer, d->host_id, rev, NULL, 0,
+                               ret_here_rev, ret_error);
+    if (r < 0 && vo_migrate_switch_outcome_unknown(r)) {
+        free(*ret_error);
+        *ret_error = NULL;
+        int s = vo_migrate_settle_take_back(d, vm_id, peer, rev, give_up_ms, ret_here_rev,
+                                            ret_error);
+        r = s == 1 ? vo_error_set(ret_error, -ESTALE, "the VM's document at the destination "
+                                  "changed meanwhile")
+                   : s;
+    }
+    return r;
+}
+
 /* Test hook take-back-late: the take-back transaction is held in flight
  * (as one etcd has not decided yet) until the test's take-back-go, then
  * sent as the task would have, its outcome logged; the task meanwhile
