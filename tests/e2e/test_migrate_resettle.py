@@ -265,3 +265,28 @@ def test_a_source_whose_device_state_never_left_runs_on(cluster, tmp_path):
     nothing_at(h2, vm_id)
     assert "its QEMU holds no guest" in h2.log(), h2.log()[-4000:]
     assert "the VM was taken back" in h1.log(), h1.log()[-4000:]
+
+    # The same at h1's start: its vireod dies right after the switch
+    # (exit-after-txn), the source QEMU stopped before the switch-over, and
+    # h2's incoming QEMU dies too. The start's recovery hands the rest over,
+    # which fails: the source QEMU runs the guest again, and the VM is
+    # taken back and adopted by h1 (before, that QEMU was ended).
+    (faults / "exit-after-txn").touch()
+    h1.api("POST", "/v1/vms/ctr/migrate", {"to": "h2", "post_copy": True}, expect=202)
+    wait_until(lambda: h1.proc.poll() is not None, 600, what="h1's vireod to exit")
+    assert not (faults / "exit-after-txn").exists()
+    assert qemu_of(h1, vm_id), "the source QEMU, stopped before the switch-over, on h1"
+    wait_until(lambda: qemu_of(h2, vm_id), 30, what="h2's incoming QEMU")
+    for pid in qemu_of(h2, vm_id):
+        os.kill(pid, signal.SIGKILL)
+    wait_until(lambda: not qemu_of(h2, vm_id), 30, what="h2's incoming QEMU to end")
+    wait_until(lambda: h2.log().count("its QEMU holds no guest") >= 2, 120,
+               what="h2 not to claim the VM")
+    h1.start(timeout=300)
+    wait_until(lambda: (h1.request("GET", "/v1/vms/ctr")[1] or {}).get("state") == "running",
+               120, what="h1's VM to show running")
+    assert hosts_of(h1, "ctr") == ["h1"]
+    counter_goes_on(h1, "ctr")
+    assert len(qemu_of(h1, vm_id)) == 1
+    nothing_at(h2, vm_id)
+    assert not os.listdir(os.path.join(h1.run_dir, "migrations"))
