@@ -128,12 +128,23 @@ int vo_migrate_take_back_running(VoDaemon *d, const char *vm_id, const char *pee
     _cleanup_free_ char *there = vo_asprintf("h/%s/vms/%s", peer, vm_id);
     int64_t rev = 0;
     int r = vo_store_get_linear(d->cluster_store, there, &rev);
+    if (r == -ENOENT) {
+        /* Back here already (an earlier try's take-back, its answer lost)? */
+        _cleanup_free_ char *here = vo_asprintf("h/%s/vms/%s", d->host_id, vm_id);
+        int h = vo_store_get_linear(d->cluster_store, here, ret_here_rev);
+        if (h >= 0)
+            return 0;
+        if (h != -ENOENT)
+            r = h;
+    }
     if (r < 0)
         return vo_error_set(ret_error, r == -ENOENT ? -ENOENT : -EAGAIN, "%s",
                             r == -ENOENT ? "the VM's document is not at the destination"
                                          : "the store cannot say where the VM is now");
     r = vo_vm_move_volumes_txn(d->cluster_store, vm_id, peer, d->host_id, rev, NULL, 0,
                                ret_here_rev, ret_error);
+    if (r == -ENOENT)
+        r = -ESTALE; /* changed meanwhile: only the read above says it is gone */
     if (r < 0 && vo_migrate_switch_outcome_unknown(r)) {
         free(*ret_error);
         *ret_error = NULL;

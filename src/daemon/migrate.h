@@ -164,8 +164,10 @@ int vo_migrate_settle_take_back(VoDaemon *d, const char *vm_id, const char *peer
  * document taken back from host peer, compared at the revision a quorum's
  * read gives there (a take-back whose outcome is unknown is settled as
  * vo_migrate_settle_take_back). 0 with *ret_here_rev: the VM is this
- * host's again; negative (*ret_error): not taken back. Moves no volume
- * document (the caller keeps a VM with local volumes as it is).
+ * host's again (or was already); -ENOENT: it is neither at the peer nor
+ * here (deleted, or restarted elsewhere); other negative (*ret_error):
+ * not taken back now. Moves no volume document (the caller keeps a VM
+ * with local volumes as it is).
  * migrate-switch.c. */
 int vo_migrate_take_back_running(VoDaemon *d, const char *vm_id, const char *peer,
                                  int give_up_ms, int64_t *ret_here_rev, char **ret_error);

@@ -38,6 +38,11 @@ again in the background and settles it by itself:
    keeps the background settling unknown meanwhile): the VM is crashed at
    h2, not left "running" with no QEMU (an HA VM would never be restarted).
 
+A second test: the destination's QEMU dies at a post-copy's switch-over
+(the switch's outcome unknown, then a vireod that died there): the source
+QEMU runs the guest again, and the VM is taken back (the background; a
+start, which adopts the QEMU) rather than that only copy ended.
+
 Each decision is logged and recorded as a task of kind "migrate" (result
 "settled": "not moved" / "moved"). Before, both QEMUs stayed paused until
 h1's vireod restarted."""
@@ -69,14 +74,21 @@ def migrate_unknown(h, faults, fault, to, vm="ctr"):
     assert not (faults / fault).exists() and not (faults / "settle-unknown").exists()
 
 
-def test_an_unknown_switch_is_settled_in_the_background(cluster, tmp_path):
+def two_hosts_counting_at_h1(cluster, tmp_path):
+    """two_hosts_h2_continues_on_silence, with the VM ctr on h1 printing
+    its counter. Returns (c, faults, ctr's id)."""
     c, faults = two_hosts_h2_continues_on_silence(cluster, tmp_path)
-    h1, h2 = c.hosts
+    h1 = c.hosts[0]
     create_on(h1, "ctr", memory=128, accel="tcg")
     h1.cli("vm", "start", "ctr")
     h1.wait_console("ctr", BOOT_MARKER, timeout=240)
     start_counter(h1, "ctr")
-    vm_id = h1.vm("ctr")["id"]
+    return c, faults, h1.vm("ctr")["id"]
+
+
+def test_an_unknown_switch_is_settled_in_the_background(cluster, tmp_path):
+    c, faults, vm_id = two_hosts_counting_at_h1(cluster, tmp_path)
+    h1, h2 = c.hosts
 
     # 1. Not applied: the source runs on, the destination's QEMU ends. The
     # settling is held (resettle-drop-pause) after the source runs on and
@@ -234,13 +246,8 @@ def test_a_source_whose_device_state_never_left_runs_on(cluster, tmp_path):
     runs on there; h2 never claims a VM its QEMU does not hold. Before, h2
     claimed it (its QEMU gone) and h1 ended its source QEMU: the guest was
     lost."""
-    c, faults = two_hosts_h2_continues_on_silence(cluster, tmp_path)
+    c, faults, vm_id = two_hosts_counting_at_h1(cluster, tmp_path)
     h1, h2 = c.hosts
-    create_on(h1, "ctr", memory=128, accel="tcg")
-    h1.cli("vm", "start", "ctr")
-    h1.wait_console("ctr", BOOT_MARKER, timeout=240)
-    start_counter(h1, "ctr")
-    vm_id = h1.vm("ctr")["id"]
     for f in ("txn-unknown", "settle-unknown", "resettle-unknown", "incoming-claim-pause"):
         (faults / f).touch()
     tid = h1.api("POST", "/v1/vms/ctr/migrate", {"to": "h2", "post_copy": True},
