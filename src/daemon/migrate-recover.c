@@ -30,7 +30,7 @@
 #define PEER_ABORT_MS 5000
 #define CLAIM_TRIES 3
 #define COMPLETE_WAIT_MS 30000
-#define RESTART_WAIT_MS 3000
+#define RESTART_WAIT_MS 10000
 
 static char *intent_dir(VoDaemon *d)
 {

@@ -122,8 +122,9 @@ int vo_migrate_settle_take_back(VoDaemon *d, const char *vm_id, const char *peer
     return s;
 }
 
-int vo_migrate_take_back_running(VoDaemon *d, const char *vm_id, const char *peer,
-                                 int give_up_ms, int64_t *ret_here_rev, char **ret_error)
+/* One try of vo_migrate_take_back_running. */
+static int take_back_running_once(VoDaemon *d, const char *vm_id, const char *peer,
+                                  int give_up_ms, int64_t *ret_here_rev, char **ret_error)
 {
     _cleanup_free_ char *there = vo_asprintf("h/%s/vms/%s", peer, vm_id);
     int64_t rev = 0;
@@ -155,6 +156,23 @@ int vo_migrate_take_back_running(VoDaemon *d, const char *vm_id, const char *pee
                    : s;
     }
     return r;
+}
+
+int vo_migrate_take_back_running(VoDaemon *d, const char *vm_id, const char *peer,
+                                 int give_up_ms, int64_t *ret_here_rev, char **ret_error)
+{
+    /* The store not reached, a compare lost to a write meanwhile, or a
+     * project move's mark: asked again (bounded) rather than left for the
+     * next try, minutes later. */
+    int64_t give_up = vo_now_ms() + give_up_ms;
+    for (;;) {
+        free(*ret_error);
+        *ret_error = NULL;
+        int r = take_back_running_once(d, vm_id, peer, give_up_ms, ret_here_rev, ret_error);
+        if ((r != -EAGAIN && r != -ESTALE && r != -EBUSY) || vo_now_ms() > give_up)
+            return r;
+        (void)poll(NULL, 0, 1000);
+    }
 }
 
 /* Test hook take-back-late: the take-back transaction is held in flight
