@@ -50,6 +50,7 @@ struct Incoming {
     char **vol_pools, **vol_names; /* local disks coming: reserved here (strv) */
     bool resume;        /* the VM ran at the source (continued here, else left paused) */
     bool paused_noted;  /* its post-copy's broken stream logged by the watcher */
+    bool empty_noted;   /* its QEMU holding no guest on its source's silence logged */
 };
 
 static struct {
@@ -351,6 +352,19 @@ static int adopt_continue(VoDaemon *d, Incoming *x, int64_t rev, bool resume, ch
     return 0;
 }
 
+/* Whether x's incoming QEMU holds the guest, which may then be continued
+ * here: its stream completed, or post-copy runs (the device state is
+ * here). Not when the QEMU is gone or its stream failed or is still
+ * loading (the source then still has the guest: QEMU runs it again there
+ * when the device state cannot be sent). */
+static bool holds_guest(VoDaemon *d, Incoming *x)
+{
+    VoHvMigrationProgress p = { 0 };
+    bool asked = x->hv && d->driver->migrate_query(x->hv, &p) >= 0;
+    free(p.error);
+    return asked && (p.status == VO_HV_MIGRATION_COMPLETED || p.post_copy);
+}
+
 /* An incoming VM its source forgot (no call, no stream for the idle
  * limit). The switch is the point of no return: if the store gives the VM
  * to this host, it is claimed, adopted and continued here; if the store
@@ -361,6 +375,29 @@ static void forgotten(VoDaemon *d, Incoming *x)
     int64_t rev = 0;
     if (vo_migrate_fault("incoming-claim-pause")) /* test: a late claim */
         vo_migrate_fault_wait("incoming-claim-go", 300000);
+    if (!holds_guest(d, x)) {
+        /* Nothing here to continue: a claim would only keep the source,
+         * whose QEMU runs the guest again once its device state could not
+         * be sent, from taking the VM back. Waited on until the store says
+         * it is not this host's (the source took it back and tells this
+         * host to abort). */
+        _cleanup_free_ char *key = vo_asprintf("vms/%s", x->vm_id);
+        int g = vo_store_get_linear(d->store, key, NULL);
+        if (g == -ENOENT) {
+            log_warn("incoming VM %s (migration %s): its QEMU holds no guest and the store "
+                     "does not give it here: aborted", x->vm_name, x->id);
+            destroy(d, x);
+            give_back(x, true);
+            return;
+        }
+        if (!x->empty_noted)
+            log_warn("incoming VM %s (migration %s): its source is silent but its QEMU holds "
+                     "no guest (gone, or its stream did not complete): not claimed; it waits "
+                     "for its source to take the VM back", x->vm_name, x->id);
+        x->empty_noted = true;
+        give_back(x, false);
+        return;
+    }
     int r = claim(d, x, 0, &rev, &error);
     if (r >= 0) {
         log_warn("incoming VM %s (migration %s): its source went silent after the switch; "

@@ -21,6 +21,7 @@
 #include "daemon/post-copy-kept.h"
 #include "daemon/storage.h"
 #include "daemon/vm-internal.h"
+#include "state/keys.h"
 #include "state/vm-move-settle.h"
 #include "util/util.h"
 
@@ -29,6 +30,7 @@
 #define PEER_ABORT_MS 5000
 #define CLAIM_TRIES 3
 #define COMPLETE_WAIT_MS 30000
+#define RESTART_WAIT_MS 10000
 
 static char *intent_dir(VoDaemon *d)
 {
@@ -135,6 +137,36 @@ static bool hand_over_post_copy(VoDaemon *d, VoHvInstance *hv, const VoMigrateIn
     return true;
 }
 
+/* Whether the source QEMU runs the guest again: once its device state
+ * could not be sent (the destination gone at the switch-over), its
+ * migration fails and QEMU restarts the guest here (a moment after it says
+ * failed: waited for, bounded). Never ended then: it is the only copy (the
+ * destination never had the device state, so it claims nothing:
+ * migrate-incoming.c). */
+static bool source_runs_guest(VoDaemon *d, VoHvInstance *hv)
+{
+    for (int64_t until = vo_now_ms() + RESTART_WAIT_MS;;) {
+        VoHvInfo info = { 0 };
+        if (d->driver->info(hv, &info) >= 0 && !info.paused)
+            return true;
+        VoHvMigrationProgress p = { 0 };
+        int r = d->driver->migrate_query(hv, &p);
+        free(p.error);
+        if (r < 0 || (p.status != VO_HV_MIGRATION_FAILED &&
+                      p.status != VO_HV_MIGRATION_CANCELLED) || vo_now_ms() > until)
+            return false;
+        (void)poll(NULL, 0, 100);
+    }
+}
+
+/* Source, not in the table (a start), its QEMU hv running the guest again
+ * after the switch (source_runs_guest): the VM taken back
+ * (take_back_here) and adopted as this host's with hv, running on: 1. 0:
+ * hv not taken (kept running as it is, the intent too); -ENOENT: hv not
+ * taken, to be ended (take_back_here). */
+static int adopt_running_source(VoDaemon *d, const VoMigrateIntent *i, VoHvInstance *hv,
+                                bool later, char **ret_error);
+
 /* Ends a QEMU of the VM no VM of the table holds (its documents are gone
  * from here): attached with the spec the intent kept, ended (source: quit,
  * destination: SIGKILL), its run and state dirs removed. False: a source
@@ -157,6 +189,15 @@ static bool end_unowned(VoDaemon *d, const VoMigrateIntent *i, VoHvMigrationSide
         free(error);
         error = NULL;
         if (side == VO_HV_MIGRATION_SOURCE && !hand_over_post_copy(d, hv, i, later, ret_error)) {
+            d->driver->release(hv);
+            return false;
+        }
+        int a = side == VO_HV_MIGRATION_SOURCE && source_runs_guest(d, hv)
+                    ? adopt_running_source(d, i, hv, later, ret_error)
+                    : -ENOENT;
+        if (a == 1)
+            return true; /* the VM's again, its QEMU and dirs too */
+        if (a == 0) {
             d->driver->release(hv);
             return false;
         }
@@ -257,6 +298,106 @@ static void resume_source(VoDaemon *d, VoVm *vm, const VoMigrateIntent *i, bool 
     }
 }
 
+static void note_settled(VoDaemon *d, const VoMigrateIntent *i, bool moved, const char *what);
+
+/* Source, its QEMU running the guest again after the switch
+ * (source_runs_guest): the VM's documents taken back from the peer. 0 with
+ * *ret_rev (its document's revision here); else negative, logged, and
+ * *ret_error (may be NULL) says why: a VM with local volumes (their
+ * documents moved too), or the take-back refused or unanswered (the QEMU
+ * is kept running, the intent too: the next try takes it back). */
+static int take_back_here(VoDaemon *d, const VoMigrateIntent *i, int64_t *ret_rev,
+                          char **ret_error)
+{
+    /* -ENOENT: the VM is at the peer no more (deleted, or restarted
+     * elsewhere after the peer died): its guest runs there, this copy
+     * must end (the caller ends it). */
+    _cleanup_vm_spec_ VoVmSpec *spec = NULL;
+    _cleanup_free_ char *error = NULL;
+    int r = !d->cluster_store ? vo_error_set(&error, -ENOTCONN, "not in a cluster")
+            : vo_vm_spec_from_json(i->spec, &spec, &error) < 0 ? -EINVAL
+            : vo_migrate_check_disks(d, spec, &error) < 0
+                ? -EBUSY
+                : vo_migrate_take_back_running(d, i->vm, i->peer, SETTLE_GIVE_UP_MS, ret_rev,
+                                               &error);
+    if (r == -ENOENT) {
+        log_warn("vm %s: its source QEMU runs the guest, but the VM is no longer at host %s "
+                 "(restarted elsewhere or deleted): it ends", i->name, i->peer);
+        return r;
+    }
+    if (r < 0) {
+        log_error("vm %s: its source QEMU runs the guest (its device state never reached "
+                  "host %s), but the VM could not be taken back: %s; the QEMU is kept "
+                  "running, the intent too", i->name, i->peer, error);
+        if (ret_error)
+            *ret_error = vo_asprintf("the source QEMU runs the guest, but the VM could not be "
+                                     "taken back from host %s: %s", i->peer, error);
+        return r;
+    }
+    vo_post_copy_kept_unmark(d, i->vm); /* it holds nothing the peer lacks */
+    note_settled(d, i, false, "this host's again: its device state never reached the "
+                 "destination, so the source QEMU ran the guest on and the VM was taken back");
+    return 0;
+}
+
+/* Source, the VM in the table (moved away), its QEMU running the guest
+ * again: taken back (take_back_here), it runs on here (resume_source): 1.
+ * 0: kept as it is; -ENOENT: to be ended (take_back_here). */
+static int take_back_running(VoDaemon *d, VoVm *vm, const VoMigrateIntent *i, bool later,
+                             char **ret_error)
+{
+    int64_t rev = 0;
+    int r = take_back_here(d, i, &rev, ret_error);
+    if (r < 0)
+        return r == -ENOENT ? r : 0;
+    pthread_mutex_lock(&vm->lock);
+    vm->rev = rev;
+    vm->migrated_away = false;
+    pthread_mutex_unlock(&vm->lock);
+    resume_source(d, vm, i, later);
+    return 1;
+}
+
+static int adopt_running_source(VoDaemon *d, const VoMigrateIntent *i, VoHvInstance *hv,
+                                bool later, char **ret_error)
+{
+    int64_t rev = 0;
+    int t = take_back_here(d, i, &rev, ret_error);
+    if (t < 0)
+        return t == -ENOENT ? t : 0;
+    _cleanup_free_ char *key = vo_key_vm(i->vm), *text = NULL, *error = NULL;
+    json_t *doc = NULL;
+    VoVmSpec *spec = NULL;
+    VoVm *vm = NULL;
+    int r = vo_store_get(d->store, key, &text, &rev);
+    if (r >= 0 && !(doc = json_loads(text, 0, NULL)))
+        r = vo_error_set(&error, -EINVAL, "its document is not JSON");
+    if (r >= 0)
+        r = vo_vm_spec_from_json(json_object_get(doc, "spec"), &spec, &error);
+    if (r >= 0)
+        r = vo_vm_adopt_incoming(d, spec, json_object_get(doc, "status"), rev, hv, &vm,
+                                 &error); /* spec taken */
+    else
+        vo_vm_spec_free(spec);
+    json_decref(doc);
+    if (r < 0) {
+        /* The VM is this host's: the next start loads it and runs it on. */
+        log_error("vm %s: taken back, but its QEMU cannot be adopted: %s; vireod's next start "
+                  "runs it on", i->name, error ? error : strerror(-r));
+        if (ret_error)
+            *ret_error = vo_asprintf("taken back, but its QEMU cannot be adopted: %s",
+                                     error ? error : strerror(-r));
+        return 0;
+    }
+    pthread_mutex_lock(&vm->lock);
+    if (!vm->info.paused) /* adopt_incoming read QEMU's state */
+        vo_vm_set_state_reason(vm, VO_VM_RUNNING, NULL);
+    pthread_mutex_unlock(&vm->lock);
+    resume_source(d, vm, i, later);
+    vo_vm_unref(vm);
+    return 1;
+}
+
 /* Source, the VM moved while it was in the table (settled after it was
  * loaded): its QEMU quits, the VM leaves the table. False: its QEMU kept
  * (hand_over_post_copy), the VM in the table, moved away. */
@@ -275,6 +416,13 @@ static bool quit_source(VoDaemon *d, VoVm *vm, const VoMigrateIntent *i, bool la
     if (hv && !hand_over_post_copy(d, hv, i, later, ret_error)) {
         pthread_mutex_unlock(&vm->job);
         return false;
+    }
+    if (hv && source_runs_guest(d, hv)) {
+        pthread_mutex_unlock(&vm->job);
+        int t = take_back_running(d, vm, i, later, ret_error);
+        if (t >= 0)
+            return t == 1;
+        pthread_mutex_lock(&vm->job); /* gone from the peer: ended as below */
     }
     if (hv && d->driver->migrate_finish(hv, VO_HV_MIGRATION_SOURCE, true, false, &error) < 0)
         log_warn("vm %s: ending the source QEMU: %s", i->name, error);

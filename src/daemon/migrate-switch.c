@@ -122,6 +122,59 @@ int vo_migrate_settle_take_back(VoDaemon *d, const char *vm_id, const char *peer
     return s;
 }
 
+/* One try of vo_migrate_take_back_running. */
+static int take_back_running_once(VoDaemon *d, const char *vm_id, const char *peer,
+                                  int give_up_ms, int64_t *ret_here_rev, char **ret_error)
+{
+    _cleanup_free_ char *there = vo_asprintf("h/%s/vms/%s", peer, vm_id);
+    int64_t rev = 0;
+    int r = vo_store_get_linear(d->cluster_store, there, &rev);
+    if (r == -ENOENT) {
+        /* Back here already (an earlier try's take-back, its answer lost)? */
+        _cleanup_free_ char *here = vo_asprintf("h/%s/vms/%s", d->host_id, vm_id);
+        int h = vo_store_get_linear(d->cluster_store, here, ret_here_rev);
+        if (h >= 0)
+            return 0;
+        if (h != -ENOENT)
+            r = h;
+    }
+    if (r < 0)
+        return vo_error_set(ret_error, r == -ENOENT ? -ENOENT : -EAGAIN, "%s",
+                            r == -ENOENT ? "the VM's document is not at the destination"
+                                         : "the store cannot say where the VM is now");
+    r = vo_vm_move_volumes_txn(d->cluster_store, vm_id, peer, d->host_id, rev, NULL, 0,
+                               ret_here_rev, ret_error);
+    if (r == -ENOENT)
+        r = -ESTALE; /* changed meanwhile: only the read above says it is gone */
+    if (r < 0 && vo_migrate_switch_outcome_unknown(r)) {
+        free(*ret_error);
+        *ret_error = NULL;
+        int s = vo_migrate_settle_take_back(d, vm_id, peer, rev, give_up_ms, ret_here_rev,
+                                            ret_error);
+        r = s == 1 ? vo_error_set(ret_error, -ESTALE, "the VM's document at the destination "
+                                  "changed meanwhile")
+                   : s;
+    }
+    return r;
+}
+
+int vo_migrate_take_back_running(VoDaemon *d, const char *vm_id, const char *peer,
+                                 int give_up_ms, int64_t *ret_here_rev, char **ret_error)
+{
+    /* The store not reached, a compare lost to a write meanwhile, or a
+     * project move's mark: asked again (bounded) rather than left for the
+     * next try, minutes later. */
+    int64_t give_up = vo_now_ms() + give_up_ms;
+    for (;;) {
+        free(*ret_error);
+        *ret_error = NULL;
+        int r = take_back_running_once(d, vm_id, peer, give_up_ms, ret_here_rev, ret_error);
+        if ((r != -EAGAIN && r != -ESTALE && r != -EBUSY) || vo_now_ms() > give_up)
+            return r;
+        (void)poll(NULL, 0, 1000);
+    }
+}
+
 /* Test hook take-back-late: the take-back transaction is held in flight
  * (as one etcd has not decided yet) until the test's take-back-go, then
  * sent as the task would have, its outcome logged; the task meanwhile

@@ -158,6 +158,19 @@ void vo_migration_note_stuck(VoDaemon *d, const char *vm_id, const char *name,
 int vo_migrate_settle_take_back(VoDaemon *d, const char *vm_id, const char *peer,
                                 int64_t back_rev, int give_up_ms, int64_t *ret_here_rev,
                                 char **ret_error);
+/* Source, after the switch, its QEMU running the guest again (QEMU does
+ * once the device state could not be sent: the destination never had the
+ * guest, and claims no VM it does not hold, migrate-incoming.c): the VM's
+ * document taken back from host peer, compared at the revision a quorum's
+ * read gives there (a take-back whose outcome is unknown is settled as
+ * vo_migrate_settle_take_back). 0 with *ret_here_rev: the VM is this
+ * host's again (or was already); -ENOENT: it is neither at the peer nor
+ * here (deleted, or restarted elsewhere); other negative (*ret_error):
+ * not taken back now. Moves no volume document (the caller keeps a VM
+ * with local volumes as it is).
+ * migrate-switch.c. */
+int vo_migrate_take_back_running(VoDaemon *d, const char *vm_id, const char *peer,
+                                 int give_up_ms, int64_t *ret_here_rev, char **ret_error);
 /* A post-copy this host was the source of whose recovery failed (its QEMU
  * and intent kept): key is the VM's id or name; 0 with its id and name
  * (malloc'd), -ENOENT when there is none here, -EBUSY (*ret_error) while

@@ -38,6 +38,11 @@ again in the background and settles it by itself:
    keeps the background settling unknown meanwhile): the VM is crashed at
    h2, not left "running" with no QEMU (an HA VM would never be restarted).
 
+A second test: the destination's QEMU dies at a post-copy's switch-over
+(the switch's outcome unknown, then a vireod that died there): the source
+QEMU runs the guest again, and the VM is taken back (the background; a
+start, which adopts the QEMU) rather than that only copy ended.
+
 Each decision is logged and recorded as a task of kind "migrate" (result
 "settled": "not moved" / "moved"). Before, both QEMUs stayed paused until
 h1's vireod restarted."""
@@ -69,14 +74,21 @@ def migrate_unknown(h, faults, fault, to, vm="ctr"):
     assert not (faults / fault).exists() and not (faults / "settle-unknown").exists()
 
 
-def test_an_unknown_switch_is_settled_in_the_background(cluster, tmp_path):
+def two_hosts_counting_at_h1(cluster, tmp_path):
+    """two_hosts_h2_continues_on_silence, with the VM ctr on h1 printing
+    its counter. Returns (c, faults, ctr's id)."""
     c, faults = two_hosts_h2_continues_on_silence(cluster, tmp_path)
-    h1, h2 = c.hosts
+    h1 = c.hosts[0]
     create_on(h1, "ctr", memory=128, accel="tcg")
     h1.cli("vm", "start", "ctr")
     h1.wait_console("ctr", BOOT_MARKER, timeout=240)
     start_counter(h1, "ctr")
-    vm_id = h1.vm("ctr")["id"]
+    return c, faults, h1.vm("ctr")["id"]
+
+
+def test_an_unknown_switch_is_settled_in_the_background(cluster, tmp_path):
+    c, faults, vm_id = two_hosts_counting_at_h1(cluster, tmp_path)
+    h1, h2 = c.hosts
 
     # 1. Not applied: the source runs on, the destination's QEMU ends. The
     # settling is held (resettle-drop-pause) after the source runs on and
@@ -221,3 +233,67 @@ def test_an_unknown_switch_is_settled_in_the_background(cluster, tmp_path):
     wait_until(lambda: not os.path.exists(os.path.join(h1.run_dir, "vms", vm_id)), 60,
                what="h1's incoming VM to be removed")
     nothing_at(h1, vm_id)
+
+
+def test_a_source_whose_device_state_never_left_runs_on(cluster, tmp_path):
+    """A post-copy migration's switch with an unknown outcome (applied, its
+    answer lost: txn-unknown, settle-unknown) leaves the source QEMU paused
+    before the switch-over; h2's incoming QEMU then dies before the
+    background settles it (resettle-unknown holds that settling,
+    incoming-claim-pause h2's claim on its source's silence). The
+    background finds the VM h2's, and the switch-over's continue fails:
+    QEMU runs the guest again at h1. h1 takes the VM back and the guest
+    runs on there; h2 never claims a VM its QEMU does not hold. Before, h2
+    claimed it (its QEMU gone) and h1 ended its source QEMU: the guest was
+    lost."""
+    c, faults, vm_id = two_hosts_counting_at_h1(cluster, tmp_path)
+    h1, h2 = c.hosts
+    for f in ("txn-unknown", "settle-unknown", "resettle-unknown", "incoming-claim-pause"):
+        (faults / f).touch()
+    tid = h1.api("POST", "/v1/vms/ctr/migrate", {"to": "h2", "post_copy": True},
+                 expect=202)["task"]["id"]
+    task = settled(h1, tid, timeout=600)
+    assert task["state"] == "failed", task
+    assert "has an unknown outcome" in task["error"]["message"], task
+    # h2's incoming QEMU waits at the switch-over (its stream counts as
+    # flowing) until it dies: then h2 acts on its source's silence.
+    for pid in qemu_of(h2, vm_id):
+        os.kill(pid, signal.SIGKILL)
+    wait_until(lambda: not qemu_of(h2, vm_id), 30, what="h2's incoming QEMU to end")
+    wait_until(lambda: not (faults / "incoming-claim-pause").exists(), 120,
+               what="h2 to act on its source's silence")
+    (faults / "incoming-claim-go").touch()
+    (faults / "resettle-unknown").unlink()
+    wait_until(lambda: hosts_of(h1, "ctr") == ["h1"], 180, what="the VM taken back by h1")
+    counter_goes_on(h1, "ctr")
+    wait_until(lambda: (h1.request("GET", "/v1/vms/ctr")[1] or {}).get("state") == "running",
+               60, what="h1's VM to show running")
+    assert len(qemu_of(h1, vm_id)) == 1
+    nothing_at(h2, vm_id)
+    assert "its QEMU holds no guest" in h2.log(), h2.log()[-4000:]
+    assert "the VM was taken back" in h1.log(), h1.log()[-4000:]
+
+    # The same at h1's start: its vireod dies right after the switch
+    # (exit-after-txn), the source QEMU stopped before the switch-over, and
+    # h2's incoming QEMU dies too. The start's recovery hands the rest over,
+    # which fails: the source QEMU runs the guest again, and the VM is
+    # taken back and adopted by h1 (before, that QEMU was ended).
+    (faults / "exit-after-txn").touch()
+    h1.api("POST", "/v1/vms/ctr/migrate", {"to": "h2", "post_copy": True}, expect=202)
+    wait_until(lambda: h1.proc.poll() is not None, 600, what="h1's vireod to exit")
+    assert not (faults / "exit-after-txn").exists()
+    assert qemu_of(h1, vm_id), "the source QEMU, stopped before the switch-over, on h1"
+    wait_until(lambda: qemu_of(h2, vm_id), 30, what="h2's incoming QEMU")
+    for pid in qemu_of(h2, vm_id):
+        os.kill(pid, signal.SIGKILL)
+    wait_until(lambda: not qemu_of(h2, vm_id), 30, what="h2's incoming QEMU to end")
+    wait_until(lambda: h2.log().count("its QEMU holds no guest") >= 2, 120,
+               what="h2 not to claim the VM")
+    h1.start(timeout=300)
+    wait_until(lambda: (h1.request("GET", "/v1/vms/ctr")[1] or {}).get("state") == "running",
+               120, what="h1's VM to show running")
+    assert hosts_of(h1, "ctr") == ["h1"]
+    counter_goes_on(h1, "ctr")
+    assert len(qemu_of(h1, vm_id)) == 1
+    nothing_at(h2, vm_id)
+    assert not os.listdir(os.path.join(h1.run_dir, "migrations"))
