@@ -23,6 +23,7 @@ typedef enum {
     VO_ERR_PERMISSION_DENIED,   /* 403: a peer-only route, a certificate of the cluster CA that names no member */
     VO_ERR_FENCED,              /* 409: this host fenced itself (lost its lease): it starts nothing */
     VO_ERR_QUOTA_EXCEEDED,      /* 409: the change would take its project over a quota */
+    VO_ERR_MIGRATION_GONE,      /* 410: peer route: the VM here runs a later start, not that migration's guest */
     _VO_ERR_MAX,
 } VoErrorCode;
 

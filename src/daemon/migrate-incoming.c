@@ -13,6 +13,7 @@
  * if the store says it is this host's (the switch happened, its source
  * went silent), else aborted: a source that vanished leaves nothing. */
 #include "daemon/migrate.h"
+#include "daemon/post-copy-kept.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -755,9 +756,11 @@ int vo_migration_recover(VoDaemon *d, const char *id, json_t *body, json_t **ret
         hv = vm->hv;
         pthread_mutex_unlock(&vm->lock);
     }
-    int r = hv ? vo_migrate_wait_post_copy_paused(d, hv, true, ret_error)
-               : vo_error_set(ret_error, -ENOENT, "no post-copy migration %s of VM %s here",
-                              id, vm_id);
+    int r = !hv ? vo_error_set(ret_error, -ENOENT, "no post-copy migration %s of VM %s here",
+                               id, vm_id)
+            : vm ? vo_post_copy_incoming_gone(d, hv, vm_id, id, ret_error) : 0;
+    if (r >= 0)
+        r = vo_migrate_wait_post_copy_paused(d, hv, true, ret_error);
     if (r == 1)
         r = vo_error_set(ret_error, -EBUSY, "the migration completed here");
     /* Its main loop blocked on a missing page: paused out of band, which

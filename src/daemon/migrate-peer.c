@@ -13,7 +13,7 @@
 
 /* METHOD url+path with a JSON body; 0 with the peer's 2xx answer in *ret
  * (may be NULL), or -errno with *ret_error (its error message, or why it
- * could not be reached). */
+ * could not be reached). 410 (migration-gone) is -EIDRM. */
 int vo_migrate_peer_call_timeout(VoDaemon *d, const char *url, const char *method,
                                  const char *path, json_t *body, int timeout_ms, json_t **ret,
                                  char **ret_error)
@@ -33,7 +33,7 @@ int vo_migrate_peer_call_timeout(VoDaemon *d, const char *url, const char *metho
         const char *msg = json_string_value(
             json_object_get(json_object_get(doc, "error"), "message"));
         r = resp.status == 409 ? -EBUSY : resp.status == 404 ? -ENOENT
-            : resp.status < 500 ? -EINVAL : -EIO;
+            : resp.status == 410 ? -EIDRM : resp.status < 500 ? -EINVAL : -EIO;
         vo_error_set(ret_error, r, "%s (HTTP %d)", msg ? msg : "no reason given", resp.status);
         json_decref(doc);
     } else if (ret) {

@@ -119,6 +119,10 @@ static bool hand_over_post_copy(VoDaemon *d, VoHvInstance *hv, const VoMigrateIn
         error = NULL;
         r = vo_migrate_resume_post_copy(d, hv, i->peer_url, i->migration, i->vm, i->name,
                                         &tries, &error);
+        if (r == -EIDRM) {
+            vo_post_copy_kept_gone(d, i->vm, i->name, i->peer, error);
+            return true;
+        }
         if (r < 0) {
             log_error("vm %s: post-copy to host %s broke and could not be recovered: %s; its "
                       "QEMU here is kept (the guest's memory is split between the hosts); "

@@ -133,6 +133,8 @@ int vo_migrate_resume_post_copy(VoDaemon *d, VoHvInstance *hv, const char *peer_
             log_info("vm %s: post-copy recovered: the rest of memory flows again", name);
             return 0;
         }
+        if (r == -EIDRM) /* the destination runs a later start: nothing to recover */
+            return vo_error_set(error, r, "%s", last);
         log_warn("vm %s: recovering post-copy failed (%d left): %s", name, *tries_left, last);
         if (*tries_left > 0)
             (void)poll(NULL, 0, RESUME_EVERY_MS);

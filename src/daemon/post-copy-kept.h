@@ -13,6 +13,7 @@
 #include <sys/types.h>
 
 #include "daemon/daemon.h"
+#include "hypervisor/driver.h"
 
 /* Marks the VM's QEMU here (pid) as a post-copy source (to: the
  * destination's host id) and takes it off the fence's kill list. */
@@ -29,3 +30,16 @@ bool vo_post_copy_kept(VoDaemon *d, const char *vm_id, pid_t pid, char **ret_to)
  * (restarted elsewhere or deleted); true when it is there or the store
  * cannot say. to NULL (an unreadable mark): true. */
 bool vo_post_copy_source_needed(VoDaemon *d, const char *vm_id, const char *to);
+/* Destination, asked to recover post-copy migration `migration` of the VM
+ * whose QEMU here is hv: -EIDRM (the peer route's 410 migration-gone) when
+ * that QEMU took no migration in (the VM was started here afresh after the
+ * migration's guest died: the source's pages are needed by nobody), else
+ * 0 (that guest, or the QEMU cannot say). */
+int vo_post_copy_incoming_gone(VoDaemon *d, VoHvInstance *hv, const char *vm_id,
+                               const char *migration, char **ret_error);
+/* Source: the destination answered that the VM there runs a later start
+ * (vo_post_copy_incoming_gone): logs it and says so in an event; the
+ * caller ends the QEMU (the mark, its dirs and moved volumes' files go as
+ * for a VM the destination has). */
+void vo_post_copy_kept_gone(VoDaemon *d, const char *vm_id, const char *name, const char *to,
+                            const char *why);

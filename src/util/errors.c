@@ -31,6 +31,7 @@ static const struct {
     [VO_ERR_PERMISSION_DENIED] = { "permission-denied", 403 },
     [VO_ERR_FENCED] = { "fenced", 409 },
     [VO_ERR_QUOTA_EXCEEDED] = { "quota-exceeded", 409 },
+    [VO_ERR_MIGRATION_GONE] = { "migration-gone", 410 },
 };
 _Static_assert(ELEMENTSOF(error_table) == _VO_ERR_MAX, "error_table out of date");
 
@@ -93,6 +94,7 @@ VoErrorCode vo_error_from_errno(int negative_errno)
     /* The store got no answer to a write (VO_STORE_EUNKNOWN): read first. */
     case ETIMEDOUT: return VO_ERR_UNAVAILABLE;
     case ENOSPC: case EDQUOT: return VO_ERR_INSUFFICIENT_STORAGE;
+    case EIDRM: return VO_ERR_MIGRATION_GONE; /* a migration's guest ended (migrate.h) */
     case EUSERS: return VO_ERR_TOO_MANY_REQUESTS; /* the task queue is full (jobs/tasks.h) */
     default: return VO_ERR_INTERNAL;
     }

@@ -61,6 +61,10 @@ its /dev/shm (a tmpfs) over and over, dirtying memory faster than a small
    stream, killed in post-copy, is recovered and it completes: guest RAM
    equal on both sides, the volumes h2's, every file written before and
    during the move whole in the guest at h2.
+9. A post-copy that cannot be recovered whose destination's QEMU is then
+   killed and the VM started there afresh: the source's background try
+   gets 410 migration-gone and ends the kept source QEMU (its mark, dirs
+   and intent go; an event says so).
 
 The decision itself (when a copy counts as not converging, the abort's
 words; whether an incoming stream flows; whether a post-copy that stopped
@@ -397,15 +401,19 @@ def test_a_post_copy_whose_link_goes_silent_keeps_the_source(cluster, tmp_path):
     assert guest_md5(h2, "/dev/shm/src") == before
 
 
-def test_a_post_copy_that_cannot_be_recovered_keeps_both_qemus(cluster, tmp_path):
+def post_copy_unrecoverable(cluster, tmp_path):
+    """A post-copy held and broken (post_copy_held), its recovery's
+    connections (to h2's ephemeral ports; the API, etcd and everything else
+    on fixed ports below them) refused at h1 by an nftables rule, then
+    released: its task fails keeping both QEMUs; h2 adopts and continues
+    the VM itself once its source is silent (3 s). Returns (c, vm_id, the
+    task, the md5sum of the guest's 8 MiB, the nft command in h1's
+    namespace: its table inet postrec is the test's to delete)."""
     keep = str(tmp_path / "ram")
     os.makedirs(keep)
-    # h2 adopts and continues the VM itself once its source is silent (3 s).
     c, faults, vm_id, tid, before = post_copy_held(cluster, tmp_path, keep, verify=False,
                                            dest_env={"VIREO_TEST_MIGRATE_IDLE_MS": "3000"})
     h1, h2 = c.hosts
-    # The recovery's connections (to h2's ephemeral ports; the API, etcd
-    # and everything else on fixed ports below them) refused at h1.
     nft = ["ip", "netns", "exec", h1.host_netns.name, "nft"]
     subprocess.run(nft + ["add table inet postrec; add chain inet postrec out { type filter hook "
                           "output priority 0 ; } ; add rule inet postrec out ip daddr "
@@ -415,6 +423,12 @@ def test_a_post_copy_that_cannot_be_recovered_keeps_both_qemus(cluster, tmp_path
     task = settled(h1, tid, timeout=900)
     print("task:", task.get("error"))
     assert task["state"] == "failed", task
+    return c, vm_id, task, before, nft
+
+
+def test_a_post_copy_that_cannot_be_recovered_keeps_both_qemus(cluster, tmp_path):
+    c, vm_id, task, before, nft = post_copy_unrecoverable(cluster, tmp_path)
+    h1, h2 = c.hosts
     words = task["error"]["message"]
     assert "could not be recovered in 5 attempts" in words and "Both QEMUs are kept" in words \
         and "tries the recovery again in the background" in words, words
@@ -548,3 +562,34 @@ def test_post_copy_with_a_local_disk(cluster, tmp_path):
     before = written(h2, "busy")
     wait_until(lambda: written(h2, "busy") > before, 60, what="the writer goes on at h2")
     assert_files_whole(h2, "busy")
+
+
+def test_a_kept_post_copy_source_ends_once_the_destination_starts_the_vm_afresh(cluster,
+                                                                             tmp_path):
+    """The destination's QEMU dies while post-copy cannot be recovered (both
+    QEMUs kept) and the user starts the VM there again: a fresh boot, the
+    source's pages are needed by nobody. h1's background asks h2 to recover,
+    h2 answers 410 migration-gone (its QEMU took no migration in), and h1
+    ends its QEMU and says so in an event; its retries stop."""
+    c, vm_id, task, _, nft = post_copy_unrecoverable(cluster, tmp_path)
+    h1, h2 = c.hosts
+    assert "Both QEMUs are kept" in task["error"]["message"], task
+    for pid in qemu_of(h2, vm_id):
+        os.kill(pid, 9)
+    wait_until(lambda: (h2.request("GET", "/v1/vms/busy")[1] or {}).get("state") not in
+               ("running", None), 120, what="the VM at h2 no longer running")
+    h2.task_ok("POST", "/v1/vms/busy/start")
+    subprocess.run(nft + ["delete table inet postrec"], check=True)
+    try:
+        wait_until(lambda: not qemu_of(h1, vm_id), 300, what="h1's kept source QEMU to end")
+    except TimeoutError:
+        for h in (h1, h2):
+            print(f"{h.name}:", "\n".join(x for x in h.log().splitlines() if "busy" in x))
+        raise
+    assert "runs the VM from a later start" in h1.log()
+    assert any(t["kind"] == "migrate" and (t.get("result") or {}).get("settled") ==
+               "source ended" for t in h1.api("GET", "/v1/tasks")["tasks"])
+    nothing_at(h1, vm_id)
+    assert not os.listdir(os.path.join(h1.run_dir, "migrations"))
+    assert not os.path.exists(os.path.join(h1.run_dir, "fence", "post-copy", vm_id))
+    one_qemu(c, vm_id, h2)
