@@ -570,8 +570,12 @@ static int volume_format(const CliCommand *cmd, int argc, char **argv)
         return CLI_EXIT_FAIL;
     if (cli_globals.json)
         out_json(stdout, doc);
-    else
-        printf("%s: qcow2\n", ref);
+    else { /* the layer is smaller than the LUN: its metadata needs room too */
+        _cleanup_free_ char *vsize = bytes_field(doc, "virtual_size_bytes");
+        _cleanup_free_ char *lun = bytes_field(doc, "lun_size_bytes");
+        printf("%s: qcow2, virtual size %s (the LUN: %s)\n", ref, vsize ? vsize : "?",
+               lun ? lun : "?");
+    }
     json_decref(doc);
     return CLI_EXIT_OK;
 }
@@ -583,8 +587,10 @@ static int volume_format(const CliCommand *cmd, int argc, char **argv)
 static const CliCommand volume_commands[] = {
     { "volume", "format", "POOL/NAME", "--qcow2",
       "Put a qcow2 layer on an iSCSI LUN (its data is lost).",
-      "An empty qcow2 image of the LUN's size is written at the LUN's start (with this\n"
-      "host's initiator, and the pool's CHAP secret if it has one); VMs then open qcow2\n"
+      "An empty qcow2 image is written at the LUN's start (with this host's initiator,\n"
+      "and the pool's CHAP secret if it has one), as large as fits once fully allocated\n"
+      "(its metadata and the VM's dirty bitmaps need room on the LUN too: the disk is\n"
+      "a little smaller than the LUN); VMs then open qcow2\n"
       "on the LUN, so the disk has snapshots and thin allocation (docs/storage-san.md).\n"
       "Refused while a VM has the LUN attached.\n",
       volume_format },

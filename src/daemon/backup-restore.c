@@ -445,11 +445,6 @@ static int restore_over(VoTask *t, RestoreOp *op, const BackupRef *b, char **ret
     /* UEFI: the NVRAM of the backup (when it has one and so does the VM)
      * is put back with the disks, as one more file of the same swap. */
     const char *nvram_file = json_string_value(json_object_get(b->record, "nvram"));
-    if (r >= 0 && rbd > 0) {
-        r = restore_over_rbd(t, d, vm, b, spec, nvram_file, ret_error);
-        vo_vm_spec_free(spec);
-        return r;
-    }
     size_t n_files = spec->n_disks + (nvram_file && spec->nvram ? 1 : 0);
     char **temps = vo_malloc0(sizeof(char *) * (n_files + 1));
     char ***lun_layers = vo_malloc0(sizeof(char **) * (n_files + 1));
@@ -466,13 +461,15 @@ static int restore_over(VoTask *t, RestoreOp *op, const BackupRef *b, char **ret
      * VMs; a start saves "starting" before it reads the mark), nor being
      * attached here (a hot-plug claims the volume before it reads the
      * marks): no VM starts on a volume being written nor on a LUN a restore
-     * left torn. */
+     * left torn. An RBD image's mark names the VM whose next start (or
+     * restore) rolls it back if a crash cuts this restore short. */
     _cleanup_strv_ char **marked = NULL;
     bool *torn = vo_malloc0(sizeof(bool) * (n_files + 1));
     json_t **before = vo_malloc0(sizeof(json_t *) * (n_files + 1)); /* the marks replaced */
     for (size_t i = 0; r >= 0 && i < n_files; i++) {
         const char *volume = i < spec->n_disks ? spec->disks[i].volume : spec->nvram;
-        r = vo_volume_restore_mark(d, volume, vo_task_id(t), &before[i], ret_error);
+        r = vo_volume_restore_mark(d, volume, vo_task_id(t), rbd > 0 ? spec->id : NULL,
+                                   rbd > 0 ? spec->name : NULL, &before[i], ret_error);
         if (r >= 0)
             vo_strv_pushf(&marked, "%s", volume);
         if (r >= 0)
@@ -483,7 +480,15 @@ static int restore_over(VoTask *t, RestoreOp *op, const BackupRef *b, char **ret
     }
     if (r >= 0 && (r = vo_test_fault("backup_restore_write")) < 0) /* tests hold or fail it */
         *ret_error = vo_asprintf("test fault before writing: %s", strerror(-r));
-    for (size_t i = 0; r >= 0 && i < n_files; i++) {
+    if (r >= 0 && rbd > 0) {
+        r = restore_over_rbd(t, d, vm, b, spec, nvram_file, ret_error);
+        pthread_mutex_lock(&vm->lock);
+        bool undo_left = vm->rbd_restore_undo; /* not rolled back: still torn */
+        pthread_mutex_unlock(&vm->lock);
+        for (size_t i = 0; r < 0 && i < n_files; i++)
+            torn[i] = undo_left;
+    }
+    for (size_t i = 0; r >= 0 && rbd == 0 && i < n_files; i++) {
         _cleanup_free_ char *path = NULL, *format = NULL;
         _cleanup_strv_ char **layers = NULL;
         const char *volume = i < spec->n_disks ? spec->disks[i].volume : spec->nvram;
@@ -576,17 +581,19 @@ static int restore_over(VoTask *t, RestoreOp *op, const BackupRef *b, char **ret
     free(lun_layers);
     free(lun_paths);
     free(lun_formats);
-    if (r >= 0) {
+    if (r >= 0 && rbd == 0) {
         /* The new files hold neither the internal snapshots nor the bitmaps. */
         vo_snapshots_forget(d, spec->id);
         vo_backups_forget_base(d, spec->id);
     }
     /* Whole again (old or the backup's), save a LUN written in part. One
      * that failed before it wrote a volume leaves it as it found it: an
-     * earlier restore's mark (a LUN it left torn) is put back. */
+     * earlier restore's mark (a LUN it left torn) is put back; an RBD
+     * image's was this VM's, whose rollback came first. */
     for (size_t i = 0; marked && i < n_files && marked[i]; i++)
         if (r >= 0 || !torn[i])
-            vo_volume_restore_unmark(d, marked[i], vo_task_id(t), r >= 0 ? NULL : before[i]);
+            vo_volume_restore_unmark(d, marked[i], vo_task_id(t),
+                                     r >= 0 || rbd > 0 ? NULL : before[i]);
     for (size_t i = 0; i < n_files; i++)
         json_decref(before[i]);
     free(before);

@@ -55,6 +55,7 @@ struct VoVolume {
     int64_t created_at;
     int64_t rev;   /* of its document; 0 until saved */
     uint64_t size_bytes; /* an iSCSI LUN's size (as last listed); 0 for others */
+    uint64_t virtual_bytes; /* a LUN's qcow2 layer's virtual size (volume format); 0: none */
     /* A restore writing over it, or one that did not end well:
      * {"task","host","host_name","since","in_place"} (storage-restore-mark.c),
      * its document's "restore_incomplete"; NULL: none. */

@@ -12,6 +12,7 @@
 #include "daemon/storage-iscsi-shared.h"
 #include "daemon/storage-iscsi.h"
 #include "daemon/storage-rbd-shared.h"
+#include "storage/qcow2-fit.h"
 #include "storage/qemu-img.h"
 #include "storage/volume-path.h"
 #include "util/spawn.h"
@@ -567,15 +568,20 @@ int vo_volume_format(VoDaemon *d, const char *pool, const char *name, const char
     }
     _cleanup_free_ char *url = vo_iscsi_url_plain(&u);
     vo_iscsi_url_clear(&u);
+    /* The layer's virtual size leaves room for its metadata and bitmaps:
+     * one of the LUN's size fails the guest's writes as the disk fills. */
+    uint64_t vsize = 0;
+    _cleanup_free_ char *why = NULL;
+    r = vo_qcow2_fit(size, &vsize, &why);
     /* qemu-img create cannot name a LUN's initiator or CHAP secret: the
-     * empty qcow2 image of the LUN's size is made in a file, and its few
+     * empty qcow2 image of that size is made in a file, and its few
      * clusters written over the LUN's start through QEMU's iscsi driver
      * (vo_img_open_args: this host's initiator, the secret's file). */
     /* '.' is in no name (conf/names.c): "a-b"/"c" and "a"/"b-c" differ. */
     _cleanup_free_ char *header = vo_asprintf("%s/format-%s.%s.qcow2", d->run_dir, pool, name);
-    _cleanup_free_ char *why = NULL;
     (void)unlink(header); /* left by a crash: this LUN is ours (busy) */
-    r = vo_img_create(header, format, size, NULL, NULL, &why);
+    if (r >= 0)
+        r = vo_img_create(header, format, vsize, NULL, NULL, &why);
     if (r >= 0)
         r = vo_img_convert_onto(header, "raw", lun_path, "raw", &why);
     (void)unlink(header);
@@ -588,10 +594,13 @@ int vo_volume_format(VoDaemon *d, const char *pool, const char *name, const char
         v->busy = false;
         if (r == 0) {
             char *old = v->format;
+            uint64_t old_vsize = v->virtual_bytes;
             v->format = vo_strdup(format);
+            v->virtual_bytes = vsize;
             if ((r = vo_storage_save_volume(d, v)) < 0) {
                 free(v->format);
                 v->format = old;
+                v->virtual_bytes = old_vsize;
                 r = vo_error_set(ret_error, r, "cannot save volume '%s': %s", key, strerror(-r));
             } else {
                 free(old);

@@ -162,6 +162,7 @@ typedef struct {
     bool shareable, ready;
     int64_t created_at;
     uint64_t size_bytes; /* an iSCSI LUN's */
+    uint64_t virtual_bytes; /* an iSCSI LUN's qcow2 layer's, or 0 */
     char *rbd_dir; /* an rbd pool's volume: its pool's directory and settings (copies) */
     json_t *rbd;
     json_t *restore; /* its restore mark (a copy), or NULL */
@@ -191,6 +192,7 @@ static void view_of(VoDaemon *d, const VoVolume *v, VolumeView *ret)
                          .backing = vo_strdup(v->backing), .image = vo_strdup(v->image),
                          .content = vo_strdup(v->content), .shareable = v->shareable, .ready = v->ready,
                          .created_at = v->created_at, .size_bytes = v->size_bytes,
+                         .virtual_bytes = v->virtual_bytes,
                          /* Copied here: view_to_json runs without the lock. */
                          .rbd_dir = p && p->rbd ? vo_strdup(p->path) : NULL,
                          .rbd = p && p->rbd ? json_deep_copy(p->rbd) : NULL,
@@ -255,7 +257,11 @@ static json_t *view_to_json(VoDaemon *d, const VolumeView *v, char *const *roots
     VoIscsiUrl lun;
     if (v->path && vo_iscsi_url_parse(v->path, &lun) == 0) { /* a LUN: no file to read */
         vsize = alloc = v->size_bytes;
+        /* A qcow2 layer smaller than the LUN: its metadata's room (qcow2-fit.h). */
+        if (v->virtual_bytes && !strcmp(v->format, "qcow2"))
+            vsize = v->virtual_bytes;
         json_object_set_new(o, "lun", json_integer(lun.lun));
+        json_object_set_new(o, "lun_size_bytes", json_integer((json_int_t)v->size_bytes));
         vo_iscsi_url_clear(&lun);
     }
     json_object_set_new(o, "virtual_size_bytes", json_integer((json_int_t)vsize));

@@ -53,6 +53,8 @@ VoVolume *vo_storage_volume_from_doc(const char *value, int64_t rev)
                      .image = vo_strdup(image), .content = vo_strdup(content),
                      .shareable = shareable, .ready = true,
                      .created_at = created, .rev = rev, .size_bytes = (uint64_t)size };
+    json_t *vsize = json_object_get(doc, "virtual_size_bytes"); /* a LUN's qcow2 layer */
+    v->virtual_bytes = json_is_integer(vsize) ? (uint64_t)json_integer_value(vsize) : 0;
     json_t *restore = json_object_get(doc, "restore_incomplete");
     v->restore = json_is_object(restore) ? json_incref(restore) : NULL;
     json_decref(doc);

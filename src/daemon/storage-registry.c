@@ -218,6 +218,8 @@ int vo_storage_save_volume(VoDaemon *d, VoVolume *v)
         json_object_set_new(doc, "content", json_string(v->content));
     if (v->size_bytes)
         json_object_set_new(doc, "size_bytes", json_integer((json_int_t)v->size_bytes));
+    if (v->virtual_bytes)
+        json_object_set_new(doc, "virtual_size_bytes", json_integer((json_int_t)v->virtual_bytes));
     if (v->restore)
         json_object_set(doc, "restore_incomplete", v->restore);
     _cleanup_free_ char *text = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS);

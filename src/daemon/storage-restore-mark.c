@@ -6,12 +6,15 @@
  * from the store (not this host's copy, which another host's mark reaches
  * only through the watch): the start saves "starting" first and the restore
  * marks first, each then checking the other, so one of two racing always
- * sees the other. */
+ * sees the other. An RBD image's mark also names its VM ("undo_vm",
+ * "vm_name"): a crash leaves the image to that VM's rollback, so the mark
+ * stays until its next start (vo_volume_restore_settle). */
 #include "daemon/storage-internal.h"
 
 #include <string.h>
 
 #include "daemon/cluster-view.h"
+#include "daemon/vms.h"
 #include "jobs/tasks.h"
 #include "storage/volume-path.h"
 #include "util/time-format.h"
@@ -103,7 +106,29 @@ static int put_mark(VoDaemon *d, const char *key, json_t *mark, const char *only
     return r;
 }
 
+/* The VM an rbd restore's mark waits for (its next start or restore rolls
+ * the volume back): its id, or NULL for a mark of another kind. */
+static const char *mark_undo_vm(json_t *mark)
+{
+    return mark_str(mark, "undo_vm");
+}
+
+/* The refusal of a mark an rbd restore cut short left (the volume may be
+ * half the backup's until VM undo_vm's start or restore rolls it back). */
+static int undo_pending_error(json_t *mark, const char *key, const char *what,
+                              char **ret_error)
+{
+    const char *task = mark_str(mark, "task"), *host = mark_str(mark, "host_name");
+    const char *vm = mark_str(mark, "vm_name");
+    return vo_error_set(ret_error, -EBUSY, "a restore over VM '%s' (task %s on host '%s') "
+                        "was cut short: volume '%s' may be partly the backup's until that "
+                        "VM's next start (or restore) rolls it back: start VM '%s' first, "
+                        "then %s", vm ? vm : "?", task ? task : "?", host ? host : "?", key,
+                        vm ? vm : "?", what);
+}
+
 int vo_volume_restore_mark(VoDaemon *d, const char *key, const char *task_id,
+                           const char *undo_vm, const char *undo_vm_name,
                            json_t **ret_previous, char **ret_error)
 {
     *ret_previous = NULL;
@@ -120,18 +145,35 @@ int vo_volume_restore_mark(VoDaemon *d, const char *key, const char *task_id,
      * volume): both would write it. */
     const char *task = mark_str(found, "task"), *host = mark_str(found, "host_name");
     int r = 0;
-    if (found && (!task || strcmp(task, task_id)) && mark_task_live(d, found))
+    bool live = found && (!task || strcmp(task, task_id)) && mark_task_live(d, found);
+    if (live)
         r = vo_error_set(ret_error, -EBUSY, "volume '%s' is being restored (task %s on host "
                          "'%s'): restore once that restore has ended", key, task ? task : "?",
                          host ? host : "?");
+    /* Another VM's rbd restore cut short: its rollback would undo this one. */
+    else if (mark_undo_vm(found) && (!undo_vm || strcmp(mark_undo_vm(found), undo_vm)))
+        r = undo_pending_error(found, key, "restore", ret_error);
     if (r >= 0) {
         json_t *mark = json_pack("{s:s, s:s?, s:s?, s:o, s:b}", "task", task_id, "host",
                                  d->host_id, "host_name", d->host_name, "since",
                                  vo_time_json(vo_wall_ms()), "in_place", in_place);
+        if (undo_vm) {
+            json_object_set_new(mark, "undo_vm", json_string(undo_vm));
+            json_object_set_new(mark, "vm_name", json_string(undo_vm_name));
+        }
         r = put_mark(d, key, mark, NULL, &found, ret_previous, ret_error);
     }
     json_decref(found);
     return r;
+}
+
+/* Whether VM id is a VM of this host or another (a store that cannot say:
+ * it is). */
+static bool vm_exists(VoDaemon *d, const char *id)
+{
+    _cleanup_vm_ VoVm *here = vo_vms_find(d, id);
+    _cleanup_free_ char *host = NULL, *doc = NULL;
+    return here || vo_cluster_locate_vm(d, id, &host, &doc) != 0;
 }
 
 void vo_volume_restore_unmark(VoDaemon *d, const char *key, const char *task_id,
@@ -142,7 +184,8 @@ void vo_volume_restore_unmark(VoDaemon *d, const char *key, const char *task_id,
         log_warn("restore: volume %s keeps its restore mark: %s", key, error);
 }
 
-int vo_volume_check_restore(VoDaemon *d, const char *key, char **ret_error)
+int vo_volume_check_restore(VoDaemon *d, const char *key, const char *vm_id,
+                            char **ret_error)
 {
     _cleanup_free_ char *pool = NULL, *name = NULL, *text = NULL;
     if (vo_volume_key_split(key, &pool, &name) < 0)
@@ -162,6 +205,10 @@ int vo_volume_check_restore(VoDaemon *d, const char *key, char **ret_error)
             r = vo_error_set(ret_error, -EBUSY, "volume '%s' is being restored (task %s on "
                              "host '%s'): start the VM once that restore has ended", key,
                              task ? task : "?", host ? host : "?");
+        else if (mark_undo_vm(mark) && vm_id && !strcmp(mark_undo_vm(mark), vm_id))
+            r = 0; /* its own start rolls it back first (vo_volume_restore_settle) */
+        else if (mark_undo_vm(mark))
+            r = undo_pending_error(mark, key, "this one", ret_error);
         else
             r = vo_error_set(ret_error, -EBUSY, "a restore of volume '%s' did not finish "
                              "(task %s on host '%s'): its data may be partly the backup's; "
@@ -196,10 +243,13 @@ int vo_volume_restore_clear(VoDaemon *d, const char *pool, const char *name, cha
     pthread_mutex_unlock(&d->storage_lock);
     int r = 0;
     const char *host = mark ? mark_str(mark, "host_name") : NULL;
+    bool waits = mark && mark_undo_vm(mark) && vm_exists(d, mark_undo_vm(mark));
     if (mark && mark_task_live(d, mark))
         r = vo_error_set(ret_error, -EBUSY, "volume '%s' is being restored (task %s on host "
                          "'%s'): its mark goes when that restore ends well", key,
                          mark_str(mark, "task"), host ? host : "?");
+    else if (waits) /* cleared, its VM's start would roll it back under another VM */
+        r = undo_pending_error(mark, key, "its mark goes", ret_error);
     else if (mark)
         r = put_mark(d, key, NULL, mark_str(mark, "task"), NULL, NULL, ret_error);
     json_decref(mark);
@@ -213,9 +263,10 @@ void vo_volume_restore_marks_sweep(VoDaemon *d)
     for (size_t i = 0; i < d->n_volumes; i++) {
         json_t *mark = d->volumes[i]->restore;
         const char *host = mark_str(mark, "host"), *task = mark_str(mark, "task");
-        /* A file volume's restore swapped all or nothing: whole either way. */
+        /* A file volume's restore swapped all or nothing: whole either way.
+         * An rbd restore's waits for its VM's rollback (vo_volume_restore_settle). */
         if (mark && task && host && d->host_id && !strcmp(host, d->host_id) &&
-            !json_is_true(json_object_get(mark, "in_place"))) {
+            !json_is_true(json_object_get(mark, "in_place")) && !mark_undo_vm(mark)) {
             vo_strv_pushf(&keys, "%s/%s", d->volumes[i]->pool, d->volumes[i]->name);
             vo_strv_pushf(&tasks, "%s", task);
         }
@@ -223,4 +274,19 @@ void vo_volume_restore_marks_sweep(VoDaemon *d)
     pthread_mutex_unlock(&d->storage_lock);
     for (size_t i = 0; keys && keys[i]; i++)
         vo_volume_restore_unmark(d, keys[i], tasks[i], NULL);
+}
+
+void vo_volume_restore_settle(VoDaemon *d, const char *key, const char *vm_id)
+{
+    _cleanup_free_ char *pool = NULL, *name = NULL;
+    if (vo_volume_key_split(key, &pool, &name) < 0)
+        return;
+    pthread_mutex_lock(&d->storage_lock);
+    VoVolume *v = vo_storage_volume_find(d, pool, name);
+    json_t *mark = v && v->restore ? json_incref(v->restore) : NULL;
+    pthread_mutex_unlock(&d->storage_lock);
+    if (mark && mark_undo_vm(mark) && !strcmp(mark_undo_vm(mark), vm_id) &&
+        !mark_task_live(d, mark))
+        vo_volume_restore_unmark(d, key, mark_str(mark, "task"), NULL);
+    json_decref(mark);
 }

@@ -298,7 +298,12 @@ int vo_volume_check_no_running_user(VoDaemon *d, const char *key, const char *wh
  * volume it writes over, task_id its task's, before its first write and
  * before it checks that no VM having the volume runs (*ret_previous: the
  * mark it replaced, a reference, or NULL; -EBUSY over the mark of another
- * restore that runs); unmark: the restore ended and the volume is whole
+ * restore that runs, or of another VM's rbd restore cut short). undo_vm
+ * (an RBD image's restore, written behind its VM's undo snapshot): the id
+ * (and name) of the VM whose next start or restore rolls the volume back
+ * when a crash cuts the restore short; its mark then stays until that
+ * rollback (vo_volume_restore_settle), not swept, never cleared by hand
+ * while that VM exists, and refuses other VMs' starts and restores. unmark: the restore ended and the volume is whole
  * (old or the backup's): while the mark is still task_id's it goes, or
  * put_back takes its place (a restore that failed before writing the
  * volume puts back the mark it found). While marked, no VM with the
@@ -309,10 +314,17 @@ int vo_volume_check_no_running_user(VoDaemon *d, const char *key, const char *wh
  * a file volume's (its swap is all or nothing) goes at this host's next
  * start (sweep). */
 int vo_volume_restore_mark(VoDaemon *d, const char *key, const char *task_id,
+                           const char *undo_vm, const char *undo_vm_name,
                            json_t **ret_previous, char **ret_error);
 void vo_volume_restore_unmark(VoDaemon *d, const char *key, const char *task_id,
                               json_t *put_back);
-int vo_volume_check_restore(VoDaemon *d, const char *key, char **ret_error);
+/* vm_id (may be NULL): the VM that starts, whose own rbd restore cut short
+ * is no refusal (its start rolls it back first). */
+int vo_volume_check_restore(VoDaemon *d, const char *key, const char *vm_id,
+                            char **ret_error);
+/* After VM vm_id's rollback of an rbd restore cut short (or none was
+ * needed): the mark such a restore of that VM left on volume key goes. */
+void vo_volume_restore_settle(VoDaemon *d, const char *key, const char *vm_id);
 /* A restore's, after its mark: -EBUSY while a disk add of this host holds
  * volume key (vo_volume_attach_claim, until the VM's definition names it):
  * the add reads the marks after its claim, so of the two one sees the

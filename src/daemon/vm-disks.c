@@ -274,7 +274,7 @@ static int task_disk_add(VoTask *t, void *userdata)
     if (r >= 0)
         r = disk_volume(d, vm, op, t, &path, &format, &shareable, &created, &claimed, &error);
     if (r >= 0 && hv) /* plugged into a running VM: not a volume a restore marked (and */
-        r = vo_volume_check_restore(d, op->volume, &error); /* again once saved, below) */
+        r = vo_volume_check_restore(d, op->volume, NULL, &error); /* again once saved, below) */
     if (r >= 0) {
         next->disks = realloc(next->disks, sizeof(VoDiskSpec) * (next->n_disks + 1));
         if (!next->disks)
@@ -317,7 +317,7 @@ static int task_disk_add(VoTask *t, void *userdata)
          * out. */
         bool saved = r >= 0 && plugged;
         if (saved)
-            r = vo_volume_check_restore(d, op->volume, &error);
+            r = vo_volume_check_restore(d, op->volume, NULL, &error);
         if (r < 0 && plugged) {
             _cleanup_free_ char *ignored = NULL;
             (void)d->driver->disk_detach(hv, slot, &ignored);
@@ -576,10 +576,19 @@ int vo_vm_spec_check_restores(VoDaemon *d, const VoVmSpec *spec, char **ret_erro
     int r = 0;
     for (size_t i = 0; r >= 0 && i < spec->n_disks; i++)
         if (spec->disks[i].volume)
-            r = vo_volume_check_restore(d, spec->disks[i].volume, ret_error);
+            r = vo_volume_check_restore(d, spec->disks[i].volume, spec->id, ret_error);
     if (r >= 0 && spec->nvram)
-        r = vo_volume_check_restore(d, spec->nvram, ret_error);
+        r = vo_volume_check_restore(d, spec->nvram, spec->id, ret_error);
     return r;
+}
+
+void vo_vm_spec_settle_restores(VoDaemon *d, const VoVmSpec *spec)
+{
+    for (size_t i = 0; i < spec->n_disks; i++)
+        if (spec->disks[i].volume)
+            vo_volume_restore_settle(d, spec->disks[i].volume, spec->id);
+    if (spec->nvram)
+        vo_volume_restore_settle(d, spec->nvram, spec->id);
 }
 
 int vo_vm_start_check_restores(VoDaemon *d, const VoVmSpec *spec, char **ret_error)

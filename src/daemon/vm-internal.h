@@ -232,6 +232,9 @@ int vo_vm_spec_check_restores(VoDaemon *d, const VoVmSpec *spec, char **ret_erro
 /* The start task's (a hold point for tests first). */
 int vo_vm_start_check_restores(VoDaemon *d, const VoVmSpec *spec, char **ret_error);
 int vo_vm_check_restores(VoVm *vm, char **ret_error);
+/* The start task's, once a restore over the VM's RBD disks that a crash cut
+ * short is rolled back (or none was): the marks it left on them go. */
+void vo_vm_spec_settle_restores(VoDaemon *d, const VoVmSpec *spec);
 int vo_vm_volume_grow(VoDaemon *d, const char *key, int64_t delta, char **ret_error);
 /* Caller holds d->vms_lock. */
 VoVm *vo_vms_find_locked(VoDaemon *d, const char *name_or_id);

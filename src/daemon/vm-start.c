@@ -86,6 +86,8 @@ static int task_start(VoTask *t, void *userdata)
     /* A restore over its RBD disks that a crash cut short: rolled back first. */
     if (r >= 0)
         r = vo_vm_rbd_undo_cut_short(vm, stored, &error);
+    if (r >= 0) /* its disks whole: the marks such a restore left go */
+        vo_vm_spec_settle_restores(d, stored);
     if (r >= 0) /* after "starting" is saved: a restore marks, then looks (vm-disks.c) */
         r = vo_vm_start_check_restores(d, stored, &error);
     /* The driver gets the spec with this host's paths filled in. */

@@ -11,6 +11,7 @@ lands in the LUN's qcow2 layer and reverts; VMs on LUNs (raw, qcow2-layered,
 with CHAP) are backed up, restored and snapshotted through qemu-img and
 qemu-storage-daemon opening the LUN with QEMU's iscsi driver."""
 
+import json
 import os
 import subprocess
 import threading
@@ -449,6 +450,29 @@ def test_restore_over_a_qcow2_lun_drops_the_snapshots_it_forgets(daemon, target)
     qemu_io(lun, "write -P 0x44 0 64k")
     daemon.task_ok("POST", "/v1/vms/q/snapshots/s1/revert", {})
     qemu_io(lun, "read -P 0x33 0 64k")
+
+
+def test_a_formatted_lun_is_filled_without_an_error(daemon, target):
+    """A LUN's qcow2 layer is as large as fits once fully allocated (its
+    metadata and the VM's bitmaps need room on the LUN too): the disk
+    filled to its last byte through QEMU's iscsi driver, as a VM writes it,
+    gets no error. Before, the layer was the LUN's size and the writes near
+    full failed (an I/O error in the guest)."""
+    daemon.cli("pool", "create", "san1", "--type", "iscsi", "--portal", target.portal,
+               "--target", IQN)
+    out = daemon.cli("volume", "format", "san1/lun2", "--qcow2").stdout
+    vol = daemon.api("GET", "/v1/pools/san1/volumes/lun2")
+    size = vol["virtual_size_bytes"]
+    assert vol["lun_size_bytes"] == 32 * MiB and 31 * MiB < size < 32 * MiB, vol
+    assert "qcow2, virtual size 31." in out and "(the LUN: 32 MiB)" in out, out
+    header = subprocess.run(["qemu-img", "info", "--output=json", "-f", "qcow2",
+                             target.luns[2]], capture_output=True, text=True, check=True)
+    assert json.loads(header.stdout)["virtual-size"] == size, header.stdout
+    fill = subprocess.run(["ip", "netns", "exec", daemon.netns.name, "qemu-io", "-f", "qcow2",
+                           "-c", f"write -P 0x5a 0 {size}", "-c", f"read -P 0x5a {size - MiB} 1M",
+                           target.url(2)], capture_output=True, text=True, timeout=300)
+    assert fill.returncode == 0 and "failed" not in fill.stdout + fill.stderr, fill
+    assert f"wrote {size}/{size} bytes" in fill.stdout, fill.stdout
 
 
 def with_faults(daemon, tmp_path):

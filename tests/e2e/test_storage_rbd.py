@@ -31,7 +31,8 @@ def rbd_env(ceph, tmp_path_factory):
     keyring = str(tmp_path_factory.mktemp("rbd") / "ceph.client.vireo.keyring")
     key = ceph.add_user("vireo", "vireo-vms", keyring)
     d = Daemon(netns=ceph.netns,
-               env={"VIREO_TEST_MIGRATE_FAULT": str(tmp_path_factory.mktemp("faults"))})
+               env={"VIREO_TEST_MIGRATE_FAULT": str(tmp_path_factory.mktemp("faults")),
+                    "VIREO_FAKE_FAULTS": str(tmp_path_factory.mktemp("holds"))})
     try:
         yield d, keyring, key
     finally:
@@ -421,6 +422,7 @@ def test_linked_clones_share_one_protected_base(ceph, rbd_env):
     assert d.api("GET", "/v1/vms/lc2r")["disks"][0]["format"] == "raw"
     ceph.ns("qemu-img", "compare", "-f", "raw", "-F", "raw", backup_snap,
             f"rbd:vireo-vms/lc2r-disk0:conf={ceph.conf}", timeout=120)
+    restore_over_a_shareable_rbd_disk(ceph, d)
     for b in (b1, b2):
         d.task_ok("DELETE", f"/v1/backups/{b['id']}")
     # A VM's delete takes its disks' RBD snapshots with them (lc1's off1).
@@ -430,6 +432,68 @@ def test_linked_clones_share_one_protected_base(ceph, rbd_env):
     # The pool's delete takes the bases without clones out of the Ceph pool.
     d.api("DELETE", "/v1/pools/ceph3")
     assert images(ceph) == []
+
+
+def restore_over_a_shareable_rbd_disk(ceph, d):
+    """A shareable RBD disk (ceph3/sh) of VMs ra and rb: while rb runs, a
+    restore over ra is refused naming it (before, the disk was written
+    under rb's QEMU); a restore held before it writes keeps both from
+    starting (409 naming its task; before, their starts were queued and ran
+    on the disk being written). One cut short by vireod's death leaves sh's
+    mark naming ra: rb does not start (409), nor is the mark cleared by hand
+    (ra's rollback would come under rb), until ra's start rolls sh back and
+    removes it (before, rb started on the half-restored disk)."""
+    d.task_ok("POST", "/v1/pools/ceph3/volumes", {"name": "sh", "size_bytes": 16 * MiB})
+    d.cli("volume", "set", "ceph3/sh", "--shareable")
+    for vm in ("ra", "rb"):
+        d.cli("vm", "create", vm, "--memory", "64M", "--disk", "ceph3/sh")
+    backup = rbd_backup(d, "ra")
+    restore, volume = f"/v1/backups/{backup['id']}/restore", "/v1/pools/ceph3/volumes/sh"
+    d.cli("vm", "start", "rb")
+    d.qemu_pids.add(d.vm("rb")["pid"])
+    task = d.wait_task(d.api("POST", restore, {}, expect=202)["task"], timeout=120)
+    assert task["state"] == "failed", task
+    assert "VM 'rb'" in task["error"]["message"] and "runs" in task["error"]["message"], task
+    d.cli("vm", "stop", "rb", "--force")
+    hold = os.path.join(d.env["VIREO_FAKE_FAULTS"], "backup_restore_write")
+    open(hold + ".hold", "w").close()
+    task = d.api("POST", restore, {}, expect=202)["task"]
+    try:
+        wait_until(lambda: os.path.exists(hold + ".held"), 120, what="the restore held")
+        for vm in ("ra", "rb"):
+            status, doc = d.request("POST", f"/v1/vms/{vm}/start")
+            assert status == 409 and "being restored" in doc["error"]["message"], (vm, doc)
+            assert task["id"] in doc["error"]["message"], doc
+        assert d.api("GET", volume)["restore_incomplete"]["task"] == task["id"]
+    finally:
+        os.unlink(hold + ".hold")
+        os.unlink(hold + ".held")
+    assert d.wait_task(task, timeout=120)["state"] == "succeeded"
+    assert d.api("GET", volume)["restore_incomplete"] is None
+    open(os.path.join(d.env["VIREO_TEST_MIGRATE_FAULT"], "rbd-restore-exit-after-write"),
+         "w").close()
+    d.request("POST", restore, {})
+    d.proc.wait(timeout=120)
+    d.start()
+    assert d.api("GET", volume)["restore_incomplete"]["vm_name"] == "ra"
+    for method, path, body in (("POST", "/v1/vms/rb/start", None),
+                               ("PATCH", volume, {"restore_incomplete": None})):
+        status, doc = d.request(method, path, body)
+        assert status == 409 and "VM 'ra'" in doc["error"]["message"], (path, doc)
+        assert "cut short" in doc["error"]["message"], doc
+    d.cli("vm", "start", "ra")
+    d.qemu_pids.add(d.vm("ra")["pid"])
+    d.cli("vm", "stop", "ra", "--force")
+    assert d.api("GET", volume)["restore_incomplete"] is None
+    assert "vireo.restore-undo" not in rbd_snaps(ceph, "sh")
+    for vm in ("ra", "rb"):
+        d.cli("vm", "delete", vm)
+    d.task_ok("DELETE", f"/v1/backups/{backup['id']}")
+    # A shareable image's dead watches are waited out, never blocklisted.
+    wait_until(lambda: not json.loads(ceph.rbd("status", "--format", "json",
+                                                "vireo-vms/sh")).get("watchers"),
+               120, what="the killed QEMUs' watches of sh gone")
+    d.task_ok("DELETE", volume)
 
 
 def test_sweep_keeps_intent_while_ceph_is_down(ceph, rbd_env):
