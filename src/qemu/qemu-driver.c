@@ -197,8 +197,8 @@ static int launch(VoHvDriver *d, const VoVmSpec *spec, const VoQemuLayout *layou
     if (d->qemu_user && d->qemu_uid_first) {
         free(vm->own_dir);
         vm->own_dir = NULL;
-        r = vo_qemu_uid_claim(d->qemu_uid_first, d->qemu_uid_last, &vm->uid, &uid_lock,
-                              ret_error);
+        r = vo_qemu_uid_claim(VO_QEMU_UID_LOCK_DIR, d->qemu_uid_first, d->qemu_uid_last,
+                              &vm->uid, &uid_lock, ret_error);
         if (r >= 0)
             r = vo_qemu_own_dir_make(d, run_dir, vm->uid, &vm->own_dir, ret_error);
         if (r < 0) {
