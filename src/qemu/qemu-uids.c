@@ -205,3 +205,20 @@ bool vo_qemu_uid_from_argv(const char *argv_text, uid_t *ret)
     *ret = (uid_t)uid;
     return true;
 }
+
+int vo_qemu_uid_hold(const char *lock_dir, uid_t uid, char **ret_error)
+{
+    _cleanup_close_ int dfd = open_lock_dir(lock_dir, ret_error);
+    if (dfd < 0)
+        return dfd;
+    char name[16];
+    snprintf(name, sizeof(name), "%u", (unsigned)uid);
+    int fd = openat(dfd, name, O_RDONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+    int r = fd < 0 ? -errno : take_uid(fd);
+    if (r < 0) {
+        if (fd >= 0)
+            close(fd);
+        return vo_error_set(ret_error, r, "cannot lock %s/%s: %s", lock_dir, name, strerror(-r));
+    }
+    return fd;
+}

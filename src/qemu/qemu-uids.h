@@ -38,10 +38,16 @@ int vo_qemu_uid_pick(uid_t first, uid_t last, const uid_t *used, size_t n_used, 
  * vireod holds (it may still be root). lock_dir is made when missing and
  * must be the caller's user's alone (0700), else -EPERM. *ret_lock_fd
  * holds the uid's lock: the caller passes it to the QEMU (which keeps it,
- * and the uid, until it exits) and closes its copy. 0, or -errno with
+ * and the uid, until it exits) and closes its copy once the QEMU is gone
+ * and so is what it left under its uid (its own dir). 0, or -errno with
  * *ret_error (-EBUSY: the range is full). */
 int vo_qemu_uid_claim(const char *lock_dir, uid_t first, uid_t last, uid_t *ret,
                       int *ret_lock_fd, char **ret_error);
+
+/* A read lock of uid's file in lock_dir (as a claim's, shared with the
+ * QEMU's own): the uid stays taken while the returned fd is open. An fd, or
+ * -errno with *ret_error. */
+int vo_qemu_uid_hold(const char *lock_dir, uid_t uid, char **ret_error);
 
 /* The uid of "-run-with user=UID:GID" in a QEMU's recorded command line
  * (qemu.argv's text); false when it names no numeric uid. */
