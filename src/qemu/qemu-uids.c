@@ -121,6 +121,15 @@ static int take_uid(int fd)
     return fcntl(fd, F_OFD_SETLK, &lk) < 0 ? -errno : 0;
 }
 
+/* uid's lock file under the lock dir dfd, opened read-only (made when
+ * missing; its name in name), or -errno. */
+static int open_uid_file(int dfd, uid_t uid, char name[16])
+{
+    snprintf(name, 16, "%u", (unsigned)uid);
+    int fd = openat(dfd, name, O_RDONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+    return fd < 0 ? -errno : fd;
+}
+
 /* lock_dir, made when missing, as an fd: a directory of vireod's user
  * alone. /run/lock is writable by every user: one who made lock_dir first
  * could lock every uid's file (no start), or swap a file a starting QEMU
@@ -168,9 +177,8 @@ int vo_qemu_uid_claim(const char *lock_dir, uid_t first, uid_t last, uid_t *ret,
         if (r < 0)
             break;
         char name[16];
-        snprintf(name, sizeof(name), "%u", (unsigned)*ret);
-        fd = openat(dfd, name, O_RDONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
-        r = fd < 0 ? -errno : uid_taken(fd);
+        fd = open_uid_file(dfd, *ret, name);
+        r = fd < 0 ? fd : uid_taken(fd);
         if (r == 0)
             r = take_uid(fd);
         if (r == 0)
@@ -212,9 +220,8 @@ int vo_qemu_uid_hold(const char *lock_dir, uid_t uid, char **ret_error)
     if (dfd < 0)
         return dfd;
     char name[16];
-    snprintf(name, sizeof(name), "%u", (unsigned)uid);
-    int fd = openat(dfd, name, O_RDONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
-    int r = fd < 0 ? -errno : take_uid(fd);
+    int fd = open_uid_file(dfd, uid, name);
+    int r = fd < 0 ? fd : take_uid(fd);
     if (r < 0) {
         if (fd >= 0)
             close(fd);
