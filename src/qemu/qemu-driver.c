@@ -48,6 +48,7 @@ static VoHvInstance *instance_new(VoHvDriver *d, const char *run_dir)
     VoHvInstance *vm = vo_malloc0(sizeof(*vm));
     vm->driver = d;
     vm->pidfd = -1;
+    vm->uid_lock = -1;
     pthread_mutex_init(&vm->qmp_lock, NULL);
     vm->run_dir = vo_strdup(run_dir);
     vm->own_dir = vo_strdup(run_dir);
@@ -74,6 +75,8 @@ static void qemu_release(VoHvInstance *vm)
     vo_qmp_close(vm->events);
     if (vm->pidfd >= 0)
         close(vm->pidfd);
+    if (vm->uid_lock >= 0)
+        close(vm->uid_lock);
     pthread_mutex_destroy(&vm->qmp_lock);
     vo_qemu_agent_close(vm->agent);
     pthread_mutex_destroy(&vm->agent_lock);
@@ -197,8 +200,8 @@ static int launch(VoHvDriver *d, const VoVmSpec *spec, const VoQemuLayout *layou
     if (d->qemu_user && d->qemu_uid_first) {
         free(vm->own_dir);
         vm->own_dir = NULL;
-        r = vo_qemu_uid_claim(d->qemu_uid_first, d->qemu_uid_last, &vm->uid, &uid_lock,
-                              ret_error);
+        r = vo_qemu_uid_claim(VO_QEMU_UID_LOCK_DIR, d->qemu_uid_first, d->qemu_uid_last,
+                              &vm->uid, &uid_lock, ret_error);
         if (r >= 0)
             r = vo_qemu_own_dir_make(d, run_dir, vm->uid, &vm->own_dir, ret_error);
         if (r < 0) {
@@ -282,6 +285,7 @@ static int launch(VoHvDriver *d, const VoVmSpec *spec, const VoQemuLayout *layou
         return r;
     }
     vm->is_child = true;
+    vm->uid_lock = TAKE_FD(uid_lock); /* the uid stays taken till its dir is gone */
     r = connect_qmp(vm, QEMU_START_TIMEOUT_MS);
     if (r < 0) {
         _cleanup_free_ char *tail = vo_qemu_log_tail(vm->log_path);
@@ -450,6 +454,12 @@ static int qemu_attach(VoHvDriver *d, const VoVmSpec *spec, const char *run_dir,
     if (vm->confined && vo_qemu_uid_from_argv(argv_text, &vm->uid)) {
         free(vm->own_dir);
         vm->own_dir = vo_asprintf("%s/" VO_QEMU_OWN_DIR, run_dir);
+        /* Held again, as by the vireod that started it: the uid stays
+         * taken after QEMU's exit until its dir is gone (qemu_reap). */
+        _cleanup_free_ char *hold_error = NULL;
+        vm->uid_lock = vo_qemu_uid_hold(VO_QEMU_UID_LOCK_DIR, vm->uid, &hold_error);
+        if (vm->uid_lock < 0)
+            log_warn("QEMU pid %d: %s", (int)pid, hold_error);
     }
     vo_qemu_cgroup_refind(vm, spec);
     /* The layout it was started with and has now. A VM started by a vireod
@@ -666,9 +676,13 @@ static bool saw_guest_shutdown(VoHvInstance *vm)
 static void qemu_reap(VoHvInstance *vm, bool *ret_clean, char **ret_reason)
 {
     bool guest_shutdown = saw_guest_shutdown(vm);
-    /* Its QEMU gone, its uid is free again. */
+    /* Its QEMU gone and its dir with it, its uid is free again (not
+     * before: a QEMU given it could read what this one left there). */
     if (strcmp(vm->own_dir, vm->run_dir))
         vo_qemu_own_dir_remove(vm->run_dir);
+    if (vm->uid_lock >= 0)
+        close(vm->uid_lock);
+    vm->uid_lock = -1;
     siginfo_t si = { 0 };
     if (vm->is_child && waitid(P_PIDFD, (id_t)vm->pidfd, &si, WEXITED | WNOHANG) == 0 &&
         si.si_pid != 0) {

@@ -68,6 +68,9 @@ struct VoHvInstance {
      * RUN/vms/ID/qemu with per-VM uids, else the run dir. */
     uid_t uid;
     char *own_dir;
+    /* With per-VM uids: vireod's hold of uid's lock (qemu-uids.h), closed
+     * once own_dir is removed after QEMU's exit; -1: none. */
+    int uid_lock;
     /* Its cgroup (qemu-cgroup.h), relative to the driver's; NULL: none. */
     char *cgroup;
     /* Its threads' waiting for a CPU, summed by the load op (qemu-load.c,

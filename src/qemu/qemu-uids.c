@@ -8,14 +8,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "util/util.h"
-
-/* Machine-wide: the file UID in it is read-locked by the QEMU of that uid
- * (the lock's fd is passed to it), so a QEMU still root, before it dropped
- * to its uid, holds the uid too, for every vireod of the machine. */
-#define UID_LOCK_DIR "/run/lock/vireo-qemu-uids"
 
 int vo_qemu_uid_range_parse(const char *text, uid_t *ret_first, uid_t *ret_last)
 {
@@ -125,15 +121,53 @@ static int take_uid(int fd)
     return fcntl(fd, F_OFD_SETLK, &lk) < 0 ? -errno : 0;
 }
 
-int vo_qemu_uid_claim(uid_t first, uid_t last, uid_t *ret, int *ret_lock_fd, char **ret_error)
+/* uid's lock file under the lock dir dfd, opened read-only (made when
+ * missing; its name in name), or -errno. */
+static int open_uid_file(int dfd, uid_t uid, char name[16])
 {
+    snprintf(name, 16, "%u", (unsigned)uid);
+    int fd = openat(dfd, name, O_RDONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+    return fd < 0 ? -errno : fd;
+}
+
+/* lock_dir, made when missing, as an fd: a directory of vireod's user
+ * alone. /run/lock is writable by every user: one who made lock_dir first
+ * could lock every uid's file (no start), or swap a file a starting QEMU
+ * holds (two QEMUs on one uid), or leave a FIFO where a uid's file goes
+ * (a claim that never returns). */
+static int open_lock_dir(const char *lock_dir, char **ret_error)
+{
+    (void)vo_mkdir_p(lock_dir, 0700);
+    int fd = open(lock_dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) < 0) {
+        int r = -errno;
+        if (fd >= 0)
+            close(fd);
+        return vo_error_set(ret_error, r, "cannot open %s to pick QEMU's uid: %s", lock_dir,
+                            strerror(-r));
+    }
+    if (st.st_uid != geteuid() || (st.st_mode & 077)) {
+        close(fd);
+        return vo_error_set(ret_error, -EPERM, "%s is not a directory of uid %u alone (0700; "
+                            "owner %u, mode %04o): remove it", lock_dir, (unsigned)geteuid(),
+                            (unsigned)st.st_uid, (unsigned)(st.st_mode & 07777));
+    }
+    return fd;
+}
+
+int vo_qemu_uid_claim(const char *lock_dir, uid_t first, uid_t last, uid_t *ret,
+                      int *ret_lock_fd, char **ret_error)
+{
+    _cleanup_close_ int dfd = open_lock_dir(lock_dir, ret_error);
+    if (dfd < 0)
+        return dfd;
     /* One claim at a time on the machine: between the test and the lock. */
-    (void)vo_mkdir_p(UID_LOCK_DIR, 0700);
-    _cleanup_close_ int all = open(UID_LOCK_DIR "/.claim", O_RDWR | O_CREAT | O_NOFOLLOW |
-                                   O_CLOEXEC, 0600);
+    _cleanup_close_ int all = openat(dfd, ".claim", O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC,
+                                     0600);
     if (all < 0 || flock(all, LOCK_EX) < 0)
         return vo_error_set(ret_error, -errno, "cannot lock %s/.claim to pick QEMU's uid: %s",
-                            UID_LOCK_DIR, strerror(errno));
+                            lock_dir, strerror(errno));
     uid_t *used = NULL;
     size_t n = 0, cap = 0;
     scan_processes(&used, &n, &cap, first, last);
@@ -142,9 +176,9 @@ int vo_qemu_uid_claim(uid_t first, uid_t last, uid_t *ret, int *ret_lock_fd, cha
         r = vo_qemu_uid_pick(first, last, used, n, ret, ret_error);
         if (r < 0)
             break;
-        _cleanup_free_ char *path = vo_asprintf(UID_LOCK_DIR "/%u", (unsigned)*ret);
-        fd = open(path, O_RDONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
-        r = fd < 0 ? -errno : uid_taken(fd);
+        char name[16];
+        fd = open_uid_file(dfd, *ret, name);
+        r = fd < 0 ? fd : uid_taken(fd);
         if (r == 0)
             r = take_uid(fd);
         if (r == 0)
@@ -153,7 +187,7 @@ int vo_qemu_uid_claim(uid_t first, uid_t last, uid_t *ret, int *ret_lock_fd, cha
             close(fd);
         fd = -1;
         if (r < 0) {
-            vo_error_set(ret_error, r, "cannot lock %s: %s", path, strerror(-r));
+            vo_error_set(ret_error, r, "cannot lock %s/%s: %s", lock_dir, name, strerror(-r));
             break;
         }
         add_used(&used, &n, &cap, *ret, first, last); /* another QEMU's, still root */
@@ -178,4 +212,20 @@ bool vo_qemu_uid_from_argv(const char *argv_text, uid_t *ret)
         return false;
     *ret = (uid_t)uid;
     return true;
+}
+
+int vo_qemu_uid_hold(const char *lock_dir, uid_t uid, char **ret_error)
+{
+    _cleanup_close_ int dfd = open_lock_dir(lock_dir, ret_error);
+    if (dfd < 0)
+        return dfd;
+    char name[16];
+    int fd = open_uid_file(dfd, uid, name);
+    int r = fd < 0 ? fd : take_uid(fd);
+    if (r < 0) {
+        if (fd >= 0)
+            close(fd);
+        return vo_error_set(ret_error, r, "cannot lock %s/%s: %s", lock_dir, name, strerror(-r));
+    }
+    return fd;
 }

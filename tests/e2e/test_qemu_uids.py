@@ -6,7 +6,8 @@ start still works there (a screenshot, a memory snapshot, a backup); a
 restarted vireod re-attaches both with their uids and hands a third VM a
 third; a uid whose lock another holds is skipped; a full range refuses a
 start with a clear error; the uid of a VM stopped, or of a QEMU that died
-while vireod was down, is free again. A live migration between two hosts
+while vireod was down, is free again; a QEMU's exit does not free its uid
+before vireod has removed its dir. A live migration between two hosts
 (mutual TLS, memory verified by pmemsave), with the default range, gives the
 destination's QEMU a uid of its own. test_qemu_confine.py covers
 --qemu-uid-range off (one shared user)."""
@@ -152,6 +153,53 @@ def test_each_vm_has_its_own_uid(daemon):
     d.cli("vm", "stop", "b", "--force")
     assert not os.path.exists(os.path.join(d.run_dir, "vms", b["id"], "qemu"))
     assert uid_of(start(d, "a")["pid"]) == ub
+
+
+def lock_free(path):
+    """Whether nobody holds a lock on path (a write lock can be taken)."""
+    fd = os.open(path, os.O_RDWR)
+    try:
+        fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+
+
+def threads(pid):
+    try:
+        return len(os.listdir(f"/proc/{pid}/task"))
+    except FileNotFoundError:
+        return 0
+
+
+def test_a_uid_stays_taken_until_its_dir_is_gone():
+    # While vireod has not yet seen its QEMU exit, what the QEMU left in its
+    # dir (screendumps, a memory check's scratch) is still there: its uid
+    # must not go to another VM's QEMU, which could read it.
+    d = Daemon(args=["--qemu-uid-range", f"{FIRST + 4}-{FIRST + 5}"])
+    try:
+        d.cli("vm", "create", "e", "--memory", "128M")
+        e = start(d, "e")
+        lock = f"/run/lock/vireo-qemu-uids/{uid_of(e['pid'])}"
+        own = os.path.join(d.run_dir, "vms", e["id"], "qemu")
+        assert not lock_free(lock)
+        os.kill(d.proc.pid, signal.SIGSTOP)
+        try:
+            os.kill(e["pid"], signal.SIGKILL)
+            # all its threads gone (a zombie leader's others may still hold
+            # its fds a moment): what held the lock with QEMU alone is free
+            wait_until(lambda: not pid_alive(e["pid"]) and threads(e["pid"]) <= 1, 10,
+                       what="e's QEMU to die")
+            assert os.path.isdir(own)
+            assert not lock_free(lock), "the uid is free while its QEMU's dir is still there"
+        finally:
+            os.kill(d.proc.pid, signal.SIGCONT)
+        wait_until(lambda: lock_free(lock), 60, what="e's uid to be free")
+        assert not os.path.exists(own)
+    finally:
+        d.cleanup()
 
 
 def test_a_migration_destination_gets_its_own_uid(cluster):

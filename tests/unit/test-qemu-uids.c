@@ -1,7 +1,8 @@
 /* test-qemu-uids.c: per-VM QEMU uids (qemu/qemu-uids.h): the lowest free
  * uid of the range, used ones skipped, an exhausted range refused with a
  * message naming it; the option's range; the uid on a recorded command
- * line (what a restarted vireod re-attaches with). */
+ * line (what a restarted vireod re-attaches with); a claim's lock (held
+ * while its fd lives) and a lock dir another user could write refused. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -9,8 +10,11 @@
 
 #include <cmocka.h>
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "qemu/qemu-uids.h"
 
@@ -78,6 +82,88 @@ static void test_uid_from_argv(void **state)
     assert_false(vo_qemu_uid_from_argv(NULL, &uid));
 }
 
+/* A range no process runs as (above the default one and the e2e tests'). */
+#define CLAIM_FIRST 1879300000u
+#define CLAIM_LAST 1879300002u
+
+static char *temp_lock_dir(char tmpl[64])
+{
+    strcpy(tmpl, "/tmp/test-qemu-uids.XXXXXX");
+    assert_non_null(mkdtemp(tmpl));
+    char *dir = malloc(strlen(tmpl) + 8);
+    strcpy(dir, tmpl);
+    strcat(dir, "/locks");
+    return dir;
+}
+
+static void remove_lock_dir(const char *tmpl, const char *dir)
+{
+    char path[128];
+    const char *names[] = { ".claim", "1879300000", "1879300001", "1879300002" };
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
+        (void)unlink(path);
+    }
+    (void)rmdir(dir);
+    (void)rmdir(tmpl);
+}
+
+static void test_claim_held_while_fd_lives(void **state)
+{
+    (void)state;
+    char tmpl[64];
+    char *dir = temp_lock_dir(tmpl);
+    uid_t a = 0, b = 0, c = 0;
+    int fa = -1, fb = -1, fc = -1;
+    assert_int_equal(vo_qemu_uid_claim(dir, CLAIM_FIRST, CLAIM_LAST, &a, &fa, NULL), 0);
+    assert_int_equal(a, CLAIM_FIRST);
+    /* Its lock held: the next claim skips it. */
+    assert_int_equal(vo_qemu_uid_claim(dir, CLAIM_FIRST, CLAIM_LAST, &b, &fb, NULL), 0);
+    assert_int_equal(b, CLAIM_FIRST + 1);
+    /* Its last fd closed (its QEMU gone): free again. */
+    close(fa);
+    assert_int_equal(vo_qemu_uid_claim(dir, CLAIM_FIRST, CLAIM_LAST, &c, &fc, NULL), 0);
+    assert_int_equal(c, CLAIM_FIRST);
+    struct stat st;
+    assert_int_equal(stat(dir, &st), 0);
+    assert_int_equal(st.st_mode & 07777, 0700);
+    close(fb);
+    close(fc);
+    remove_lock_dir(tmpl, dir);
+    free(dir);
+}
+
+static void test_claim_refuses_dir_others_write(void **state)
+{
+    (void)state;
+    char tmpl[64];
+    char *dir = temp_lock_dir(tmpl);
+    /* Made first by someone else (/run/lock is everyone's): writable by
+     * others, or owned by another user. */
+    assert_int_equal(mkdir(dir, 0700), 0);
+    assert_int_equal(chmod(dir, 0777), 0);
+    uid_t uid = 0;
+    int fd = -1;
+    char *error = NULL;
+    assert_int_equal(vo_qemu_uid_claim(dir, CLAIM_FIRST, CLAIM_LAST, &uid, &fd, &error),
+                     -EPERM);
+    assert_int_equal(fd, -1);
+    assert_non_null(error);
+    assert_non_null(strstr(error, dir));
+    assert_non_null(strstr(error, "remove it"));
+    free(error);
+    error = NULL;
+    if (geteuid() == 0) {
+        assert_int_equal(chmod(dir, 0700), 0);
+        assert_int_equal(chown(dir, 65534, 65534), 0);
+        assert_int_equal(vo_qemu_uid_claim(dir, CLAIM_FIRST, CLAIM_LAST, &uid, &fd, &error),
+                         -EPERM);
+        free(error);
+    }
+    remove_lock_dir(tmpl, dir);
+    free(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -86,6 +172,8 @@ int main(void)
         cmocka_unit_test(test_pick_exhausted),
         cmocka_unit_test(test_range_parse),
         cmocka_unit_test(test_uid_from_argv),
+        cmocka_unit_test(test_claim_held_while_fd_lives),
+        cmocka_unit_test(test_claim_refuses_dir_others_write),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
