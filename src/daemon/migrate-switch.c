@@ -223,15 +223,24 @@ static void take_back_late(VoDaemon *d, MigrateTask *m, const char *vm_id, int64
  * the source must end; negative: unknown, neither side may run it here.
  * The intent records new_rev first: a take-back sent may apply after its
  * sender gave up on it, so whoever settles the migration later settles the
- * take-back (vo_migrate_settle_take_back), not only the switch. */
+ * take-back (vo_migrate_settle_take_back), not only the switch; when it
+ * cannot be recorded, none is sent (negative: settled as a switch). */
 int vo_migrate_take_back(VoDaemon *d, MigrateTask *m, VoVm *vm, const char *name,
                          const char *vm_id, int64_t new_rev, char **error)
 {
     _cleanup_free_ char *berr = NULL;
     int64_t back_rev = 0;
     if (m->intent.vm) {
+        /* Not recorded: not sent (one applied after its sender gave up
+         * would be settled by no one: the VM in no host's table). */
         m->intent.back_rev = new_rev;
-        (void)vo_migration_intent_save(d, &m->intent);
+        int s = vo_migration_intent_save(d, &m->intent);
+        if (s < 0) {
+            m->intent.back_rev = 0;
+            log_warn("vm %s: not taken back from host %s: its intent could not be recorded",
+                     name, m->to_name);
+            return s;
+        }
     }
     if (vo_migrate_fault("take-back-unknown")) { /* test: the store says nothing in time */
         log_warn("vm %s: taking it back from host %s: test fault: no answer", name, m->to_name);
