@@ -52,6 +52,7 @@ struct Incoming {
     bool resume;        /* the VM ran at the source (continued here, else left paused) */
     bool paused_noted;  /* its post-copy's broken stream logged by the watcher */
     bool empty_noted;   /* its QEMU holding no guest on its source's silence logged */
+    bool held_guest;    /* its QEMU was seen holding the guest (see holds_guest) */
 };
 
 static struct {
@@ -353,17 +354,29 @@ static int adopt_continue(VoDaemon *d, Incoming *x, int64_t rev, bool resume, ch
     return 0;
 }
 
-/* Whether x's incoming QEMU holds the guest, which may then be continued
- * here: its stream completed, or post-copy runs (the device state is
- * here). Not when the QEMU is gone or its stream failed or is still
- * loading (the source then still has the guest: QEMU runs it again there
- * when the device state cannot be sent). */
+/* Whether a migration status shows the guest here: its stream completed,
+ * or post-copy runs or ran (the device state is here, and pages the source
+ * no longer has). */
+static bool shows_guest(const VoHvMigrationProgress *p)
+{
+    return p->status == VO_HV_MIGRATION_COMPLETED || p->post_copy || p->post_copy_paused;
+}
+
+/* Whether x's incoming QEMU holds the guest, which may then be claimed
+ * here: it shows it now, or was seen showing it once (a QEMU that ran the
+ * guest in post-copy and died since: the source's copy is stale, so the VM
+ * is this host's, crashed). Not when the QEMU never got that far (gone,
+ * its stream failed or still loading: the source then still has the
+ * guest, and QEMU runs it again there when the device state cannot be
+ * sent). */
 static bool holds_guest(VoDaemon *d, Incoming *x)
 {
     VoHvMigrationProgress p = { 0 };
     bool asked = x->hv && d->driver->migrate_query(x->hv, &p) >= 0;
     free(p.error);
-    return asked && (p.status == VO_HV_MIGRATION_COMPLETED || p.post_copy);
+    if (asked && shows_guest(&p))
+        x->held_guest = true;
+    return x->held_guest;
 }
 
 /* An incoming VM its source forgot (no call, no stream for the idle
@@ -449,12 +462,15 @@ static void *watcher_main(void *userdata)
              * the first page it lacks. It waits paused for the source's
              * recovery (migrate-resume.c), whatever the idle limit. */
             bool broken = asked && p.post_copy_paused;
+            bool held = asked && shows_guest(&p);
             free(p.error);
             if (broken && !x->paused_noted)
                 log_warn("incoming VM %s (migration %s): its post-copy stream broke; kept "
                          "paused for its source's recovery", x->vm_name, x->id);
             x->paused_noted = broken;
             pthread_mutex_lock(&in.lock);
+            if (held)
+                x->held_guest = true;
             int64_t now = vo_now_ms();
             if (flows)
                 x->touched_ms = now; /* the stream flows */
