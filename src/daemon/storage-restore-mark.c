@@ -14,8 +14,8 @@
 #include <string.h>
 
 #include "daemon/cluster-view.h"
-#include "daemon/vms.h"
 #include "jobs/tasks.h"
+#include "state/keys.h"
 #include "storage/volume-path.h"
 #include "util/time-format.h"
 
@@ -167,13 +167,16 @@ int vo_volume_restore_mark(VoDaemon *d, const char *key, const char *task_id,
     return r;
 }
 
-/* Whether VM id is a VM of this host or another (a store that cannot say:
- * it is). */
+/* Whether VM id is a VM of this host (its document in this host's store)
+ * or of another (a store that cannot say: it is). Read from the store, not
+ * the VM service's registry: the volume service does not use the VM
+ * service (docs/internals.md, Layers). */
 static bool vm_exists(VoDaemon *d, const char *id)
 {
-    _cleanup_vm_ VoVm *here = vo_vms_find(d, id);
-    _cleanup_free_ char *host = NULL, *doc = NULL;
-    return here || vo_cluster_locate_vm(d, id, &host, &doc) != 0;
+    _cleanup_free_ char *key = vo_key_vm(id), *host = NULL, *doc = NULL;
+    if (vo_store_get(d->store, key, NULL, NULL) != -ENOENT)
+        return true;
+    return vo_cluster_locate_vm(d, id, &host, &doc) != 0;
 }
 
 void vo_volume_restore_unmark(VoDaemon *d, const char *key, const char *task_id,
