@@ -19,6 +19,23 @@
 #include "daemon/sweep.h"
 #include "state/keys.h"
 
+/* disk (taken) becomes the VM's first disk, and the VM's document is
+ * written with it. 0 or the write's error. */
+static int prepend_boot_disk(VoVm *vm, VoDiskSpec disk)
+{
+    pthread_mutex_lock(&vm->lock);
+    VoVmSpec *s = vm->spec;
+    VoDiskSpec *disks = vo_malloc0(sizeof(VoDiskSpec) * (s->n_disks + 1));
+    disks[0] = disk;
+    memcpy(disks + 1, s->disks, sizeof(VoDiskSpec) * s->n_disks);
+    free(s->disks);
+    s->disks = disks;
+    s->n_disks++;
+    int r = vo_vm_write(vm, NULL, false);
+    pthread_mutex_unlock(&vm->lock);
+    return r;
+}
+
 /* The create task's boot disk when it is an existing volume (an iSCSI LUN):
  * claimed as a disk add claims it, checked free of other VMs (unless
  * shareable), then named in the VM's definition (which records the VM as
@@ -38,18 +55,10 @@ static int boot_disk_existing(VoVm *vm, const char *key, char **ret_error)
     if (r >= 0)
         r = vo_volume_attach_confirm(d, key, ret_error);
     if (r >= 0) {
-        pthread_mutex_lock(&vm->lock);
-        VoVmSpec *s = vm->spec;
-        VoDiskSpec *disks = vo_malloc0(sizeof(VoDiskSpec) * (s->n_disks + 1));
-        disks[0] = (VoDiskSpec){ .volume = vo_strdup(key),
-                                 .format = !strcmp(format, "raw") ? VO_DISK_RAW : VO_DISK_QCOW2,
-                                 .shareable = shareable, .slot = 0 };
-        memcpy(disks + 1, s->disks, sizeof(VoDiskSpec) * s->n_disks);
-        free(s->disks);
-        s->disks = disks;
-        s->n_disks++;
-        r = vo_vm_write(vm, NULL, false);
-        pthread_mutex_unlock(&vm->lock);
+        r = prepend_boot_disk(vm, (VoDiskSpec){ .volume = vo_strdup(key),
+                                                .format = !strcmp(format, "raw") ? VO_DISK_RAW
+                                                                                 : VO_DISK_QCOW2,
+                                                .shareable = shareable, .slot = 0 });
         if (r < 0)
             *ret_error = vo_asprintf("cannot save the VM: %s", strerror(-r));
     }
@@ -110,18 +119,10 @@ static int task_create(VoTask *t, void *userdata)
         /* The boot disk (vo_vm_create made the VM without one), named and
          * recorded as used by this VM just before its volume is made, so
          * nothing can take that volume from it once it exists. */
-        pthread_mutex_lock(&vm->lock);
-        VoVmSpec *s = vm->spec;
-        VoDiskSpec *disks = vo_malloc0(sizeof(VoDiskSpec) * (s->n_disks + 1));
-        disks[0] = (VoDiskSpec){ .volume = vo_asprintf("%s/%s", pool, volume),
-                                 .format = vo_pool_is_rbd(d, pool) ? VO_DISK_RAW : VO_DISK_QCOW2,
-                                 .owned = true, .slot = 0 };
-        memcpy(disks + 1, s->disks, sizeof(VoDiskSpec) * s->n_disks);
-        free(s->disks);
-        s->disks = disks;
-        s->n_disks++;
-        r = vo_vm_write(vm, NULL, false);
-        pthread_mutex_unlock(&vm->lock);
+        r = prepend_boot_disk(vm, (VoDiskSpec){ .volume = vo_asprintf("%s/%s", pool, volume),
+                                                .format = vo_pool_is_rbd(d, pool) ? VO_DISK_RAW
+                                                                                  : VO_DISK_QCOW2,
+                                                .owned = true, .slot = 0 });
         if (r >= 0 && !a->base_image)
             r = vo_volume_create_empty(d, pool, volume, "qcow2", a->disk_size, t, &path,
                                        &error);

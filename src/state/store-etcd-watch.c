@@ -166,6 +166,21 @@ static int watch_sockopt(void *userdata, curl_socket_t fd, curlsocktype purpose)
     return CURL_SOCKOPT_OK;
 }
 
+/* The queued changes of revision start and later go (this stream's).
+ * Caller holds w->lock. */
+static void drop_events_from(VoStoreWatch *w, int64_t start)
+{
+    size_t keep = 0;
+    while (keep < w->n && w->ev[keep].rev < start)
+        keep++;
+    for (size_t i = keep; i < w->n; i++) {
+        free(w->ev[i].key);
+        free(w->ev[i].value);
+        free(w->ev[i].prev_value);
+    }
+    w->n = keep;
+}
+
 /* etcd starts a watch at a compaction revision C although the delete at C
  * is gone (it cancels only one that starts before C): a range at start - 1
  * decides (it fails once start - 1 < C). 0: nothing lost. */
@@ -230,28 +245,12 @@ static void watch_stream(VoStoreWatch *w, size_t e)
             pthread_mutex_lock(&w->lock);
             if (k == VO_STORE_ECOMPACTED) {
                 /* Changes before this stream's are whole; its own follow a gap. */
-                size_t keep = 0;
-                while (keep < w->n && w->ev[keep].rev < start)
-                    keep++;
-                for (size_t i = keep; i < w->n; i++) {
-                    free(w->ev[i].key);
-                    free(w->ev[i].value);
-                    free(w->ev[i].prev_value);
-                }
-                w->n = keep;
+                drop_events_from(w, start);
                 watch_lost(w);
                 lost = true;
             } else if (k < 0) {
                 /* Unchecked: this stream's changes come again from start. */
-                size_t keep = 0;
-                while (keep < w->n && w->ev[keep].rev < start)
-                    keep++;
-                for (size_t i = keep; i < w->n; i++) {
-                    free(w->ev[i].key);
-                    free(w->ev[i].value);
-                    free(w->ev[i].prev_value);
-                }
-                w->n = keep;
+                drop_events_from(w, start);
                 w->next_rev = start;
                 if (!w->created && !w->connect_error)
                     w->connect_error = k;
