@@ -4,6 +4,7 @@
 
 #include <string.h>
 
+#include "cluster/ha-plan.h"
 #include "conf/cloud-init.h"
 #include "util/sse.h"
 #include "util/time-format.h"
@@ -78,6 +79,28 @@ bool vo_cluster_key_object(const char *key, char *host_buf, size_t host_size,
     return true;
 }
 
+/* HA's fields, at the document's top (daemon/vm-save.c), as a local VM's
+ * view shows them (daemon/vm-json.c): above all ha_state, the manager's
+ * word on a VM of an offline host ("restart limit: ... left where it was"),
+ * which only this view shows while that host is away. */
+static void add_ha_fields(json_t *o, json_t *doc)
+{
+    json_t *state = json_object_get(doc, "ha_state");
+    if (json_is_string(state))
+        json_object_set(o, "ha_state", state);
+    json_t *restarts = json_object_get(doc, VO_HA_RESTARTS_FIELD), *t;
+    size_t i;
+    if (json_array_size(restarts)) {
+        json_t *at = json_array();
+        json_array_foreach(restarts, i, t)
+            if (json_is_integer(t))
+                json_array_append_new(at, vo_time_json(json_integer_value(t)));
+        json_object_set_new(o, VO_HA_RESTARTS_FIELD, at);
+    }
+    if (json_is_true(json_object_get(doc, VO_HA_START_FAILED_FIELD)))
+        json_object_set_new(o, VO_HA_START_FAILED_FIELD, json_true());
+}
+
 json_t *vo_vm_doc_to_api(const char *doc_text, bool summary, const char *host_name,
                          const char *host_state, int64_t now_ms)
 {
@@ -124,6 +147,8 @@ json_t *vo_vm_doc_to_api(const char *doc_text, bool summary, const char *host_na
         if (json_is_string(v))
             json_object_set(o, kept[i], v);
     }
+    if (!summary)
+        add_ha_fields(o, doc);
     if (host_name)
         json_object_set_new(o, "host", json_string(host_name));
     if (host_state)

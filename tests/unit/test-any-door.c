@@ -171,6 +171,22 @@ static void test_doc_to_api(void **state)
     assert_null(json_object_get(o, "host"));
     assert_string_equal(json_string_value(json_object_get(o, "exit_reason")), "shutdown");
     json_decref(o);
+    /* HA's fields at the document's top: the manager's note on a VM of an
+     * offline host is shown by this view alone while that host is away. */
+    const char *held = "{\"spec\":{\"id\":\"v1\",\"name\":\"web\",\"ha\":true},\"status\":"
+                       "{\"state\":\"crashed\"},\"ha\":true,\"ha_state\":\"restart limit: "
+                       "left where it was\",\"ha_restarts\":[1000,2000],\"ha_start_failed\":true}";
+    o = vo_vm_doc_to_api(held, false, "h2", "offline", 65000);
+    assert_string_equal(json_string_value(json_object_get(o, "ha_state")),
+                        "restart limit: left where it was");
+    json_t *restarts = json_object_get(o, "ha_restarts");
+    assert_int_equal(json_array_size(restarts), 2);
+    assert_string_equal(json_string_value(json_array_get(restarts, 1)), "1970-01-01T00:00:02Z");
+    assert_true(json_is_true(json_object_get(o, "ha_start_failed")));
+    json_decref(o);
+    o = vo_vm_doc_to_api(held, true, "h2", "offline", 65000); /* not in the summary */
+    assert_null(json_object_get(o, "ha_state"));
+    json_decref(o);
     static const char *const bad[] = { "", "[]", "{}", "{\"spec\":{\"id\":\"v\"},\"status\":{}}",
                                        "{\"spec\":{\"name\":\"n\"},\"status\":{\"state\":\"x\"}}",
                                        "not json" };
