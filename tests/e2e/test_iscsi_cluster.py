@@ -347,6 +347,33 @@ def test_two_hosts_restores_over_vms_with_one_shareable_lun(cluster, tmp_path, m
         t.stop()
 
 
+def c_running_beside_a_shared_lun(cluster, tmp_path, monkeypatch):
+    """formed_with_a_target with both hosts' hold points, lun1 shareable, the
+    disk of VM a (h1) and of VM b (h2), and VM c running on h2 without it:
+    (h1, h2, faults, target, a's backup's id)."""
+    monkeypatch.setenv("VIREO_FAKE_FAULTS", str(tmp_path / "faults"))
+    h1, h2, faults, t = formed_with_a_target(cluster, tmp_path)
+    try:
+        backup = shareable_lun_of_a_on_h1_and_b_on_h2(h1, h2)
+        h2.task_ok("POST", "/v1/vms", {"name": "c", "memory_mib": 64, "host": h2.name})
+        h2.cli("vm", "start", "c")
+    except Exception:
+        t.stop()
+        raise
+    return h1, h2, faults, t, backup
+
+
+def plug_failed(h2, plug, words):
+    """The hot-plug of san1/lun1 into VM c on h2 (plug: held()'s answer)
+    failed saying words, and c's definition does not name the LUN."""
+    status, doc = plug["r"][:2]
+    assert status == 202, doc
+    plugged = h2.wait_task(doc["task"])
+    assert plugged["state"] == "failed" and words in plugged["error"]["message"], plugged
+    disks = h2.api("GET", "/v1/vms/c")["disks"]
+    assert "san1/lun1" not in [d["volume"] for d in disks], disks
+
+
 def test_a_hot_plug_saved_after_another_hosts_restore_looked_comes_out(cluster, tmp_path,
                                                                        monkeypatch):
     """The shareable LUN of VM a (h1) hot-plugged into VM c running on h2,
@@ -355,12 +382,8 @@ def test_a_hot_plug_saved_after_another_hosts_restore_looked_comes_out(cluster, 
     with it (c's relation not saved yet). Once saved, the hot-plug reads the
     marks again: it fails, the disk never plugged and out of c's definition
     again (before, c kept the LUN while the restore wrote it)."""
-    monkeypatch.setenv("VIREO_FAKE_FAULTS", str(tmp_path / "faults"))  # both hosts' holds
-    h1, h2, faults, t = formed_with_a_target(cluster, tmp_path)
+    h1, h2, faults, t, backup = c_running_beside_a_shared_lun(cluster, tmp_path, monkeypatch)
     try:
-        backup = shareable_lun_of_a_on_h1_and_b_on_h2(h1, h2)
-        h2.task_ok("POST", "/v1/vms", {"name": "c", "memory_mib": 64, "host": h2.name})
-        h2.cli("vm", "start", "c")
         th, plug = held(faults, "vm_objects_checked", lambda: h2.request(
             "POST", "/v1/vms/c/disks", {"volume": "san1/lun1"}))
         try:
@@ -369,13 +392,7 @@ def test_a_hot_plug_saved_after_another_hosts_restore_looked_comes_out(cluster, 
         finally:
             release(faults, "vm_objects_checked", th)
         try:
-            status, doc = plug["r"][:2]
-            assert status == 202, doc
-            plugged = h2.wait_task(doc["task"])
-            assert plugged["state"] == "failed", plugged
-            assert "being restored" in plugged["error"]["message"], plugged
-            disks = h2.api("GET", "/v1/vms/c")["disks"]
-            assert "san1/lun1" not in [d["volume"] for d in disks], disks
+            plug_failed(h2, plug, "being restored")
         finally:
             release(faults, "backup_restore_write", th2)
         status, doc = restore["r"][:2]
@@ -394,12 +411,8 @@ def test_a_hot_plug_is_saved_before_qemu_plugs_it(cluster, tmp_path, monkeypatch
     restore found no VM running with the LUN and wrote it while c's QEMU
     opened it). The plug fails: the disk goes from c's definition again,
     and a restore then finds no VM of c's with it and succeeds."""
-    monkeypatch.setenv("VIREO_FAKE_FAULTS", str(tmp_path / "faults"))  # both hosts' holds
-    h1, h2, faults, t = formed_with_a_target(cluster, tmp_path)
+    h1, h2, faults, t, backup = c_running_beside_a_shared_lun(cluster, tmp_path, monkeypatch)
     try:
-        backup = shareable_lun_of_a_on_h1_and_b_on_h2(h1, h2)
-        h2.task_ok("POST", "/v1/vms", {"name": "c", "memory_mib": 64, "host": h2.name})
-        h2.cli("vm", "start", "c")
         with open(os.path.join(faults, "disk_attach"), "w") as f:
             f.write("EIO\n")  # taken once the hold is let go: the plug fails
         th, plug = held(faults, "disk_attach", lambda: h2.request(
@@ -412,13 +425,7 @@ def test_a_hot_plug_is_saved_before_qemu_plugs_it(cluster, tmp_path, monkeypatch
             assert "VM 'c' on host 'h2'" in message and "runs" in message, message
         finally:
             release(faults, "disk_attach", th)
-        status, doc = plug["r"][:2]
-        assert status == 202, doc
-        plugged = h2.wait_task(doc["task"])
-        assert plugged["state"] == "failed", plugged
-        assert "injected fault" in plugged["error"]["message"], plugged
-        disks = h2.api("GET", "/v1/vms/c")["disks"]
-        assert "san1/lun1" not in [d["volume"] for d in disks], disks
+        plug_failed(h2, plug, "injected fault")
         doc = h1.api("POST", f"/v1/backups/{backup}/restore", {}, expect=202)
         assert h1.wait_task(doc["task"], timeout=300)["state"] == "succeeded"
         h2.cli("vm", "stop", "c", "--force")
