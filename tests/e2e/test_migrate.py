@@ -345,15 +345,17 @@ def test_refusals_and_the_fake_driver_path(cluster, tmp_path, monkeypatch):
     # --to: the manager picks the target (the only other host). Held as the
     # source starts the stream, the VM's delete is refused for the
     # migration, its task named (the precheck's own words).
-    hold = os.path.join(faults, "migrate_start.hold")
+    hold, held = (os.path.join(faults, "migrate_start." + end) for end in ("hold", "held"))
     open(hold, "w").close()
-    tid = h2.cli("vm", "migrate", "shared", "--verify-memory", "--async").stdout.strip()
-    wait_until(lambda: os.path.exists(hold[:-len("hold")] + "held"), 60,
-               what="the migration held at its start")
-    msg = error_of(h2, "DELETE", "/v1/vms/shared", None, 409)
-    assert f"is migrating (task {tid})" in msg, msg
-    os.unlink(hold)
-    os.unlink(hold[:-len("hold")] + "held")
+    try:
+        tid = h2.cli("vm", "migrate", "shared", "--verify-memory", "--async").stdout.strip()
+        wait_until(lambda: os.path.exists(held), 60, what="the migration held at its start")
+        msg = error_of(h2, "DELETE", "/v1/vms/shared", None, 409)
+        assert f"is migrating (task {tid})" in msg, msg
+    finally:
+        for path in (hold, held):
+            if os.path.exists(path):
+                os.unlink(path)
     task = wait_until(lambda: (lambda t: t if t["state"] in ("succeeded", "failed") else None)(
         h1.api("GET", f"/v1/tasks/{tid}")), 60, what="migrate task")
     assert task["state"] == "succeeded", task
