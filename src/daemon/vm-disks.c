@@ -279,7 +279,8 @@ static int plug_disk(VoDaemon *d, VoHvInstance *hv, const VoVmSpec *spec, size_t
  * that marked it before is seen here, the marks read again after the save
  * (of two racing, one sees the other). A vireod that dies between the save
  * and the plug leaves the disk in the definition only: the VM's next start
- * plugs it, and a remove meanwhile finds QEMU without it and succeeds. */
+ * plugs it, and a remove meanwhile takes QEMU's DeviceNotFound for the
+ * device gone (qemu-hotplug.c). */
 static int task_disk_add(VoTask *t, void *userdata)
 {
     DiskOp *op = userdata;
