@@ -357,6 +357,7 @@ static int vm_show(const CliCommand *cmd, int argc, char **argv)
     _cleanup_free_ char *accel_str =
         active ? vo_asprintf("%s (active: %s)", accel ? accel : "?", active) : NULL;
     _cleanup_free_ char *pid = jint_str(vm, "pid");
+    _cleanup_free_ char *qemu_uid = jint_str(vm, "qemu_uid");
     _cleanup_free_ char *uptime = vm_uptime_str(vm);
     _cleanup_free_ char *vcpus = vm_vcpus_detail(vm);
     _cleanup_free_ char *memory = vm_memory_detail(vm);
@@ -376,6 +377,7 @@ static int vm_show(const CliCommand *cmd, int argc, char **argv)
     out_kv(stdout, "group:", jstr(vm, "group"));
     out_kv(stdout, "accel:", accel_str ? accel_str : accel);
     out_kv(stdout, "pid:", pid);
+    out_kv(stdout, "qemu uid:", qemu_uid);
     out_kv(stdout, "uptime:", uptime);
     out_kv(stdout, "resets:", resets_str);
     out_kv(stdout, "vcpus:", vcpus);

@@ -104,7 +104,10 @@ bool vo_request_index(VoRequest *req, VoReply *rep, size_t i, const char *what, 
 }
 
 /* The view an ETag of an answer cut to its caller names after its
- * revision (VoReply's etag_view): "-" and 16 hex digits. */
+ * revision (VoReply's etag_view): "-" and 16 hex digits. No write takes
+ * one: only a read of a pool gives a view, to a caller with roles on
+ * projects only (project-gate.c), and such a caller writes no pool; so a
+ * view in a write's If-Match is one no read gave its caller (412). */
 static bool etag_view_suffix(const char *s)
 {
     if (*s++ != '-' || strlen(s) != 16)
@@ -138,8 +141,14 @@ bool vo_request_if_match(VoRequest *req, VoReply *rep, int64_t *ret_rev)
         text[n] = '\0';
         errno = 0;
         long long rev = strtoll(text, &end, 10);
-        if (text[0] != '-' && text[0] != '+' && (!*end || etag_view_suffix(end)) && !errno &&
-            rev > 0) {
+        bool number = text[0] != '-' && text[0] != '+' && !errno && rev > 0;
+        if (number && etag_view_suffix(end)) {
+            vo_reply_error(rep, VO_ERR_PRECONDITION_FAILED,
+                           "If-Match: view %s is not one a read of this document gave you "
+                           "(a write takes the revision alone: \"%lld\")", end + 1, rev);
+            return false;
+        }
+        if (number && !*end) {
             *ret_rev = rev;
             /* Tasks the handler queues carry it, to compare where they act. */
             vo_tasks_set_if_match(rev);

@@ -211,7 +211,11 @@ int vo_vm_delete(VoDaemon *d, VoVm *vm, bool force, bool keep_disks, json_t **re
         return r;
     if (!force) {
         r = vo_vm_precheck(vm, INACTIVE_STATES, "delete", ret_error);
-        if (r < 0 && !vo_vm_is_provisioning(vm)) {
+        /* Refused for what it is doing (migrating, still being created,
+         * being deleted): that refusal, as it is; refused only for being
+         * active (a precheck allowing every state passes): the way out. */
+        _cleanup_free_ char *not_for_state = NULL;
+        if (r < 0 && vo_vm_precheck(vm, ~0u, "delete", &not_for_state) >= 0) {
             _cleanup_free_ char *name = vo_vm_name(vm);
             free(*ret_error);
             *ret_error = vo_asprintf("VM '%s' is running; stop it first or delete with force",

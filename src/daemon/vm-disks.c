@@ -222,7 +222,7 @@ static void spec_drop_disk(VoVmSpec *spec, size_t index)
 }
 
 /* A hot-plug undone after the definition was saved with its disk (slot):
- * saved again without it (the caller unplugged it). */
+ * saved again without it (QEMU did not plug it). */
 static void drop_saved_disk(VoVm *vm, unsigned slot)
 {
     pthread_mutex_lock(&vm->lock);
@@ -235,13 +235,10 @@ static void drop_saved_disk(VoVm *vm, unsigned slot)
         }
     int r = vo_vm_commit_spec(vm, next);
     if (r < 0)
-        log_warn("vm: a disk unplugged again stays in the definition (remove it): %s",
+        log_warn("vm: a disk QEMU did not plug stays in the definition (remove it): %s",
                  strerror(-r));
 }
 
-/* Stopped VM: the disk joins its definition. Running VM: QEMU plugs it in
- * first (blockdev-add, device_add), and only once it did is the definition
- * changed and saved, so a stop/start or a vireod restart keeps it. */
 /* A disk add that failed: the room taken for it in the VM's project
  * (vo_vm_disk_add) is given back. */
 static void give_back(DiskOp *op)
@@ -252,6 +249,38 @@ static void give_back(DiskOp *op)
                  (long long)op->reserved, error);
 }
 
+/* QEMU plugs disk index of spec (the VM's saved definition) into the
+ * running VM hv (blockdev-add, device_add). */
+static int plug_disk(VoDaemon *d, VoHvInstance *hv, const VoVmSpec *spec, size_t index,
+                     VoTask *t, char **ret_error)
+{
+    vo_task_progress(t, 60, "plugging the disk into the running VM");
+    /* The driver gets the definition with this host's paths. */
+    VoVmSpec *resolved = NULL;
+    int r = vo_vm_resolve(d, spec, &resolved, ret_error);
+    /* An RBD disk's new watcher is its QEMU's Ceph client (rbd-dead-clients.h). */
+    _cleanup_strv_ char **watchers = r >= 0 ? vo_rbd_clients_watching(d, spec) : NULL;
+    if (r >= 0)
+        r = d->driver->disk_attach(hv, resolved, index, ret_error);
+    if (r >= 0) {
+        _cleanup_free_ char *run_dir = vo_vm_run_dir(d, spec->id);
+        vo_rbd_clients_record(d, spec, watchers, run_dir);
+    }
+    vo_vm_spec_free(resolved);
+    return r;
+}
+
+/* Stopped VM: the disk joins its definition. Running VM: the definition
+ * naming the disk is saved first, then QEMU plugs it in, and a plug that
+ * fails takes it out of the definition again. Saved first, the VM's
+ * relation (active) says it has the volume before QEMU opens it: a restore
+ * of any host that marks the volume after the save finds this VM running
+ * with it (vo_volume_check_no_running_user) and writes nothing, and one
+ * that marked it before is seen here, the marks read again after the save
+ * (of two racing, one sees the other). A vireod that dies between the save
+ * and the plug leaves the disk in the definition only: the VM's next start
+ * plugs it, and a remove meanwhile takes QEMU's DeviceNotFound for the
+ * device gone (qemu-hotplug.c). */
 static int task_disk_add(VoTask *t, void *userdata)
 {
     DiskOp *op = userdata;
@@ -274,7 +303,7 @@ static int task_disk_add(VoTask *t, void *userdata)
     if (r >= 0)
         r = disk_volume(d, vm, op, t, &path, &format, &shareable, &created, &claimed, &error);
     if (r >= 0 && hv) /* plugged into a running VM: not a volume a restore marked (and */
-        r = vo_volume_check_restore(d, op->volume, NULL, &error); /* again once saved, below) */
+        r = vo_volume_check_restore(d, op->volume, NULL, &error); /* again once saved) */
     if (r >= 0) {
         next->disks = realloc(next->disks, sizeof(VoDiskSpec) * (next->n_disks + 1));
         if (!next->disks)
@@ -284,46 +313,25 @@ static int task_disk_add(VoTask *t, void *userdata)
             .slot = slot, .volume = vo_strdup(op->volume),
             .shareable = shareable, .owned = created != NULL,
             .format = !strcmp(format, "raw") ? VO_DISK_RAW : VO_DISK_QCOW2 };
-        if (hv) {
-            /* The driver gets the definition with this host's paths. */
-            vo_task_progress(t, 60, "plugging the disk into the running VM");
-            VoVmSpec *resolved = NULL;
-            r = vo_vm_resolve(d, next, &resolved, &error);
-            /* An RBD disk's new watcher is its QEMU's Ceph client (rbd-dead-clients.h). */
-            _cleanup_strv_ char **watchers = r >= 0 ? vo_rbd_clients_watching(d, next) : NULL;
-            if (r >= 0)
-                r = d->driver->disk_attach(hv, resolved, next->n_disks - 1, &error);
-            if (r >= 0) {
-                _cleanup_free_ char *run_dir = vo_vm_run_dir(d, next->id);
-                vo_rbd_clients_record(d, next, watchers, run_dir);
-            }
-            vo_vm_spec_free(resolved);
-        }
-        bool plugged = r >= 0 && hv;
         /* The attach lock must still hold when the definition is saved:
          * otherwise the disk comes out again. */
-        if (r >= 0 && claimed)
+        if (claimed)
             r = vo_volume_attach_confirm(d, op->volume, &error);
+        size_t index = next->n_disks - 1;
+        VoVmSpec *saved = r >= 0 && hv ? vo_vm_spec_copy(next) : NULL;
         if (r >= 0)
             r = vo_vm_commit_spec(vm, TAKE_PTR(next));
         /* Its save refused by the VM's project (the volume's moved meanwhile). */
         if (r < 0 && !error)
             error = vo_vm_save_refusal(r);
-        /* Saved: the VM's relation says it has the volume and runs. A
-         * restore of another host that marked the volume after the read
-         * above looked for the VMs that run with it before this save (one
-         * of this host sees the claim: vo_volume_check_not_attaching): the
-         * marks read again (the restore marks, then looks), the disk comes
-         * out. */
-        bool saved = r >= 0 && plugged;
-        if (saved)
+        if (r >= 0 && saved) {
             r = vo_volume_check_restore(d, op->volume, NULL, &error);
-        if (r < 0 && plugged) {
-            _cleanup_free_ char *ignored = NULL;
-            (void)d->driver->disk_detach(hv, slot, &ignored);
+            if (r >= 0)
+                r = plug_disk(d, hv, saved, index, t, &error);
+            if (r < 0)
+                drop_saved_disk(vm, slot);
         }
-        if (r < 0 && saved)
-            drop_saved_disk(vm, slot);
+        vo_vm_spec_free(saved);
     }
     vo_vm_spec_free(next);
     pthread_mutex_unlock(&vm->job);

@@ -21,6 +21,8 @@ static json_t *vm_json_locked_view(VoVm *vm)
     json_object_set_new(o, "created_at", vo_time_json(vm->created_at));
     if ((vm->state == VO_VM_RUNNING || vm->state == VO_VM_PAUSED) && vm->hv) {
         json_object_set_new(o, "pid", json_integer(vm->info.pid));
+        if (vm->info.has_uid) /* per-VM uids: which one is its (docs/security.md) */
+            json_object_set_new(o, "qemu_uid", json_integer(vm->info.uid));
         json_object_set_new(o, "accel_active", json_string(vo_accel_to_string(vm->info.accel)));
         json_object_set_new(o, "started_at", vo_time_json(vm->started_at));
         json_object_set_new(o, "uptime_s", json_integer((vo_wall_ms() - vm->started_at) / 1000));

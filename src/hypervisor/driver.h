@@ -16,6 +16,10 @@ typedef struct VoHvInstance VoHvInstance; /* a running VM, driver-private */
 
 typedef struct {
     pid_t pid;
+    /* The uid its process runs as (a confined QEMU's own, or vireod's);
+     * has_uid false: no process of its own (the fake driver). */
+    uid_t uid;
+    bool has_uid;
     VoAccel accel; /* the accelerator in use */
     bool paused;
     bool io_error; /* paused by a disk I/O error (QEMU's status "io-error") */

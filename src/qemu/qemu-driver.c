@@ -488,7 +488,8 @@ static int qemu_info(VoHvInstance *vm, VoHvInfo *ret)
     pthread_mutex_unlock(&vm->qmp_lock);
     if (r < 0)
         return r;
-    *ret = (VoHvInfo){ .pid = vm->pid, .accel = vm->accel, .paused = !running,
+    *ret = (VoHvInfo){ .pid = vm->pid, .uid = vm->confined ? vm->uid : geteuid(),
+                       .has_uid = true, .accel = vm->accel, .paused = !running,
                        .io_error = !running && !strcmp(status, "io-error") };
     return 0;
 }

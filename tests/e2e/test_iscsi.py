@@ -663,10 +663,10 @@ def test_a_marked_lun_gone_from_the_target_keeps_its_volume_and_mark(daemon, tar
 
 def test_a_restore_while_a_hot_plug_holds_the_lun_is_refused(daemon, target, tmp_path):
     """VM r's shareable LUN hot-plugged into running VM c, held in the save
-    of c's definition (the marks read, the disk plugged, c's relation not
-    saved yet): a restore over r is refused, the LUN being attached (before,
-    it marked the LUN, found no VM that runs with it and wrote it under c);
-    the hot-plug then completes."""
+    of c's definition (the marks read, c's relation not saved yet, the disk
+    not plugged until it is): a restore over r is refused, the LUN being
+    attached (before, it marked the LUN, found no VM that runs with it and
+    wrote it under c); the hot-plug then completes."""
     faults, full = lun_vm_r_backed_up_and_vm_c(daemon, target, tmp_path)
     daemon.cli("vm", "start", "c")
     daemon.remember_qemu_pids()

@@ -10,7 +10,8 @@ the copy a host's check was writing while the delete ran; a delete racing
 another host's attach of a LUN is refused; two hosts refreshing the LUNs
 at once both succeed; a restore over a VM with a shareable LUN is refused
 while another host's VM with it runs, or another host's restore writes it,
-and a hot-plug of it saved after another host's restore looked comes out; a target that does not answer holds
+or another host's hot-plug of it is saved and QEMU plugs it, and a hot-plug
+saved after another host's restore looked never plugs it; a target that does not answer holds
 no other pool's check; a failed read of the published secret keeps the
 host's copy in use; a refresh dropping a LUN gone from the target holds
 its attach lock, so an attach of it on another host meanwhile is refused,
@@ -346,20 +347,43 @@ def test_two_hosts_restores_over_vms_with_one_shareable_lun(cluster, tmp_path, m
         t.stop()
 
 
-def test_a_hot_plug_saved_after_another_hosts_restore_looked_comes_out(cluster, tmp_path,
-                                                                       monkeypatch):
-    """The shareable LUN of VM a (h1) hot-plugged into VM c running on h2,
-    held in the save of c's definition (the marks read, the disk plugged);
-    meanwhile h1's restore over a marks the LUN and finds no VM that runs
-    with it (c's relation not saved yet). Once saved, the hot-plug reads the
-    marks again: it fails and the disk comes out of c (before, c kept the
-    LUN while the restore wrote it)."""
-    monkeypatch.setenv("VIREO_FAKE_FAULTS", str(tmp_path / "faults"))  # both hosts' holds
+def c_running_beside_a_shared_lun(cluster, tmp_path, monkeypatch):
+    """formed_with_a_target with both hosts' hold points, lun1 shareable, the
+    disk of VM a (h1) and of VM b (h2), and VM c running on h2 without it:
+    (h1, h2, faults, target, a's backup's id)."""
+    monkeypatch.setenv("VIREO_FAKE_FAULTS", str(tmp_path / "faults"))
     h1, h2, faults, t = formed_with_a_target(cluster, tmp_path)
     try:
         backup = shareable_lun_of_a_on_h1_and_b_on_h2(h1, h2)
         h2.task_ok("POST", "/v1/vms", {"name": "c", "memory_mib": 64, "host": h2.name})
         h2.cli("vm", "start", "c")
+    except Exception:
+        t.stop()
+        raise
+    return h1, h2, faults, t, backup
+
+
+def plug_failed(h2, plug, words):
+    """The hot-plug of san1/lun1 into VM c on h2 (plug: held()'s answer)
+    failed saying words, and c's definition does not name the LUN."""
+    status, doc = plug["r"][:2]
+    assert status == 202, doc
+    plugged = h2.wait_task(doc["task"])
+    assert plugged["state"] == "failed" and words in plugged["error"]["message"], plugged
+    disks = h2.api("GET", "/v1/vms/c")["disks"]
+    assert "san1/lun1" not in [d["volume"] for d in disks], disks
+
+
+def test_a_hot_plug_saved_after_another_hosts_restore_looked_comes_out(cluster, tmp_path,
+                                                                       monkeypatch):
+    """The shareable LUN of VM a (h1) hot-plugged into VM c running on h2,
+    held in the save of c's definition (the marks read, nothing plugged);
+    meanwhile h1's restore over a marks the LUN and finds no VM that runs
+    with it (c's relation not saved yet). Once saved, the hot-plug reads the
+    marks again: it fails, the disk never plugged and out of c's definition
+    again (before, c kept the LUN while the restore wrote it)."""
+    h1, h2, faults, t, backup = c_running_beside_a_shared_lun(cluster, tmp_path, monkeypatch)
+    try:
         th, plug = held(faults, "vm_objects_checked", lambda: h2.request(
             "POST", "/v1/vms/c/disks", {"volume": "san1/lun1"}))
         try:
@@ -368,17 +392,41 @@ def test_a_hot_plug_saved_after_another_hosts_restore_looked_comes_out(cluster, 
         finally:
             release(faults, "vm_objects_checked", th)
         try:
-            status, doc = plug["r"][:2]
-            assert status == 202, doc
-            plugged = h2.wait_task(doc["task"])
-            assert plugged["state"] == "failed", plugged
-            assert "being restored" in plugged["error"]["message"], plugged
-            disks = h2.api("GET", "/v1/vms/c")["disks"]
-            assert "san1/lun1" not in [d["volume"] for d in disks], disks
+            plug_failed(h2, plug, "being restored")
         finally:
             release(faults, "backup_restore_write", th2)
         status, doc = restore["r"][:2]
         assert status == 202, doc
+        assert h1.wait_task(doc["task"], timeout=300)["state"] == "succeeded"
+        h2.cli("vm", "stop", "c", "--force")
+    finally:
+        t.stop()
+
+
+def test_a_hot_plug_is_saved_before_qemu_plugs_it(cluster, tmp_path, monkeypatch):
+    """The shareable LUN of VM a (h1) hot-plugged into VM c running on h2,
+    held where QEMU plugs it (and then made to fail): h1's restore over a,
+    started meanwhile, is refused naming c on h2 (c's definition naming the
+    LUN was saved before the plug: before, nothing was saved yet, so the
+    restore found no VM running with the LUN and wrote it while c's QEMU
+    opened it). The plug fails: the disk goes from c's definition again,
+    and a restore then finds no VM of c's with it and succeeds."""
+    h1, h2, faults, t, backup = c_running_beside_a_shared_lun(cluster, tmp_path, monkeypatch)
+    try:
+        with open(os.path.join(faults, "disk_attach"), "w") as f:
+            f.write("EIO\n")  # taken once the hold is let go: the plug fails
+        th, plug = held(faults, "disk_attach", lambda: h2.request(
+            "POST", "/v1/vms/c/disks", {"volume": "san1/lun1"}))
+        try:
+            doc = h1.api("POST", f"/v1/backups/{backup}/restore", {}, expect=202)
+            refused = h1.wait_task(doc["task"], timeout=300)
+            assert refused["state"] == "failed", refused
+            message = refused["error"]["message"]
+            assert "VM 'c' on host 'h2'" in message and "runs" in message, message
+        finally:
+            release(faults, "disk_attach", th)
+        plug_failed(h2, plug, "injected fault")
+        doc = h1.api("POST", f"/v1/backups/{backup}/restore", {}, expect=202)
         assert h1.wait_task(doc["task"], timeout=300)["state"] == "succeeded"
         h2.cli("vm", "stop", "c", "--force")
     finally:

@@ -228,10 +228,14 @@ def error_of(h, method, path, body, status):
     return doc["error"]["message"]
 
 
-def test_refusals_and_the_fake_driver_path(cluster):
+def test_refusals_and_the_fake_driver_path(cluster, tmp_path, monkeypatch):
     """Fake driver: what is refused at once (naming what to fix), a whole
     migration and one whose memory check fails (the VM runs on at the
-    source, nothing is left on the destination)."""
+    source, nothing is left on the destination); a delete while it migrates
+    says so (before, "is running; stop it first")."""
+    faults = str(tmp_path / "faults")
+    os.makedirs(faults)
+    monkeypatch.setenv("VIREO_FAKE_FAULTS", faults)  # the hosts' hold points
     c = cluster(2, listen=False)
     form(c)
     h1, h2 = c.hosts
@@ -338,8 +342,20 @@ def test_refusals_and_the_fake_driver_path(cluster):
     assert h2.request("GET", f"/v1/vms/{vm_id}")[1]["host"] == "h1"
 
     # A whole migration, through h2's door, with the CLI's --async and no
-    # --to: the manager picks the target (the only other host).
-    tid = h2.cli("vm", "migrate", "shared", "--verify-memory", "--async").stdout.strip()
+    # --to: the manager picks the target (the only other host). Held as the
+    # source starts the stream, the VM's delete is refused for the
+    # migration, its task named (the precheck's own words).
+    hold, held = (os.path.join(faults, "migrate_start." + end) for end in ("hold", "held"))
+    open(hold, "w").close()
+    try:
+        tid = h2.cli("vm", "migrate", "shared", "--verify-memory", "--async").stdout.strip()
+        wait_until(lambda: os.path.exists(held), 60, what="the migration held at its start")
+        msg = error_of(h2, "DELETE", "/v1/vms/shared", None, 409)
+        assert f"is migrating (task {tid})" in msg, msg
+    finally:
+        for path in (hold, held):
+            if os.path.exists(path):
+                os.unlink(path)
     task = wait_until(lambda: (lambda t: t if t["state"] in ("succeeded", "failed") else None)(
         h1.api("GET", f"/v1/tasks/{tid}")), 60, what="migrate task")
     assert task["state"] == "succeeded", task

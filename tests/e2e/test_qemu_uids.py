@@ -1,6 +1,7 @@
 """System test of per-VM QEMU uids (vireod --qemu-uid-range, docs/security.md):
 two VMs' QEMUs run as two uids of the range (group vireo-qemu), so neither
-can signal the other's QEMU nor make a file in the other's run dir; each
+can signal the other's QEMU nor make a file in the other's run dir (the
+API's qemu_uid and vm show name each one's, also after a vireod restart); each
 writes only in its own dir (RUN/vms/ID/qemu), and what QEMU writes after its
 start still works there (a screenshot, a memory snapshot, a backup); a
 restarted vireod re-attaches both with their uids and hands a third VM a
@@ -73,6 +74,9 @@ def test_each_vm_has_its_own_uid(daemon):
     a, b = start(d, "a"), start(d, "b")
     ua, ub = uid_of(a["pid"]), uid_of(b["pid"])
     assert ua != ub and {ua, ub} <= set(range(FIRST, FIRST + 3)), (ua, ub, RANGE)
+    # the API and vm show name each VM's uid
+    assert (a["qemu_uid"], b["qemu_uid"]) == (ua, ub), (a, b)
+    assert f"qemu uid:    {ub}\n" in d.cli("vm", "show", "b").stdout
     with open(f"/proc/{a['pid']}/cmdline") as f:
         argv = f.read().split("\0")
     assert argv[argv.index("-run-with") + 1] == f"user={ua}:{qemu_gid()}"
@@ -123,7 +127,7 @@ def test_each_vm_has_its_own_uid(daemon):
     for vm, uid in ((a, ua), (b, ub)):
         now = d.vm(vm["name"])
         assert now["state"] == "running" and now["pid"] == vm["pid"], now
-        assert uid_of(now["pid"]) == uid
+        assert uid_of(now["pid"]) == uid and now["qemu_uid"] == uid, now
     # a uid whose lock another holds (a QEMU of another vireod, still root)
     # is not handed out
     third = (set(range(FIRST, FIRST + 3)) - {ua, ub}).pop()
