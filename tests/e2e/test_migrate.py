@@ -13,9 +13,9 @@ one's, its file read back and its counter going on); a cancel midway
 (bandwidth limited so it is slow) leaves the VM running on the source and
 nothing on the destination; a destination killed midway fails the task
 and the VM runs on at the source. VMs migrated at once after their start
-(in OVMF, or booting) and one whose
-guest cleared a root port's bus number migrate (the hardware layout is
-read from QOM, not from what the guest numbered); a destination has the
+(in OVMF, or booting) and one whose guest cleared a root port's bus number
+migrate (the hardware layout is read from QOM, not from what the guest
+numbered); a destination has the
 seed drive its source has after cloud-init settings dropped or given while
 it ran (an empty drive; none). Refusals
 (unknown host, to itself, a stopped VM, bad fields, a local disk's target

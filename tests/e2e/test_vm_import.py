@@ -2,9 +2,10 @@
 disk converted to a streamOptimized VMDK, an OVF written by hand, a SHA-256
 manifest, a ustar tar) is imported with the image's kernel and boots to the
 guest's marker with the descriptor's vCPUs and memory (in QEMU's argv and
-as the guest counts them: the one booted guest of this file); a libvirt domain XML with a disk, a CD-ROM, a NIC, VNC and a
-sound card becomes a VM (checked through its document, not booted), with a
-warning for what is not mapped. Refusals: a bad digest, a path in a tar
+as the guest counts them: the one booted guest of this file); a libvirt
+domain XML with a disk, a CD-ROM, a NIC, VNC and a sound card becomes a VM
+(checked through its document, not booted), with a warning for what is not
+mapped. Refusals: a bad digest, a path in a tar
 member, a disk the OVA lacks, absurd memory, an unknown network, and a
 corrupt second disk, after which no volume and no VM are left. Also: an
 OVF stating EFI makes a UEFI VM with its NVRAM, and two imports of one name
