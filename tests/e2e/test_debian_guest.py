@@ -12,11 +12,12 @@ guest's file systems through the agent (`quiesced: true`) with a file
 written, never synced, just before; the files are changed; reverting the
 snapshot brings back the file as written, the guest running on (agent and
 SSH answer); then the cloud-init settings change (hostname, a second SSH
-key) and the running guest's seed drive has the new seed at once (a reboot
-inside it would apply it), `vm stop` goes through the agent, the backup is restored over the VM
-and the VM started: the backup's files are there, and cloud-init applied the
-new settings (the restored disk knew only the old instance-id). Two VM
-boots.
+key) and the running guest's seed drive has the new seed at once: a reboot
+inside the guest applies them (its hostname, the new key logs in); `vm stop`
+goes through the agent, the backup is restored over the VM and the VM
+started: the backup's files are there, and cloud-init applied the new
+settings again (the restored disk knew only the old instance-id). Two VM
+boots and a reboot.
 
 The image is built by `make debian-image` (or `make debian-image-bg`);
 this test waits (bounded) for that build's lock, and is skipped when there
@@ -222,12 +223,31 @@ def restore_and_new_cloud_init_settings(d, key, tmp_path, b, files):
           "--ci-ssh-key", str(keys))
     new_id = d.api("GET", "/v1/vms/deb1/cloud-init")["instance_id"]
     assert new_id != old_id, new_id
-    # The running guest's seed drive has the new seed already (a reboot
-    # inside the guest would apply it as well as the start below).
+    # The running guest's seed drive has the new seed already ...
     res = d.api("POST", "/v1/vms/deb1/exec", {"command": [
         "sh", "-c", "for dev in /dev/sr*; do mount -o ro $dev /mnt 2>/dev/null || continue; "
         "cat /mnt/meta-data; umount /mnt; done"], "timeout_s": 60})
     assert f'instance-id: "{new_id}"' in res["stdout"], res
+    # ... so a reboot inside the guest applies the new settings: the new
+    # hostname, and the second key logs in.
+    ip = d.nic_ip("deb1")
+    t0 = time.monotonic()
+    ssh(d, key, ip, "sudo -n systemctl --no-block reboot")
+    def renamed():
+        try:
+            p = ssh(d, key2, ip, "hostname")
+        except subprocess.TimeoutExpired:  # a connection the going down guest left hanging
+            return False
+        return p.returncode == 0 and p.stdout.strip() == "deb1-renamed"
+    wait_until(renamed, 300, interval=2, what="deb1 rebooted from inside with the new settings")
+    p = ssh(d, key2, ip, "cloud-init status --wait >/dev/null; cat /var/lib/cloud/data/instance-id",
+            timeout=300)
+    assert p.stdout.split() == [new_id], p
+    # (the agent answers again before the stop below asks it)
+    wait_until(lambda: (d.vm("deb1").get("guest") or {}).get("agent") and
+               guest_read(d, "/etc/hostname") == ["deb1-renamed"], 120, interval=1,
+               what="the rebooted deb1's guest agent")
+    print(f"reboot inside the guest to the new settings {time.monotonic() - t0:.1f} s")
 
     # stop goes through the agent.
     doc = d.api("POST", "/v1/vms/deb1/stop", {}, expect=202)

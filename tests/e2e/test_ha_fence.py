@@ -26,7 +26,10 @@ guest, so none boots Linux):
     naming it, and vireod no longer sees it confirmed; the next lease is
     armed and the host is online again;
 (i) a fence with a watchdog pets it before its first lease is armed (a
-    slow store at boot resets no host), then while the lease holds."""
+    slow store at boot resets no host), then while the lease holds.
+Through (a), (b), (c), (e) and (f) a sampler checks every 100 ms that the
+VM never has two live QEMUs, and no vireod log shows a start failing on an
+image lock (fencing must not rely on locks)."""
 
 import json
 import os
@@ -36,6 +39,7 @@ import threading
 import time
 
 from test_drs import etcdctl
+from test_ha_restart import no_image_lock_failure
 from test_migrate import create_on, form, shared_pool
 from vireo_harness import pid_alive, wait_until
 
@@ -229,6 +233,7 @@ def test_partitioned_host_fences_itself_before_its_record_goes(cluster):
     seen.stop()
     assert not twice.errors, twice.errors
     assert counts and max(n for _, n in counts) <= 1, counts  # never two QEMUs
+    no_image_lock_failure(c)  # (fencing must not rely on QEMU's image locks)
     assert (ha_file(h1, vm["id"]) is not None) == (where == h1.name)
 
 
@@ -502,8 +507,16 @@ def test_one_host_alone_fence_vireod_and_lease_cases(cluster):
     shared_pool(c)
     h1, h2, _ = c.hosts
     vm = create_ha(h1, "ha1")
-    fence_killed_alone_is_restarted_on_the_same_lease(h1, h2, vm)
-    vireod_killed_keeps_the_host_online_and_its_ha_vm(h1, h2, vm)
-    fenced_host_starts_its_killed_ha_vm_again(h1, h2, vm)
-    fenced_vm_whose_end_is_seen_late_starts_again(h1, h2, vm)
-    fenced_host_refuses_starts_until_it_rejoins(h1, h2, vm)
+    # Every 100 ms through all the cases: never two QEMUs of the VM.
+    twice = Sampler(lambda: len(qemus_of(vm["id"])), 0.1)
+    try:
+        fence_killed_alone_is_restarted_on_the_same_lease(h1, h2, vm)
+        vireod_killed_keeps_the_host_online_and_its_ha_vm(h1, h2, vm)
+        fenced_host_starts_its_killed_ha_vm_again(h1, h2, vm)
+        fenced_vm_whose_end_is_seen_late_starts_again(h1, h2, vm)
+        fenced_host_refuses_starts_until_it_rejoins(h1, h2, vm)
+    finally:
+        counts = twice.stop()
+    assert not twice.errors, twice.errors
+    assert counts and max(n for _, n in counts) == 1, counts  # seen, never twice
+    no_image_lock_failure(c)

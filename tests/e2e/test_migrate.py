@@ -8,12 +8,14 @@ memory_verified). Checked: the VM runs on the destination afterwards (vm
 list from both hosts), a counter the guest prints on its console keeps
 counting across the move and the console log continues, a file written
 before is read back after; a busy guest (a loop dirtying memory) migrates
-and verifies; a cancel midway (bandwidth limited so it is slow) leaves the
-VM running on the source and nothing on the destination; a destination
-killed midway fails the task and the VM runs on at the source. VMs
-migrated at once after their start (in OVMF, or booting) and one whose
-guest cleared a root port's bus number migrate (the hardware layout is
-read from QOM, not from what the guest numbered); a destination has the
+the same (its RAM also compared byte for byte by the test, as the idle
+one's, its file read back and its counter going on); a cancel midway
+(bandwidth limited so it is slow) leaves the VM running on the source and
+nothing on the destination; a destination killed midway fails the task
+and the VM runs on at the source. VMs migrated at once after their start
+(in OVMF, or booting) and one whose guest cleared a root port's bus number
+migrate (the hardware layout is read from QOM, not from what the guest
+numbered); a destination has the
 seed drive its source has after cloud-init settings dropped or given while
 it ran (an empty drive; none). Refusals
 (unknown host, to itself, a stopped VM, bad fields, a local disk's target
@@ -97,9 +99,24 @@ def ticks(text):
 
 
 def start_counter(h, name):
+    """A counter the guest prints on its console every second (its pid in
+    /tmp/counter.pid, for stop_counter)."""
     h.guest(name, "(i=0; while true; do echo tick-$i; i=$((i+1)); sleep 1; done) "
-                  "</dev/null >/dev/ttyS0 2>&1 & :")
+                  "</dev/null >/dev/ttyS0 2>&1 & echo $! >/tmp/counter.pid")
     h.wait_console(name, "tick-3", timeout=60)
+
+
+def counter_goes_on(h, name, before):
+    """The guest's counter goes on past before, on h's console log."""
+    wait_until(lambda: max(ticks(h.console_log(name)) or [0]) >= before + 2, 60,
+               what=f"{name}'s counter to go on on {h.name}")
+
+
+def stop_counter(h, name):
+    """Ends start_counter's loop: its lines would come between the output of
+    later guest commands."""
+    out = h.guest(name, "kill $(cat /tmp/counter.pid) && echo counter-ended-$((40+2))")
+    assert "counter-ended-42" in out, out
 
 
 def start_dirtying(h, name, loop, setup=":"):
@@ -405,8 +422,11 @@ def under_way(h, tid):
     return t if d.get("phase") == "memory" and d.get("bytes_sent", 0) > 0 else None
 
 
-def test_busy_migration_cancel_and_a_destination_that_dies(cluster):
-    c = cluster(3, driver="qemu", listen=False)  # three: one may die with quorum kept
+def test_busy_migration_cancel_and_a_destination_that_dies(cluster, tmp_path):
+    keep = str(tmp_path / "ram")
+    os.makedirs(keep)
+    with keeping_ram(keep):
+        c = cluster(3, driver="qemu", listen=False)  # three: one may die with quorum kept
     form(c)
     h1, h2, h3 = c.hosts
     shared_pool(c)
@@ -414,15 +434,22 @@ def test_busy_migration_cancel_and_a_destination_that_dies(cluster):
     vm_id = h1.vm("busy")["id"]
     h1.cli("vm", "start", "busy")
     h1.wait_console("busy", BOOT_MARKER, timeout=240)
+    h1.guest("busy", "echo written-before-the-move > /migrate-check.txt; sync")
     start_counter(h1, "busy")
     # A loop dirtying memory all the time: 16 MiB of random bytes written
     # into the guest's /dev/shm (a tmpfs) over and over.
     start_dirtying(h1, "busy", "dd if=/dev/urandom of=/dev/shm/dirty bs=1M count=16 2>/dev/null")
 
-    # Busy guest, h1 -> h2, memory verified.
+    # Busy guest, h1 -> h2, memory verified: by the product's digests and
+    # by the test itself, byte for byte (the regions kept, then removed).
     task = migrate(h1, "busy", {"to": "h2", "verify_memory": True})
     assert task["result"]["memory_verified"] is True, task
+    assert_same_ram(keep, h1, h2, vm_id)
+    for f in os.listdir(keep):
+        os.unlink(os.path.join(keep, f))
     wait_until(lambda: hosts_of(h3, "busy") == ["h2"], 30, what="busy on h2")
+    out = h2.guest("busy", "cat /migrate-check.txt")
+    assert "written-before-the-move" in out.splitlines(), out  # ticks may interleave
     # The loop still runs on h2 (it came along); then it ends: the slow
     # migrations below are cut midway whatever the guest does, and the
     # loop's TCG burn is make check's CPU (the 16 MiB of random data it left

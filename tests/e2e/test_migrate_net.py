@@ -9,11 +9,13 @@ every migration with verify_memory: guest RAM compared on both sides).
   each on its console; the numbers go on consecutively after the move. A
   keeps its IP (in the guest and in the API), still reaches B by name, and
   h1 keeps nothing of it (no tap, no per-MAC FDB entry, no DHCP host or
-  lease), while h2's FDB entry for A's MAC points at h3.
+  lease), while h2's FDB entry for A's MAC points at h3; a file A wrote
+  before the move is read back after.
 * A VM hot-plugged before the move (a disk on the shared pool, a NIC, a
   vCPU) arrives with the same hardware (the guest counts its disks, NICs
-  and CPUs), its console log continues, `vireo events` on another host
-  shows the move, and it migrates back."""
+  and CPUs), its console counter goes on and a file written before is read
+  back, its console log continues, `vireo events` on another host shows the
+  move, and it migrates back."""
 
 import json
 import os
@@ -22,7 +24,8 @@ import time
 
 from vireo_harness import BOOT_MARKER, wait_until
 
-from test_migrate import form, hosts_of, migrate, shared_pool
+from test_migrate import (counter_goes_on, form, hosts_of, migrate, shared_pool, start_counter,
+                          stop_counter, ticks)
 
 SUBNET = "10.91.0"
 PORT = 7000
@@ -105,6 +108,7 @@ def test_tcp_connection_and_ip_survive_a_move(cluster):
         print("a:", h1.console_log("a")[-1500:], "\nb:", h2.console_log("b")[-1500:])
         raise
     before = max(received(h2, "b"))
+    h1.guest("a", "echo written-before-the-move > /migrate-check.txt; sync")
 
     task = migrate(h1, "a", {"to": "h3", "verify_memory": True})
     assert task["result"]["memory_verified"] is True, task
@@ -118,6 +122,8 @@ def test_tcp_connection_and_ip_survive_a_move(cluster):
     got = received(h2, "b")
     assert got == list(range(got[0], got[0] + len(got))), got
     assert "nc-42-ended" not in h3.console_log("a")  # (the command line says $((6*7)))
+    out = h3.guest("a", "cat /migrate-check.txt")
+    assert "written-before-the-move" in out.splitlines(), out
 
     # A keeps its address: in the guest and in the API (from every host),
     # and it still reaches B, by address and by name.
@@ -183,13 +189,22 @@ def test_hot_plugged_vm_moves_with_its_hardware_and_back(cluster):
     h1.cli("vm", "set", "hp", "--vcpus", "2")
     want = (["vda", "vdb"], ["eth0", "eth1"], "0-1")
     wait_until(lambda: hardware(h1, "hp") == want, 90, interval=1, what="the hot-plugs seen")
-    h1.guest("hp", "echo before-the-move > /dev/ttyS0")
+    h1.guest("hp", "echo before-the-move > /dev/ttyS0; "
+                   "echo written-before-the-move > /migrate-check.txt; sync")
+    start_counter(h1, "hp")
+    tick = max(ticks(h1.console_log("hp")))
     shown = h1.vm("hp")
     assert [d["volume"].split("/")[0] for d in shown["disks"]] == ["nfs", "nfs"], shown
 
     task = migrate(h1, "hp", {"to": "h2", "verify_memory": True})
     assert task["result"]["memory_verified"] is True, task
     wait_until(lambda: hosts_of(h1, "hp") == ["h2"], 30, what="hp on h2")
+    # The guest went on: its counter, then its file (the counter stopped
+    # first: its lines would come between the hardware's).
+    counter_goes_on(h2, "hp", tick)
+    stop_counter(h2, "hp")
+    out = h2.guest("hp", "cat /migrate-check.txt")
+    assert "written-before-the-move" in out.splitlines(), out
     assert hardware(h2, "hp") == want
     after = h2.vm("hp")
     assert (after["vcpus"], after["vcpus_plugged"]) == (2, 2), after

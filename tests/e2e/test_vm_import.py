@@ -1,10 +1,11 @@
 """System tests of VM import: an OVA made here (the default test image's
 disk converted to a streamOptimized VMDK, an OVF written by hand, a SHA-256
 manifest, a ustar tar) is imported with the image's kernel and boots to the
-guest's marker with the descriptor's vCPUs and memory (the one booted guest
-of this file); a libvirt domain XML with a disk, a CD-ROM, a NIC, VNC and a
-sound card becomes a VM (checked through its document, not booted), with a
-warning for what is not mapped. Refusals: a bad digest, a path in a tar
+guest's marker with the descriptor's vCPUs and memory (in QEMU's argv and
+as the guest counts them: the one booted guest of this file); a libvirt
+domain XML with a disk, a CD-ROM, a NIC, VNC and a sound card becomes a VM
+(checked through its document, not booted), with a warning for what is not
+mapped. Refusals: a bad digest, a path in a tar
 member, a disk the OVA lacks, absurd memory, an unknown network, and a
 corrupt second disk, after which no volume and no VM are left. Also: an
 OVF stating EFI makes a UEFI VM with its NVRAM, and two imports of one name
@@ -19,6 +20,7 @@ at once keeps its MAC on one VM only."""
 import hashlib
 import io
 import os
+import re
 import sqlite3
 import subprocess
 import tarfile
@@ -170,6 +172,13 @@ def test_ova_import_boots(env):
         argv = f.read().decode().split("\0")
     assert argv[argv.index("-m") + 1].split(",")[0] == "192", argv
     assert "maxcpus=2" in argv[argv.index("-smp") + 1], argv
+    # ... and the guest has them: 2 CPUs online, 192 MiB less what its
+    # kernel keeps for itself.
+    out = d.guest("app", "echo cpus=$(cat /sys/devices/system/cpu/online); "
+                         "grep MemTotal /proc/meminfo")
+    assert "cpus=0-1" in out, out
+    mem_kib = int(re.search(r"MemTotal:\s+(\d+) kB", out).group(1))
+    assert 128 * 1024 < mem_kib <= 192 * 1024, out
     d.cli("vm", "stop", "app", "--force")
     d.wait_state("app", "stopped")
     # the same name again is refused at once
