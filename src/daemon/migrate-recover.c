@@ -141,13 +141,7 @@ static bool hand_over_post_copy(VoDaemon *d, VoHvInstance *hv, const VoMigrateIn
     return true;
 }
 
-/* Whether the source QEMU runs the guest again: once its device state
- * could not be sent (the destination gone at the switch-over), its
- * migration fails and QEMU restarts the guest here (a moment after it says
- * failed: waited for, bounded). Never ended then: it is the only copy (the
- * destination never had the device state, so it claims nothing:
- * migrate-incoming.c). */
-static bool source_runs_guest(VoDaemon *d, VoHvInstance *hv)
+bool vo_migrate_source_runs_guest(VoDaemon *d, VoHvInstance *hv)
 {
     for (int64_t until = vo_now_ms() + RESTART_WAIT_MS;;) {
         VoHvInfo info = { 0 };
@@ -164,7 +158,7 @@ static bool source_runs_guest(VoDaemon *d, VoHvInstance *hv)
 }
 
 /* Source, not in the table (a start), its QEMU hv running the guest again
- * after the switch (source_runs_guest): the VM taken back
+ * after the switch (vo_migrate_source_runs_guest): the VM taken back
  * (take_back_here) and adopted as this host's with hv, running on: 1. 0:
  * hv not taken (kept running as it is, the intent too); -ENOENT: hv not
  * taken, to be ended (take_back_here). */
@@ -196,7 +190,7 @@ static bool end_unowned(VoDaemon *d, const VoMigrateIntent *i, VoHvMigrationSide
             d->driver->release(hv);
             return false;
         }
-        int a = side == VO_HV_MIGRATION_SOURCE && source_runs_guest(d, hv)
+        int a = side == VO_HV_MIGRATION_SOURCE && vo_migrate_source_runs_guest(d, hv)
                     ? adopt_running_source(d, i, hv, later, ret_error)
                     : -ENOENT;
         if (a == 1)
@@ -304,14 +298,8 @@ static void resume_source(VoDaemon *d, VoVm *vm, const VoMigrateIntent *i, bool 
 
 static void note_settled(VoDaemon *d, const VoMigrateIntent *i, bool moved, const char *what);
 
-/* Source, its QEMU running the guest again after the switch
- * (source_runs_guest): the VM's documents taken back from the peer. 0 with
- * *ret_rev (its document's revision here); else negative, logged, and
- * *ret_error (may be NULL) says why: a VM with local volumes (their
- * documents moved too), or the take-back refused or unanswered (the QEMU
- * is kept running, the intent too: the next try takes it back). */
-static int take_back_here(VoDaemon *d, const VoMigrateIntent *i, int64_t *ret_rev,
-                          char **ret_error)
+int vo_migration_take_back_here(VoDaemon *d, const VoMigrateIntent *i, int64_t *ret_rev,
+                                char **ret_error)
 {
     /* -ENOENT: the VM is at the peer no more (deleted, or restarted
      * elsewhere after the peer died): its guest runs there, this copy
@@ -339,9 +327,19 @@ static int take_back_here(VoDaemon *d, const VoMigrateIntent *i, int64_t *ret_re
         return r;
     }
     vo_post_copy_kept_unmark(d, i->vm); /* it holds nothing the peer lacks */
-    note_settled(d, i, false, "this host's again: its device state never reached the "
-                 "destination, so the source QEMU ran the guest on and the VM was taken back");
     return 0;
+}
+
+/* vo_migration_take_back_here, noted as the settling of the migration. */
+static int take_back_here(VoDaemon *d, const VoMigrateIntent *i, int64_t *ret_rev,
+                          char **ret_error)
+{
+    int r = vo_migration_take_back_here(d, i, ret_rev, ret_error);
+    if (r == 0)
+        note_settled(d, i, false, "this host's again: its device state never reached the "
+                     "destination, so the source QEMU ran the guest on and the VM was taken "
+                     "back");
+    return r;
 }
 
 /* Source, the VM in the table (moved away), its QEMU running the guest
@@ -421,7 +419,7 @@ static bool quit_source(VoDaemon *d, VoVm *vm, const VoMigrateIntent *i, bool la
         pthread_mutex_unlock(&vm->job);
         return false;
     }
-    if (hv && source_runs_guest(d, hv)) {
+    if (hv && vo_migrate_source_runs_guest(d, hv)) {
         pthread_mutex_unlock(&vm->job);
         int t = take_back_running(d, vm, i, later, ret_error);
         if (t >= 0)

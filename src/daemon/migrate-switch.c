@@ -258,8 +258,11 @@ int vo_migrate_take_back(VoDaemon *d, MigrateTask *m, VoVm *vm, const char *name
     for (;;) {
         free(berr);
         berr = NULL;
-        r = vo_vm_move_volumes_txn(d->cluster_store, vm_id, m->to_id, d->host_id, new_rev,
-                                   back, m->n_disks, &back_rev, &berr);
+        r = vo_migrate_fault("take-back-txn-lost") /* test: never reached the store */
+                ? vo_error_set(&berr, VO_STORE_EUNKNOWN, "test fault: no answer to the "
+                               "take-back")
+                : vo_vm_move_volumes_txn(d->cluster_store, vm_id, m->to_id, d->host_id,
+                                         new_rev, back, m->n_disks, &back_rev, &berr);
         /* The store not reached (no quorum: in a small cluster the
          * destination's etcd member may have died with its vireod), or a
          * volume's project move under way (its mark lives at most
