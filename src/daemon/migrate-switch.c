@@ -187,16 +187,22 @@ typedef struct {
     size_t n;
 } LateTakeBack;
 
+void vo_migrate_test_take_back(VoDaemon *d, const char *vm_id, const char *peer,
+                               int64_t back_rev, const VoVolumeMove *back, size_t n)
+{
+    _cleanup_free_ char *error = NULL;
+    int64_t here_rev = 0;
+    int r = vo_vm_move_volumes_txn(d->cluster_store, vm_id, peer, d->host_id, back_rev, back,
+                                   n, &here_rev, &error);
+    log_warn("test fault: the late take-back of VM %s: %s", vm_id,
+             r >= 0 ? "applied" : "refused");
+}
+
 static void *late_take_back(void *arg)
 {
     LateTakeBack *l = arg;
     vo_migrate_fault_wait("take-back-go", 300000);
-    _cleanup_free_ char *error = NULL;
-    int64_t back_rev = 0;
-    int r = vo_vm_move_volumes_txn(l->d->cluster_store, l->vm_id, l->to_id, l->d->host_id,
-                                   l->new_rev, l->back, l->n, &back_rev, &error);
-    log_warn("test fault: the late take-back of VM %s: %s", l->vm_id,
-             r >= 0 ? "applied" : "refused");
+    vo_migrate_test_take_back(l->d, l->vm_id, l->to_id, l->new_rev, l->back, l->n);
     vo_migrate_volume_moves_free(l->back, l->n);
     free(l->vm_id);
     free(l->to_id);
