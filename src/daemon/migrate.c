@@ -564,7 +564,7 @@ static int run_switchover(MigrateRun *x)
  * does not hold). 0: back here (vm->rev follows); b as it was when the VM
  * is not at the destination any more (-ENOENT: restarted elsewhere or
  * deleted: this copy ends); else negative (the background tries again). */
-static int take_back_running(MigrateRun *x, int b)
+static int take_back_guest_here(MigrateRun *x, int b)
 {
     int64_t rev = 0;
     _cleanup_free_ char *error = NULL;
@@ -628,7 +628,7 @@ static int run_commit(MigrateRun *x)
         int b = vo_migrate_take_back(d, m, vm, name, x->vm_id, x->new_rev, &x->error);
         bool runs = b != 0 && vo_migrate_source_runs_guest(d, x->hv);
         if (runs)
-            b = take_back_running(x, b);
+            b = take_back_guest_here(x, b);
         if (b == 0) { /* the documents are here again: the source runs on */
             vo_post_copy_kept_unmark(d, x->vm_id);
             vo_migrate_moving_end(d, m, false); /* the volumes' files stay here */

@@ -80,6 +80,18 @@ def migrate_unknown(h, faults, fault, to, vm="ctr"):
     assert not (faults / fault).exists() and not (faults / "settle-unknown").exists()
 
 
+def migrate_not_taken_over(h, faults, *points):
+    """h migrates ctr to h2 with the fault points made; h2 never takes it
+    over (commit-lost among them): the task fails so."""
+    for f in points:
+        (faults / f).touch()
+    tid = h.api("POST", "/v1/vms/ctr/migrate", {"to": "h2"}, expect=202)["task"]["id"]
+    task = settled(h, tid, timeout=600)
+    assert task["state"] == "failed", task
+    assert "did not take it over" in task["error"]["message"], task
+    return task
+
+
 def two_hosts_counting_at_h1(cluster, tmp_path):
     """two_hosts_h2_continues_on_silence, with the VM ctr on h1 printing
     its counter. Returns (c, faults, ctr's id)."""
@@ -147,12 +159,7 @@ def test_an_unknown_switch_is_settled_in_the_background(cluster, tmp_path):
     # ends, and h1's background finds the VM back here and runs its source
     # on (before, it found it "changed by someone else" and kept it paused
     # for good, at each try and each restart).
-    (faults / "commit-lost").touch()
-    (faults / "take-back-lost").touch()
-    tid = h1.api("POST", "/v1/vms/ctr/migrate", {"to": "h2"}, expect=202)["task"]["id"]
-    task = settled(h1, tid, timeout=600)
-    assert task["state"] == "failed", task
-    assert "did not take it over" in task["error"]["message"], task
+    migrate_not_taken_over(h1, faults, "commit-lost", "take-back-lost")
     counter_goes_on(h1, "ctr")
     assert hosts_of(h1, "ctr") == ["h1"]
     # The state follows QEMU's RESUME event (it may come a moment after the
@@ -170,13 +177,8 @@ def test_an_unknown_switch_is_settled_in_the_background(cluster, tmp_path):
     # take-back can no longer apply, and h2 continues the guest (before,
     # it applied, h1's source QEMU ended and h2's claim found the VM gone:
     # the guest was lost).
-    for f in ("commit-lost", "take-back-late", "resettle-quit-pause",
-              "incoming-claim-pause"):
-        (faults / f).touch()
-    tid = h1.api("POST", "/v1/vms/ctr/migrate", {"to": "h2"}, expect=202)["task"]["id"]
-    task = settled(h1, tid, timeout=600)
-    assert task["state"] == "failed", task
-    assert "did not take it over" in task["error"]["message"], task
+    migrate_not_taken_over(h1, faults, "commit-lost", "take-back-late", "resettle-quit-pause",
+                           "incoming-claim-pause")
     wait_until(lambda: not (faults / "resettle-quit-pause").exists(), 180,
                what="h1's background to decide")
     (faults / "take-back-go").touch()
@@ -350,12 +352,8 @@ def test_a_take_back_decided_late_keeps_the_only_copy(cluster, tmp_path):
                what="h2's incoming VM to be removed")
     nothing_at(h2, vm_id)
 
-    for f in ("commit-lost", "take-back-unknown", "resettle-unknown", "incoming-claim-pause"):
-        (faults / f).touch()
-    tid = h1.api("POST", "/v1/vms/ctr/migrate", {"to": "h2"}, expect=202)["task"]["id"]
-    task = settled(h1, tid, timeout=600)
-    assert task["state"] == "failed", task
-    assert "did not take it over" in task["error"]["message"], task
+    migrate_not_taken_over(h1, faults, "commit-lost", "take-back-unknown", "resettle-unknown",
+                           "incoming-claim-pause")
     wait_until(lambda: not (faults / "incoming-claim-pause").exists(), 120,
                what="h2 to act on its source's silence")
     h1.kill9()
