@@ -637,19 +637,20 @@ static int run_commit(MigrateRun *x)
                                 "was given back and runs on here", m->to_name, name, x->error);
         }
         if (b < 0) {
+            const char *source = runs ? "QEMU runs the guest on (its switch-over failed, so "
+                                        "it is the only copy)"
+                                      : "QEMU stays paused (never resumed: two copies must "
+                                        "not run)";
             log_error("vm %s: the destination did not commit and the VM could not be taken "
-                      "back: %s; the source %s", name, x->error,
-                      runs ? "QEMU runs the guest on (its switch-over failed)"
-                           : "stays paused");
+                      "back: %s; the source %s", name, x->error, source);
             m->keep_intent = true; /* settled from it (migrate-resettle.h) */
             vo_migrate_clear_mark(vm);
             pthread_mutex_unlock(&vm->job);
             vo_migrate_resettle_later(d, x->vm_id, name, x->mig_id);
             return vo_task_fail(t, b, "VM '%s' now belongs to host '%s' but its destination "
-                                "did not take it over: %s; the source QEMU stays paused "
-                                "(never resumed: two copies must not run) until the store "
+                                "did not take it over: %s; the source %s until the store "
                                 "says where the VM is: vireod asks it again in the "
-                                "background", name, m->to_name, x->error);
+                                "background", name, m->to_name, x->error, source);
         }
         /* b == 1: the destination claimed it (its watcher continues it). */
         log_info("vm %s: host %s claimed the VM itself", name, m->to_name);
