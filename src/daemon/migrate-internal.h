@@ -50,6 +50,12 @@ void vo_migrate_moving_end(VoDaemon *d, MigrateTask *m, bool moved);
  * vo_migrate_volume_moves_free (n: m->n_disks). */
 VoVolumeMove *vo_migrate_volume_moves(const MigrateTask *m, bool back);
 void vo_migrate_volume_moves_free(VoVolumeMove *v, size_t n);
+/* Test hooks take-back-late and take-back-after-load: the take-back of VM
+ * vm_id from host peer (compared at back_rev, with the volumes' moves
+ * back) sent now, as one etcd decided late; its outcome logged
+ * ("the late take-back of VM ID: applied|refused"). migrate-switch.c. */
+void vo_migrate_test_take_back(VoDaemon *d, const char *vm_id, const char *peer,
+                               int64_t back_rev, const VoVolumeMove *back, size_t n);
 /* Whether the ownership transaction's error r leaves its outcome unknown. */
 bool vo_migrate_switch_outcome_unknown(int r);
 /* The switch's unknown outcome settled by the store: 0 with *new_rev (moved);

@@ -9,6 +9,7 @@
  * first, as the commit claims it), else kills it and removes what it
  * made. */
 #include "daemon/migrate.h"
+#include "daemon/migrate-internal.h"
 
 #include <dirent.h>
 #include <poll.h>
@@ -141,13 +142,7 @@ static bool hand_over_post_copy(VoDaemon *d, VoHvInstance *hv, const VoMigrateIn
     return true;
 }
 
-/* Whether the source QEMU runs the guest again: once its device state
- * could not be sent (the destination gone at the switch-over), its
- * migration fails and QEMU restarts the guest here (a moment after it says
- * failed: waited for, bounded). Never ended then: it is the only copy (the
- * destination never had the device state, so it claims nothing:
- * migrate-incoming.c). */
-static bool source_runs_guest(VoDaemon *d, VoHvInstance *hv)
+bool vo_migrate_source_runs_guest(VoDaemon *d, VoHvInstance *hv)
 {
     for (int64_t until = vo_now_ms() + RESTART_WAIT_MS;;) {
         VoHvInfo info = { 0 };
@@ -164,12 +159,28 @@ static bool source_runs_guest(VoDaemon *d, VoHvInstance *hv)
 }
 
 /* Source, not in the table (a start), its QEMU hv running the guest again
- * after the switch (source_runs_guest): the VM taken back
+ * after the switch (vo_migrate_source_runs_guest): the VM taken back
  * (take_back_here) and adopted as this host's with hv, running on: 1. 0:
  * hv not taken (kept running as it is, the intent too); -ENOENT: hv not
  * taken, to be ended (take_back_here). */
 static int adopt_running_source(VoDaemon *d, const VoMigrateIntent *i, VoHvInstance *hv,
                                 bool later, char **ret_error);
+
+/* The VM's QEMU that no VM of the table holds, attached with the spec the
+ * intent kept; NULL when it is gone (or cannot be found). */
+static VoHvInstance *attach_unowned(VoDaemon *d, const VoMigrateIntent *i)
+{
+    _cleanup_free_ char *run_dir = vo_vm_run_dir(d, i->vm), *error = NULL;
+    VoVmSpec *spec = NULL;
+    VoHvInstance *hv = NULL;
+    if (!i->spec || vo_vm_spec_from_json(i->spec, &spec, &error) < 0)
+        log_warn("vm %s: the migration intent has no readable spec (%s): its QEMU cannot be "
+                 "found", i->name, error ? error : "none");
+    else if (d->driver->attach(d->driver, spec, run_dir, &hv) < 0)
+        hv = NULL; /* gone already */
+    vo_vm_spec_free(spec);
+    return hv;
+}
 
 /* Ends a QEMU of the VM no VM of the table holds (its documents are gone
  * from here): attached with the spec the intent kept, ended (source: quit,
@@ -181,22 +192,13 @@ static bool end_unowned(VoDaemon *d, const VoMigrateIntent *i, VoHvMigrationSide
     _cleanup_free_ char *run_dir = vo_vm_run_dir(d, i->vm);
     _cleanup_free_ char *state_dir = vo_vm_state_dir(d, i->vm);
     _cleanup_free_ char *error = NULL;
-    VoVmSpec *spec = NULL;
-    VoHvInstance *hv = NULL;
-    if (!i->spec || vo_vm_spec_from_json(i->spec, &spec, &error) < 0)
-        log_warn("vm %s: the migration intent has no readable spec (%s): its QEMU cannot be "
-                 "found", i->name, error ? error : "none");
-    else if (d->driver->attach(d->driver, spec, run_dir, &hv) < 0)
-        hv = NULL; /* gone already */
-    vo_vm_spec_free(spec);
+    VoHvInstance *hv = attach_unowned(d, i);
     if (hv) {
-        free(error);
-        error = NULL;
         if (side == VO_HV_MIGRATION_SOURCE && !hand_over_post_copy(d, hv, i, later, ret_error)) {
             d->driver->release(hv);
             return false;
         }
-        int a = side == VO_HV_MIGRATION_SOURCE && source_runs_guest(d, hv)
+        int a = side == VO_HV_MIGRATION_SOURCE && vo_migrate_source_runs_guest(d, hv)
                     ? adopt_running_source(d, i, hv, later, ret_error)
                     : -ENOENT;
         if (a == 1)
@@ -304,14 +306,8 @@ static void resume_source(VoDaemon *d, VoVm *vm, const VoMigrateIntent *i, bool 
 
 static void note_settled(VoDaemon *d, const VoMigrateIntent *i, bool moved, const char *what);
 
-/* Source, its QEMU running the guest again after the switch
- * (source_runs_guest): the VM's documents taken back from the peer. 0 with
- * *ret_rev (its document's revision here); else negative, logged, and
- * *ret_error (may be NULL) says why: a VM with local volumes (their
- * documents moved too), or the take-back refused or unanswered (the QEMU
- * is kept running, the intent too: the next try takes it back). */
-static int take_back_here(VoDaemon *d, const VoMigrateIntent *i, int64_t *ret_rev,
-                          char **ret_error)
+int vo_migration_take_back_here(VoDaemon *d, const VoMigrateIntent *i, int64_t *ret_rev,
+                                char **ret_error)
 {
     /* -ENOENT: the VM is at the peer no more (deleted, or restarted
      * elsewhere after the peer died): its guest runs there, this copy
@@ -339,9 +335,19 @@ static int take_back_here(VoDaemon *d, const VoMigrateIntent *i, int64_t *ret_re
         return r;
     }
     vo_post_copy_kept_unmark(d, i->vm); /* it holds nothing the peer lacks */
-    note_settled(d, i, false, "this host's again: its device state never reached the "
-                 "destination, so the source QEMU ran the guest on and the VM was taken back");
     return 0;
+}
+
+/* vo_migration_take_back_here, noted as the settling of the migration. */
+static int take_back_here(VoDaemon *d, const VoMigrateIntent *i, int64_t *ret_rev,
+                          char **ret_error)
+{
+    int r = vo_migration_take_back_here(d, i, ret_rev, ret_error);
+    if (r == 0)
+        note_settled(d, i, false, "this host's again: its device state never reached the "
+                     "destination, so the source QEMU ran the guest on and the VM was taken "
+                     "back");
+    return r;
 }
 
 /* Source, the VM in the table (moved away), its QEMU running the guest
@@ -362,17 +368,18 @@ static int take_back_running(VoDaemon *d, VoVm *vm, const VoMigrateIntent *i, bo
     return 1;
 }
 
-static int adopt_running_source(VoDaemon *d, const VoMigrateIntent *i, VoHvInstance *hv,
-                                bool later, char **ret_error)
+/* Source, the VM's documents this host's again (taken back) while it is
+ * in no table: adopted with its QEMU hv (hv taken) and run on as it ran
+ * (resume_source): 1. 0: hv not taken (the next start loads the VM),
+ * *ret_error (may be NULL) says why. */
+static int adopt_source(VoDaemon *d, const VoMigrateIntent *i, VoHvInstance *hv, bool later,
+                        char **ret_error)
 {
-    int64_t rev = 0;
-    int t = take_back_here(d, i, &rev, ret_error);
-    if (t < 0)
-        return t == -ENOENT ? t : 0;
     _cleanup_free_ char *key = vo_key_vm(i->vm), *text = NULL, *error = NULL;
     json_t *doc = NULL;
     VoVmSpec *spec = NULL;
     VoVm *vm = NULL;
+    int64_t rev = 0;
     int r = vo_store_get(d->store, key, &text, &rev);
     if (r >= 0 && !(doc = json_loads(text, 0, NULL)))
         r = vo_error_set(&error, -EINVAL, "its document is not JSON");
@@ -402,6 +409,16 @@ static int adopt_running_source(VoDaemon *d, const VoMigrateIntent *i, VoHvInsta
     return 1;
 }
 
+static int adopt_running_source(VoDaemon *d, const VoMigrateIntent *i, VoHvInstance *hv,
+                                bool later, char **ret_error)
+{
+    int64_t rev = 0;
+    int t = take_back_here(d, i, &rev, ret_error);
+    if (t < 0)
+        return t == -ENOENT ? t : 0;
+    return adopt_source(d, i, hv, later, ret_error);
+}
+
 /* Source, the VM moved while it was in the table (settled after it was
  * loaded): its QEMU quits, the VM leaves the table. False: its QEMU kept
  * (hand_over_post_copy), the VM in the table, moved away. */
@@ -421,7 +438,7 @@ static bool quit_source(VoDaemon *d, VoVm *vm, const VoMigrateIntent *i, bool la
         pthread_mutex_unlock(&vm->job);
         return false;
     }
-    if (hv && source_runs_guest(d, hv)) {
+    if (hv && vo_migrate_source_runs_guest(d, hv)) {
         pthread_mutex_unlock(&vm->job);
         int t = take_back_running(d, vm, i, later, ret_error);
         if (t >= 0)
@@ -644,6 +661,49 @@ static int taken_back(VoDaemon *d, const VoMigrateIntent *i, int64_t *ret_rev, i
     return 0;
 }
 
+/* Source, the VM in no table (not here when the VMs were loaded), its task
+ * having sent a take-back (i->back_rev): until that is decided the VM read
+ * at the peer, or not, proves nothing (it may apply at any moment after
+ * the load), so it is settled first (vo_migrate_settle_take_back). 1: not
+ * back here (the peer's for good, or nowhere): go on as read. 0: it
+ * applied: the source QEMU adopted and run on as it ran (before, it was
+ * left paused and the VM in no host's table until the next start).
+ * Negative: the intent kept: undecided (the QEMU left paused; asked again
+ * in the background), or applied but the QEMU gone or not adoptable (the
+ * next start loads the VM and settles it). */
+static int settle_unloaded_take_back(VoDaemon *d, const VoMigrateIntent *i, bool later)
+{
+    _cleanup_free_ char *error = NULL;
+    int64_t here_rev = 0;
+    int b = vo_migrate_settle_take_back(d, i->vm, i->peer, i->back_rev, SETTLE_GIVE_UP_MS,
+                                        &here_rev, &error);
+    if (b == 1 || b == -EIO) /* -EIO: neither there nor here */
+        return 1;
+    if (b < 0) {
+        log_error("vm %s: its take-back from host %s is undecided (%s): its QEMU is left "
+                  "paused, the intent kept; asked again in the background", i->name, i->peer,
+                  error);
+        vo_migrate_resettle_later(d, i->vm, i->name, i->migration);
+        return b;
+    }
+    log_warn("vm %s: its take-back from host %s, whose outcome was unknown, applied after the "
+             "VMs were loaded: its source QEMU here is adopted", i->name, i->peer);
+    VoHvInstance *hv = attach_unowned(d, i);
+    if (!hv) {
+        log_error("vm %s: taken back, but its QEMU is gone: vireod's next start loads the VM",
+                  i->name);
+        return -ESRCH;
+    }
+    if (adopt_source(d, i, hv, later, NULL) != 1) {
+        d->driver->release(hv);
+        return -EIO;
+    }
+    vo_post_copy_kept_unmark(d, i->vm); /* back here: it holds nothing the peer needs */
+    note_settled(d, i, false, "this host's again: the take-back its task sent applied late; "
+                 "the source runs on (when it ran) and the destination's incoming QEMU ends");
+    return 0;
+}
+
 /* One intent: settled as far as the store and QEMU let it be (the intent
  * stays while not). later: the background's try (migrate-resettle.h), not
  * vireod's start; *ret_stuck (may be NULL): why a post-copy source's
@@ -658,6 +718,16 @@ static void recover_one(VoDaemon *d, const VoMigrateIntent *i, const char *path,
         _cleanup_free_ char *key = vo_asprintf("h/%s/vms/%s", i->peer, i->vm);
         peer_read = vo_store_get_linear(d->cluster_store, key, NULL);
         at_peer = peer_read >= 0;
+    }
+    if (!vm && at_peer && i->back_rev > 0 && vo_migrate_fault("take-back-after-load"))
+        vo_migrate_test_take_back(d, i->vm, i->peer, i->back_rev, NULL, 0); /* test: lands now */
+    if (!vm && i->role == VO_MIGRATE_ROLE_SOURCE && i->back_rev > 0 && d->cluster_store &&
+        peer_read != -EAGAIN) {
+        int b = settle_unloaded_take_back(d, i, later);
+        if (b == 0)
+            intent_done(d, path, i);
+        if (b <= 0)
+            return;
     }
     VoMigrateRecover act = vo_migrate_recover_decide(i, vm != NULL, at_peer);
     log_info("vm %s: a migration (%s, %s side, phase %s) was %s: %s", i->name, i->migration,
@@ -726,21 +796,6 @@ static void recover_one(VoDaemon *d, const VoMigrateIntent *i, const char *path,
         resume_source(d, vm, i, later);
         break;
     case VO_MIGRATE_RECOVER_QUIT:
-        if (i->back_rev > 0) {
-            /* A take-back sent: the read at the peer proves nothing until
-             * it is decided (above). Back here after the VMs were loaded:
-             * the next start finds the VM here and runs it on. */
-            _cleanup_free_ char *error = NULL;
-            int64_t here_rev = 0;
-            int b = vo_migrate_settle_take_back(d, i->vm, i->peer, i->back_rev,
-                                                SETTLE_GIVE_UP_MS, &here_rev, &error);
-            if (b != 1) {
-                log_error("vm %s: its take-back from host %s %s: its QEMU is left paused, "
-                          "the intent kept for the next start", i->name, i->peer,
-                          b == 0 ? "applied after the VMs were loaded" : "is undecided");
-                return;
-            }
-        }
         log_warn("vm %s: it moved to host %s before vireod stopped; its source QEMU here "
                  "ends", i->name, i->peer);
         if (!end_unowned(d, i, VO_HV_MIGRATION_SOURCE, later, ret_stuck))

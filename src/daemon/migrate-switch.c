@@ -187,16 +187,22 @@ typedef struct {
     size_t n;
 } LateTakeBack;
 
+void vo_migrate_test_take_back(VoDaemon *d, const char *vm_id, const char *peer,
+                               int64_t back_rev, const VoVolumeMove *back, size_t n)
+{
+    _cleanup_free_ char *error = NULL;
+    int64_t here_rev = 0;
+    int r = vo_vm_move_volumes_txn(d->cluster_store, vm_id, peer, d->host_id, back_rev, back,
+                                   n, &here_rev, &error);
+    log_warn("test fault: the late take-back of VM %s: %s", vm_id,
+             r >= 0 ? "applied" : "refused");
+}
+
 static void *late_take_back(void *arg)
 {
     LateTakeBack *l = arg;
     vo_migrate_fault_wait("take-back-go", 300000);
-    _cleanup_free_ char *error = NULL;
-    int64_t back_rev = 0;
-    int r = vo_vm_move_volumes_txn(l->d->cluster_store, l->vm_id, l->to_id, l->d->host_id,
-                                   l->new_rev, l->back, l->n, &back_rev, &error);
-    log_warn("test fault: the late take-back of VM %s: %s", l->vm_id,
-             r >= 0 ? "applied" : "refused");
+    vo_migrate_test_take_back(l->d, l->vm_id, l->to_id, l->new_rev, l->back, l->n);
     vo_migrate_volume_moves_free(l->back, l->n);
     free(l->vm_id);
     free(l->to_id);
@@ -258,8 +264,11 @@ int vo_migrate_take_back(VoDaemon *d, MigrateTask *m, VoVm *vm, const char *name
     for (;;) {
         free(berr);
         berr = NULL;
-        r = vo_vm_move_volumes_txn(d->cluster_store, vm_id, m->to_id, d->host_id, new_rev,
-                                   back, m->n_disks, &back_rev, &berr);
+        r = vo_migrate_fault("take-back-txn-lost") /* test: never reached the store */
+                ? vo_error_set(&berr, VO_STORE_EUNKNOWN, "test fault: no answer to the "
+                               "take-back")
+                : vo_vm_move_volumes_txn(d->cluster_store, vm_id, m->to_id, d->host_id,
+                                         new_rev, back, m->n_disks, &back_rev, &berr);
         /* The store not reached (no quorum: in a small cluster the
          * destination's etcd member may have died with its vireod), or a
          * volume's project move under way (its mark lives at most

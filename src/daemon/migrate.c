@@ -515,6 +515,8 @@ static int run_switchover(MigrateRun *x)
     x->resume_tries = vo_migrate_resume_tries();
     if (!x->at_switch)
         return 0;
+    if (vo_migrate_fault("switch-over-pause")) /* test: the destination dies meanwhile */
+        vo_migrate_fault_wait("switch-over-go", 300000);
     int r = vo_migrate_continue_switchover(d, hv, &x->in_post_copy, &x->error);
     if (r >= 0 && x->in_post_copy && vo_migrate_fault("post-copy-hold")) {
         /* test: held here, in post-copy, until released (its link broken
@@ -548,6 +550,38 @@ static int run_switchover(MigrateRun *x)
         log_info("vm %s: switched over to host %s%s", name, m->to_name,
                  x->in_post_copy ? " (post-copy: the rest of memory follows)" : "");
     x->outcome = r;
+    return 0;
+}
+
+/* The switch-over failed and QEMU runs the guest here again (its device
+ * state never left: the only copy), but the take-back said the VM is the
+ * destination's (b 1: a take-back whose outcome was unknown, settled by
+ * rewriting the destination's document; or that document changed) or
+ * could not say (b negative). Ending this QEMU, or leaving it, would lose
+ * the guest or leave it unowned: the VM is taken back at the revision a
+ * quorum read gives at the destination (as the background does,
+ * vo_migration_take_back_here; the destination claims no VM its QEMU
+ * does not hold). 0: back here (vm->rev follows); b as it was when the VM
+ * is not at the destination any more (-ENOENT: restarted elsewhere or
+ * deleted: this copy ends); else negative (the background tries again). */
+static int take_back_guest_here(MigrateRun *x, int b)
+{
+    int64_t rev = 0;
+    _cleanup_free_ char *error = NULL;
+    log_warn("vm %s: its switch-over failed and its QEMU here runs the guest again: the VM "
+             "is taken back from host %s", x->name, x->m->to_name);
+    int r = vo_migration_take_back_here(x->d, &x->m->intent, &rev, &error);
+    if (r == -ENOENT)
+        return b;
+    if (r < 0) {
+        free(x->error);
+        x->error = TAKE_PTR(error);
+        return r;
+    }
+    pthread_mutex_lock(&x->vm->lock);
+    x->vm->rev = rev;
+    x->vm->migrated_away = false;
+    pthread_mutex_unlock(&x->vm->lock);
     return 0;
 }
 
@@ -592,6 +626,9 @@ static int run_commit(MigrateRun *x)
     }
     if (r < 0) {
         int b = vo_migrate_take_back(d, m, vm, name, x->vm_id, x->new_rev, &x->error);
+        bool runs = b != 0 && vo_migrate_source_runs_guest(d, x->hv);
+        if (runs)
+            b = take_back_guest_here(x, b);
         if (b == 0) { /* the documents are here again: the source runs on */
             vo_post_copy_kept_unmark(d, x->vm_id);
             vo_migrate_moving_end(d, m, false); /* the volumes' files stay here */
@@ -600,17 +637,20 @@ static int run_commit(MigrateRun *x)
                                 "was given back and runs on here", m->to_name, name, x->error);
         }
         if (b < 0) {
+            const char *source = runs ? "QEMU runs the guest on (its switch-over failed, so "
+                                        "it is the only copy)"
+                                      : "QEMU stays paused (never resumed: two copies must "
+                                        "not run)";
             log_error("vm %s: the destination did not commit and the VM could not be taken "
-                      "back: %s; the source stays paused", name, x->error);
+                      "back: %s; the source %s", name, x->error, source);
             m->keep_intent = true; /* settled from it (migrate-resettle.h) */
             vo_migrate_clear_mark(vm);
             pthread_mutex_unlock(&vm->job);
             vo_migrate_resettle_later(d, x->vm_id, name, x->mig_id);
             return vo_task_fail(t, b, "VM '%s' now belongs to host '%s' but its destination "
-                                "did not take it over: %s; the source QEMU stays paused "
-                                "(never resumed: two copies must not run) until the store "
+                                "did not take it over: %s; the source %s until the store "
                                 "says where the VM is: vireod asks it again in the "
-                                "background", name, m->to_name, x->error);
+                                "background", name, m->to_name, x->error, source);
         }
         /* b == 1: the destination claimed it (its watcher continues it). */
         log_info("vm %s: host %s claimed the VM itself", name, m->to_name);

@@ -171,6 +171,24 @@ int vo_migrate_settle_take_back(VoDaemon *d, const char *vm_id, const char *peer
  * migrate-switch.c. */
 int vo_migrate_take_back_running(VoDaemon *d, const char *vm_id, const char *peer,
                                  int give_up_ms, int64_t *ret_here_rev, char **ret_error);
+/* Whether a source QEMU hv runs the guest again after the switch: once
+ * its device state could not be sent (the destination gone at the
+ * switch-over), its migration fails and QEMU restarts the guest here (a
+ * moment after it says failed: waited for, bounded). Never ended then: it
+ * is the only copy (the destination never had the device state, so it
+ * claims nothing: migrate-incoming.c). migrate-recover.c. */
+bool vo_migrate_source_runs_guest(VoDaemon *d, VoHvInstance *hv);
+/* Source of intent i, its QEMU running the guest again after the switch
+ * (vo_migrate_source_runs_guest): the VM's documents taken back from the
+ * peer (vo_migrate_take_back_running), its post-copy mark gone. 0 with
+ * *ret_rev (its document's revision here); -ENOENT: the VM is at the peer
+ * no more (deleted, or restarted elsewhere after the peer died), so this
+ * copy must end (the caller ends it); else negative, logged, and
+ * *ret_error (may be NULL) says why: a VM with local volumes (their
+ * documents moved too), or the take-back refused or unanswered (the QEMU
+ * is kept running: the next try takes it back). migrate-recover.c. */
+int vo_migration_take_back_here(VoDaemon *d, const VoMigrateIntent *i, int64_t *ret_rev,
+                                char **ret_error);
 /* A post-copy this host was the source of whose recovery failed (its QEMU
  * and intent kept): key is the VM's id or name; 0 with its id and name
  * (malloc'd), -ENOENT when there is none here, -EBUSY (*ret_error) while

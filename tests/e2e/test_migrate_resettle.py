@@ -43,6 +43,12 @@ A second test: the destination's QEMU dies at a post-copy's switch-over
 QEMU runs the guest again, and the VM is taken back (the background; a
 start, which adopts the QEMU) rather than that only copy ended.
 
+A third test: take-backs whose outcome the task could not learn, the
+guest's only copy at h1 both times: the task's own take-back after a
+failed switch-over (QEMU runs the guest at h1 again) settled as "h2's",
+and a take-back that applies at h1's start after the VMs were loaded. The
+VM is taken back, or adopted, and runs on at h1.
+
 Each decision is logged and recorded as a task of kind "migrate" (result
 "settled": "not moved" / "moved"). Before, both QEMUs stayed paused until
 h1's vireod restarted."""
@@ -72,6 +78,18 @@ def migrate_unknown(h, faults, fault, to, vm="ctr"):
     assert "has an unknown outcome" in words and "asks it again in the background" in words, \
         words
     assert not (faults / fault).exists() and not (faults / "settle-unknown").exists()
+
+
+def migrate_not_taken_over(h, faults, *points):
+    """h migrates ctr to h2 with the fault points made; h2 never takes it
+    over (commit-lost among them): the task fails so."""
+    for f in points:
+        (faults / f).touch()
+    tid = h.api("POST", "/v1/vms/ctr/migrate", {"to": "h2"}, expect=202)["task"]["id"]
+    task = settled(h, tid, timeout=600)
+    assert task["state"] == "failed", task
+    assert "did not take it over" in task["error"]["message"], task
+    return task
 
 
 def two_hosts_counting_at_h1(cluster, tmp_path):
@@ -141,12 +159,7 @@ def test_an_unknown_switch_is_settled_in_the_background(cluster, tmp_path):
     # ends, and h1's background finds the VM back here and runs its source
     # on (before, it found it "changed by someone else" and kept it paused
     # for good, at each try and each restart).
-    (faults / "commit-lost").touch()
-    (faults / "take-back-lost").touch()
-    tid = h1.api("POST", "/v1/vms/ctr/migrate", {"to": "h2"}, expect=202)["task"]["id"]
-    task = settled(h1, tid, timeout=600)
-    assert task["state"] == "failed", task
-    assert "did not take it over" in task["error"]["message"], task
+    migrate_not_taken_over(h1, faults, "commit-lost", "take-back-lost")
     counter_goes_on(h1, "ctr")
     assert hosts_of(h1, "ctr") == ["h1"]
     # The state follows QEMU's RESUME event (it may come a moment after the
@@ -164,13 +177,8 @@ def test_an_unknown_switch_is_settled_in_the_background(cluster, tmp_path):
     # take-back can no longer apply, and h2 continues the guest (before,
     # it applied, h1's source QEMU ended and h2's claim found the VM gone:
     # the guest was lost).
-    for f in ("commit-lost", "take-back-late", "resettle-quit-pause",
-              "incoming-claim-pause"):
-        (faults / f).touch()
-    tid = h1.api("POST", "/v1/vms/ctr/migrate", {"to": "h2"}, expect=202)["task"]["id"]
-    task = settled(h1, tid, timeout=600)
-    assert task["state"] == "failed", task
-    assert "did not take it over" in task["error"]["message"], task
+    migrate_not_taken_over(h1, faults, "commit-lost", "take-back-late", "resettle-quit-pause",
+                           "incoming-claim-pause")
     wait_until(lambda: not (faults / "resettle-quit-pause").exists(), 180,
                what="h1's background to decide")
     (faults / "take-back-go").touch()
@@ -296,4 +304,72 @@ def test_a_source_whose_device_state_never_left_runs_on(cluster, tmp_path):
     counter_goes_on(h1, "ctr")
     assert len(qemu_of(h1, vm_id)) == 1
     nothing_at(h2, vm_id)
+    assert not os.listdir(os.path.join(h1.run_dir, "migrations"))
+
+
+def test_a_take_back_decided_late_keeps_the_only_copy(cluster, tmp_path):
+    """Two take-backs whose outcome the task could not learn, each leaving
+    the guest's only copy at h1 (revtake's M2, M1).
+
+    1. The task's own path: h2's incoming QEMU dies while the task holds
+    before a post-copy's switch-over (switch-over-pause), so the
+    switch-over fails and QEMU runs the guest at h1 again; the take-back's
+    transaction never reaches the store (take-back-txn-lost), and settling
+    it rewrites h2's document, which reads as "h2 claimed the VM". The task
+    takes the VM back at h2's document's revision and the guest runs on at
+    h1 (before, it ended h1's QEMU, the only copy).
+
+    2. At a start: the commit unanswered and the take-back's outcome
+    unknown (commit-lost, take-back-unknown), h1's vireod is killed; at its
+    start the take-back applies after the VMs were loaded and the VM was
+    read at h2 (take-back-after-load; h2's claim held by
+    incoming-claim-pause). h1 adopts its paused source QEMU and runs the
+    guest on, and h2's claim ends its incoming QEMU (before, the QEMU was
+    left paused and the VM in no host's table until h1's next start)."""
+    c, faults, vm_id = two_hosts_counting_at_h1(cluster, tmp_path)
+    h1, h2 = c.hosts
+    for f in ("switch-over-pause", "take-back-txn-lost"):
+        (faults / f).touch()
+    tid = h1.api("POST", "/v1/vms/ctr/migrate", {"to": "h2", "post_copy": True},
+                 expect=202)["task"]["id"]
+    wait_until(lambda: not (faults / "switch-over-pause").exists(), 600,
+               what="h1's task at the switch-over")
+    for pid in qemu_of(h2, vm_id):
+        os.kill(pid, signal.SIGKILL)
+    wait_until(lambda: not qemu_of(h2, vm_id), 30, what="h2's incoming QEMU to end")
+    (faults / "switch-over-go").touch()
+    task = settled(h1, tid, timeout=600)
+    assert not (faults / "take-back-txn-lost").exists()
+    assert task["state"] == "failed", task
+    assert "was given back and runs on here" in task["error"]["message"], task
+    assert "its QEMU here runs the guest again: the VM is taken back" in h1.log()
+    assert hosts_of(h1, "ctr") == ["h1"]
+    counter_goes_on(h1, "ctr")
+    wait_until(lambda: (h1.request("GET", "/v1/vms/ctr")[1] or {}).get("state") == "running",
+               60, what="h1's VM to show running")
+    assert len(qemu_of(h1, vm_id)) == 1
+    wait_until(lambda: not os.path.exists(os.path.join(h2.run_dir, "vms", vm_id)), 120,
+               what="h2's incoming VM to be removed")
+    nothing_at(h2, vm_id)
+
+    migrate_not_taken_over(h1, faults, "commit-lost", "take-back-unknown", "resettle-unknown",
+                           "incoming-claim-pause")
+    wait_until(lambda: not (faults / "incoming-claim-pause").exists(), 120,
+               what="h2 to act on its source's silence")
+    h1.kill9()
+    assert qemu_of(h1, vm_id), "the paused source QEMU outlives h1's vireod"
+    (faults / "resettle-unknown").unlink()
+    (faults / "take-back-after-load").touch()
+    h1.start(timeout=300)
+    assert not (faults / "take-back-after-load").exists()
+    wait_until(lambda: (h1.request("GET", "/v1/vms/ctr")[1] or {}).get("state") == "running",
+               120, what="h1's VM to show running")
+    assert f"the late take-back of VM {vm_id}: applied" in h1.log()
+    assert hosts_of(h1, "ctr") == ["h1"]
+    counter_goes_on(h1, "ctr")
+    (faults / "incoming-claim-go").touch()
+    wait_until(lambda: not os.path.exists(os.path.join(h2.run_dir, "vms", vm_id)), 120,
+               what="h2's incoming VM to be removed")
+    nothing_at(h2, vm_id)
+    assert len(qemu_of(h1, vm_id)) == 1
     assert not os.listdir(os.path.join(h1.run_dir, "migrations"))
