@@ -9,12 +9,12 @@
 
 static void print_ha_settings(const json_t *doc)
 {
-    char n[32], window[48];
-    snprintf(n, sizeof(n), "%lld",
+    char n[48], window[48];
+    snprintf(n, sizeof(n), "at most %lld per VM",
              (long long)json_integer_value(json_object_get(doc, "max_restarts")));
     snprintf(window, sizeof(window), "%lld minutes",
              (long long)json_integer_value(json_object_get(doc, "window_minutes")));
-    out_kv(stdout, "max restarts:", n);
+    out_kv(stdout, "restarts:", n);
     out_kv(stdout, "window:", window);
 }
 

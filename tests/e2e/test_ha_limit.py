@@ -65,7 +65,7 @@ def set_limit_checked(c, h):
     bad = h.cli("cluster", "ha", "set", "--max-restarts", "0", check=False)
     assert bad.returncode != 0 and "--max-restarts" in bad.stderr, bad.stderr
     out = h.cli("cluster", "ha", "set", "--max-restarts", "1").stdout
-    assert "max restarts:" in out and "7 minutes" in out, out
+    assert "at most 1 per VM" in out and "7 minutes" in out, out
     for other in c.hosts:
         assert other.cli_json("cluster", "ha", "show") == {"max_restarts": 1,
                                                           "window_minutes": 7}, other.name
