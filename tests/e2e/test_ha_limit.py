@@ -5,9 +5,9 @@ Before the cluster forms, the first host (standalone) sets a window of 7
 minutes and another host a limit of 9: cluster init carries the first's
 into the cluster, the joiner takes the cluster's. Then the limit is set to
 1 restart (bad values first: 400 naming the field), from one host, and
-every host shows it. The manager's host and a third host, z, are in maintenance, so
-the HA VMs of the victim (the one etcd client; the voters keep a quorum
-through the second kill) all land on x. once1's first HA start there
+every host shows it. The manager's host and a third host, z, are in
+maintenance, so the HA VMs of the victim (the one etcd client; the voters
+keep a quorum through the second kill) all land on x. once1's first HA start there
 fails (the fake driver's start@NAME fault): with the limit of 1 that start
 was its one restart, so it is left crashed at once, the reason naming the
 numbers (the default, 3, retries it after 2 s and it runs). lim1 runs on
@@ -15,7 +15,10 @@ x (one HA start counted); then x dies too: the manager holds lim1 back,
 left where it was, its ha_state and the manager's "ha" task naming the
 numbers. z leaves maintenance: lim1 is still held (the limit, not the
 room). The limit raised to 2 through the API (no restart of anything): the
-manager's next rounds restart lim1 on z."""
+manager's next rounds restart lim1 on z.
+
+Its check of lim1's ha_state reads the VM of a down host through the full
+view, which shows HA's fields since main's c0db572."""
 
 import time
 
