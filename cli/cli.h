@@ -71,6 +71,10 @@ void cli_vm_print_guest(struct json_t *vm);
 int cli_vm_screenshot(const CliCommand *cmd, int argc, char **argv);
 int cli_vm_send_keys(const CliCommand *cmd, int argc, char **argv);
 
+/* cluster-ha.c: `cluster ha show|set` (the restart limit). */
+int cli_cluster_ha_show(const CliCommand *cmd, int argc, char **argv);
+int cli_cluster_ha_set(const CliCommand *cmd, int argc, char **argv);
+
 /* top.c: live tables of the VMs' and hosts' load. */
 int cli_vm_top(const CliCommand *cmd, int argc, char **argv);
 int cli_host_top(const CliCommand *cmd, int argc, char **argv);

@@ -1,6 +1,7 @@
 /* cluster.c: the `vireo cluster` commands: init, token, join, show, leave
  * (/v1/cluster...), the DRS ones (set --drs, drs, recommendations [apply];
- * docs/drs.md), and `vireo host remove` lives in host.c. init, join and
+ * docs/drs.md), the table entries of `cluster ha show|set` (cluster-ha.c),
+ * and `vireo host remove` lives in host.c. init, join and
  * leave make vireod re-execute itself: the CLI waits (bounded) until it
  * answers again in its new mode. */
 #include <errno.h>
@@ -529,6 +530,20 @@ static const CliCommand cluster_commands[] = {
       "List DRS's recommended live migrations, or apply one by its ID.",
       "  apply ID   start that live migration (waits for it unless --async)\n",
       cluster_recommendations },
+    { "cluster", "ha show", NULL, NULL,
+      "Show the HA restart limit: at most N HA restarts of one VM within M minutes.", NULL,
+      cli_cluster_ha_show },
+    { "cluster", "ha set", NULL, "[--max-restarts N] [--window MINUTES]",
+      "Set the HA restart limit of the whole cluster.",
+      "  --max-restarts N   HA restarts of one VM allowed within the window (1..100;\n"
+      "                     default 3); past it the VM is held back (left where it was,\n"
+      "                     or crashed) with the reason\n"
+      "  --window MINUTES   the window (1..10080, a week; default 10)\n"
+      "Either or both; the other is kept. Takes effect at the next recovery round,\n"
+      "with no restart. See docs/ha.md.\n\nExamples:\n"
+      "  vireo cluster ha set --max-restarts 1\n"
+      "  vireo cluster ha set --max-restarts 5 --window 60\n",
+      cli_cluster_ha_set },
 };
 
 const CliNoun cli_noun_cluster = { "cluster", "forming and growing a cluster of hosts",

@@ -75,7 +75,9 @@ CLUSTER_TESTS_D=(tests/e2e/test_cluster_formation.py tests/e2e/test_migrate_robu
 # two; 10-20 s alone) sits beside test_vm_import.py, whose MAC claims it
 # extends. test_qemu_uids.py (per-VM QEMU uids: one host with four VMs
 # not booted, then a two-host migration; about 20 s alone) sits beside
-# test_qemu_confine.py.
+# test_qemu_confine.py. test_ha_limit.py (the cluster's HA restart limit:
+# four fake-driver hosts, two hosts killed) sits beside test_ha_retry.py,
+# whose retries it limits.
 CLUSTER_TESTS_E=(tests/e2e/test_web_ui.py tests/e2e/test_vm_import.py tests/e2e/test_mac_index.py
                  tests/e2e/test_schedules.py tests/e2e/test_projects.py
                  tests/e2e/test_qemu_confine.py tests/e2e/test_qemu_uids.py
@@ -83,7 +85,8 @@ CLUSTER_TESTS_E=(tests/e2e/test_web_ui.py tests/e2e/test_vm_import.py tests/e2e/
                  tests/e2e/test_hotplug.py tests/e2e/test_network.py tests/e2e/test_uefi.py
                  tests/e2e/test_cluster_projects.py tests/e2e/test_project_objects.py
                  tests/e2e/test_cluster_access.py tests/e2e/test_cluster_principal.py
-                 tests/e2e/test_ha_retry.py tests/e2e/test_cluster_schedules.py
+                 tests/e2e/test_ha_retry.py tests/e2e/test_ha_limit.py
+                 tests/e2e/test_cluster_schedules.py
                  tests/e2e/test_project_move_races.py tests/e2e/test_cluster_pool_names.py
                  tests/e2e/test_cluster_join_versions.py)
 # Not here: tests/e2e/test_debian_guest.py, run by `make check-debian`.

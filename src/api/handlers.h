@@ -33,6 +33,9 @@ void vo_api_cluster_leave(VoRequest *req, VoReply *rep);
 /* DRS (drs-api.c). */
 void vo_api_cluster_drs_show(VoRequest *req, VoReply *rep);
 void vo_api_cluster_drs_set(VoRequest *req, VoReply *rep);
+/* HA's restart limit (ha-settings-api.c). */
+void vo_api_cluster_ha_show(VoRequest *req, VoReply *rep);
+void vo_api_cluster_ha_set(VoRequest *req, VoReply *rep);
 void vo_api_cluster_recommendations(VoRequest *req, VoReply *rep);
 void vo_api_cluster_recommendation_apply(VoRequest *req, VoReply *rep);
 void vo_api_groups_list(VoRequest *req, VoReply *rep);

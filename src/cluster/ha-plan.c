@@ -48,9 +48,22 @@ static int cmp_time(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-/* The restarts within the window before now_ms, oldest first: the newest
- * n_max of them into out. */
-static size_t recent_times(json_t *restarts, int64_t now_ms, int64_t *out, size_t n_max)
+char *vo_ha_limit_text(const VoHaLimit *limit)
+{
+    long long minutes = (long long)(limit->window_ms / 60000);
+    return vo_asprintf("at most %u HA restart%s within %lld minute%s", limit->max_restarts,
+                       limit->max_restarts == 1 ? "" : "s", minutes, minutes == 1 ? "" : "s");
+}
+
+char *vo_ha_times_text(unsigned n)
+{
+    return vo_asprintf("%u time%s", n, n == 1 ? "" : "s");
+}
+
+/* The restarts within limit's window before now_ms, oldest first (a new
+ * array, *ret_n of them: the caller frees it). */
+static int64_t *recent_times(json_t *restarts, int64_t now_ms, const VoHaLimit *limit,
+                             size_t *ret_n)
 {
     size_t n = 0, i;
     json_t *v;
@@ -60,50 +73,57 @@ static size_t recent_times(json_t *restarts, int64_t now_ms, int64_t *out, size_
         /* Out of the window: not counted. Ahead of now (another host's
          * clock, a little ahead): counts as now, so a small skew frees no
          * budget; more than a window ahead is no time of a restart. */
-        if (json_is_integer(v) && now_ms - at < VO_HA_WINDOW_MS && at - now_ms < VO_HA_WINDOW_MS)
+        if (json_is_integer(v) && now_ms - at < limit->window_ms &&
+            at - now_ms < limit->window_ms)
             all[n++] = at < now_ms ? at : now_ms;
     }
     qsort(all, n, sizeof(*all), cmp_time);
-    size_t first = n > n_max ? n - n_max : 0;
-    memcpy(out, all + first, sizeof(*out) * (n - first));
-    free(all);
-    return n - first;
+    *ret_n = n;
+    return all;
 }
 
-unsigned vo_ha_restarts_recent(json_t *restarts, int64_t now_ms)
+unsigned vo_ha_restarts_recent(json_t *restarts, int64_t now_ms, const VoHaLimit *limit)
 {
-    int64_t at[VO_HA_MAX_RESTARTS + 1];
-    return (unsigned)recent_times(restarts, now_ms, at, VO_HA_MAX_RESTARTS + 1);
+    size_t n;
+    free(recent_times(restarts, now_ms, limit, &n));
+    return (unsigned)n;
 }
 
-bool vo_ha_restarts_allow(json_t *restarts, int64_t now_ms, int64_t *ret_next_ms)
+bool vo_ha_restarts_allow(json_t *restarts, int64_t now_ms, const VoHaLimit *limit,
+                          int64_t *ret_next_ms)
 {
-    int64_t at[VO_HA_MAX_RESTARTS];
-    size_t n = recent_times(restarts, now_ms, at, VO_HA_MAX_RESTARTS);
-    bool ok = n < VO_HA_MAX_RESTARTS;
+    size_t n;
+    int64_t *at = recent_times(restarts, now_ms, limit, &n);
+    bool ok = n < limit->max_restarts;
+    /* Allowed again once all but max_restarts - 1 of them have left the
+     * window: when the oldest of the newest max_restarts does (a limit of
+     * 0, which the setting never holds: a window from now). */
     if (ret_next_ms)
-        *ret_next_ms = ok ? 0 : at[0] + VO_HA_WINDOW_MS;
+        *ret_next_ms = ok ? 0
+            : (limit->max_restarts ? at[n - limit->max_restarts] : now_ms) + limit->window_ms;
+    free(at);
     return ok;
 }
 
-json_t *vo_ha_restarts_add(json_t *restarts, int64_t now_ms)
+json_t *vo_ha_restarts_add(json_t *restarts, int64_t now_ms, const VoHaLimit *limit)
 {
-    int64_t at[VO_HA_MAX_RESTARTS];
-    size_t n = recent_times(restarts, now_ms, at, VO_HA_MAX_RESTARTS);
-    if (n == VO_HA_MAX_RESTARTS) { /* the oldest goes */
-        memmove(at, at + 1, sizeof(*at) * (n - 1));
-        n--;
-    }
-    at[n++] = now_ms;
+    size_t n;
+    int64_t *at = recent_times(restarts, now_ms, limit, &n);
+    /* The newest max_restarts - 1 of them (the oldest go), then now_ms. */
+    size_t keep = limit->max_restarts > 0 ? limit->max_restarts - 1 : 0;
+    size_t first = n > keep ? n - keep : 0;
     json_t *out = json_array();
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = first; i < n; i++)
         json_array_append_new(out, json_integer(at[i]));
+    json_array_append_new(out, json_integer(now_ms));
+    free(at);
     return out;
 }
 
-int64_t vo_ha_retry_delay(json_t *restarts, unsigned failures, int64_t now_ms)
+int64_t vo_ha_retry_delay(json_t *restarts, unsigned failures, int64_t now_ms,
+                          const VoHaLimit *limit)
 {
-    if (!vo_ha_restarts_allow(restarts, now_ms, NULL))
+    if (!vo_ha_restarts_allow(restarts, now_ms, limit, NULL))
         return -1;
     int64_t delay = VO_HA_RETRY_FIRST_MS;
     for (unsigned i = 1; i < failures && delay < VO_HA_RETRY_MAX_MS; i++)

@@ -1,8 +1,9 @@
 /* ha-plan.h: the pure parts of HA recovery (docs/ha.md, "HA VMs and
  * recovery"): which VMs of a down host the manager restarts elsewhere and in
- * what order, and the restart limit (at most VO_HA_MAX_RESTARTS restarts of
- * a VM in VO_HA_WINDOW_MS, counted in its document). No I/O, no clock: the
- * caller passes the time (wall clock: the count outlives the process). */
+ * what order, and the restart limit (at most max_restarts restarts of a VM
+ * within window_ms, counted in its document; the numbers are the cluster's
+ * setting, daemon/ha-settings.h). No I/O, no clock: the caller passes the
+ * time (wall clock: the count outlives the process) and the limit. */
 #pragma once
 
 #include <jansson.h>
@@ -10,8 +11,23 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define VO_HA_MAX_RESTARTS 3
-#define VO_HA_WINDOW_MS (10 * 60 * 1000)
+/* The restart limit: at most max_restarts HA starts of one VM within
+ * window_ms. Its bounds (the setting's, checked where it is set) and its
+ * default (no setting stored). */
+typedef struct {
+    unsigned max_restarts;
+    int64_t window_ms;
+} VoHaLimit;
+
+#define VO_HA_MAX_RESTARTS_DEFAULT 3
+#define VO_HA_MAX_RESTARTS_MIN 1
+#define VO_HA_MAX_RESTARTS_MAX 100
+#define VO_HA_WINDOW_MINUTES_DEFAULT 10
+#define VO_HA_WINDOW_MINUTES_MIN 1
+#define VO_HA_WINDOW_MINUTES_MAX (7 * 24 * 60)
+#define VO_HA_LIMIT_DEFAULT                                                                    \
+    ((VoHaLimit){ .max_restarts = VO_HA_MAX_RESTARTS_DEFAULT,                                  \
+                  .window_ms = VO_HA_WINDOW_MINUTES_DEFAULT * 60000LL })
 
 /* One VM of a down host, from its document. */
 typedef struct {
@@ -41,7 +57,7 @@ void vo_ha_order(VoHaCandidate *c, size_t n);
 /* The restart limit's bookkeeping lives in the VM's document, so it
  * survives a vireod restart and a move of the manager role or of the VM:
  * top-level "ha_restarts", the wall-clock times (ms since the epoch) of
- * its last HA starts, oldest first, at most VO_HA_MAX_RESTARTS. The
+ * its last HA starts, oldest first, at most the limit's max_restarts. The
  * manager writes it in the transaction that moves the VM off a down host
  * (state/vm-move.h); the host that starts it again (a fenced host's own
  * restart, a retry) in its next save. Anything else in the field (an older
@@ -51,15 +67,23 @@ void vo_ha_order(VoHaCandidate *c, size_t n);
  * HA start, not a user's: the only kind vireod follows again at start. */
 #define VO_HA_START_FAILED_FIELD "ha_start_failed"
 
+/* The limit in words for the messages that name it, e.g. "at most 3 HA
+ * restarts within 10 minutes" (new string). */
+char *vo_ha_limit_text(const VoHaLimit *limit);
+/* "N time(s)": how often a VM was restarted or failed, in those messages
+ * (new string). */
+char *vo_ha_times_text(unsigned n);
+
 /* Whether a VM whose document holds restarts may be restarted at now_ms
- * (fewer than VO_HA_MAX_RESTARTS of them within the window before it);
+ * (fewer than limit->max_restarts of them within the window before it);
  * *ret_next_ms (may be NULL): when it may again (0 when it may now). */
-bool vo_ha_restarts_allow(json_t *restarts, int64_t now_ms, int64_t *ret_next_ms);
+bool vo_ha_restarts_allow(json_t *restarts, int64_t now_ms, const VoHaLimit *limit,
+                          int64_t *ret_next_ms);
 /* The list after one more restart at now_ms (new reference): those of
- * restarts within the window, plus now_ms, the newest VO_HA_MAX_RESTARTS. */
-json_t *vo_ha_restarts_add(json_t *restarts, int64_t now_ms);
+ * restarts within the window, plus now_ms, the newest limit->max_restarts. */
+json_t *vo_ha_restarts_add(json_t *restarts, int64_t now_ms, const VoHaLimit *limit);
 /* How many of restarts lie within the window before now_ms. */
-unsigned vo_ha_restarts_recent(json_t *restarts, int64_t now_ms);
+unsigned vo_ha_restarts_recent(json_t *restarts, int64_t now_ms, const VoHaLimit *limit);
 
 /* A failed HA start (a fenced host's own restart, or the start of a VM the
  * manager moved to this host) is tried again after a backoff:
@@ -71,4 +95,5 @@ unsigned vo_ha_restarts_recent(json_t *restarts, int64_t now_ms);
 /* After the failures-th failed start of a VM (each start recorded in
  * restarts, the failed one included): the delay before the next attempt,
  * or -1 when the restart limit allows none (the VM is then given up). */
-int64_t vo_ha_retry_delay(json_t *restarts, unsigned failures, int64_t now_ms);
+int64_t vo_ha_retry_delay(json_t *restarts, unsigned failures, int64_t now_ms,
+                          const VoHaLimit *limit);

@@ -16,6 +16,7 @@
 #include "cluster/ha-plan.h"
 #include "daemon/cluster-place.h"
 #include "daemon/cluster-view.h"
+#include "daemon/ha-settings.h"
 #include "daemon/hosts.h"
 #include "daemon/migrate-target.h"
 #include "daemon/vm-internal.h"
@@ -123,11 +124,14 @@ bool vo_ha_recover_one(VoDaemon *d, const VoHaCandidate *c, json_t *vm_doc,
     int64_t now = vo_wall_ms(), next = 0;
     const char *away = src_fenced ? "fenced" : "offline";
     json_t *restarts = json_object_get(vm_doc, VO_HA_RESTARTS_FIELD);
-    if (!vo_ha_restarts_allow(restarts, now, &next)) {
+    VoHaLimit limit = vo_ha_limit_followed(d); /* the cluster's setting, as it is now */
+    if (!vo_ha_restarts_allow(restarts, now, &limit, &next)) {
+        _cleanup_free_ char *times = vo_ha_times_text(vo_ha_restarts_recent(restarts, now,
+                                                                            &limit));
+        _cleanup_free_ char *allowed = vo_ha_limit_text(&limit);
         _cleanup_free_ char *text = vo_asprintf(
-            "restart limit: restarted %d times within %d minutes; left where it was (host %s, "
-            "%s) until %lld s from now", VO_HA_MAX_RESTARTS, VO_HA_WINDOW_MS / 60000,
-            down_name, away, (long long)((next - now + 999) / 1000));
+            "restart limit: restarted %s (%s); left where it was (host %s, %s) until %lld s "
+            "from now", times, allowed, down_name, away, (long long)((next - now + 999) / 1000));
         const char *was = json_string_value(json_object_get(said, c->vm_id));
         if (!was || strncmp(was, "restart limit", 13))
             vo_ha_note(d, c->name, c->vm_id, json_object(), "vm %s: %s", c->name, text);
@@ -162,7 +166,8 @@ bool vo_ha_recover_one(VoDaemon *d, const VoHaCandidate *c, json_t *vm_doc,
     _cleanup_free_ char *reason = vo_asprintf("host %s %s", down_name, gone);
     _cleanup_free_ char *state = vo_asprintf("restarted on %s (host %s %s)", h.name, down_name,
                                              gone);
-    json_t *counted = vo_ha_restarts_add(restarts, now); /* in the move's transaction */
+    /* in the move's transaction */
+    json_t *counted = vo_ha_restarts_add(restarts, now, &limit);
     VoVmMoveDown down = { .exit_reason = reason, .ha_state = state, .ha_restarts = counted,
                           .src_fenced = src_fenced, .src_record_rev = src_record_rev };
     int64_t new_rev = 0;

@@ -10,6 +10,7 @@
 #include "cluster/ha-plan.h"
 #include "daemon/fence.h"
 #include "daemon/ha-recover.h"
+#include "daemon/ha-settings.h"
 #include "daemon/vm-internal.h"
 #include "state/keys.h"
 #include "state/store.h"
@@ -55,11 +56,12 @@ static json_t *restarts_of(VoDaemon *d, const char *vm_id)
 
 bool vo_ha_retry_count_start(VoVm *vm)
 {
+    VoHaLimit limit = vo_ha_limit_followed(vm->d); /* before the VM's lock: it may read */
     pthread_mutex_lock(&vm->lock);
     int64_t now = vo_wall_ms();
-    bool ok = vo_ha_restarts_allow(vm->ha_restarts, now, NULL);
+    bool ok = vo_ha_restarts_allow(vm->ha_restarts, now, &limit, NULL);
     if (ok) {
-        json_t *next = vo_ha_restarts_add(vm->ha_restarts, now);
+        json_t *next = vo_ha_restarts_add(vm->ha_restarts, now, &limit);
         json_decref(vm->ha_restarts);
         vm->ha_restarts = next;
         int r = vo_vm_save(vm);
@@ -88,12 +90,14 @@ void vo_ha_retry_follow(VoDaemon *d, const char *vm_id, const char *name, const 
 void vo_ha_retry_give_up(VoDaemon *d, const char *vm_id, const char *name, unsigned failures,
                          const char *why)
 {
+    VoHaLimit limit = vo_ha_limit_followed(d);
+    _cleanup_free_ char *allowed = vo_ha_limit_text(&limit);
+    _cleanup_free_ char *times = vo_ha_times_text(failures ? failures : limit.max_restarts);
     _cleanup_free_ char *text = failures
-        ? vo_asprintf("restart limit: its HA start failed %u times (at most %d starts within "
-                      "%d minutes); left crashed: %s", failures, VO_HA_MAX_RESTARTS,
-                      VO_HA_WINDOW_MS / 60000, why)
-        : vo_asprintf("restart limit: restarted %d times within %d minutes; left crashed: %s",
-                      VO_HA_MAX_RESTARTS, VO_HA_WINDOW_MS / 60000, why);
+        ? vo_asprintf("restart limit: its HA start failed %s (%s); left crashed: %s", times,
+                      allowed, why)
+        : vo_asprintf("restart limit: restarted %s (%s); left crashed: %s", times, allowed,
+                      why);
     _cleanup_vm_ VoVm *vm = vo_vms_find(d, vm_id);
     if (vm) {
         pthread_mutex_lock(&vm->lock);
@@ -111,14 +115,17 @@ void vo_ha_retry_give_up(VoDaemon *d, const char *vm_id, const char *name, unsig
                "vm %s: %s", name, text);
 }
 
-/* Under lock for e (dropped around the give-up): one more failure (why). */
-static void failed_locked(VoDaemon *d, const char *vm_id, json_t *e, const char *why)
+/* Under lock for e (dropped around the give-up): one more failure (why),
+ * judged by limit (read before the lock was taken: reading it may wait on
+ * the store). */
+static void failed_locked(VoDaemon *d, const char *vm_id, json_t *e, const char *why,
+                          const VoHaLimit *limit)
 {
     unsigned failures = (unsigned)json_integer_value(json_object_get(e, "failures")) + 1;
     _cleanup_free_ char *name = vo_strdup(json_string_value(json_object_get(e, "name")));
     int64_t now = vo_now_ms();
     json_t *restarts = restarts_of(d, vm_id);
-    int64_t delay = vo_ha_retry_delay(restarts, failures, vo_wall_ms());
+    int64_t delay = vo_ha_retry_delay(restarts, failures, vo_wall_ms(), limit);
     json_decref(restarts);
     if (delay < 0) {
         json_object_del(pending, vm_id);
@@ -141,9 +148,10 @@ static void failed_locked(VoDaemon *d, const char *vm_id, json_t *e, const char 
 
 void vo_ha_retry_failed(VoDaemon *d, const char *vm_id, const char *name, const char *why)
 {
+    VoHaLimit limit = vo_ha_limit_followed(d);
     pthread_mutex_lock(&lock);
     if (pending)
-        failed_locked(d, vm_id, entry_locked(vm_id, name), why ? why : "?");
+        failed_locked(d, vm_id, entry_locked(vm_id, name), why ? why : "?", &limit);
     pthread_mutex_unlock(&lock);
 }
 
@@ -211,7 +219,7 @@ static char *stale(VoDaemon *d, const char *vm_id, bool *ret_later)
 }
 
 /* Under lock: e's attempt is due: checked, then started (or dropped). */
-static void attempt_locked(VoDaemon *d, const char *vm_id, json_t *e)
+static void attempt_locked(VoDaemon *d, const char *vm_id, json_t *e, const VoHaLimit *limit)
 {
     _cleanup_free_ char *name = vo_strdup(json_string_value(json_object_get(e, "name")));
     pthread_mutex_unlock(&lock);
@@ -246,13 +254,14 @@ static void attempt_locked(VoDaemon *d, const char *vm_id, json_t *e)
             json_object_set_new(e, "task", json_string(task_id));
             json_object_del(e, "due");
         } else
-            failed_locked(d, vm_id, e, error ? error : "no start task");
+            failed_locked(d, vm_id, e, error ? error : "no start task", limit);
     }
     json_decref(task);
 }
 
 /* Under lock: e's followed task, if it ended. */
-static void check_task_locked(VoDaemon *d, const char *vm_id, json_t *e)
+static void check_task_locked(VoDaemon *d, const char *vm_id, json_t *e,
+                              const VoHaLimit *limit)
 {
     json_t *t = vo_tasks_get_json(d->tasks, json_string_value(json_object_get(e, "task")));
     const char *state = json_string_value(json_object_get(t, "state"));
@@ -272,7 +281,7 @@ static void check_task_locked(VoDaemon *d, const char *vm_id, json_t *e)
         const char *why = json_string_value(json_object_get(json_object_get(t, "error"),
                                                             "message"));
         _cleanup_free_ char *text = vo_strdup(why ? why : state);
-        failed_locked(d, vm_id, e, text);
+        failed_locked(d, vm_id, e, text, limit);
     }
     json_decref(t);
 }
@@ -280,7 +289,7 @@ static void check_task_locked(VoDaemon *d, const char *vm_id, json_t *e)
 /* Under lock: an entry of a VM whose HA start had failed when vireod last
  * stopped (resume_pending): counted as the failure it was, so it is tried
  * again after the backoff its starts so far give, or given up. */
-static void resume_locked(VoDaemon *d, const char *vm_id, json_t *e)
+static void resume_locked(VoDaemon *d, const char *vm_id, json_t *e, const VoHaLimit *limit)
 {
     _cleanup_vm_ VoVm *vm = vo_vms_find(d, vm_id);
     _cleanup_free_ char *why = NULL;
@@ -289,14 +298,14 @@ static void resume_locked(VoDaemon *d, const char *vm_id, json_t *e)
         why = vo_strdup(vm->exit_reason ? vm->exit_reason : START_FAILED);
         pthread_mutex_unlock(&vm->lock);
     }
-    failed_locked(d, vm_id, e, why ? why : START_FAILED);
+    failed_locked(d, vm_id, e, why ? why : START_FAILED, limit);
 }
 
 /* Under lock, at start: the HA VMs left stopped by a failed HA start (their
  * documents' mark: a user's start that failed is not one) whose restarts
  * (their documents') are within the window: vireod stopped while it
  * retried them. Without this a restart of vireod would drop them. */
-static void resume_pending_locked(VoDaemon *d)
+static void resume_pending_locked(VoDaemon *d, const VoHaLimit *limit)
 {
     size_t n = 0;
     VoVm **vms = vo_vms_ref_all(d, &n);
@@ -304,7 +313,7 @@ static void resume_pending_locked(VoDaemon *d)
     for (size_t i = 0; i < n; i++) {
         VoVm *vm = vms[i];
         pthread_mutex_lock(&vm->lock);
-        unsigned recent = vo_ha_restarts_recent(vm->ha_restarts, now);
+        unsigned recent = vo_ha_restarts_recent(vm->ha_restarts, now, limit);
         /* Stopped by a failed start task, or crashed (killed by the
          * fence, landed here) with a start refused before its task. */
         if (vm->spec->ha && recent > 0 && !vo_vm_state_active(vm->state) &&
@@ -314,8 +323,9 @@ static void resume_pending_locked(VoDaemon *d)
             json_object_set_new(pending, vm->spec->id,
                                 json_pack("{s:s, s:i, s:b}", "name", vm->spec->name,
                                           "failures", recent - 1, "resume", true));
-            log_info("ha: vm %s: its HA start had failed (%u HA starts within %d minutes): "
-                     "followed again", vm->spec->name, recent, VO_HA_WINDOW_MS / 60000);
+            log_info("ha: vm %s: its HA start had failed (%u HA starts within %lld minutes): "
+                     "followed again", vm->spec->name, recent,
+                     (long long)(limit->window_ms / 60000));
         }
         pthread_mutex_unlock(&vm->lock);
         vo_vm_unref(vm);
@@ -326,6 +336,7 @@ static void resume_pending_locked(VoDaemon *d)
 static void retry_round(void *userdata)
 {
     VoDaemon *d = userdata;
+    VoHaLimit limit = vo_ha_limit_followed(d); /* the cluster's, as it is now */
     pthread_mutex_lock(&lock);
     json_t *ids = json_array();
     const char *vm_id;
@@ -343,11 +354,11 @@ static void retry_round(void *userdata)
         json_incref(e); /* the entry may leave pending while lock is dropped */
         if (json_object_get(e, "resume")) {
             json_object_del(e, "resume");
-            resume_locked(d, json_string_value(id), e);
+            resume_locked(d, json_string_value(id), e, &limit);
         } else if (json_object_get(e, "task"))
-            check_task_locked(d, json_string_value(id), e);
+            check_task_locked(d, json_string_value(id), e, &limit);
         else if (json_integer_value(json_object_get(e, "due")) <= vo_now_ms())
-            attempt_locked(d, json_string_value(id), e);
+            attempt_locked(d, json_string_value(id), e, &limit);
         json_decref(e);
     }
     pthread_mutex_unlock(&lock);
@@ -358,9 +369,10 @@ int vo_ha_retry_start(VoDaemon *d)
 {
     if (!d->cluster || vo_periodic_started(&runner))
         return 0;
+    VoHaLimit limit = vo_ha_limit_followed(d);
     pthread_mutex_lock(&lock);
     pending = json_object();
-    resume_pending_locked(d);
+    resume_pending_locked(d, &limit);
     pthread_mutex_unlock(&lock);
     int r = vo_periodic_start(&runner, retry_round, d, VO_HA_RETRY_PERIOD_MS);
     if (r < 0) {

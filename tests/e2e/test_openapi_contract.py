@@ -795,6 +795,15 @@ def test_cluster_routes_standalone(api):
     api.call("GET", "/v1/cluster/drs", expect=409, code="invalid-state")
     api.call("PUT", "/v1/cluster/drs", {"mode": "auto"}, expect=409, code="invalid-state")
     api.call("GET", "/v1/cluster/recommendations", expect=409, code="invalid-state")
+    # HA's restart limit: a standalone host keeps its own (cluster init
+    # carries it into the cluster; docs/ha.md, "The restart limit").
+    assert api.call("GET", "/v1/cluster/ha", expect=200).value == {"max_restarts": 3,
+                                                                    "window_minutes": 10}
+    assert api.call("PATCH", "/v1/cluster/ha", {"max_restarts": 5}, expect=200).value == {
+        "max_restarts": 5, "window_minutes": 10}
+    api.call("PATCH", "/v1/cluster/ha", {"window_minutes": 0}, expect=400,
+             code="invalid-argument")
+    api.call("PATCH", "/v1/cluster/ha", {"max_restarts": 3, "window_minutes": 10}, expect=200)
     api.call("POST", "/v1/cluster/recommendations/x/apply", {}, expect=409,
              code="invalid-state")
     api.call("DELETE", "/v1/hosts/nope", expect=409, code="invalid-state")

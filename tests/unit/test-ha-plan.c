@@ -75,46 +75,51 @@ static void order_is_priority_then_name(void **state)
     vo_ha_order(c, 0); /* nothing to do */
 }
 
+/* The product's default limit: 3 HA restarts within 10 minutes. */
+static const VoHaLimit DEF = { .max_restarts = VO_HA_MAX_RESTARTS_DEFAULT,
+                               .window_ms = VO_HA_WINDOW_MINUTES_DEFAULT * 60000LL };
+#define W (10 * 60 * 1000LL)
+
 /* The restart limit counts the restarts the VM's document keeps
  * ("ha_restarts"): a new manager, or a restarted vireod, reads the same. */
 static void restarts_allow_three_in_ten_minutes(void **state)
 {
     (void)state;
     int64_t next = -1;
-    assert_true(vo_ha_restarts_allow(NULL, 1000, &next)); /* an older document */
+    assert_true(vo_ha_restarts_allow(NULL, 1000, &DEF, &next)); /* an older document */
     assert_int_equal(next, 0);
     json_t *r0 = json_array();
-    json_t *r1 = vo_ha_restarts_add(r0, 1000);
-    json_t *r2 = vo_ha_restarts_add(r1, 2000);
-    assert_true(vo_ha_restarts_allow(r2, 3000, NULL));
-    json_t *r3 = vo_ha_restarts_add(r2, 3000);
-    assert_int_equal(vo_ha_restarts_recent(r3, 3000), 3);
+    json_t *r1 = vo_ha_restarts_add(r0, 1000, &DEF);
+    json_t *r2 = vo_ha_restarts_add(r1, 2000, &DEF);
+    assert_true(vo_ha_restarts_allow(r2, 3000, &DEF, NULL));
+    json_t *r3 = vo_ha_restarts_add(r2, 3000, &DEF);
+    assert_int_equal(vo_ha_restarts_recent(r3, 3000, &DEF), 3);
     /* The fourth within the window: refused until the first leaves it. */
-    assert_false(vo_ha_restarts_allow(r3, 4000, &next));
-    assert_int_equal(next, 1000 + VO_HA_WINDOW_MS);
-    assert_false(vo_ha_restarts_allow(r3, 1000 + VO_HA_WINDOW_MS - 1, NULL));
-    assert_true(vo_ha_restarts_allow(r3, 1000 + VO_HA_WINDOW_MS, NULL));
+    assert_false(vo_ha_restarts_allow(r3, 4000, &DEF, &next));
+    assert_int_equal(next, 1000 + W);
+    assert_false(vo_ha_restarts_allow(r3, 1000 + W - 1, &DEF, NULL));
+    assert_true(vo_ha_restarts_allow(r3, 1000 + W, &DEF, NULL));
     /* The same list parsed back from a document's text counts the same. */
     char *text = json_dumps(r3, JSON_COMPACT);
     json_t *parsed = json_loads(text, 0, NULL);
-    assert_false(vo_ha_restarts_allow(parsed, 4000, NULL));
+    assert_false(vo_ha_restarts_allow(parsed, 4000, &DEF, NULL));
     free(text);
     /* A restart later replaces the oldest; the list never grows past the limit. */
-    json_t *r4 = vo_ha_restarts_add(r3, 1000 + VO_HA_WINDOW_MS);
-    assert_int_equal(json_array_size(r4), VO_HA_MAX_RESTARTS);
+    json_t *r4 = vo_ha_restarts_add(r3, 1000 + W, &DEF);
+    assert_int_equal(json_array_size(r4), DEF.max_restarts);
     assert_int_equal(json_integer_value(json_array_get(r4, 0)), 2000);
-    assert_false(vo_ha_restarts_allow(r4, 2000 + VO_HA_WINDOW_MS - 1, NULL));
-    assert_true(vo_ha_restarts_allow(r4, 2000 + VO_HA_WINDOW_MS, NULL));
+    assert_false(vo_ha_restarts_allow(r4, 2000 + W - 1, &DEF, NULL));
+    assert_true(vo_ha_restarts_allow(r4, 2000 + W, &DEF, NULL));
     /* Junk in the field counts as no restart; a time a little ahead of the
      * clock (another host's) counts as now, so a skew frees no budget; one
      * more than a window ahead is no restart's. */
-    json_t *junk = json_pack("[s, n, {}, I]", "x", (json_int_t)(5000 + VO_HA_WINDOW_MS));
-    assert_int_equal(vo_ha_restarts_recent(junk, 5000), 0);
+    json_t *junk = json_pack("[s, n, {}, I]", "x", (json_int_t)(5000 + W));
+    assert_int_equal(vo_ha_restarts_recent(junk, 5000, &DEF), 0);
     json_t *ahead = json_pack("[I, I, I]", (json_int_t)65000, (json_int_t)65000,
                               (json_int_t)65000);
-    assert_false(vo_ha_restarts_allow(ahead, 5000, &next));
-    assert_int_equal(next, 5000 + VO_HA_WINDOW_MS);
-    assert_true(vo_ha_restarts_allow(ahead, 65000 + VO_HA_WINDOW_MS, NULL));
+    assert_false(vo_ha_restarts_allow(ahead, 5000, &DEF, &next));
+    assert_int_equal(next, 5000 + W);
+    assert_true(vo_ha_restarts_allow(ahead, 65000 + W, &DEF, NULL));
     json_decref(r0); json_decref(r1); json_decref(r2); json_decref(r3); json_decref(r4);
     json_decref(parsed); json_decref(junk); json_decref(ahead);
 }
@@ -125,25 +130,124 @@ static void retry_backs_off_within_the_restart_limit(void **state)
 {
     (void)state;
     json_t *r = json_array(), *next;
-    next = vo_ha_restarts_add(r, 1000); /* the start that failed */
+    next = vo_ha_restarts_add(r, 1000, &DEF); /* the start that failed */
     json_decref(r);
     r = next;
-    assert_int_equal(vo_ha_retry_delay(r, 1, 1000), 2000);
-    next = vo_ha_restarts_add(r, 3000); /* retry 1, failed */
+    assert_int_equal(vo_ha_retry_delay(r, 1, 1000, &DEF), 2000);
+    next = vo_ha_restarts_add(r, 3000, &DEF); /* retry 1, failed */
     json_decref(r);
     r = next;
-    assert_int_equal(vo_ha_retry_delay(r, 2, 3000), 4000);
-    next = vo_ha_restarts_add(r, 7000); /* retry 2, failed: 3 in the window */
+    assert_int_equal(vo_ha_retry_delay(r, 2, 3000, &DEF), 4000);
+    next = vo_ha_restarts_add(r, 7000, &DEF); /* retry 2, failed: 3 in the window */
     json_decref(r);
     r = next;
-    assert_int_equal(vo_ha_retry_delay(r, 3, 7000), -1);
+    assert_int_equal(vo_ha_retry_delay(r, 3, 7000, &DEF), -1);
     /* Once the window lets the oldest go, a later failure may retry again. */
-    assert_int_equal(vo_ha_retry_delay(r, 3, 1000 + VO_HA_WINDOW_MS), 8000);
+    assert_int_equal(vo_ha_retry_delay(r, 3, 1000 + W, &DEF), 8000);
     /* The backoff stops doubling at its ceiling. */
-    assert_int_equal(vo_ha_retry_delay(NULL, 5, 0), 32000);
-    assert_int_equal(vo_ha_retry_delay(NULL, 6, 0), VO_HA_RETRY_MAX_MS);
-    assert_int_equal(vo_ha_retry_delay(NULL, 40, 0), VO_HA_RETRY_MAX_MS);
+    assert_int_equal(vo_ha_retry_delay(NULL, 5, 0, &DEF), 32000);
+    assert_int_equal(vo_ha_retry_delay(NULL, 6, 0, &DEF), VO_HA_RETRY_MAX_MS);
+    assert_int_equal(vo_ha_retry_delay(NULL, 40, 0, &DEF), VO_HA_RETRY_MAX_MS);
     json_decref(r);
+}
+
+
+/* The cluster's setting: a limit of 1 within 1 minute holds a VM back
+ * after one restart, for that window only. */
+static void limit_of_one_in_one_minute(void **state)
+{
+    (void)state;
+    const VoHaLimit one = { .max_restarts = 1, .window_ms = 60000 };
+    int64_t next = -1;
+    assert_true(vo_ha_restarts_allow(NULL, 1000, &one, &next));
+    json_t *r1 = vo_ha_restarts_add(NULL, 1000, &one);
+    assert_int_equal(json_array_size(r1), 1);
+    assert_false(vo_ha_restarts_allow(r1, 2000, &one, &next));
+    assert_int_equal(next, 61000);
+    assert_true(vo_ha_restarts_allow(r1, 61000, &one, NULL));
+    /* The failed start is the one allowed: no retry. */
+    assert_int_equal(vo_ha_retry_delay(r1, 1, 2000, &one), -1);
+    assert_int_equal(vo_ha_retry_delay(r1, 1, 61000, &one), 2000);
+    /* A later restart replaces it: the list holds one time. */
+    json_t *r2 = vo_ha_restarts_add(r1, 61000, &one);
+    assert_int_equal(json_array_size(r2), 1);
+    assert_int_equal(json_integer_value(json_array_get(r2, 0)), 61000);
+    json_decref(r1);
+    json_decref(r2);
+}
+
+/* A larger limit (5 within an hour): the fifth restart is allowed, the
+ * sixth waits for the first to leave the hour; the list keeps 5. */
+static void limit_of_five_in_an_hour(void **state)
+{
+    (void)state;
+    const VoHaLimit five = { .max_restarts = 5, .window_ms = 3600000 };
+    json_t *r = json_array();
+    for (int i = 0; i < 5; i++) {
+        assert_true(vo_ha_restarts_allow(r, 1000 + i * 600000LL, &five, NULL));
+        json_t *next = vo_ha_restarts_add(r, 1000 + i * 600000LL, &five);
+        json_decref(r);
+        r = next;
+    }
+    assert_int_equal(json_array_size(r), 5);
+    int64_t next = 0;
+    assert_false(vo_ha_restarts_allow(r, 2400000, &five, &next));
+    assert_int_equal(next, 1000 + 3600000);
+    /* Within the default's 10 minutes only the last of them lies. */
+    assert_int_equal(vo_ha_restarts_recent(r, 2401000, &DEF), 1);
+    assert_true(vo_ha_restarts_allow(r, 2401000, &DEF, NULL));
+    /* The backoff is the same whatever the limit. */
+    assert_int_equal(vo_ha_retry_delay(r, 3, 1000 + 3600000, &five), 8000);
+    json_decref(r);
+}
+
+/* The setting changed while VMs hold counts made under the old one: a
+ * lower limit holds back a VM with more recent restarts until enough of
+ * them left the window; a larger one lets it go at once. */
+static void limit_changed_over_a_kept_count(void **state)
+{
+    (void)state;
+    json_t *r3 = json_pack("[I, I, I]", (json_int_t)1000, (json_int_t)2000, (json_int_t)3000);
+    const VoHaLimit one = { .max_restarts = 1, .window_ms = W };
+    const VoHaLimit two = { .max_restarts = 2, .window_ms = W };
+    const VoHaLimit four = { .max_restarts = 4, .window_ms = W };
+    int64_t next = 0;
+    assert_false(vo_ha_restarts_allow(r3, 4000, &one, &next));
+    assert_int_equal(next, 3000 + W); /* all three must go */
+    assert_false(vo_ha_restarts_allow(r3, 4000, &two, &next));
+    assert_int_equal(next, 2000 + W);
+    assert_true(vo_ha_restarts_allow(r3, 4000, &four, NULL));
+    json_t *r = vo_ha_restarts_add(r3, 4000, &one);
+    assert_int_equal(json_array_size(r), 1);
+    json_decref(r);
+    r = vo_ha_restarts_add(r3, 4000, &four);
+    assert_int_equal(json_array_size(r), 4);
+    json_decref(r);
+    /* A shorter window lets the older ones go sooner. */
+    const VoHaLimit short_window = { .max_restarts = 3, .window_ms = 60000 };
+    assert_true(vo_ha_restarts_allow(r3, 61000, &short_window, NULL));
+    assert_false(vo_ha_restarts_allow(r3, 60999, &short_window, &next));
+    assert_int_equal(next, 61000);
+    json_decref(r3);
+}
+
+/* The messages name the limit as set. */
+static void limit_text_names_the_numbers(void **state)
+{
+    (void)state;
+    char *t = vo_ha_limit_text(&DEF);
+    assert_string_equal(t, "at most 3 HA restarts within 10 minutes");
+    free(t);
+    const VoHaLimit one = { .max_restarts = 1, .window_ms = 60000 };
+    t = vo_ha_limit_text(&one);
+    assert_string_equal(t, "at most 1 HA restart within 1 minute");
+    free(t);
+    t = vo_ha_times_text(1);
+    assert_string_equal(t, "1 time");
+    free(t);
+    t = vo_ha_times_text(3);
+    assert_string_equal(t, "3 times");
+    free(t);
 }
 
 int main(void)
@@ -153,6 +257,10 @@ int main(void)
         cmocka_unit_test(order_is_priority_then_name),
         cmocka_unit_test(restarts_allow_three_in_ten_minutes),
         cmocka_unit_test(retry_backs_off_within_the_restart_limit),
+        cmocka_unit_test(limit_of_one_in_one_minute),
+        cmocka_unit_test(limit_of_five_in_an_hour),
+        cmocka_unit_test(limit_changed_over_a_kept_count),
+        cmocka_unit_test(limit_text_names_the_numbers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
