@@ -61,6 +61,10 @@ struct VoStoreWatch {
     int64_t next_rev;    /* where the stream (re)starts: after the last event queued */
     bool stream_created; /* etcd answered this stream's create request */
     bool stream_checked; /* ... and its start is known not compacted */
+    /* The revision this stream started at while its start is unchecked
+     * (0: checked): its changes are not handed out until the check says
+     * nothing before them was lost. */
+    int64_t unchecked_from;
     bool created;        /* ... and its start revision is known not compacted */
     int connect_error;   /* the first attempt failed (-errno) */
     bool compacted;      /* changes were lost to a compaction */

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "util/test-hold.h"
 #include "util/util.h"
 
 /* What a watch queues for a caller that does not read: beyond it the watch
@@ -166,6 +167,19 @@ static int watch_sockopt(void *userdata, curl_socket_t fd, curlsocktype purpose)
     return CURL_SOCKOPT_OK;
 }
 
+/* How many queued changes may be handed out: those before a stream whose
+ * start is not yet checked against compaction (its own could follow a gap).
+ * Caller holds w->lock. */
+static size_t deliverable(VoStoreWatch *w)
+{
+    if (!w->unchecked_from)
+        return w->n;
+    size_t k = 0;
+    while (k < w->n && w->ev[k].rev < w->unchecked_from)
+        k++;
+    return k;
+}
+
 /* The queued changes of revision start and later go (this stream's).
  * Caller holds w->lock. */
 static void drop_events_from(VoStoreWatch *w, int64_t start)
@@ -196,6 +210,7 @@ static void watch_stream(VoStoreWatch *w, size_t e)
     pthread_mutex_lock(&w->lock);
     int64_t start = w->next_rev;
     w->stream_created = w->stream_checked = false;
+    w->unchecked_from = start;
     json_t *create = vo_etcd_range_request(w->ekey, w->ekey_len, w->eend, 0);
     json_object_set_new(create, "start_revision", json_integer(start));
     json_object_set_new(create, "prev_kv", json_true());
@@ -241,6 +256,13 @@ static void watch_stream(VoStoreWatch *w, size_t e)
         if (!running || stop)
             break;
         if (created && !checked) {
+            /* What came with the creation is queued before the check (held
+             * back from the caller until it is done: deliverable). Tests
+             * hold here (etcd-watch-check) for the changes to come, and
+             * read while the check is held (etcd-watch-checking). */
+            vo_test_hold("etcd-watch-check");
+            curl_multi_perform(w->multi, &running);
+            vo_test_hold("etcd-watch-checking");
             int k = watch_check_start(w, start);
             pthread_mutex_lock(&w->lock);
             if (k == VO_STORE_ECOMPACTED) {
@@ -257,6 +279,7 @@ static void watch_stream(VoStoreWatch *w, size_t e)
             } else {
                 w->created = w->stream_checked = true;
             }
+            w->unchecked_from = 0; /* checked, or its changes dropped */
             pthread_cond_broadcast(&w->cond);
             pthread_mutex_unlock(&w->lock);
             if (k < 0)
@@ -270,6 +293,13 @@ static void watch_stream(VoStoreWatch *w, size_t e)
     curl_easy_cleanup(c);
     curl_slist_free_all(headers);
     pthread_mutex_lock(&w->lock);
+    if (w->unchecked_from) {
+        /* Ended before its start was checked: its changes come again, from
+         * a stream that checks. */
+        drop_events_from(w, start);
+        w->next_rev = start;
+        w->unchecked_from = 0;
+    }
     if (!w->created && !w->connect_error && !w->compacted)
         w->connect_error = -EAGAIN;
     bool stop = w->stop;
@@ -429,12 +459,21 @@ int vo_etcd_watch_next(VoStoreWatch *w, int timeout_ms, VoStoreEvent **ret_event
             pthread_mutex_unlock(&w->lock);
             return -ECANCELED;
         }
-        if (w->n > 0) {
+        size_t k = deliverable(w);
+        if (k > 0 && k == w->n) {
             *ret_events = w->ev;
             *ret_n = w->n;
             w->ev = NULL;
             w->n = w->cap = 0;
             w->queued_bytes = 0;
+            break;
+        }
+        if (k > 0) { /* the checked part; the unchecked stream's stay */
+            *ret_events = vo_malloc0(k * sizeof(**ret_events));
+            memcpy(*ret_events, w->ev, k * sizeof(**ret_events));
+            memmove(w->ev, w->ev + k, (w->n - k) * sizeof(*w->ev));
+            w->n -= k;
+            *ret_n = k;
             break;
         }
         if (w->compacted) {

@@ -14,12 +14,14 @@
 #include <curl/curl.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cluster/place-cache.h"
 #include "state/store.h"
@@ -599,8 +601,13 @@ static int read_until(VoStore *s, VoStoreWatch *w, size_t *ret_n)
 
 /* A watch whose stream broke (etcd restarted) while a delete happened and
  * the log was compacted right at that delete's revision: etcd would resume
- * it there without the delete; the watch says VO_STORE_ECOMPACTED. */
-static void test_watch_reconnect_compacted(void **state)
+ * it there without the delete; the watch says VO_STORE_ECOMPACTED. held:
+ * the change after the gap is made before the watch comes back, and the
+ * new stream's check of its start is held (hold point etcd-watch-check)
+ * while the caller reads: the stream's changes must not be handed out
+ * before that check (a loaded machine's reader got x/b as if nothing had
+ * been missed). */
+static void reconnect_compacted(bool held)
 {
     Member *m = &member;
     member_new(m);
@@ -633,18 +640,68 @@ static void test_watch_reconnect_compacted(void **state)
     int64_t c = 0;
     assert_int_equal(other->ops->compacted(other, &c), 0);
     assert_int_equal(c, rd);
+    char faults[] = "/tmp/vireo-test-holds.XXXXXX";
+    _cleanup_free_ char *hold = NULL, *held_at = NULL, *checking = NULL, *checking_at = NULL;
+    if (held) {
+        assert_int_equal(vo_store_put(other, "x/b", "2", VO_REV_NEW, &rb), 0);
+        assert_non_null(mkdtemp(faults));
+        hold = vo_asprintf("%s/etcd-watch-check.hold", faults);
+        held_at = vo_asprintf("%s/etcd-watch-check.held", faults);
+        checking = vo_asprintf("%s/etcd-watch-checking.hold", faults);
+        checking_at = vo_asprintf("%s/etcd-watch-checking.held", faults);
+        assert_int_equal(vo_write_file_atomic(hold, "", 0), 0);
+        assert_int_equal(vo_write_file_atomic(checking, "", 0), 0);
+        setenv("VIREO_FAKE_FAULTS", faults, 1);
+    }
     vo_store_close(other);
     member_stop(m);
     member_start(m, first_url);
 
-    assert_int_equal(vo_store_put(s, "x/b", "2", VO_REV_NEW, &rb), 0);
     size_t n = 0;
+    if (held) {
+        /* The new stream is created; its changes (x/b) come and are
+         * queued while its check waits: none is handed out meanwhile. */
+        for (int i = 0; i < 300 && access(held_at, F_OK) != 0; i++)
+            poll(NULL, 0, 100);
+        assert_int_equal(access(held_at, F_OK), 0);
+        poll(NULL, 0, 1000); /* noqa: x/b reaches the socket (not a sync) */
+        unlink(hold);
+        for (int i = 0; i < 300 && access(checking_at, F_OK) != 0; i++)
+            poll(NULL, 0, 100);
+        assert_int_equal(access(checking_at, F_OK), 0);
+        VoStoreEvent *early = NULL;
+        assert_int_equal(s->ops->watch_next(w, 1500, &early, &n), 0);
+        for (size_t i = 0; i < n; i++)
+            print_message("early event %s at %lld\n", early[i].key, (long long)early[i].rev);
+        vo_store_events_free(early, n);
+        unlink(checking);
+        assert_int_equal(n, 0);
+    } else
+        assert_int_equal(vo_store_put(s, "x/b", "2", VO_REV_NEW, &rb), 0);
     int r = read_until(s, w, &n);
+    if (held) {
+        unsetenv("VIREO_FAKE_FAULTS");
+        unlink(held_at);
+        unlink(checking_at);
+        rmdir(faults);
+    }
     s->ops->watch_close(w);
     vo_store_close(s);
     member_free(m);
     assert_int_equal(n, 0); /* not x/b as if nothing was missed */
     assert_int_equal(r, VO_STORE_ECOMPACTED);
+}
+
+static void test_watch_reconnect_compacted(void **state)
+{
+    (void)state;
+    reconnect_compacted(false);
+}
+
+static void test_watch_unchecked_stream_holds_its_changes(void **state)
+{
+    (void)state;
+    reconnect_compacted(true);
 }
 
 /* A watch of keys nobody changes follows the store's revision (progress
@@ -793,6 +850,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_place_cache, setup, teardown),
         cmocka_unit_test(test_no_quorum),
         cmocka_unit_test_teardown(test_watch_reconnect_compacted, member_teardown),
+        cmocka_unit_test_teardown(test_watch_unchecked_stream_holds_its_changes, member_teardown),
         cmocka_unit_test_teardown(test_watch_quiet_progress, member_teardown),
         cmocka_unit_test(test_tls),
     };
