@@ -774,9 +774,22 @@ int vo_migration_recover(VoDaemon *d, const char *id, json_t *body, json_t **ret
     }
     int r = !hv ? vo_error_set(ret_error, -ENOENT, "no post-copy migration %s of VM %s here",
                                id, vm_id)
-            : vm ? vo_post_copy_incoming_gone(d, hv, vm_id, id, ret_error) : 0;
-    if (r >= 0)
-        r = vo_migrate_wait_post_copy_paused(d, hv, true, ret_error);
+                : vo_migrate_wait_post_copy_paused(d, hv, true, ret_error);
+    /* Not in post-copy (-EIO): a VM of the table whose QEMU took no
+     * migration in (started afresh) answers 410. Asked only then: a
+     * destination whose main loop waits on a page answers no query-migrate
+     * (the wait above pauses it out of band at its first timeout), and
+     * asking it first cost every such recovery a second timeout. */
+    if (r == -EIO && vm) {
+        _cleanup_free_ char *gone = NULL;
+        if (vo_post_copy_incoming_gone(d, hv, vm_id, id, &gone) < 0) {
+            r = -EIDRM;
+            if (ret_error) {
+                free(*ret_error);
+                *ret_error = TAKE_PTR(gone);
+            }
+        }
+    }
     if (r == 1)
         r = vo_error_set(ret_error, -EBUSY, "the migration completed here");
     /* Its main loop blocked on a missing page: paused out of band, which
