@@ -70,6 +70,7 @@ void vo_api_migration_abort(VoRequest *req, VoReply *rep);
 void vo_api_migration_alive(VoRequest *req, VoReply *rep);
 void vo_api_migration_recover(VoRequest *req, VoReply *rep);
 void vo_api_migration_outgoing_resume(VoRequest *req, VoReply *rep);
+void vo_api_migration_outgoing_source(VoRequest *req, VoReply *rep);
 /* Cold move (move-api.c). */
 void vo_api_vm_move(VoRequest *req, VoReply *rep);
 void vo_api_move_incoming(VoRequest *req, VoReply *rep);

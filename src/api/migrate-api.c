@@ -6,8 +6,10 @@
 #include <string.h>
 
 #include "api/handlers.h"
+#include "conf/names.h"
 #include "daemon/maintenance.h"
 #include "daemon/migrate.h"
+#include "daemon/migrate-orphan.h"
 #include "util/util.h"
 
 /* {"resume": true} and nothing else: vireo vm migrate --resume; 0 when
@@ -169,6 +171,21 @@ void vo_api_migration_outgoing_resume(VoRequest *req, VoReply *rep)
     int r = vo_migrate_resume_request(req->d, req->params[0], req->params[0], false, &task,
                                       &error);
     vo_reply_task(rep, r, task, error);
+}
+
+/* Whether this host may still hold a QEMU of the VM ({id}: its id): a
+ * destination whose incoming QEMU never held the guest asks before it
+ * records the VM crashed (daemon/migrate-orphan.h). */
+void vo_api_migration_outgoing_source(VoRequest *req, VoReply *rep)
+{
+    if (!from_peer(req, rep))
+        return;
+    if (!vo_uuid_valid(req->params[0])) {
+        vo_reply_error(rep, VO_ERR_INVALID_ARGUMENT, "not a VM id: %s", req->params[0]);
+        return;
+    }
+    vo_reply_json(rep, 200, json_pack("{s:b}", "holds",
+                                      vo_migration_source_holds(req->d, req->params[0])));
 }
 
 /* A stopped VM moved here by its host's evacuation (daemon/maintenance.h). */

@@ -13,6 +13,7 @@
  * if the store says it is this host's (the switch happened, its source
  * went silent), else aborted: a source that vanished leaves nothing. */
 #include "daemon/migrate.h"
+#include "daemon/migrate-orphan.h"
 #include "daemon/post-copy-kept.h"
 
 #include <arpa/inet.h>
@@ -38,11 +39,13 @@
 
 #define COMPLETE_WAIT_MS 60000
 #define WATCH_EVERY_MS 1000
+#define ASK_SOURCE_EVERY_MS 10000
 
 typedef struct Incoming Incoming;
 struct Incoming {
     Incoming *next;
     char *id, *vm_id, *vm_name;
+    char *source_host;  /* the source's host id */
     VoVmSpec *spec;  /* as stored (names, no paths) */
     json_t *status;
     VoHvInstance *hv;
@@ -53,6 +56,7 @@ struct Incoming {
     bool paused_noted;  /* its post-copy's broken stream logged by the watcher */
     bool empty_noted;   /* its QEMU holding no guest on its source's silence logged */
     bool held_guest;    /* its QEMU was seen holding the guest (see holds_guest) */
+    int64_t source_asked_ms; /* when its source was last asked for a QEMU of the VM */
 };
 
 static struct {
@@ -112,6 +116,7 @@ static void incoming_free(Incoming *x)
     free(x->id);
     free(x->vm_id);
     free(x->vm_name);
+    free(x->source_host);
     vo_vm_spec_free(x->spec);
     json_decref(x->status);
     vo_strv_free(x->vol_pools);
@@ -379,6 +384,49 @@ static bool holds_guest(VoDaemon *d, Incoming *x)
     return x->held_guest;
 }
 
+/* The VM is this host's (the store says so) and x's QEMU never held its
+ * guest: whether its source has no QEMU of it either (asked every
+ * ASK_SOURCE_EVERY_MS; an offline or silent source counts as holding one:
+ * its guest may run there). */
+static bool source_gone(VoDaemon *d, Incoming *x)
+{
+    int64_t now = vo_now_ms();
+    if (x->source_asked_ms && now - x->source_asked_ms < ASK_SOURCE_EVERY_MS)
+        return false;
+    x->source_asked_ms = now;
+    _cleanup_free_ char *error = NULL;
+    int r = vo_migration_source_gone(d, x->source_host, x->vm_id, &error);
+    if (r < 0)
+        log_debug("incoming VM %s (migration %s): its source cannot say whether it holds a "
+                  "QEMU of it: %s", x->vm_name, x->id, error);
+    return r == 1;
+}
+
+/* Neither side holds the guest of x's VM, which the store gives this host:
+ * claimed (a take-back can no longer apply), adopted with its QEMU (dead,
+ * or ended now: it never held the guest) and recorded crashed, naming the
+ * migration (migrate-orphan.h). */
+static void orphaned(VoDaemon *d, Incoming *x)
+{
+    _cleanup_free_ char *error = NULL;
+    int64_t rev = 0;
+    int r = claim(d, x, 0, &rev, &error);
+    if (r < 0) { /* looked at again next round: the store decides then */
+        log_warn("incoming VM %s (migration %s): no QEMU holds its guest, but %s", x->vm_name,
+                 x->id, error);
+        give_back(x, false);
+        return;
+    }
+    log_warn("incoming VM %s (migration %s): neither its QEMU here nor its source holds the "
+             "guest; the VM is this host's: recorded crashed", x->vm_name, x->id);
+    if (x->hv)
+        (void)d->driver->kill(x->hv);
+    _cleanup_free_ char *vm_id = vo_strdup(x->vm_id), *id = vo_strdup(x->id);
+    _cleanup_free_ char *source = vo_strdup(x->source_host);
+    (void)adopt_continue(d, x, rev, false, &error); /* its QEMU is dead: not continued */
+    vo_migration_orphan_crashed(d, vm_id, id, source);
+}
+
 /* An incoming VM its source forgot (no call, no stream for the idle
  * limit). The switch is the point of no return: if the store gives the VM
  * to this host, it is claimed, adopted and continued here; if the store
@@ -409,6 +457,10 @@ static void forgotten(VoDaemon *d, Incoming *x)
                      "no guest (gone, or its stream did not complete): not claimed; it waits "
                      "for its source to take the VM back", x->vm_name, x->id);
         x->empty_noted = true;
+        if (g == 0 && source_gone(d, x)) {
+            orphaned(d, x);
+            return;
+        }
         give_back(x, false);
         return;
     }
@@ -556,7 +608,8 @@ int vo_migration_prepare(VoDaemon *d, json_t *body, json_t **ret, char **ret_err
     }
     Incoming *x = vo_malloc0(sizeof(*x));
     *x = (Incoming){ .id = vo_strdup(id), .vm_id = vo_strdup(spec->id),
-                     .vm_name = vo_strdup(spec->name), .spec = spec,
+                     .vm_name = vo_strdup(spec->name), .source_host = vo_strdup(source),
+                     .spec = spec,
                      .status = json_incref(json_object_get(doc, "status")),
                      .touched_ms = vo_now_ms(), .resume = resume };
     _cleanup_free_ char *run_dir = vo_vm_run_dir(d, spec->id);
@@ -774,9 +827,22 @@ int vo_migration_recover(VoDaemon *d, const char *id, json_t *body, json_t **ret
     }
     int r = !hv ? vo_error_set(ret_error, -ENOENT, "no post-copy migration %s of VM %s here",
                                id, vm_id)
-            : vm ? vo_post_copy_incoming_gone(d, hv, vm_id, id, ret_error) : 0;
-    if (r >= 0)
-        r = vo_migrate_wait_post_copy_paused(d, hv, true, ret_error);
+                : vo_migrate_wait_post_copy_paused(d, hv, true, ret_error);
+    /* Not in post-copy (-EIO): a VM of the table whose QEMU took no
+     * migration in (started afresh) answers 410. Asked only then: a
+     * destination whose main loop waits on a page answers no query-migrate
+     * (the wait above pauses it out of band at its first timeout), and
+     * asking it first cost every such recovery a second timeout. */
+    if (r == -EIO && vm) {
+        _cleanup_free_ char *gone = NULL;
+        if (vo_post_copy_incoming_gone(d, hv, vm_id, id, &gone) < 0) {
+            r = -EIDRM;
+            if (ret_error) {
+                free(*ret_error);
+                *ret_error = TAKE_PTR(gone);
+            }
+        }
+    }
     if (r == 1)
         r = vo_error_set(ret_error, -EBUSY, "the migration completed here");
     /* Its main loop blocked on a missing page: paused out of band, which

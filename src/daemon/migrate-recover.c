@@ -151,8 +151,9 @@ bool vo_migrate_source_runs_guest(VoDaemon *d, VoHvInstance *hv)
         VoHvMigrationProgress p = { 0 };
         int r = d->driver->migrate_query(hv, &p);
         free(p.error);
-        if (r < 0 || (p.status != VO_HV_MIGRATION_FAILED &&
-                      p.status != VO_HV_MIGRATION_CANCELLED) || vo_now_ms() > until)
+        /* failing, cancelling: still ending (QEMU restarts the guest as
+         * its clean-up begins). */
+        if (r < 0 || !vo_hv_migration_ended_or_ending(p.status) || vo_now_ms() > until)
             return false;
         (void)poll(NULL, 0, 100);
     }
@@ -239,7 +240,7 @@ static void resume_source(VoDaemon *d, VoVm *vm, const VoMigrateIntent *i, bool 
         int r = d->driver->migrate_query(hv, &p);
         free(p.error);
         if (r >= 0 && (p.status == VO_HV_MIGRATION_SETUP || p.status == VO_HV_MIGRATION_ACTIVE ||
-                       p.status == VO_HV_MIGRATION_CANCELLING)) {
+                       vo_hv_migration_ending(p.status))) {
             _cleanup_free_ char *error = NULL;
             if (d->driver->migrate_cancel(hv, &error) < 0)
                 log_warn("vm %s: cancelling the migration left running: %s", i->name, error);
@@ -251,7 +252,7 @@ static void resume_source(VoDaemon *d, VoVm *vm, const VoMigrateIntent *i, bool 
                 free(p.error);
             } while (r >= 0 && vo_now_ms() < deadline &&
                      (p.status == VO_HV_MIGRATION_SETUP || p.status == VO_HV_MIGRATION_ACTIVE ||
-                      p.status == VO_HV_MIGRATION_CANCELLING));
+                      vo_hv_migration_ending(p.status)));
         }
         /* The disk mirrors the dead vireod began (local disks) end too:
          * left, their jobs and NBD nodes would fail every later migration

@@ -115,7 +115,7 @@ static void undo(VoDaemon *d, MigrateTask *m, VoHvInstance *hv, const char *abor
             log_warn("migration to %s: cancelling at the switch-over: %s", m->to_name, error);
         for (int64_t until = vo_now_ms() + CANCEL_WAIT_MS;
              vo_now_ms() < until && (p.status == VO_HV_MIGRATION_ACTIVE ||
-                                     p.status == VO_HV_MIGRATION_CANCELLING);) {
+                                     vo_hv_migration_ending(p.status));) {
             (void)poll(NULL, 0, POLL_MS);
             free(p.error);
             p = (VoHvMigrationProgress){ 0 };

@@ -34,7 +34,8 @@ bool vo_post_copy_source_needed(VoDaemon *d, const char *vm_id, const char *to);
  * whose QEMU here is hv: -EIDRM (the peer route's 410 migration-gone) when
  * that QEMU took no migration in (the VM was started here afresh after the
  * migration's guest died: the source's pages are needed by nobody), else
- * 0 (that guest, or the QEMU cannot say). */
+ * 0 (that guest, or the QEMU cannot say). Asked only once the QEMU was found
+ * not in post-copy: one whose main loop waits on a page answers no query. */
 int vo_post_copy_incoming_gone(VoDaemon *d, VoHvInstance *hv, const char *vm_id,
                                const char *migration, char **ret_error);
 /* Source: the destination answered that the VM there runs a later start

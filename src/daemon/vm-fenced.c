@@ -1,7 +1,8 @@
 /* vm-fenced.c: this host's VMs after its fence acted (part of the VM
  * service, vms.c; docs/ha.md): the VMs the fence killed reconciled with the
  * store, those HA recovery moved away forgotten, and the fenced host's own
- * HA restarts. */
+ * HA restarts (the same restart serves a VM a migration left crashed:
+ * migrate-orphan.c). */
 #include "daemon/vms.h"
 #include "daemon/vms-parts.h"
 #include "daemon/vm-internal.h"
@@ -115,28 +116,34 @@ void vo_vms_restart_fenced(VoDaemon *d, char **killed)
             log_warn("ha: vm %s was killed by this host's fence but its QEMU's end was not "
                      "seen within %d s", vm->spec->name, FENCED_EXIT_WAIT_MS / 1000);
         bool again = vm->spec->ha && vm->state == VO_VM_CRASHED && !vm->migrated_away;
-        _cleanup_free_ char *name = vo_strdup(vm->spec->name), *id = vo_strdup(vm->spec->id);
         pthread_mutex_unlock(&vm->lock);
-        if (!again)
-            continue;
-        if (!vo_ha_retry_count_start(vm)) { /* a VM the fence kept killing */
-            vo_ha_retry_give_up(d, id, name, 0, "killed by this host's fence again");
-            continue;
-        }
-        json_t *task = NULL;
-        _cleanup_free_ char *error = NULL;
-        if (vo_vm_start_request(d, vm, true, true, &task, &error) < 0) {
-            log_warn("ha: vm %s was killed by this host's fence and is still this host's, but "
-                     "cannot be started again: %s", name, error);
-            /* marked by vo_vm_start_request; tried again after a backoff */
-            vo_ha_retry_failed(d, id, name, error);
-        } else {
-            const char *task_id = json_string_value(json_object_get(task, "id"));
-            log_info("ha: vm %s was killed by this host's fence and is still this host's: "
-                     "started again here, under the new lease (task %s)", name,
-                     task_id ?: "?");
-            vo_ha_retry_follow(d, id, name, task_id); /* a failed start is tried again */
-        }
-        json_decref(task);
+        if (again)
+            vo_vm_ha_restart_here(d, vm, "was killed by this host's fence",
+                                  "killed by this host's fence again");
     }
+}
+
+void vo_vm_ha_restart_here(VoDaemon *d, VoVm *vm, const char *what, const char *again_why)
+{
+    pthread_mutex_lock(&vm->lock);
+    _cleanup_free_ char *name = vo_strdup(vm->spec->name), *id = vo_strdup(vm->spec->id);
+    pthread_mutex_unlock(&vm->lock);
+    if (!vo_ha_retry_count_start(vm)) { /* crashed this way again and again */
+        vo_ha_retry_give_up(d, id, name, 0, again_why);
+        return;
+    }
+    json_t *task = NULL;
+    _cleanup_free_ char *error = NULL;
+    if (vo_vm_start_request(d, vm, true, true, &task, &error) < 0) {
+        log_warn("ha: vm %s %s and is still this host's, but cannot be started again: %s",
+                 name, what, error);
+        /* marked by vo_vm_start_request; tried again after a backoff */
+        vo_ha_retry_failed(d, id, name, error);
+    } else {
+        const char *task_id = json_string_value(json_object_get(task, "id"));
+        log_info("ha: vm %s %s and is still this host's: started again here (task %s)", name,
+                 what, task_id ?: "?");
+        vo_ha_retry_follow(d, id, name, task_id); /* a failed start is tried again */
+    }
+    json_decref(task);
 }

@@ -326,3 +326,8 @@ int vo_vms_forget_moved_off_fenced(VoDaemon *d);
 /* Then, the fenced state over: starts again the VMs of `killed` (ids the
  * fence killed) that are still this host's, HA and crashed. */
 void vo_vms_restart_fenced(VoDaemon *d, char **killed);
+/* Starts again here the HA VM vm, crashed and this host's, through the HA
+ * start's path: counted against the restart limit (past it: left crashed,
+ * again_why), a failed start tried again after the backoff. what: how it
+ * crashed, for the log ("was killed by this host's fence"). */
+void vo_vm_ha_restart_here(VoDaemon *d, VoVm *vm, const char *what, const char *again_why);

@@ -171,9 +171,21 @@ typedef enum {
     VO_HV_MIGRATION_FAILED,
     VO_HV_MIGRATION_CANCELLING,
     VO_HV_MIGRATION_CANCELLED,
+    VO_HV_MIGRATION_FAILING,   /* failed, QEMU's clean-up still under way: ends failed */
     _VO_HV_MIGRATION_MAX
 } VoHvMigrationStatus;
 const char *vo_hv_migration_status_to_string(VoHvMigrationStatus s);
+/* Cancelling or failing: ending, its end state (cancelled, failed) to come. */
+static inline bool vo_hv_migration_ending(VoHvMigrationStatus s)
+{
+    return s == VO_HV_MIGRATION_CANCELLING || s == VO_HV_MIGRATION_FAILING;
+}
+/* Failed or cancelled, or on its way there. */
+static inline bool vo_hv_migration_ended_or_ending(VoHvMigrationStatus s)
+{
+    return s == VO_HV_MIGRATION_FAILED || s == VO_HV_MIGRATION_CANCELLED ||
+           vo_hv_migration_ending(s);
+}
 
 /* Mutual TLS for the streams between hosts (memory and local disks), made
  * from this host's cluster certificate (see docs/internals.md, "Live

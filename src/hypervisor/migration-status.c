@@ -10,6 +10,7 @@ const char *vo_hv_migration_status_to_string(VoHvMigrationStatus s)
         [VO_HV_MIGRATION_ACTIVE] = "active",
         [VO_HV_MIGRATION_COMPLETED] = "completed",
         [VO_HV_MIGRATION_FAILED] = "failed",
+        [VO_HV_MIGRATION_FAILING] = "failing",
         [VO_HV_MIGRATION_CANCELLING] = "cancelling",
         [VO_HV_MIGRATION_CANCELLED] = "cancelled",
     };

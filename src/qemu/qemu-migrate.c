@@ -165,6 +165,10 @@ int vo_qemu_migration_status(const char *word, VoHvMigrationStatus *ret)
         { "none", VO_HV_MIGRATION_NONE },
         { "setup", VO_HV_MIGRATION_SETUP },
         { "active", VO_HV_MIGRATION_ACTIVE },
+        /* QEMU 10.2: the package of device state sent, the destination
+         * loading it and not running yet; a failure here resumes the
+         * source (with no return path QEMU skips it). */
+        { "postcopy-device", VO_HV_MIGRATION_ACTIVE },
         { "postcopy-active", VO_HV_MIGRATION_ACTIVE },
         { "postcopy-paused", VO_HV_MIGRATION_ACTIVE },
         { "postcopy-recover-setup", VO_HV_MIGRATION_ACTIVE },
@@ -174,6 +178,9 @@ int vo_qemu_migration_status(const char *word, VoHvMigrationStatus *ret)
         { "wait-unplug", VO_HV_MIGRATION_ACTIVE },
         { "colo", VO_HV_MIGRATION_ACTIVE },
         { "completed", VO_HV_MIGRATION_COMPLETED },
+        /* Newer QEMU: an error seen, its clean-up under way; failed
+         * follows (nothing may change its capabilities meanwhile). */
+        { "failing", VO_HV_MIGRATION_FAILING },
         { "failed", VO_HV_MIGRATION_FAILED },
         { "cancelling", VO_HV_MIGRATION_CANCELLING },
         { "cancelled", VO_HV_MIGRATION_CANCELLED },
@@ -191,7 +198,11 @@ int vo_qemu_migration_status_read(const char *word, VoHvMigrationProgress *ret)
     int r = vo_qemu_migration_status(word, &ret->status);
     if (r < 0)
         return r;
-    ret->switching = !strcmp(word, "pre-switchover") || !strcmp(word, "device");
+    /* postcopy-device counts as both: the guest paused at its switch-over
+     * (the converge limit spares it) and a post-copy whose source must stay,
+     * for once the destination runs it pulls the rest of RAM from there. */
+    ret->switching = !strcmp(word, "pre-switchover") || !strcmp(word, "device") ||
+                     !strcmp(word, "postcopy-device");
     ret->post_copy = !strncmp(word, "postcopy-", 9);
     ret->post_copy_paused = !strcmp(word, "postcopy-paused");
     ret->post_copy_recovering = !strncmp(word, "postcopy-recover", 16);

@@ -49,6 +49,13 @@ failed switch-over (QEMU runs the guest at h1 again) settled as "h2's",
 and a take-back that applies at h1's start after the VMs were loaded. The
 VM is taken back, or adopted, and runs on at h1.
 
+A fourth: both sides gone. The same switch (applied, outcome unknown), then
+both QEMUs killed, the destination's before it held the guest: the source
+settles (the VM h2's, its QEMU gone) and keeps nothing; h2, the VM's owner,
+asks h1 for a QEMU of it, finds none, records the VM crashed naming the
+migration (an event) and, an HA VM, starts it again (before, it sat in no
+host's table: no event, HA blind).
+
 Each decision is logged and recorded as a task of kind "migrate" (result
 "settled": "not moved" / "moved"). Before, both QEMUs stayed paused until
 h1's vireod restarted."""
@@ -243,6 +250,21 @@ def test_an_unknown_switch_is_settled_in_the_background(cluster, tmp_path):
     nothing_at(h1, vm_id)
 
 
+def post_copy_switch_unknown(h1, faults):
+    """ctr's post-copy migration from h1 to h2 whose switch applied with its
+    answer lost (txn-unknown, settle-unknown): its task fails, h1's QEMU
+    stopped before the switch-over, h2's incoming QEMU waiting; the
+    background's settling held (resettle-unknown) and h2's claim on its
+    source's silence too (incoming-claim-pause), until the test lets them."""
+    for f in ("txn-unknown", "settle-unknown", "resettle-unknown", "incoming-claim-pause"):
+        (faults / f).touch()
+    tid = h1.api("POST", "/v1/vms/ctr/migrate", {"to": "h2", "post_copy": True},
+                 expect=202)["task"]["id"]
+    task = settled(h1, tid, timeout=600)
+    assert task["state"] == "failed", task
+    assert "has an unknown outcome" in task["error"]["message"], task
+
+
 def test_a_source_whose_device_state_never_left_runs_on(cluster, tmp_path):
     """A post-copy migration's switch with an unknown outcome (applied, its
     answer lost: txn-unknown, settle-unknown) leaves the source QEMU paused
@@ -256,13 +278,7 @@ def test_a_source_whose_device_state_never_left_runs_on(cluster, tmp_path):
     lost."""
     c, faults, vm_id = two_hosts_counting_at_h1(cluster, tmp_path)
     h1, h2 = c.hosts
-    for f in ("txn-unknown", "settle-unknown", "resettle-unknown", "incoming-claim-pause"):
-        (faults / f).touch()
-    tid = h1.api("POST", "/v1/vms/ctr/migrate", {"to": "h2", "post_copy": True},
-                 expect=202)["task"]["id"]
-    task = settled(h1, tid, timeout=600)
-    assert task["state"] == "failed", task
-    assert "has an unknown outcome" in task["error"]["message"], task
+    post_copy_switch_unknown(h1, faults)
     # h2's incoming QEMU waits at the switch-over (its stream counts as
     # flowing) until it dies: then h2 acts on its source's silence.
     for pid in qemu_of(h2, vm_id):
@@ -373,3 +389,38 @@ def test_a_take_back_decided_late_keeps_the_only_copy(cluster, tmp_path):
     nothing_at(h2, vm_id)
     assert len(qemu_of(h1, vm_id)) == 1
     assert not os.listdir(os.path.join(h1.run_dir, "migrations"))
+
+def test_a_migration_that_leaves_no_qemu_crashes_the_vm_at_its_owner(cluster, tmp_path):
+    """Both sides gone (docs/internals.md, "Both sides gone"): the switch
+    applied, then h2's incoming QEMU (before it had the guest) and h1's
+    source QEMU killed. h1 settles (the VM is h2's) and keeps nothing; h2
+    asks h1, which has no QEMU of it, records the HA VM crashed naming the
+    migration, and starts it again. Before, the VM sat in no host's table."""
+    c, faults, vm_id = two_hosts_counting_at_h1(cluster, tmp_path)
+    h1, h2 = c.hosts
+    h1.cli("vm", "set", "ctr", "--ha", "on")
+    post_copy_switch_unknown(h1, faults)
+    # Both QEMUs killed: h2's incoming one still waited at the switch-over
+    # (it never had the device state), h1's is stopped before it.
+    for h in (h1, h2):
+        for pid in qemu_of(h, vm_id):
+            os.kill(pid, signal.SIGKILL)
+        wait_until(lambda: not qemu_of(h, vm_id), 30, what=f"{h.name}'s QEMU to end")
+    wait_until(lambda: not (faults / "incoming-claim-pause").exists(), 120,
+               what="h2 to act on its source's silence")
+    (faults / "incoming-claim-go").touch()
+    (faults / "resettle-unknown").unlink()
+    # The VM is h2's: crashed there, naming the migration, then restarted by HA.
+    note = wait_until(lambda: [t for t in h2.api("GET", "/v1/tasks")["tasks"]
+                               if t["kind"] == "migrate" and
+                               (t.get("result") or {}).get("settled") == "crashed"], 300,
+                      what="h2 to record the VM crashed")[0]
+    assert note["result"]["vm"] == vm_id and note["result"]["from"] == "h1", note
+    assert "ended with the guest in no QEMU" in note["message"], note
+    wait_until(lambda: (h2.request("GET", "/v1/vms/ctr")[1] or {}).get("state") == "running",
+               300, what="HA to start the VM again at h2")
+    assert hosts_of(h1, "ctr") == ["h2"]
+    assert len(qemu_of(h2, vm_id)) == 1
+    assert not qemu_of(h1, vm_id)
+    assert "recorded crashed" in h2.log()
+    assert "lost its guest in a live migration and is still this host's: started again" in h2.log()

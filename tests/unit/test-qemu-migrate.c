@@ -241,6 +241,26 @@ static void test_post_copy_recovery(void **state)
     }
     VoHvMigrationProgress p = { 0 };
     assert_int_equal(vo_qemu_migration_status_read("postcopy-something", &p), -EINVAL);
+    /* QEMU 10.2's postcopy-device (the destination loading the device
+     * state): at the switch-over and in post-copy (the source stays). */
+    assert_int_equal(vo_qemu_migration_status_read("postcopy-device", &p), 0);
+    assert_int_equal(p.status, VO_HV_MIGRATION_ACTIVE);
+    assert_true(p.switching);
+    assert_true(p.post_copy);
+    assert_false(p.post_copy_paused);
+    assert_false(p.post_copy_recovering);
+    p = (VoHvMigrationProgress){ 0 };
+    assert_int_equal(vo_qemu_migration_status_read("postcopy-active", &p), 0);
+    assert_false(p.switching);
+    /* failing: ending, failed to come. */
+    p = (VoHvMigrationProgress){ 0 };
+    assert_int_equal(vo_qemu_migration_status_read("failing", &p), 0);
+    assert_int_equal(p.status, VO_HV_MIGRATION_FAILING);
+    assert_string_equal(vo_hv_migration_status_to_string(p.status), "failing");
+    assert_true(vo_hv_migration_ending(p.status));
+    assert_true(vo_hv_migration_ended_or_ending(p.status));
+    assert_false(vo_hv_migration_ending(VO_HV_MIGRATION_FAILED));
+    assert_false(vo_hv_migration_ended_or_ending(VO_HV_MIGRATION_ACTIVE));
 
     static const Step steps[] = {
         GREETING, CAPS,
@@ -367,6 +387,11 @@ static void test_query(void **state)
         { .expect = "query-migrate",
           .send = { "{\"return\":{\"status\":\"postcopy-paused\"},\"id\":$ID}\n" } },
         { .expect = "query-migrate",
+          .send = { "{\"return\":{\"status\":\"postcopy-device\"},\"id\":$ID}\n" } },
+        { .expect = "query-migrate",
+          .send = { "{\"return\":{\"status\":\"failing\",\"error-desc\":\"Broken "
+                    "pipe\"},\"id\":$ID}\n" } },
+        { .expect = "query-migrate",
           .send = { "{\"return\":{\"status\":\"teleporting\"},\"id\":$ID}\n" } },
         { 0 }
     };
@@ -424,6 +449,14 @@ static void test_query(void **state)
     assert_int_equal(p.status, VO_HV_MIGRATION_ACTIVE);
     assert_true(p.post_copy);
     assert_true(p.post_copy_paused);
+    /* Newer QEMU's words: a query answers them (it failed -EPROTO). */
+    assert_int_equal(vo_qemu_migrate_query(vm, &p), 0);
+    assert_int_equal(p.status, VO_HV_MIGRATION_ACTIVE);
+    assert_true(p.post_copy && p.switching);
+    assert_int_equal(vo_qemu_migrate_query(vm, &p), 0);
+    assert_int_equal(p.status, VO_HV_MIGRATION_FAILING);
+    assert_string_equal(p.error, "Broken pipe");
+    free(p.error);
     assert_int_equal(vo_qemu_migrate_query(vm, &p), -EPROTO);
     assert_non_null(strstr(p.error, "teleporting"));
     free(p.error);
