@@ -4,9 +4,10 @@
 // (admin may change them), the threshold, the last round's imbalance and
 // its recommendations, each with its numbers and an Apply button (admin:
 // the migration task's progress shows here and in the task log). The hosts
-// come with the event stream's host events (main.jsx), and are read again
-// when this page's read finds a host added or removed or the manager moved
-// (no event says those); etcd's members and DRS have no events: read again
+// come with the event stream's host events (main.jsx: records, member
+// documents, the manager role), and are read again when this page's read
+// finds a host added or removed or the manager moved (a second chance: an
+// event lost in a reconnect); etcd's members and DRS have no events: read again
 // CLUSTER_POLL_MS after the last read ended while the page is shown
 // (poll-kit.js), and at once after a change here.
 import { useEffect, useRef, useState } from 'preact/hooks';
