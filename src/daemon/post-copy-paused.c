@@ -56,7 +56,8 @@ void vo_post_copy_paused_add(VoDaemon *d, json_t *vms)
     size_t i;
     json_t *vm;
     json_array_foreach(json_object_size(paused) ? vms : NULL, i, vm) {
-        json_t *where = json_object_get(paused, json_string_value(json_object_get(vm, "id")) ?: "");
+        const char *id = json_string_value(json_object_get(vm, "id"));
+        json_t *where = id ? json_object_get(paused, id) : NULL;
         if (where)
             json_object_set(vm, "post_copy_paused", where);
     }
