@@ -435,9 +435,10 @@ def test_a_post_copy_that_cannot_be_recovered_keeps_both_qemus(cluster, tmp_path
     assert qemu_of(h1, vm_id) and qemu_of(h2, vm_id), "both QEMUs kept"
     # The API says so (the web UI's Resume migration): h1's record lists
     # it, and the VM's entry in GET /v1/vms names h1 (while it is paused
-    # no host's table has it, so GET /v1/vms/busy answers 404).
-    paused = lambda: [v.get("post_copy_paused") for v in h1.api("GET", "/v1/vms")["vms"]  # noqa: E731
-                      if v["name"] == "busy"]
+    # h2's table lacks it, so GET /v1/vms/busy at h2 answers 404).
+    def paused():
+        return [v.get("post_copy_paused") for v in h1.api("GET", "/v1/vms")["vms"]
+                if v["name"] == "busy"]
     wait_until(lambda: {"source_host": "h1", "source_host_id": h1.api("GET", "/v1/host")["id"]}
                in paused(), 30, what="busy's entry to name h1's paused post-copy")
     assert [p["name"] for p in h1.api("GET", "/v1/hosts/h1")["post_copy_paused"]] == ["busy"]

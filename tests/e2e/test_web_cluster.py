@@ -178,7 +178,8 @@ def test_pages_follow_an_offline_hosts_maintenance_and_a_manager_change(web):
     stopped) on h1's, neither with a read of /v1/hosts."""
     h1, h2 = web.cluster.hosts
     offline_member(h1, "0ffc0ffee1", "away")
-    assert manager_after_stopping(h1, h2) == "h2" and h1.api("GET", "/v1/cluster")["manager"] == "h2"
+    assert manager_after_stopping(h1, h2) == "h2"
+    assert h1.api("GET", "/v1/cluster")["manager"] == "h2"
     with ThreadPoolExecutor(1) as pool:
         shown = pool.submit(web.browser, "host_member_events", host="h1", offline="away",
                             timeout=200)
