@@ -254,6 +254,17 @@ static int cluster_show(const CliCommand *cmd, int argc, char **argv)
     out_kv(stdout, "quorum:", json_is_true(json_object_get(doc, "quorum")) ? "yes" : "NO");
     out_kv(stdout, "manager:", jstr(doc, "manager"));
     out_kv(stdout, "etcd version:", jstr(doc, "etcd_version"));
+    json_t *age = json_object_get(doc, "etcd_health_age_ms");
+    if (json_is_integer(age)) { /* GET /v1/cluster asks it once in a while */
+        size_t healthy = 0, i;
+        json_t *m, *members = json_object_get(doc, "etcd_members");
+        json_array_foreach(members, i, m)
+            healthy += json_is_true(json_object_get(m, "healthy"));
+        char health[96];
+        snprintf(health, sizeof(health), "%zu of %zu members healthy (checked %lld s ago)",
+                 healthy, json_array_size(members), (long long)(json_integer_value(age) / 1000));
+        out_kv(stdout, "etcd health:", health);
+    }
     if (jstr(doc, "etcd_error"))
         out_kv(stdout, "etcd error:", jstr(doc, "etcd_error"));
     printf("\netcd members:\n");

@@ -12,8 +12,10 @@
  *
  * In a cluster the stream watches the raw etcd handle (d->cluster_store):
  * every host's documents (h/<host-id>/<key>, mapped to kinds and ids as a
- * host's own keys are) and the hosts' live records (cluster/hosts/<id>, kind
- * "host"), each event with "host" (the host's name). Revisions are etcd's,
+ * host's own keys are), the hosts' live records (cluster/hosts/<id>, kind
+ * "host") and their member documents (cluster/members/<id>, kind "host"
+ * too: the maintenance flag of an offline host), each event with "host"
+ * (the host's name). Revisions are etcd's,
  * one counter for the whole cluster, so an id seen on one host resumes on
  * any other. A standalone host's stream has its one live record as kind
  * "host" too (local_key_object), so a client follows hosts the same way
@@ -511,7 +513,9 @@ void vo_api_events(VoRequest *req, VoReply *rep)
         if (store->ops->revision(store, &s->catch_up_rev) < 0 || s->catch_up_rev <= after)
             s->catch_up_rev = 0; /* nothing to catch up with */
         s->catch_up_until = vo_now_ms() + CATCH_UP_MS;
-    } else if (ka.n == 1 && !strcmp(s->kinds[0], "host"))
+    } else if (ka.n == 1 && !strcmp(s->kinds[0], "host") && s->raw)
+        prefix = vo_strdup("cluster/"); /* records and member documents (any-door.h) */
+    else if (ka.n == 1 && !strcmp(s->kinds[0], "host"))
         prefix = vo_asprintf(HOST_RECORDS_PREFIX "%s", s->object ? s->object : "");
     else if (s->raw) /* every host's documents: no prefix names one kind */
         prefix = ka.n > 0 && !wanted_kind(s, "host") ? vo_strdup("h/") : NULL;

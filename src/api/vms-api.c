@@ -12,6 +12,7 @@
 #include "daemon/groups.h"
 #include "daemon/images.h"
 #include "daemon/networks.h"
+#include "daemon/post-copy-paused.h"
 #include "daemon/storage.h"
 #include "daemon/vms.h"
 #include "util/util.h"
@@ -88,6 +89,8 @@ void vo_api_vms_list(VoRequest *req, VoReply *rep)
     const char *project = MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND,
                                                       "project");
     vo_vms_json_by_project(arr, project);
+    /* A post-copy whose recovery failed: the host keeping its source. */
+    vo_post_copy_paused_add(d, arr);
     vo_reply_json(rep, 200, json_pack("{s:o}", "vms", arr));
 }
 
@@ -105,6 +108,11 @@ void vo_api_vm_show(VoRequest *req, VoReply *rep)
     json_object_set_new(doc, "guest", vo_vm_guest_json(vm));
     json_object_set_new(doc, "host", json_string(req->d->host_name));
     json_object_set_new(doc, "host_state", json_string("online"));
+    /* A post-copy to here whose recovery failed: which host keeps its
+     * source (POST /v1/vms/VM/migrate {"resume": true} retries it). */
+    json_t *one = json_pack("[O]", doc);
+    vo_post_copy_paused_add(req->d, one);
+    json_decref(one);
     vo_reply_json(rep, 200, doc);
 }
 

@@ -11,6 +11,7 @@
 #include "util/util.h"
 
 #define HOST_RECORDS_PREFIX "cluster/hosts/"
+#define HOST_MEMBERS_PREFIX "cluster/members/"
 
 /* Whether pattern is prefix followed by its end or a '/'. */
 static bool under(const char *pattern, const char *prefix)
@@ -61,8 +62,13 @@ bool vo_cluster_key_object(const char *key, char *host_buf, size_t host_size,
 {
     const char *host, *rest;
     size_t n;
-    if (key && !strncmp(key, HOST_RECORDS_PREFIX, strlen(HOST_RECORDS_PREFIX))) {
-        const char *id = key + strlen(HOST_RECORDS_PREFIX);
+    size_t records = strlen(HOST_RECORDS_PREFIX), members = strlen(HOST_MEMBERS_PREFIX);
+    size_t skip = !key                                             ? 0
+                  : !strncmp(key, HOST_RECORDS_PREFIX, records) ? records
+                  : !strncmp(key, HOST_MEMBERS_PREFIX, members) ? members
+                                                                  : 0;
+    if (skip) {
+        const char *id = key + skip;
         n = strlen(id);
         if (!n || strchr(id, '/') || n >= host_size)
             return false;

@@ -46,8 +46,10 @@ bool vo_cluster_key_split(const char *key, const char **ret_host, size_t *ret_ho
                           const char **ret_rest);
 
 /* The event a raw-handle key makes: a host's document (kind and id as
- * util/sse.h maps its own key, host = its host id) or a host's live
- * record "cluster/hosts/<id>" (kind "host", id and host = the host id).
+ * util/sse.h maps its own key, host = its host id), a host's live
+ * record "cluster/hosts/<id>" or its member document "cluster/members/<id>"
+ * (its name, address, ratios and the maintenance flag, kept while it is
+ * offline: kind "host" too, id and host = the host id).
  * host_buf gets the host id (NUL-terminated); false for keys that make no
  * event (other cluster/ keys, bookkeeping) or a host id longer than
  * host_size - 1. */

@@ -10,6 +10,7 @@
 #include "daemon/host-facts.h"
 #include "daemon/hosts.h"
 #include "daemon/networks.h"
+#include "daemon/post-copy-paused.h"
 #include "daemon/storage.h"
 #include "daemon/vm-load.h"
 #include "daemon/vms.h"
@@ -289,6 +290,15 @@ static json_t *record_document(VoDaemon *d, VoHosts *h)
      * members of X-Vireo-Principal): a host forwarding to it may name them
      * (api/access.h); an older host says nothing and gets the first form. */
     json_object_set_new(o, "principal_members", vo_principal_members_json());
+    /* Whether it holds the manager role (GET /v1/hosts says it from the
+     * manager key; this is for the hosts' events). */
+    pthread_mutex_lock(&h->lock);
+    json_object_set_new(o, "manager", json_boolean(h->manager));
+    pthread_mutex_unlock(&h->lock);
+    /* The post-copy sources kept here whose recovery a --resume may retry
+     * (a VM's view and the web UI find them here; [] when none, so a record
+     * applied over an older one drops what it had). */
+    json_object_set_new(o, "post_copy_paused", vo_post_copy_paused_json(d));
     vo_host_facts_clear(&f);
     return o;
 }
@@ -371,6 +381,18 @@ static bool manager_news(VoDaemon *d, VoHosts *h)
     return n > 0;
 }
 
+/* Notes whether this host holds the role; a change is published at once
+ * (the record's "manager": clients following the hosts' events see the
+ * role move). Caller holds h->lock. */
+static void set_manager_locked(VoHosts *h, bool manager)
+{
+    if (h->manager != manager) {
+        h->refresh = true;
+        pthread_cond_signal(&h->wake);
+    }
+    h->manager = manager;
+}
+
 /* Takes the role when nobody holds it; notes whether we hold it. The key
  * is ours only when it carries our id at the revision we wrote it: one with
  * our id at another revision is left from an earlier lease of this host (a
@@ -396,7 +418,7 @@ static bool run_for_manager(VoDaemon *d, VoHosts *h, int64_t lease)
         r = vo_store_put_lease(d->store, MANAGER_KEY, mine, VO_REV_NEW, lease, &rev);
         pthread_mutex_lock(&h->lock);
         bool won = r == 0 && h->lease == lease;
-        h->manager = won;
+        set_manager_locked(h, won);
         h->manager_rev = won ? rev : 0;
         pthread_mutex_unlock(&h->lock);
         if (won)
@@ -419,7 +441,7 @@ static bool run_for_manager(VoDaemon *d, VoHosts *h, int64_t lease)
     pthread_mutex_lock(&h->lock);
     bool ours = our_id && h->manager && h->manager_rev == rev;
     bool was = h->manager;
-    h->manager = ours;
+    set_manager_locked(h, ours);
     if (!ours)
         h->manager_rev = 0;
     pthread_mutex_unlock(&h->lock);
@@ -450,7 +472,7 @@ static void drop_lease(VoDaemon *d, VoHosts *h)
 {
     int64_t lease = h->lease;
     h->lease = 0;
-    h->manager = false;
+    set_manager_locked(h, false);
     h->manager_rev = 0;
     h->confirmed_until = 0;
     pthread_mutex_unlock(&h->lock);
@@ -501,7 +523,7 @@ static void *renew_thread(void *userdata)
             log_warn("host record: lease expired (renewals did not arrive in time); "
                      "publishing again");
             h->lease = 0;
-            h->manager = false;
+            set_manager_locked(h, false);
             h->manager_rev = 0;
             h->confirmed_until = 0;
         } else

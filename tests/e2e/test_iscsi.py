@@ -19,6 +19,7 @@ import threading
 import pytest
 
 from iscsi_target import TgtTarget
+from test_web_ui import ADMIN_PASSWORD, SHOTS, WEB_DIST, Web
 from vireo_harness import BOOT_MARKER, TEST_IMAGE, open_files, wait_until
 
 MiB = 1 << 20
@@ -643,7 +644,12 @@ def test_a_marked_lun_gone_from_the_target_keeps_its_volume_and_mark(daemon, tar
     """A LUN a failed restore left marked, its VM deleted (the LUN kept),
     then gone from the target: a refresh keeps its volume and mark, which
     are there once the LUN is back (before, the refresh dropped the volume
-    and the LUN came back unmarked: a VM started on it)."""
+    and the LUN came back unmarked: a VM started on it). The web UI's pool
+    page shows the LUN's size and the mark, and its "Accept as is…" clears
+    it (web_storage_scenarios.mjs)."""
+    assert os.path.exists(os.path.join(WEB_DIST, "index.html")), \
+        f"{WEB_DIST}: the web UI is not built (scripts/build-web.sh)"
+    daemon.args += ["--https", "127.0.0.1:8443", "--web-dir", WEB_DIST]
     faults = with_faults(daemon, tmp_path)
     san1_with_shareable_lun2(daemon, target)
     daemon.cli("vm", "create", "r", "--memory", "128M", "--disk", "san1/lun2")
@@ -659,6 +665,17 @@ def test_a_marked_lun_gone_from_the_target_keeps_its_volume_and_mark(daemon, tar
     daemon.cli("pool", "refresh", "san1")
     mark = daemon.api("GET", "/v1/pools/san1/volumes/lun2")["restore_incomplete"]
     assert mark and mark["task"] == failed["id"], mark
+    daemon.cli("user", "create", "admin", "--role", "admin", "--password-file", "-",
+               input=ADMIN_PASSWORD + "\n")
+    os.makedirs(SHOTS, exist_ok=True)
+    web = Web(daemon)
+    try:
+        r = web.browser("pool_restore_accept", pool="san1", volume="lun2")
+    finally:
+        web.close()
+    assert r["mark"] == failed["id"] and r["lun_size"] == 32 * MiB, r
+    assert "(LUN 32 MiB)" in r["size_cell"] and r["gone"], r
+    assert daemon.api("GET", "/v1/pools/san1/volumes/lun2")["restore_incomplete"] is None
 
 
 def test_a_restore_while_a_hot_plug_holds_the_lun_is_refused(daemon, target, tmp_path):

@@ -433,6 +433,15 @@ def test_a_post_copy_that_cannot_be_recovered_keeps_both_qemus(cluster, tmp_path
     assert "could not be recovered in 5 attempts" in words and "Both QEMUs are kept" in words \
         and "tries the recovery again in the background" in words, words
     assert qemu_of(h1, vm_id) and qemu_of(h2, vm_id), "both QEMUs kept"
+    # The API says so (the web UI's Resume migration): h1's record lists
+    # it, and the VM's entry in GET /v1/vms names h1 (while it is paused
+    # h2's table lacks it, so GET /v1/vms/busy at h2 answers 404).
+    def paused():
+        return [v.get("post_copy_paused") for v in h1.api("GET", "/v1/vms")["vms"]
+                if v["name"] == "busy"]
+    wait_until(lambda: {"source_host": "h1", "source_host_id": h1.api("GET", "/v1/host")["id"]}
+               in paused(), 30, what="busy's entry to name h1's paused post-copy")
+    assert [p["name"] for p in h1.api("GET", "/v1/hosts/h1")["post_copy_paused"]] == ["busy"]
     status, doc = h2.request("POST", "/v1/vms/busy/migrate", {"resume": True, "to": "h1"})
     assert status == 400 and "resume" in doc["error"]["message"], doc
     p = h2.cli("vm", "migrate", "busy", "--resume", "--to", "h1", check=False)
@@ -468,6 +477,7 @@ def test_a_post_copy_that_cannot_be_recovered_keeps_both_qemus(cluster, tmp_path
     counter_goes_on(h2, "busy")
     assert guest_md5(h2, "/dev/shm/src") == before
     assert not os.listdir(os.path.join(h1.run_dir, "migrations"))
+    wait_until(lambda: paused() == [None], 30, what="busy's entry to drop its paused post-copy")
     # Nothing left to resume: 409 from any host.
     for h in (h1, h2):
         p = h.cli("vm", "migrate", "busy", "--resume", check=False)

@@ -17,6 +17,8 @@ VIREO_WEB_SHOTS=1 the pages' screenshots go to BUILD/web-ui/."""
 import base64
 import json
 import os
+import re
+import signal
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -105,23 +107,100 @@ def test_migrate_dialog_moves_a_vm_back(web):
     assert r["logged"] >= 1, r
 
 
-def test_cluster_page_follows_a_host_removed(web):
-    """A host removed has no host event (its record went when it went
-    offline): the cluster page's own read (every 10 s) finds the hosts
-    changed and the list is read again, so its row leaves the page and the
-    tree. The host: a member document alone, as an offline host leaves."""
+def test_vm_page_resumes_a_paused_post_copy(web):
+    """A post-copy whose recovery failed (both QEMUs kept: made real in
+    test_migrate_converge.py) stood for by its source host's two files (the
+    kept mark and the switched intent; the fake driver has no post-copy):
+    the VM's view names that host (post_copy_paused), its page shows it
+    without a reload (the host record's event) with Resume migration, whose
+    task (`--resume`: the source's recovery tried again, which here finds
+    no QEMU and ends the files) succeeds, and the notice goes."""
     h1 = web.cluster.hosts[0]
+    ids = {x["name"]: x["id"] for x in h1.api("GET", "/v1/hosts")["hosts"]}
+    at = where(h1)["b"]
+    source = next(x for x in web.cluster.hosts if x.name != at)
+    vm_id = h1.api("GET", "/v1/vms/b")["id"]
+    intent = {"role": "source", "vm": vm_id, "name": "b", "migration": "web-fake", "peer": ids[at],
+              "phase": "switched", "resume": True, "rev": 1}
+    for d in ("migrations", "fence/post-copy"):
+        os.makedirs(os.path.join(source.run_dir, d), exist_ok=True)
+    with open(os.path.join(source.run_dir, "migrations", f"{vm_id}.json"), "w") as f:
+        json.dump(intent, f)
+    with open(os.path.join(source.run_dir, "fence", "post-copy", vm_id), "w") as f:
+        json.dump({"to": ids[at], "pid": 1}, f)
+    h.wait_until(lambda: "post_copy_paused" in h1.api("GET", "/v1/vms/b"), 60,
+                 what="b's view to name its paused post-copy (the next host record)")
+    where_paused = {"source_host": source.name, "source_host_id": ids[source.name]}
+    assert h1.api("GET", "/v1/vms/b")["post_copy_paused"] == where_paused
+    assert [v.get("post_copy_paused") for v in h1.api("GET", "/v1/vms?view=summary")["vms"]
+            if v["name"] == "b"] == [where_paused]
+    r = web.browser("post_copy_resume", vm="b", timeout=200)
+    assert r["source"] == source.name and r["task"] == "succeeded" and r["gone"], r
+    assert "post_copy_paused" not in h1.api("GET", "/v1/vms/b")
+    assert not os.path.exists(os.path.join(source.run_dir, "fence", "post-copy", vm_id))
+
+
+def offline_member(h1, host_id, name):
+    """A member document alone, as an offline host leaves, put into etcd."""
     d = os.path.join(h1.state_dir, "cluster")
-    member = {"id": "0badc0ffee", "name": "gone", "address": "10.255.255.1",
+    member = {"id": host_id, "name": name, "address": "10.255.255.1",
               "joined_at": 1, "mem_ratio": 1.0, "cpu_ratio": 4.0}
     b64 = lambda t: base64.b64encode(t.encode()).decode()  # noqa: E731
     h1.ns("curl", "-sS", "--cacert", f"{d}/ca.crt", "--cert", f"{d}/host.crt", "--key",
           f"{d}/host.key", "-H", "Content-Type: application/json", "-d",
-          json.dumps({"key": b64(f"vireo/cluster/members/{member['id']}"),
+          json.dumps({"key": b64(f"vireo/cluster/members/{host_id}"),
                       "value": b64(json.dumps(member))}),
           f"https://{h1.address}:2379/v3/kv/put")
-    assert [x["state"] for x in h1.api("GET", "/v1/hosts")["hosts"] if x["name"] == "gone"] == \
+    assert [x["state"] for x in h1.api("GET", "/v1/hosts")["hosts"] if x["name"] == name] == \
         ["offline"]
+
+
+def manager_after_stopping(stopped, asked):
+    """The manager once stopped's vireod is held stopped (SIGSTOP) until
+    asked's cluster view names another (its lease, 6 s, runs out; its
+    fence keeps its record: still online), then let go."""
+    os.kill(stopped.proc.pid, signal.SIGSTOP)
+    try:
+        h.wait_until(lambda: asked.api("GET", "/v1/cluster")["manager"] not in
+                     (None, stopped.name), 60, what=f"another manager than {stopped.name}")
+    finally:
+        os.kill(stopped.proc.pid, signal.SIGCONT)
+    return asked.api("GET", "/v1/cluster")["manager"]
+
+
+def test_pages_follow_an_offline_hosts_maintenance_and_a_manager_change(web):
+    """What a host's live record did not say is a host event too
+    (docs/events.md): an offline host's maintenance flag (its member
+    document) and the manager role (the record's "manager", written at
+    once when it moves). h2 is made the manager first (h1's vireod held
+    stopped); with h1's page open, an offline host marked maintenance
+    shows on its page and the role moving back to h1 (h2's vireod held
+    stopped) on h1's, neither with a read of /v1/hosts."""
+    h1, h2 = web.cluster.hosts
+    offline_member(h1, "0ffc0ffee1", "away")
+    assert manager_after_stopping(h1, h2) == "h2"
+    assert h1.api("GET", "/v1/cluster")["manager"] == "h2"
+    with ThreadPoolExecutor(1) as pool:
+        shown = pool.submit(web.browser, "host_member_events", host="h1", offline="away",
+                            timeout=200)
+        h.wait_until(lambda: [x["maintenance"] for x in h1.api("GET", "/v1/hosts")["hosts"]
+                              if x["name"] == "away"] == [True], 60, what="away in maintenance")
+        moved = manager_after_stopping(h2, h1)
+        r = shown.result()
+    assert moved == "h1", moved
+    assert r["offline_switch"] == "true" and r["state"] == "online (manager)", r
+    assert r["hosts_reads"] == 0, r
+    h1.api("DELETE", "/v1/hosts/away")
+
+
+def test_cluster_page_follows_a_host_removed(web):
+    """A host removed (its record went when it went offline): its member
+    document's delete is a host event, and the cluster page's own read
+    (every 10 s) finds the hosts changed too; the list is read again, so
+    its row leaves the page and the tree. The host: a member document
+    alone, as an offline host leaves."""
+    h1 = web.cluster.hosts[0]
+    offline_member(h1, "0badc0ffee", "gone")
     r = web.browser("cluster_roster", gone="gone")
     assert r["row_gone"] and r["tree_rows"] == 0, r
     assert "gone" not in [x["name"] for x in h1.api("GET", "/v1/hosts")["hosts"]]
@@ -133,6 +212,7 @@ def test_drs_recommendation_shown_and_applied(web):
         set_load(h2, name, BUSY_USED, BUSY_WAITED, **GUEST_USED)
     r = web.browser("drs", timeout=400)
     assert r["quorum"] == "yes" and r["hosts"] == ["h1", "h2"], r
+    assert re.fullmatch(r"2 of 2 members healthy \(checked [0-5] s ago\)", r["etcd_health"]), r
     assert drs(h2)["mode"] == "manual"
     assert r["rec"]["vm"] in BUSY and r["rec"]["cells"][1:3] == ["h2", "h1"], r
     h.wait_until(lambda: where(h1)[r["rec"]["vm"]] == "h1", 60, what="the recommended move made")
@@ -227,3 +307,6 @@ def test_cluster_read_shows_a_member_change_at_once(web):
             if m["id"] == learner] == [(False, False)], during
     assert ids(after) == ids(before), after
     assert all(0 <= doc.get("etcd_health_age_ms", -1) <= 5000 for doc in (before, during, after))
+    shown = h1.cli("cluster", "show").stdout
+    assert re.search(r"^etcd health: +2 of 2 members healthy \(checked [0-5] s ago\)$", shown,
+                     re.M), shown

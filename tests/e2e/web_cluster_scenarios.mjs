@@ -156,6 +156,49 @@ export const clusterScenarios = {
     result.logged = await page.$$eval('.tasks tr[data-kind="migrate"]', (rows) => rows.length);
   },
 
+  // A paused post-copy (its source host's record says so): the VM page
+  // shows it without a reload, Resume migration's task succeeds and the
+  // notice goes with the next record.
+  async post_copy_resume(browser, { cfg, result, adminPage, shot }) {
+    const { page } = await adminPage(browser);
+    await page.goto(`${cfg.url}/ui/#/vm/${cfg.vm}`);
+    await page.waitForSelector('[data-post-copy="paused"]', { timeout: 60000 });
+    result.source = await page.textContent('[data-field="post-copy-source"]');
+    await shot(page, 'web-post-copy-paused');
+    await page.click('[data-action="resume-migration"]');
+    await page.waitForSelector('[data-resume-task="succeeded"], [data-resume-task="failed"]', { timeout: 120000 });
+    result.task = await page.getAttribute('[data-resume-task]', 'data-resume-task');
+    result.gone = await page.waitForSelector('[data-post-copy="paused"]', { state: 'detached', timeout: 60000 })
+      .then(() => true, () => false);
+  },
+
+  // Host events of what a record did not say: an offline host's page, its
+  // maintenance switched on through the API (its member document); then
+  // this host's page (no reload), which says "(manager)" once the role
+  // moved here (the test stops the manager's vireod). /v1/hosts reads
+  // counted.
+  async host_member_events(browser, { cfg, result, adminPage }) {
+    const { page } = await adminPage(browser);
+    await page.reload(); // the lists read from the start: the offline host there
+    await page.waitForSelector('.who');
+    await page.goto(`${cfg.url}/ui/#/host/${cfg.offline}`);
+    await page.waitForSelector('[data-action="maintenance"][aria-checked="false"]');
+    const seen = [];
+    page.on('request', (r) => seen.push(new URL(r.url()).pathname));
+    const csrf = await page.evaluate(() => sessionStorage.getItem('vireo.csrf'));
+    const resp = await page.request.post(`${cfg.url}/v1/hosts/${cfg.offline}/maintenance`, {
+      headers: { 'X-CSRF-Token': csrf }, data: { on: true } });
+    if (!resp.ok()) throw new Error(`maintenance: ${resp.status()} ${await resp.text()}`);
+    await page.waitForSelector('[data-action="maintenance"][aria-checked="true"]', { timeout: 30000 })
+      .catch(() => {});
+    result.offline_switch = await page.getAttribute('[data-action="maintenance"]', 'aria-checked');
+    await page.evaluate((host) => { location.hash = `#/host/${host}`; }, cfg.host);
+    await page.waitForFunction(() => document.querySelector('[data-field="state"]')?.textContent.includes('(manager)'),
+                               null, { timeout: 90000 }).catch(() => {});
+    result.state = await page.textContent('[data-field="state"]');
+    result.hosts_reads = seen.filter((p) => p === '/v1/hosts').length;
+  },
+
   // The cluster page open, an offline host removed (no host event says
   // it: its record was gone already): its row leaves the page and the tree.
   async cluster_roster(browser, { cfg, result, adminPage }) {
@@ -180,6 +223,7 @@ export const clusterScenarios = {
     await page.click('.tree a[data-nav="cluster"]');
     await page.waitForSelector('#cluster-title');
     result.quorum = await page.textContent('[data-field="quorum"]');
+    result.etcd_health = await page.textContent('[data-field="etcd-health"]');
     result.hosts = await page.$$eval('[data-cluster-hosts] [data-host-row]', (rows) => rows.map((r) => r.dataset.hostRow));
     await page.selectOption('select[name="drs-mode"]', 'manual');
     await page.waitForSelector('[data-recommendation]', { timeout: 150000 });

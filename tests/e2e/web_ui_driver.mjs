@@ -847,9 +847,10 @@ const scenarios = {
   },
 };
 
-// test_web_cluster.py's scenarios, given this driver's kit.
+// test_web_cluster.py's and test_iscsi.py's scenarios, given this driver's kit.
 const { clusterScenarios } = await import('./web_cluster_scenarios.mjs');
-for (const [name, f] of Object.entries(clusterScenarios))
+const { storageScenarios } = await import('./web_storage_scenarios.mjs');
+for (const [name, f] of Object.entries({ ...clusterScenarios, ...storageScenarios }))
   scenarios[name] = (browser) => f(browser, { cfg, result, adminPage, newSession, shot });
 
 async function run(browser, line) {

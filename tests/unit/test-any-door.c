@@ -118,11 +118,16 @@ static void test_key_object(void **state)
     assert_string_equal(kind, "host");
     assert_string_equal(id, HOST);
     assert_string_equal(host, HOST);
+    /* Its member document too (the maintenance flag of an offline host). */
+    assert_true(vo_cluster_key_object("cluster/members/h2", host, sizeof(host), &kind, &id));
+    assert_string_equal(kind, "host");
+    assert_string_equal(id, "h2");
+    assert_string_equal(host, "h2");
     /* Bookkeeping and other cluster documents make no event. */
     static const char *const none[] = { "h/h2/uses/volumes/default/d/v1", "h/h2/settings/x",
-                                        "cluster/members/h2", "cluster/names/vms/web",
+                                        "cluster/names/vms/web", "cluster/members/",
                                         "cluster/manager", "cluster/hosts/", "vms/v1",
-                                        "cluster/hosts/a/b" };
+                                        "cluster/hosts/a/b", "cluster/members/a/b" };
     for (size_t i = 0; i < ELEMENTSOF(none); i++)
         assert_false(vo_cluster_key_object(none[i], host, sizeof(host), &kind, &id));
     /* A host id longer than the buffer is refused, not cut. */

@@ -4,9 +4,10 @@
 // (admin may change them), the threshold, the last round's imbalance and
 // its recommendations, each with its numbers and an Apply button (admin:
 // the migration task's progress shows here and in the task log). The hosts
-// come with the event stream's host events (main.jsx), and are read again
-// when this page's read finds a host added or removed or the manager moved
-// (no event says those); etcd's members and DRS have no events: read again
+// come with the event stream's host events (main.jsx: records, member
+// documents, the manager role), and are read again when this page's read
+// finds a host added or removed or the manager moved (a second chance: an
+// event lost in a reconnect); etcd's members and DRS have no events: read again
 // CLUSTER_POLL_MS after the last read ended while the page is shown
 // (poll-kit.js), and at once after a change here.
 import { useEffect, useRef, useState } from 'preact/hooks';
@@ -21,6 +22,14 @@ const CLUSTER_POLL_MS = 10000;
 
 const num = (v, digits = 3) => (typeof v === 'number' ? v.toFixed(digits) : '–');
 
+// As `vireo cluster show` says it: the health is asked of etcd at most
+// every 5 s, so its age is shown.
+const healthLine = (cluster) => {
+  const members = cluster.etcd_members || [];
+  const healthy = members.filter((m) => m.healthy).length;
+  return `${healthy} of ${members.length} members healthy (checked ${Math.floor(cluster.etcd_health_age_ms / 1000)} s ago)`;
+};
+
 function Members({ cluster, hosts }) {
   return (
     <>
@@ -29,6 +38,9 @@ function Members({ cluster, hosts }) {
         <dt>Quorum</dt><dd data-field="quorum">{cluster.quorum ? 'yes' : 'NO'}</dd>
         <dt>Manager</dt><dd data-field="manager">{cluster.manager || 'none'}</dd>
         <dt>etcd</dt><dd>{cluster.etcd_version || '–'}{cluster.etcd_error ? ` (${cluster.etcd_error})` : ''}</dd>
+        {typeof cluster.etcd_health_age_ms === 'number' && (
+          <><dt>etcd health</dt><dd data-field="etcd-health">{healthLine(cluster)}</dd></>
+        )}
       </dl>
       <h2>Hosts</h2>
       <table class="vm-table" data-cluster-hosts>

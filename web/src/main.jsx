@@ -45,20 +45,31 @@ function pollScoped(reload, setError) {
                         { setError });
 }
 
-// A host's list entry after its record's event: the record (its state,
-// maintenance, load) over what the list said; who it is, the manager and
-// whether it is this host stay as the list said (the member document and
-// the manager key are not in the record). Null when the list lacks it (a
-// host that joined) or the record went (offline: its manager may have
-// changed): the list is read again.
+// A host's list entry after its event (docs/events.md), of one of two
+// documents: its live record (state, maintenance, load, whether it holds
+// the manager role) over what the list said, who it is and whether it is
+// this host staying as the list said; or its member document (no state:
+// name, address, ratios and the maintenance flag, which an offline host
+// keeps). Null when the list lacks it (a host that joined) or the document
+// went (offline, or removed): the list is read again.
 function hostFromEvent(hosts, ev) {
   const old = hosts.find((h) => h.id === ev.id);
   if (!old || ev.action === 'delete' || !ev.object) return null;
   const r = ev.object;
+  if (r.state === undefined)
+    return { ...old, name: r.name || old.name, address: r.address || old.address,
+             mem_ratio: r.mem_ratio ?? old.mem_ratio, cpu_ratio: r.cpu_ratio ?? old.cpu_ratio,
+             maintenance: Boolean(r.maintenance) };
   return { ...old, ...r, id: old.id, name: old.name, address: old.address, joined_at: old.joined_at,
-           manager: old.manager, local: old.local,
+           manager: typeof r.manager === 'boolean' ? r.manager : old.manager, local: old.local,
            maintenance: r.state === 'maintenance' || (r.state !== 'online' && Boolean(old.maintenance)) };
 }
+
+// The list with host applied: a host that took the manager role took it
+// from the others (the old manager's record may say so only later, or never
+// when its vireod died and its fence keeps the record).
+const withHost = (hosts, host) => hosts.map((h) => (h.id === host.id ? host
+  : host.manager && h.manager ? { ...h, manager: false } : h));
 
 // A user with a role on some project (they read the projects page).
 const hasGrants = (who) => Object.keys(who.grants || {}).length > 0;
@@ -179,8 +190,8 @@ function Console({ who, onLogout }) {
       if (kind === 'host') {
         const host = hostFromEvent(hostsNow.current, ev);
         if (host) {
-          hostsNow.current = hostsNow.current.map((h) => (h.id === host.id ? host : h));
-          setData((d) => ({ ...d, hosts: d.hosts.map((h) => (h.id === host.id ? host : h)) }));
+          hostsNow.current = withHost(hostsNow.current, host);
+          setData((d) => ({ ...d, hosts: withHost(d.hosts, host) }));
           // A read of the hosts out now may answer what was before this
           // record and replace it: read once more after it.
           if (reading.current.has('hosts')) askedAgain.current.add('hosts');

@@ -1,6 +1,7 @@
 // pool-page.jsx: one storage pool (docs/storage-api.md): its type, where it
 // is, its capacity and use (the file system's, as the API gives them), and
-// its volumes with their size, format, allocation, what they are made from
+// its volumes with their size (an iSCSI LUN's own size next to it), format,
+// allocation, what they are made from
 // and the VM that uses them; create a volume (name, size, format), delete
 // one (asked once more; the API refuses one a VM uses or that backs
 // another, and the page shows its message). Volumes are the admin's: the
@@ -122,7 +123,14 @@ export function PoolPage({ pool, who, tasks, onError }) {
                         </span>
                       )}
                     </td>
-                    <td>{formatBytes(v.virtual_size_bytes)}</td>
+                    <td>{formatBytes(v.virtual_size_bytes)}
+                      {v.lun_size_bytes !== undefined && (
+                        <span class="note" data-lun-size={v.lun_size_bytes}
+                              title="the LUN's own size (a qcow2 layer's virtual size leaves room for its metadata)">
+                          {' '}(LUN {formatBytes(v.lun_size_bytes)})
+                        </span>
+                      )}
+                    </td>
                     <td>{v.format}</td>
                     <td>{formatBytes(v.allocation_bytes)}</td>
                     <td>{madeFrom(v)}</td>

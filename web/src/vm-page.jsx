@@ -2,13 +2,15 @@
 // IPs the network's DHCP leases know), its actions (disabled below the role
 // they need: the API's 403 is the real guard) and its tabs: graphs and the
 // serial console, the graphical console (noVNC), the snapshots, the
-// hardware (CPUs, memory, display, disks, NICs) and the backups.
+// hardware (CPUs, memory, display, disks, NICs) and the backups. A paused
+// post-copy migration shows above them with its Resume (post-copy-resume.jsx).
 import { useState } from 'preact/hooks';
 import { api, formatBytes } from './api.js';
 import { StateIcon } from './tree.jsx';
 import { lazyView } from './lazy.jsx';
 import { CloneVm } from './vm-clone.jsx';
 import { Dialog } from './dialog-kit.jsx';
+import { PostCopyResume } from './post-copy-resume.jsx';
 
 const Graphs = lazyView(() => import('./graphs.jsx'), 'Graphs');
 const SerialConsole = lazyView(() => import('./serial.jsx'), 'SerialConsole');
@@ -117,6 +119,7 @@ export function VmPage({ vm, networks, pools, hosts = [], role, tab, tasks, onEr
           <button onClick={() => setConfirming(false)}>Cancel</button>
         </Dialog>
       )}
+      <PostCopyResume vm={vm} hosts={hosts} role={role} tasks={tasks} onError={onError} />
       {migrating && <MigrateDialog vm={vm} hosts={hosts} onClose={() => setMigrating(false)} onError={onError} />}
       <nav class="tabs" aria-label="VM views">
         {tabs.map(([id, label]) => (
