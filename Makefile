@@ -89,9 +89,9 @@ check: deps
 	@bash scripts/check.sh $(BUILD) $(ASAN_BUILD) $(TEST_IMAGE) $(TSAN_BUILD) $(FUZZ_BUILD)
 
 # The Debian guest's system test (cloud-init, SSH, the agent, quiesced
-# snapshot and backup, revert, restore, new cloud-init settings), apart from
-# `make check`: its image build (~4-7 min of CPU) and its boot pushed `make
-# check` past 25 minutes on 2 cores (26 min measured).
+# snapshot and backup, revert, new cloud-init settings, a reboot from inside,
+# restore), apart from `make check`: its image build (~4-7 min of CPU) and
+# its boot pushed `make check` past 25 minutes on 2 cores (26 min measured).
 check-debian: build debian-image
 	@VIREO_BUILD=$(CURDIR)/$(BUILD) VIREO_TEST_IMAGE=$(TEST_IMAGE) \
 	    VIREO_TEST_DEBIAN_IMAGE=$(DEBIAN_IMAGE) \

@@ -68,6 +68,51 @@ def proc_cpu_s(pid):
         return None
 
 
+def mtime(path):
+    try:
+        return os.stat(path).st_mtime
+    except OSError:
+        return None
+
+
+class LogTail:
+    """Reads what is appended to a file that may not exist yet and may be
+    rotated (vireod renames console.log to console.log.1 at ~1 MiB)."""
+
+    def __init__(self, path):
+        self.path = path
+        self.ino, self.offset = None, 0
+        try:
+            st = os.stat(path)
+            self.ino, self.offset = st.st_ino, st.st_size
+        except FileNotFoundError:
+            pass
+
+    def _read(self, path, offset):
+        try:
+            with open(path, "rb") as f:
+                f.seek(offset)
+                return f.read()
+        except FileNotFoundError:
+            return b""
+
+    def read(self):
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            return b""
+        data = b""
+        if self.ino is not None and st.st_ino != self.ino:
+            data = self._read(self.path + ".1", self.offset)  # the rest of the old one
+            self.offset = 0
+        elif st.st_size < self.offset:
+            self.offset = 0
+        self.ino = st.st_ino
+        new = self._read(self.path, self.offset)
+        self.offset += len(new)
+        return data + new
+
+
 def run(argv, timeout=120):
     p = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
     if p.returncode != 0:
