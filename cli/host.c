@@ -261,7 +261,8 @@ static const CliCommand host_commands[] = {
       "maintenance (shown by 'host list') until 'off', across restarts.\n"
       "off: the host takes VMs again (nothing moves back by itself).\n"
       "Exit status 1 when a VM stays (the report says why); --async prints the task.\n"
-      "\nExamples:\n  vireo host maintenance h1 on\n  vireo host maintenance h1 off\n",
+      "\nExamples:\n  vireo host maintenance h1 on\n"
+      "  vireo host maintenance h1 on --verify-memory\n  vireo host maintenance h1 off\n",
       host_maintenance },
     { "host", "evacuate", "HOST", "[--pool POOL] [--verify-memory] [--async]",
       "Move every VM off a host, as maintenance does, without entering maintenance.",

@@ -310,10 +310,11 @@ def test_maintenance_with_three_real_guests(cluster, tmp_path):
 
 def test_evacuate_local_disks_with_a_real_guest(cluster):
     """QEMU under TCG: a running guest whose root disk is a linked clone on
-    h1's own pool runs on h2 after `host evacuate h1` (its disk mirrored
-    there: h2's volume, still a linked clone; h1's file gone), its counter
-    still counting and a file written before read back; a stopped VM with a
-    local disk moves cold beside it (its disk copied, it stays stopped)."""
+    h1's own pool runs on h2 after `host evacuate h1 --verify-memory` (its
+    RAM compared, its disk mirrored there: h2's volume, still a linked
+    clone; h1's file gone), its counter still counting and a file written
+    before read back; a stopped VM with a local disk moves cold beside it
+    (its disk copied, it stays stopped)."""
     c = cluster(2, driver="qemu", listen=False)
     form(c)
     h1, h2 = c.hosts
@@ -330,8 +331,10 @@ def test_evacuate_local_disks_with_a_real_guest(cluster):
     assert "DONE" in out, out
     start_counter(h1, "ql")
     before = max(ticks(h1.console_log("ql")))
-    out = h2.cli("host", "evacuate", "h1", timeout=900).stdout
-    assert "ql: moved to h2" in out and "qs: moved to h2" in out, out
+    out = h2.cli("host", "evacuate", "h1", "--verify-memory", timeout=900).stdout
+    # The live migration compared the guest's RAM; a cold move has none.
+    lines = out.splitlines()
+    assert "ql: moved to h2 (memory verified)" in lines and "qs: moved to h2" in lines, out
     assert "h1: 2 VMs moved, 0 stay" in out, out
     for h in (h1, h2):
         assert where(h, "ql") == ("h2", "running") and where(h, "qs") == ("h2", "defined")
