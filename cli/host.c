@@ -139,8 +139,10 @@ static int print_evacuation(const char *host, json_t *doc, bool async)
         size_t i;
         json_t *vm;
         json_array_foreach(json_object_get(res, "vms"), i, vm) {
+            json_t *verified = json_object_get(vm, "memory_verified");
             if (!strcmp(jstr(vm, "result") ?: "", "moved"))
-                printf("%s: moved to %s\n", jstr(vm, "vm"), jstr(vm, "host") ?: "?");
+                printf("%s: moved to %s%s\n", jstr(vm, "vm"), jstr(vm, "host") ?: "?",
+                       json_is_true(verified) ? " (memory verified)" : "");
             else
                 printf("%s: could not move: %s\n", jstr(vm, "vm"), jstr(vm, "reason") ?: "?");
         }
@@ -155,14 +157,23 @@ static int print_evacuation(const char *host, json_t *doc, bool async)
     return status;
 }
 
+/* The evacuation's options in its request body: --pool, --verify-memory. */
+static void evacuation_body(json_t *body, const char *pool, bool verify)
+{
+    if (pool)
+        json_object_set_new(body, "pool", json_string(pool));
+    if (verify)
+        json_object_set_new(body, "verify_memory", json_true());
+}
+
 /* host maintenance HOST on|off: POST /v1/hosts/HOST/maintenance {"on"};
  * on answers the evacuation task, followed to its report. */
 static int host_maintenance(const CliCommand *cmd, int argc, char **argv)
 {
     const char *args[2] = { NULL }, *pool = NULL;
-    bool async = false;
+    bool async = false, verify = false;
     const CliOption opts[] = { { "--async", NULL, &async }, { "--pool", &pool, NULL },
-                               { NULL, NULL, NULL } };
+                               { "--verify-memory", NULL, &verify }, { NULL, NULL, NULL } };
     int exit_status;
     if (!cli_parse_args_n(cmd, argc, argv, opts, args, 2, &exit_status))
         return exit_status;
@@ -172,8 +183,7 @@ static int host_maintenance(const CliCommand *cmd, int argc, char **argv)
     }
     bool on = !strcmp(args[1], "on");
     json_t *body = json_pack("{s:b}", "on", on);
-    if (pool)
-        json_object_set_new(body, "pool", json_string(pool));
+    evacuation_body(body, pool, verify);
     _cleanup_free_ char *path = api_path("hosts", args[0], "/maintenance");
     json_t *doc = NULL;
     int r = api_call("POST", path, body, &doc);
@@ -198,16 +208,15 @@ static int host_maintenance(const CliCommand *cmd, int argc, char **argv)
 static int host_evacuate(const CliCommand *cmd, int argc, char **argv)
 {
     const char *host = NULL, *pool = NULL;
-    bool async = false;
+    bool async = false, verify = false;
     const CliOption opts[] = { { "--async", NULL, &async }, { "--pool", &pool, NULL },
-                               { NULL, NULL, NULL } };
+                               { "--verify-memory", NULL, &verify }, { NULL, NULL, NULL } };
     int exit_status;
     if (!cli_parse_args(cmd, argc, argv, opts, &host, &exit_status))
         return exit_status;
     _cleanup_free_ char *path = api_path("hosts", host, "/evacuate");
     json_t *doc = NULL, *body = json_object();
-    if (pool)
-        json_object_set_new(body, "pool", json_string(pool));
+    evacuation_body(body, pool, verify);
     int r = api_call("POST", path, body, &doc);
     json_decref(body);
     if (r < 0)
@@ -235,7 +244,7 @@ static const CliCommand host_commands[] = {
       "Refused while HOST is online (run 'vireo cluster leave' on it) or its documents say\n"
       "it runs VMs.\n",
       host_remove },
-    { "host", "maintenance", "HOST on|off", "[--pool POOL] [--async]",
+    { "host", "maintenance", "HOST on|off", "[--pool POOL] [--verify-memory] [--async]",
       "Put a host in maintenance (its VMs move away) or bring it back.",
       "on: the host takes no new VM (creates and migrations choose other hosts) and\n"
       "every VM on it moves: running ones live-migrate (the manager picks each\n"
@@ -243,19 +252,24 @@ static const CliCommand host_commands[] = {
       "whose disks are all on shared pools move their definition; stopped ones with\n"
       "local disks are moved cold (disks copied, as 'vm move' does). Local disks\n"
       "land in the target's pool POOL (--pool; default: its 'default' pool).\n"
+      "--verify-memory: each live migration compares the guest's RAM on both\n"
+      "sides (both paused) before its switch, as 'vm migrate --verify-memory';\n"
+      "a VM whose RAM differs stays, running here; the report says\n"
+      "'(memory verified)' for each one that matched.\n"
       "A VM that cannot move stays, with the reason: no host fits (each host's\n"
       "reason), the target's pool missing, busy. The host stays in\n"
       "maintenance (shown by 'host list') until 'off', across restarts.\n"
       "off: the host takes VMs again (nothing moves back by itself).\n"
       "Exit status 1 when a VM stays (the report says why); --async prints the task.\n"
-      "\nExamples:\n  vireo host maintenance h1 on\n  vireo host maintenance h1 off\n",
+      "\nExamples:\n  vireo host maintenance h1 on\n"
+      "  vireo host maintenance h1 on --verify-memory\n  vireo host maintenance h1 off\n",
       host_maintenance },
-    { "host", "evacuate", "HOST", "[--pool POOL] [--async]",
+    { "host", "evacuate", "HOST", "[--pool POOL] [--verify-memory] [--async]",
       "Move every VM off a host, as maintenance does, without entering maintenance.",
       "The host keeps taking new VMs afterwards; the report says where each VM went\n"
       "or why it stayed (exit status 1 when one stays). Local disks move along\n"
       "(running VMs: mirrored live; stopped ones: copied) to the target's pool POOL\n"
-      "(--pool; default: its 'default' pool).\n"
+      "(--pool; default: its 'default' pool). --verify-memory: as for maintenance.\n"
       "\nExamples:\n  vireo host evacuate h1\n  vireo host evacuate h1 --pool fast\n",
       host_evacuate },
 };

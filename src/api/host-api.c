@@ -145,17 +145,25 @@ static int host_route(VoRequest *req, VoReply *rep, VoClusterHost *ret_other)
     return 2;
 }
 
-/* The evacuation's "pool" (where local disks go on each target): absent
- * (*ret NULL) or a pool name; else false with 400 answered. */
-static bool pool_ok(VoReply *rep, json_t *pool, const char **ret)
+/* The evacuation's fields: "pool" (where local disks go on each target;
+ * absent: NULL) and "verify_memory" (each live migration compares guest
+ * RAM, as POST /v1/vms/{vm}/migrate's field); else false with 400 answered. */
+static bool evacuate_args_ok(VoReply *rep, json_t *pool, json_t *verify, VoEvacuateArgs *ret)
 {
-    *ret = json_string_value(pool);
-    if (!pool || (*ret && vo_name_valid(*ret)))
+    *ret = (VoEvacuateArgs){ .pool = json_string_value(pool),
+                             .verify_memory = json_is_true(verify) };
+    if (verify && !json_is_boolean(verify)) {
+        vo_reply_error(rep, VO_ERR_INVALID_ARGUMENT, "verify_memory: must be true or false "
+                       "(each live migration compares the guest RAM of both sides before "
+                       "its switch)");
+        return false;
+    }
+    if (!pool || (ret->pool && vo_name_valid(ret->pool)))
         return true;
-    if (*ret)
+    if (ret->pool)
         vo_reply_error(rep, VO_ERR_INVALID_ARGUMENT, "pool: '%s' is not a pool name (the pool "
                        "on each target host that local disks go to; default: its "
-                       "'default')", *ret);
+                       "'default')", ret->pool);
     else
         vo_reply_error(rep, VO_ERR_INVALID_ARGUMENT, "pool: a pool name is needed (the pool on "
                        "each target host that local disks go to)");
@@ -165,11 +173,11 @@ static bool pool_ok(VoReply *rep, json_t *pool, const char **ret)
 void vo_api_host_maintenance(VoRequest *req, VoReply *rep)
 {
     VoDaemon *d = req->d;
-    json_t *on_json = NULL;
-    json_t *pool_json = NULL;
-    const char *pool = NULL;
-    if (!vo_request_unpack(req, rep, "{s?o, s?o}", "on", &on_json, "pool", &pool_json) ||
-        !pool_ok(rep, pool_json, &pool))
+    json_t *on_json = NULL, *pool_json = NULL, *verify_json = NULL;
+    VoEvacuateArgs args;
+    if (!vo_request_unpack(req, rep, "{s?o, s?o, s?o}", "on", &on_json, "pool", &pool_json,
+                           "verify_memory", &verify_json) ||
+        !evacuate_args_ok(rep, pool_json, verify_json, &args))
         return;
     if (!json_is_boolean(on_json)) {
         vo_reply_error(rep, VO_ERR_INVALID_ARGUMENT, "on: true (enter maintenance: the "
@@ -177,6 +185,12 @@ void vo_api_host_maintenance(VoRequest *req, VoReply *rep)
         return;
     }
     bool on = json_is_true(on_json);
+    if (!on && (pool_json || args.verify_memory)) {
+        vo_reply_error(rep, VO_ERR_INVALID_ARGUMENT, "%s: only with \"on\": true (how the "
+                       "host's VMs move away); leaving maintenance moves nothing",
+                       pool_json ? "pool" : "verify_memory");
+        return;
+    }
     VoClusterHost other = { 0 };
     int where = host_route(req, rep, &other);
     if (where == 0)
@@ -206,17 +220,18 @@ void vo_api_host_maintenance(VoRequest *req, VoReply *rep)
         vo_cluster_host_clear(&other);
         return;
     }
-    r = vo_host_evacuate(d, true, pool, &task, &error);
+    r = vo_host_evacuate(d, true, &args, &task, &error);
     vo_reply_task(rep, r, task, error);
 }
 
 void vo_api_host_evacuate(VoRequest *req, VoReply *rep)
 {
     VoDaemon *d = req->d;
-    json_t *pool_json = NULL;
-    const char *pool = NULL;
-    if (!vo_request_unpack(req, rep, "{s?o}", "pool", &pool_json) ||
-        !pool_ok(rep, pool_json, &pool))
+    json_t *pool_json = NULL, *verify_json = NULL;
+    VoEvacuateArgs args;
+    if (!vo_request_unpack(req, rep, "{s?o, s?o}", "pool", &pool_json, "verify_memory",
+                           &verify_json) ||
+        !evacuate_args_ok(rep, pool_json, verify_json, &args))
         return;
     VoClusterHost other = { 0 };
     int where = host_route(req, rep, &other);
@@ -230,6 +245,6 @@ void vo_api_host_evacuate(VoRequest *req, VoReply *rep)
     }
     char *error = NULL;
     json_t *task = NULL;
-    int r = vo_host_evacuate(d, false, pool, &task, &error);
+    int r = vo_host_evacuate(d, false, &args, &task, &error);
     vo_reply_task(rep, r, task, error);
 }

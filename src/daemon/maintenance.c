@@ -27,6 +27,7 @@ typedef struct {
     VoDaemon *d;
     bool enter;
     char *pool; /* the targets' pool for local disks; NULL: each target's default */
+    bool verify_memory; /* each live migration compares guest RAM (VoMigrateArgs) */
 } Evacuation;
 
 static void evacuation_free(void *p)
@@ -42,7 +43,8 @@ typedef struct {
     char *name;
     char *task_id;  /* its migration or cold move task while it runs */
     bool cold;      /* stopped, with local disks: a cold move (move.h) */
-    json_t *report; /* {"vm","state","result":"moved"|"not moved", "host"?, "reason"?} */
+    json_t *report; /* {"vm","state","result":"moved"|"not moved", "host"?, "reason"?,
+                     *  "task"?, "memory_verified"?} */
 } Item;
 
 static void report_moved(Item *it, const char *host)
@@ -144,14 +146,15 @@ static int move_stopped(VoDaemon *d, Item *it, char **ret_host, char **ret_error
     return 0;
 }
 
-/* A running VM: a migration task (migrate.c) to the manager's choice; a
- * stopped VM with local disks: a cold move task (move.c), likewise. Local
- * volumes go to pool (NULL: the target's default pool). */
-static int start_move(VoDaemon *d, Item *it, const char *pool, char **ret_error)
+/* A running VM: a migration task (migrate.c) to the manager's choice,
+ * comparing guest RAM when e asks; a stopped VM with local disks: a cold
+ * move task (move.c), likewise. Local volumes go to e->pool (NULL: the
+ * target's default pool). */
+static int start_move(VoDaemon *d, const Evacuation *e, Item *it, char **ret_error)
 {
-    VoMigrateArgs args = { .pool = pool };
+    VoMigrateArgs args = { .pool = e->pool, .verify_memory = e->verify_memory };
     json_t *task = NULL;
-    int r = it->cold ? vo_vm_move(d, it->vm, NULL, pool, &task, ret_error)
+    int r = it->cold ? vo_vm_move(d, it->vm, NULL, e->pool, &task, ret_error)
                      : vo_vm_migrate(d, it->vm, &args, &task, ret_error);
     if (r < 0)
         return r;
@@ -167,10 +170,13 @@ static bool move_done(VoDaemon *d, Item *it)
     json_t *t = vo_tasks_get_json(d->tasks, it->task_id);
     const char *state = json_string_value(json_object_get(t, "state"));
     bool done = !t || (state && strcmp(state, "queued") && strcmp(state, "running"));
-    if (done && state && !strcmp(state, "succeeded"))
-        report_moved(it, json_string_value(json_object_get(json_object_get(t, "result"), "to"))
-                             ?: "?");
-    else if (done) {
+    json_t *result = json_object_get(t, "result");
+    if (done && state && !strcmp(state, "succeeded")) {
+        report_moved(it, json_string_value(json_object_get(result, "to")) ?: "?");
+        json_t *verified = json_object_get(result, "memory_verified");
+        if (!it->cold && json_is_boolean(verified)) /* a live migration's RAM compare */
+            json_object_set(it->report, "memory_verified", verified);
+    } else if (done) {
         const char *msg = json_string_value(
             json_object_get(json_object_get(t, "error"), "message"));
         _cleanup_free_ char *why = vo_asprintf("%s %s: %s", it->cold ? "move" : "migration",
@@ -264,7 +270,7 @@ static int task_evacuate(VoTask *t, void *userdata)
         while (!cancelled && active < VO_EVACUATE_PARALLEL && next < n_running) {
             Item *it = &items[running[next++]];
             _cleanup_free_ char *error = NULL;
-            if (start_move(d, it, e->pool, &error) < 0) {
+            if (start_move(d, e, it, &error) < 0) {
                 report_stays(it, error ? error : "cannot move");
                 done++;
             } else
@@ -319,7 +325,7 @@ static int task_evacuate(VoTask *t, void *userdata)
                      : 0;
 }
 
-int vo_host_evacuate(VoDaemon *d, bool enter, const char *pool, json_t **ret_task,
+int vo_host_evacuate(VoDaemon *d, bool enter, const VoEvacuateArgs *args, json_t **ret_task,
                      char **ret_error)
 {
     if (enter) {
@@ -332,7 +338,9 @@ int vo_host_evacuate(VoDaemon *d, bool enter, const char *pool, json_t **ret_tas
             log_info("host %s: in maintenance", d->host_name);
     }
     Evacuation *e = vo_malloc0(sizeof(*e));
-    *e = (Evacuation){ .d = d, .enter = enter, .pool = pool ? vo_strdup(pool) : NULL };
+    *e = (Evacuation){ .d = d, .enter = enter,
+                       .pool = args->pool ? vo_strdup(args->pool) : NULL,
+                       .verify_memory = args->verify_memory };
     /* One evacuation at a time: a second request (maintenance or evacuate)
      * answers the queued or running one (once: same kind and target). */
     VoTaskDesc desc = { .kind = "host-evacuate", .target = d->host_name,

@@ -9,7 +9,8 @@
  * ones whose disks are all on shared pools by the ownership transaction
  * alone (state/vm-move.h), stopped ones with local disks by a cold move
  * (move.h: disks copied; counted among the VO_EVACUATE_PARALLEL), and
- * reports per VM where it went or why it could not move. */
+ * reports per VM where it went or why it could not move (and, for a live
+ * migration asked to verify_memory, whether the RAM matched). */
 #pragma once
 
 #include <jansson.h>
@@ -19,12 +20,20 @@
 
 #define VO_EVACUATE_PARALLEL 2
 
-/* host_id is this host: sets the flag (when enter) and queues the
+/* What an evacuation asks of each move (POST /v1/hosts/{host}/maintenance
+ * and /evacuate: "pool", "verify_memory"). */
+typedef struct {
+    const char *pool;   /* the pool on each target that local disks go to (a
+                         * valid name, checked by the caller); NULL: the
+                         * target's default pool */
+    bool verify_memory; /* each live migration compares the guest RAM of both
+                         * sides before its switch (VoMigrateArgs) */
+} VoEvacuateArgs;
+
+/* Sets this host's maintenance flag (when enter) and queues the
  * evacuation task (one at a time: a second request answers the running
- * task). pool: the pool on each target that local disks go to (a valid
- * name, checked by the caller), NULL: the target's default pool. 0 with
- * *ret_task, or -errno with *ret_error. */
-int vo_host_evacuate(VoDaemon *d, bool enter, const char *pool, json_t **ret_task,
+ * task). 0 with *ret_task, or -errno with *ret_error. */
+int vo_host_evacuate(VoDaemon *d, bool enter, const VoEvacuateArgs *args, json_t **ret_task,
                      char **ret_error);
 
 /* Peer side of a stopped VM's move: registers the VM whose documents the

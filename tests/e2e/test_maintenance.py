@@ -12,9 +12,11 @@ its vireod restarts); creates pinned there are refused with that reason
 and unpinned ones never land there; requests through another host's door;
 `off` lets placements in again; `evacuate` moves VMs without maintenance
 (a stopped VM given an ISO of the host's own pool while the evacuation
-runs stays, naming it); bad input. Real-QEMU cases: a TCG guest on a shared pool keeps running
-(its console counter goes on, a file written before is read back) on h2
-after h1 enters maintenance; a TCG guest on a local linked-clone disk
+runs stays, naming it); bad input. Real-QEMU cases: three TCG guests on a
+shared pool keep running on h2 after h1 enters maintenance with
+--verify-memory (each migration's guest RAM compared on both sides, each
+console counter goes on, a file written before is read back; creates land
+on h2 until maintenance is off); a TCG guest on a local linked-clone disk
 does the same after `host evacuate h1` (its disk now h2's), and a stopped
 VM with a local disk moves cold beside it."""
 
@@ -23,7 +25,8 @@ import os
 import threading
 
 from test_iso_install import tiny_iso
-from test_migrate import create_on, error_of, form, shared_pool, start_counter, ticks
+from test_migrate import (assert_same_ram, counter_goes_on, create_on, error_of, form,
+                          keeping_ram, shared_pool, start_counter, ticks)
 from vireo_harness import BOOT_MARKER, wait_until
 
 
@@ -80,6 +83,10 @@ def test_maintenance_moves_every_vm_and_refuses_placements(cluster):
     assert "pool: 'x/y' is not a pool name" in error_of(
         h2, "POST", "/v1/hosts/h1/maintenance", {"on": True, "pool": "x/y"}, 400)
     assert "pool" in error_of(h1, "POST", "/v1/hosts/h1/evacuate", {"pool": 7}, 400)
+    assert "verify_memory: must be true or false" in error_of(
+        h1, "POST", "/v1/hosts/h1/evacuate", {"verify_memory": "yes"}, 400)
+    assert "verify_memory: only with" in error_of(
+        h2, "POST", "/v1/hosts/h1/maintenance", {"on": False, "verify_memory": True}, 400)
     assert "host 'h9' does not exist" in error_of(h2, "POST", "/v1/hosts/h9/maintenance",
                                                   {"on": True}, 404)
     assert "host 'h9' does not exist" in error_of(h2, "POST", "/v1/hosts/h9/evacuate", {}, 404)
@@ -242,37 +249,72 @@ def test_evacuate_without_maintenance(cluster, monkeypatch, tmp_path):
     assert where(h2, "a") == ("h2", "running")
 
 
-def test_maintenance_with_a_real_guest(cluster):
-    """QEMU under TCG: a guest on a shared pool on h1 runs on h2 after h1
-    enters maintenance, its counter still counting, its file still there."""
-    c = cluster(2, driver="qemu", listen=False)
+def test_maintenance_with_three_real_guests(cluster, tmp_path):
+    """QEMU under TCG: three running guests on a shared pool on h1 run on h2
+    after `host maintenance h1 on --verify-memory`: each migration compared
+    the guest RAM of both sides (destination paused, both dumped and hashed,
+    then continued: its result says memory_verified, as the report does),
+    each guest's console counter goes on and a file written before is read
+    back; a create without a host lands on h2 (more loaded) while h1 is in
+    maintenance, and on h1 again once maintenance is off. The RAM both sides
+    saved is also compared here, byte for byte."""
+    keep = str(tmp_path / "ram")
+    os.makedirs(keep)
+    with keeping_ram(keep):
+        c = cluster(2, driver="qemu", listen=False)
     form(c)
     h1, h2 = c.hosts
     shared_pool(c)
-    create_on(h1, "q1")
-    h1.cli("vm", "start", "q1")
-    h1.wait_console("q1", BOOT_MARKER, timeout=240)
-    h1.guest("q1", "echo written-before-maintenance > /maint-check.txt; sync")
-    start_counter(h1, "q1")
-    before = max(ticks(h1.console_log("q1")))
-    out = h2.cli("host", "maintenance", "h1", "on", timeout=600).stdout
-    assert "q1: moved to h2" in out and "h1: 1 VM moved, 0 stay; in maintenance" in out, out
-    for h in (h1, h2):
-        assert where(h, "q1") == ("h2", "running")
-    wait_until(lambda: max(ticks(h2.console_log("q1")) or [0]) >= before + 3, 60,
-               what="the counter goes on after the move")
-    out = h2.guest("q1", "cat /maint-check.txt")
-    assert "written-before-maintenance" in out.splitlines(), out
+    names = ("q1", "q2", "q3")
+    for name in names:
+        create_on(h1, name, memory=96, accel="tcg")  # boots; 64 MiB does not
+        h1.cli("vm", "start", name)
+    for name in names:
+        h1.wait_console(name, BOOT_MARKER, timeout=240)
+        h1.guest(name, f"echo written-before-{name} > /maint-check.txt; sync")
+        start_counter(h1, name, wait=False)
+    for name in names:
+        h1.wait_console(name, "tick-3", timeout=60)
+    before = {name: max(ticks(h1.console_log(name))) for name in names}
+    out = h2.cli("host", "maintenance", "h1", "on", "--verify-memory", timeout=900).stdout
+    for name in names:
+        assert f"{name}: moved to h2 (memory verified)" in out, out
+    assert "h1: 3 VMs moved, 0 stay; in maintenance" in out, out
+    evacuation = next(t for t in h2.api("GET", "/v1/tasks")["tasks"]
+                      if t["kind"] == "host-evacuate")
+    rep = report_of(evacuation)
+    for name in names:
+        assert rep[name]["memory_verified"] is True, rep[name]
+        mig = h1.api("GET", f"/v1/tasks/{rep[name]['task']}")
+        assert mig["kind"] == "migrate" and mig["state"] == "succeeded", mig
+        assert mig["result"]["memory_verified"] is True and mig["result"]["to"] == "h2", mig
+        assert_same_ram(keep, h1, h2, h2.vm(name)["id"])
+    for name in names:
+        for h in (h1, h2):
+            assert where(h, name) == ("h2", "running")
+        counter_goes_on(h2, name, before[name])
+        out = h2.guest(name, "cat /maint-check.txt")
+        assert f"written-before-{name}" in out.splitlines(), out
     assert host_doc(h2, "h1")["state"] == "maintenance"
-    h2.cli("vm", "stop", "q1", "--force")
+    create(h1, {"name": "during", "memory_mib": 64}, 202)  # placement: never h1 now
+    assert where(h1, "during")[0] == "h2"
+    h2.cli("host", "maintenance", "h1", "off")
+    for h in (h1, h2):  # the manager, either one, places on h1 again
+        wait_until(lambda: host_doc(h, "h1")["state"] == "online", 15,
+                   what=f"h1 online again seen from {h.name}")
+    create(h2, {"name": "after", "memory_mib": 64}, 202)  # h1 is the least loaded again
+    assert where(h2, "after")[0] == "h1"
+    for name in names:
+        h2.cli("vm", "stop", name, "--force")
 
 
 def test_evacuate_local_disks_with_a_real_guest(cluster):
     """QEMU under TCG: a running guest whose root disk is a linked clone on
-    h1's own pool runs on h2 after `host evacuate h1` (its disk mirrored
-    there: h2's volume, still a linked clone; h1's file gone), its counter
-    still counting and a file written before read back; a stopped VM with a
-    local disk moves cold beside it (its disk copied, it stays stopped)."""
+    h1's own pool runs on h2 after `host evacuate h1 --verify-memory` (its
+    RAM compared, its disk mirrored there: h2's volume, still a linked
+    clone; h1's file gone), its counter still counting and a file written
+    before read back; a stopped VM with a local disk moves cold beside it
+    (its disk copied, it stays stopped)."""
     c = cluster(2, driver="qemu", listen=False)
     form(c)
     h1, h2 = c.hosts
@@ -289,8 +331,10 @@ def test_evacuate_local_disks_with_a_real_guest(cluster):
     assert "DONE" in out, out
     start_counter(h1, "ql")
     before = max(ticks(h1.console_log("ql")))
-    out = h2.cli("host", "evacuate", "h1", timeout=900).stdout
-    assert "ql: moved to h2" in out and "qs: moved to h2" in out, out
+    out = h2.cli("host", "evacuate", "h1", "--verify-memory", timeout=900).stdout
+    # The live migration compared the guest's RAM; a cold move has none.
+    lines = out.splitlines()
+    assert "ql: moved to h2 (memory verified)" in lines and "qs: moved to h2" in lines, out
     assert "h1: 2 VMs moved, 0 stay" in out, out
     for h in (h1, h2):
         assert where(h, "ql") == ("h2", "running") and where(h, "qs") == ("h2", "defined")

@@ -98,12 +98,13 @@ def ticks(text):
     return [int(x) for x in re.findall(r"tick-(\d+)", text)]
 
 
-def start_counter(h, name):
+def start_counter(h, name, wait=True):
     """A counter the guest prints on its console every second (its pid in
-    /tmp/counter.pid, for stop_counter)."""
+    /tmp/counter.pid, for stop_counter); wait: until it printed tick-3."""
     h.guest(name, "(i=0; while true; do echo tick-$i; i=$((i+1)); sleep 1; done) "
                   "</dev/null >/dev/ttyS0 2>&1 & echo $! >/tmp/counter.pid")
-    h.wait_console(name, "tick-3", timeout=60)
+    if wait:
+        h.wait_console(name, "tick-3", timeout=60)
 
 
 def counter_goes_on(h, name, before):
