@@ -350,23 +350,28 @@ static int volume_resize(const CliCommand *cmd, int argc, char **argv)
     return r;
 }
 
-static int volume_flatten(const CliCommand *cmd, int argc, char **argv)
+/* A task on volume POOL/NAME with no options but --async: METHOD of its
+ * path + suffix (NULL: none); done_word once it succeeded. */
+static int volume_action(const CliCommand *cmd, int argc, char **argv, const char *method,
+                         const char *suffix, const char *done_word)
 {
     const char *ref = NULL;
     bool async = false;
-    const CliOption opts[] = {
-        { "--async", NULL, &async },
-        { NULL, NULL, NULL },
-    };
+    const CliOption opts[] = { { "--async", NULL, &async }, { NULL, NULL, NULL } };
     int exit_status;
     if (!cli_parse_args(cmd, argc, argv, opts, &ref, &exit_status))
         return exit_status;
     _cleanup_free_ char *pool = NULL, *name = NULL;
     if (!cli_parse_volume_ref("POOL/NAME", ref, &pool, &name))
         return CLI_EXIT_USAGE;
-    _cleanup_free_ char *path = api_volume_path(pool, name, "/flatten");
-    return run_action("POST", path, NULL, async, ref, "flattened (it no longer depends on "
-                      "its parent)");
+    _cleanup_free_ char *path = api_volume_path(pool, name, suffix);
+    return run_action(method, path, NULL, async, ref, done_word);
+}
+
+static int volume_flatten(const CliCommand *cmd, int argc, char **argv)
+{
+    return volume_action(cmd, argc, argv, "POST", "/flatten",
+                         "flattened (it no longer depends on its parent)");
 }
 
 static int volume_clone(const CliCommand *cmd, int argc, char **argv)
@@ -507,17 +512,7 @@ static int volume_download(const CliCommand *cmd, int argc, char **argv)
 
 static int volume_delete(const CliCommand *cmd, int argc, char **argv)
 {
-    const char *ref = NULL;
-    bool async = false;
-    const CliOption opts[] = { { "--async", NULL, &async }, { NULL, NULL, NULL } };
-    int exit_status;
-    if (!cli_parse_args(cmd, argc, argv, opts, &ref, &exit_status))
-        return exit_status;
-    _cleanup_free_ char *pool = NULL, *name = NULL;
-    if (!cli_parse_volume_ref("POOL/NAME", ref, &pool, &name))
-        return CLI_EXIT_USAGE;
-    _cleanup_free_ char *path = api_volume_path(pool, name, NULL);
-    return run_action("DELETE", path, NULL, async, ref, "deleted");
+    return volume_action(cmd, argc, argv, "DELETE", NULL, "deleted");
 }
 
 static int volume_set(const CliCommand *cmd, int argc, char **argv)

@@ -64,6 +64,8 @@ int vo_rbd_image_flatten(const VoRbdConf *conf, const char *image, VoRbdProgress
     Progress p = { .fn = progress, .userdata = userdata };
     if (has_parent && (r = rbd_get_size(img, &p.size)) >= 0)
         r = rbd_flatten_with_progress(img, on_progress, &p);
+    if (has_parent && r >= 0 && progress) /* librbd's last report is the last object begun */
+        progress(p.size, p.size, userdata);
     else if (r == -ENOENT) /* no parent: whole already */
         r = 0;
     rbd_close(img);
