@@ -846,6 +846,11 @@ def test_flatten_and_a_cancelled_full_copy(ceph, rbd_env):
         details = d.api("GET", f"/v1/tasks/{task['id']}")["details"]
         assert 0 < details["bytes_done"] < details["bytes_total"] == 64 * MiB, details
         assert "fcopy-disk0.copy" in images(ceph)
+        # A clone queued behind it, cancelled: its name is free at once.
+        queued = d.api("POST", "/v1/vms/fsrc/clone", {"name": "fqueued"}, expect=202)["task"]
+        d.cli("task", "cancel", queued["id"])
+        assert d.api("GET", f"/v1/tasks/{queued['id']}")["state"] == "cancelled"
+        assert d.request("GET", "/v1/vms/fqueued")[0] == 404
         d.cli("task", "cancel", task["id"], "--async")
     finally:
         os.unlink(hold + ".hold")
