@@ -14,7 +14,6 @@
 #include <string.h>
 
 #include "state/keys.h"
-#include "storage/rbd-clone.h"
 #include "storage/rbd-flatten-plan.h"
 #include "storage/rbd-flatten.h"
 
@@ -160,13 +159,13 @@ int vo_volume_flatten(VoDaemon *d, const char *pool, const char *name, int64_t e
     _cleanup_free_ char *key = vo_asprintf("%s/%s", pool, name);
     VoFlattenVolume f = { .key = key };
     int r = read_facts(d, pool, name, &f, ret_error);
-    if (r >= 0 && f.pool_type && !strcmp(f.pool_type, "rbd") && !f.backing && !f.image) {
-        /* No record says clone: Ceph is asked (a clone made before records were kept). */
+    if (r >= 0 && f.pool_type && !strcmp(f.pool_type, "rbd")) {
+        /* Ceph says whether it is a clone (also one no record names) and
+         * whether its snapshots would stay bound to the parent (409). */
         VoRbdPool rp;
         if ((r = vo_storage_rbd_pool_of(d, pool, &rp, ret_error)) > 0) {
             VoRbdConf c = vo_rbd_pool_conf(&rp);
-            _cleanup_free_ char *parent = vo_rbd_image_parent(&c, name);
-            f.has_parent = parent != NULL;
+            r = vo_rbd_flatten_check(&c, name, &f.has_parent, ret_error);
             vo_rbd_pool_clear(&rp);
         }
     }

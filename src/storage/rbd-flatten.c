@@ -49,6 +49,55 @@ static void drop_snap(rados_ioctx_t io, const char *parent, const char *snap,
         f->snap_kept = vo_asprintf("cannot remove it: %s", strerror(-r));
 }
 
+/* vo_rbd_flatten_check on an open image. */
+static int check_open(rbd_image_t img, const VoRbdConf *conf, const char *image,
+                      char **ret_error)
+{
+    uint64_t features = 0;
+    int r = rbd_get_features(img, &features);
+    if (r < 0)
+        return vo_error_set(ret_error, r, "cannot read RBD image %s/%s: %s", conf->pool, image,
+                            strerror(-r));
+    if (features & RBD_FEATURE_DEEP_FLATTEN)
+        return 0;
+    _cleanup_strv_ char **names = NULL;
+    int n = vo_rbd_snap_names(img, &names);
+    if (n <= 0)
+        return n;
+    _cleanup_free_ char *list = vo_strv_join(names, ", ");
+    return vo_error_set(ret_error, -EBUSY, "RBD image %s/%s has %d snapshot(s) (%s) and was "
+                        "made without Ceph's deep-flatten feature (vireo sets it on images it "
+                        "makes since): a flatten would leave them reading the parent, which "
+                        "could never be freed; delete its VM's snapshots first (vireo snapshot "
+                        "delete VM NAME), then flatten", conf->pool, image, n, list);
+}
+
+int vo_rbd_flatten_check(const VoRbdConf *conf, const char *image, bool *ret_has_parent,
+                         char **ret_error)
+{
+    VoRbdConn c;
+    rbd_image_t img;
+    *ret_has_parent = false;
+    int r = vo_rbd_image_open_if(conf, &c, image, true, &img, ret_error);
+    if (r <= 0)
+        return r; /* no image: the plan says no clone */
+    rbd_linked_image_spec_t parent = { 0 };
+    rbd_snap_spec_t snap = { 0 };
+    if ((r = rbd_get_parent(img, &parent, &snap)) >= 0) {
+        *ret_has_parent = true;
+        rbd_linked_image_spec_cleanup(&parent);
+        rbd_snap_spec_cleanup(&snap);
+        r = check_open(img, conf, image, ret_error);
+    } else if (r == -ENOENT)
+        r = 0;
+    else
+        r = vo_error_set(ret_error, r, "cannot read the parent of RBD image %s/%s: %s",
+                         conf->pool, image, strerror(-r));
+    rbd_close(img);
+    vo_rbd_conn_close(&c);
+    return r;
+}
+
 int vo_rbd_image_flatten(const VoRbdConf *conf, const char *image, VoRbdProgressFn progress,
                          void *userdata, VoRbdFlattened *f, char **ret_error)
 {
@@ -62,6 +111,15 @@ int vo_rbd_image_flatten(const VoRbdConf *conf, const char *image, VoRbdProgress
     rbd_snap_spec_t snap = { 0 };
     bool has_parent = (r = rbd_get_parent(img, &parent, &snap)) >= 0;
     Progress p = { .fn = progress, .userdata = userdata };
+    _cleanup_free_ char *refused = NULL;
+    if (has_parent && (r = check_open(img, conf, image, &refused)) < 0) {
+        rbd_linked_image_spec_cleanup(&parent);
+        rbd_snap_spec_cleanup(&snap);
+        rbd_close(img);
+        vo_rbd_conn_close(&c);
+        *ret_error = TAKE_PTR(refused);
+        return r;
+    }
     if (has_parent && (r = rbd_get_size(img, &p.size)) >= 0)
         r = rbd_flatten_with_progress(img, on_progress, &p);
     if (has_parent && r >= 0 && progress) /* librbd's last report is the last object begun */

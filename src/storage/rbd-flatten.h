@@ -20,7 +20,13 @@ typedef struct {
 
 void vo_rbd_flattened_clear(VoRbdFlattened *f);
 
-/* Flattens image (progress in bytes of its size; may be NULL). An image
+/* Whether image can be flattened whole: *ret_has_parent says whether it
+ * is a clone at all; -EBUSY naming them when it is one with snapshots (a
+ * VM's) and without Ceph's deep-flatten feature (made before vireo set it):
+ * its snapshots would keep reading the parent, which could never be freed. */
+int vo_rbd_flatten_check(const VoRbdConf *c, const char *image, bool *ret_has_parent,
+                         char **ret_error);
+/* Flattens image (checked as vo_rbd_flatten_check says first) (progress in bytes of its size; may be NULL). An image
  * without a parent is done at once (f->parent NULL). 0 or -errno with
  * *ret_error naming the image. */
 int vo_rbd_image_flatten(const VoRbdConf *c, const char *image, VoRbdProgressFn progress,

@@ -877,6 +877,9 @@ def test_flatten_and_a_cancelled_full_copy(ceph, rbd_env):
     d.wait_console("flink", BOOT_MARKER, timeout=120)
     d.qemu_pids.add(d.vm("flink")["pid"])
     d.guest("flink", "echo before > /root/f; sync")
+    # Its VM snapshot is an RBD snapshot of the clone: freed from the parent
+    # too (vireo makes images with deep-flatten), so the parent's snapshot goes.
+    d.task_ok("POST", "/v1/vms/flink/snapshots", {"name": "s1"})
     assert "flattened" in d.cli("volume", "flatten", "cephfl/flink-disk0").stdout
     t = next(t for t in d.api("GET", "/v1/tasks")["tasks"] if t["kind"] == "volume-flatten")
     assert t["result"]["was_clone_of"] == "cephfl/fsrc-disk0" and \
@@ -886,6 +889,15 @@ def test_flatten_and_a_cancelled_full_copy(ceph, rbd_env):
     assert d.api("GET", "/v1/pools/cephfl/volumes/flink-disk0")["backing_volume"] is None
     d.guest("flink", "echo after >> /root/f; sync")
     assert d.guest("flink", "cat /root/f").split() == ["before", "after"]
+    # A clone made without deep-flatten whose VM has a snapshot: refused
+    # (its snapshot would keep the parent's forever), nothing changed.
+    d.cli("vm", "clone", "fsrc", "fold", "--linked")
+    d.task_ok("POST", "/v1/vms/fold/snapshots", {"name": "s1"})
+    ceph.rbd("feature", "disable", "vireo-vms/fold-disk0", "deep-flatten")
+    status, doc = d.request("POST", "/v1/pools/cephfl/volumes/fold-disk0/flatten")
+    assert status == 409 and "deep-flatten" in doc["error"]["message"], doc
+    assert parent_of(ceph, "fold-disk0")[1] == "fsrc-disk0"
+    d.cli("vm", "delete", "fold")
     # Offline, a clone of the image's base: the base stays for the image.
     base = parent_of(ceph, "fsrc-disk0")[1]
     task = d.api("POST", "/v1/pools/cephfl/volumes/fsrc-disk0/flatten", expect=202)["task"]
