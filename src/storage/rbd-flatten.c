@@ -112,20 +112,12 @@ int vo_rbd_image_flatten(const VoRbdConf *conf, const char *image, VoRbdProgress
     bool has_parent = (r = rbd_get_parent(img, &parent, &snap)) >= 0;
     Progress p = { .fn = progress, .userdata = userdata };
     _cleanup_free_ char *refused = NULL;
-    if (has_parent && (r = check_open(img, conf, image, &refused)) < 0) {
-        rbd_linked_image_spec_cleanup(&parent);
-        rbd_snap_spec_cleanup(&snap);
-        rbd_close(img);
-        vo_rbd_conn_close(&c);
-        *ret_error = TAKE_PTR(refused);
-        return r;
-    }
-    if (has_parent && (r = rbd_get_size(img, &p.size)) >= 0)
-        r = rbd_flatten_with_progress(img, on_progress, &p);
-    if (has_parent && r >= 0 && progress) /* librbd's last report is the last object begun */
-        progress(p.size, p.size, userdata);
-    else if (r == -ENOENT) /* no parent: whole already */
+    if (!has_parent && r == -ENOENT) /* no parent: whole already */
         r = 0;
+    else if (has_parent && (r = check_open(img, conf, image, &refused)) >= 0 &&
+             (r = rbd_get_size(img, &p.size)) >= 0 &&
+             (r = rbd_flatten_with_progress(img, on_progress, &p)) >= 0 && progress)
+        progress(p.size, p.size, userdata); /* librbd's last report: the last object begun */
     rbd_close(img);
     if (r >= 0 && has_parent) {
         f->parent = vo_asprintf("%s@%s", parent.image_name, snap.name);
@@ -151,8 +143,10 @@ int vo_rbd_image_flatten(const VoRbdConf *conf, const char *image, VoRbdProgress
         rbd_snap_spec_cleanup(&snap);
     }
     vo_rbd_conn_close(&c);
-    if (r < 0)
+    if (refused) /* check_open said why */
+        *ret_error = TAKE_PTR(refused);
+    else if (r < 0)
         return vo_error_set(ret_error, r, "cannot flatten RBD image %s/%s: %s", conf->pool,
                             image, strerror(-r));
-    return 0;
+    return r < 0 ? r : 0;
 }
