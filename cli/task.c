@@ -132,8 +132,9 @@ static const CliCommand task_commands[] = {
       "undoes what it made (a temp file, the new volume, image or backup); the\n"
       "command waits until it has ended (exit 0 when it ended cancelled).\n"
       "Only image-import, volume-import (and uploads), volume-clone,\n"
-      "volume-clone-linked, backup-create, backup-restore and backup-verify can be\n"
-      "cancelled; others, and finished tasks, answer an error (409).\n"
+      "volume-clone-linked, clone (a VM's), migrate, move, backup-create,\n"
+      "backup-restore and backup-verify can be cancelled; others, and finished\n"
+      "tasks, answer an error (409).\n"
       "  --async               ask for the cancel and return without waiting\n"
       "Example:\n"
       "  vireo task cancel 6f1c2d0e-...\n",

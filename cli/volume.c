@@ -1,5 +1,5 @@
 /* volume.c: the `vireo volume ...` commands: create, import (by path or by
- * upload), list, show, resize, clone, download and delete the volumes of the
+ * upload), list, show, resize, clone, flatten, download and delete the volumes of the
  * storage pools, each a request to /v1/pools/POOL/volumes or /v1/volumes. */
 #include <fcntl.h>
 #include <stdio.h>
@@ -350,6 +350,30 @@ static int volume_resize(const CliCommand *cmd, int argc, char **argv)
     return r;
 }
 
+/* A task on volume POOL/NAME with no options but --async: METHOD of its
+ * path + suffix (NULL: none); done_word once it succeeded. */
+static int volume_action(const CliCommand *cmd, int argc, char **argv, const char *method,
+                         const char *suffix, const char *done_word)
+{
+    const char *ref = NULL;
+    bool async = false;
+    const CliOption opts[] = { { "--async", NULL, &async }, { NULL, NULL, NULL } };
+    int exit_status;
+    if (!cli_parse_args(cmd, argc, argv, opts, &ref, &exit_status))
+        return exit_status;
+    _cleanup_free_ char *pool = NULL, *name = NULL;
+    if (!cli_parse_volume_ref("POOL/NAME", ref, &pool, &name))
+        return CLI_EXIT_USAGE;
+    _cleanup_free_ char *path = api_volume_path(pool, name, suffix);
+    return run_action(method, path, NULL, async, ref, done_word);
+}
+
+static int volume_flatten(const CliCommand *cmd, int argc, char **argv)
+{
+    return volume_action(cmd, argc, argv, "POST", "/flatten",
+                         "flattened (it no longer depends on its parent)");
+}
+
 static int volume_clone(const CliCommand *cmd, int argc, char **argv)
 {
     const char *args[2] = { NULL }, *project = NULL;
@@ -488,17 +512,7 @@ static int volume_download(const CliCommand *cmd, int argc, char **argv)
 
 static int volume_delete(const CliCommand *cmd, int argc, char **argv)
 {
-    const char *ref = NULL;
-    bool async = false;
-    const CliOption opts[] = { { "--async", NULL, &async }, { NULL, NULL, NULL } };
-    int exit_status;
-    if (!cli_parse_args(cmd, argc, argv, opts, &ref, &exit_status))
-        return exit_status;
-    _cleanup_free_ char *pool = NULL, *name = NULL;
-    if (!cli_parse_volume_ref("POOL/NAME", ref, &pool, &name))
-        return CLI_EXIT_USAGE;
-    _cleanup_free_ char *path = api_volume_path(pool, name, NULL);
-    return run_action("DELETE", path, NULL, async, ref, "deleted");
+    return volume_action(cmd, argc, argv, "DELETE", NULL, "deleted");
 }
 
 static int volume_set(const CliCommand *cmd, int argc, char **argv)
@@ -660,6 +674,17 @@ static const CliCommand volume_commands[] = {
       ASYNC_HELP
       "\nExample:\n  vireo volume clone default/golden fast/web2 --linked\n",
       volume_clone },
+    { "volume", "flatten", "POOL/NAME", "[--async]",
+      "Make a linked clone in an rbd pool whole.",
+      "Copies the parent's data the clone still reads into its RBD image, so it no\n"
+      "longer depends on it: the volume it was cloned from (vm clone --linked) can be\n"
+      "deleted, and its snapshot for this clone is removed; a clone of an image's base\n"
+      "stops counting as a user of the base (the base stays while the image does). A\n"
+      "VM may run on it meanwhile: Ceph flattens it inside that VM's QEMU. A dir\n"
+      "pool's linked clone is made whole by a full copy (vireo volume clone).\n"
+      "\nOptions:\n" ASYNC_HELP
+      "\nExample:\n  vireo volume flatten ceph1/web2-disk0\n",
+      volume_flatten },
     { "volume", "download", "POOL/NAME FILE", "[--force]",
       "Save a volume's file (as stored) to FILE.",
       "The data goes to FILE.part first and is renamed to FILE when complete.\n"

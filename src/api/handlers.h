@@ -124,6 +124,7 @@ void vo_api_volume_delete(VoRequest *req, VoReply *rep);
 void vo_api_volume_edit(VoRequest *req, VoReply *rep);
 void vo_api_volume_resize(VoRequest *req, VoReply *rep);
 void vo_api_volume_clone(VoRequest *req, VoReply *rep);
+void vo_api_volume_flatten(VoRequest *req, VoReply *rep);
 int vo_api_volume_upload_prepare(VoRequest *req, char **ret_path_template, char **ret_error);
 void vo_api_volume_upload(VoRequest *req, VoReply *rep);
 void vo_api_volume_download(VoRequest *req, VoReply *rep);

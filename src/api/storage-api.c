@@ -331,6 +331,17 @@ void vo_api_volume_resize(VoRequest *req, VoReply *rep)
     vo_reply_task(rep, r, task, error);
 }
 
+void vo_api_volume_flatten(VoRequest *req, VoReply *rep)
+{
+    int64_t want = 0;
+    if (!vo_request_if_match(req, rep, &want))
+        return;
+    json_t *task = NULL;
+    char *error = NULL;
+    int r = vo_volume_flatten(req->d, req->params[0], req->params[1], want, &task, &error);
+    vo_reply_task(rep, r, task, error);
+}
+
 void vo_api_volume_clone(VoRequest *req, VoReply *rep)
 {
     _cleanup_free_ char *key = vo_volume_doc_key(req->d, req->params[0], req->params[1]);

@@ -52,6 +52,11 @@ typedef struct {
     size_t n_layers;
 } RbdSource;
 
+static void show_copy_bytes(uint64_t done, uint64_t total, void *task)
+{
+    vo_storage_show_bytes(task, "copying the RBD image", done, total);
+}
+
 static int rbd_volume_make(VoDaemon *d, const char *pool, const char *name, const VoRbdPool *rp,
                            const RbdSource *from, VoTask *task, char **ret_path,
                            char **ret_error)
@@ -60,7 +65,7 @@ static int rbd_volume_make(VoDaemon *d, const char *pool, const char *name, cons
     int r = vo_storage_reserve_volume(d, pool, name, "raw", &path, ret_error);
     if (r < 0)
         return r;
-    if (task)
+    if (task && !from->copy_of)
         vo_task_progress(task, 40, from->clone_of ? "cloning the image's base in RBD"
                                                   : "copying the image into RBD");
     VoRbdConf c = vo_rbd_pool_conf(rp);
@@ -70,7 +75,7 @@ static int rbd_volume_make(VoDaemon *d, const char *pool, const char *name, cons
     else if (from->copy_of && from->linked_to)
         r = vo_rbd_image_clone_linked(&c, from->copy_of, name, ret_error);
     else if (from->copy_of)
-        r = vo_rbd_image_copy(&c, from->copy_of, name, ret_error);
+        r = vo_rbd_image_copy(&c, from->copy_of, name, show_copy_bytes, task, ret_error);
     else if (from->layers)
         r = vo_storage_rbd_import_chain(rp, name, from->layers, from->n_layers, ret_error);
     else

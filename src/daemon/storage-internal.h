@@ -130,6 +130,10 @@ void vo_storage_release_volume(VoDaemon *d, const char *pool, const char *name);
 
 /* storage-tasks.c */
 void vo_storage_report_progress(int percent, void *userdata);
+/* Progress of task t in bytes (done of total; "details": bytes_done,
+ * bytes_total) under message, which stays the same so that the operation's
+ * document is written at most every VO_TASKS_PROGRESS_WRITE_MS. */
+void vo_storage_show_bytes(VoTask *t, const char *message, uint64_t done, uint64_t total);
 void vo_storage_lease_keeper_stopp(VoLeaseKeeper **k);
 
 /* storage-disks.c */

@@ -84,6 +84,14 @@ void vo_storage_report_progress(int percent, void *userdata)
         vo_task_progress(userdata, percent, "copying data");
 }
 
+void vo_storage_show_bytes(VoTask *t, const char *message, uint64_t done, uint64_t total)
+{
+    if (t) /* NULL: work outside a task */
+        vo_task_set_details(t, total ? (int)(done * 100 / total) : 0, message,
+                            json_pack("{s:I, s:I}", "bytes_done", (json_int_t)done,
+                                      "bytes_total", (json_int_t)total));
+}
+
 /* Fails a task with the error qemu-img gave, naming the volume. */
 static int fail_volume_task(VoTask *t, int r, const char *what, const VolumeOp *op,
                             const char *error)

@@ -153,6 +153,11 @@ int vo_volume_create(VoDaemon *d, const VoVolumeCreateArgs *args, json_t **ret_t
                      json_t **ret_volume, char **ret_error);
 int vo_volume_delete(VoDaemon *d, const char *pool, const char *name, int64_t expected,
                      json_t **ret_task, char **ret_error);
+/* A linked clone in an rbd pool made whole (storage-flatten.c): a task;
+ * refused (-EINVAL) for a volume that is no clone, of a dir or iSCSI pool,
+ * naming it and what to do instead. */
+int vo_volume_flatten(VoDaemon *d, const char *pool, const char *name, int64_t expected,
+                      json_t **ret_task, char **ret_error);
 int vo_volume_resize(VoDaemon *d, const char *pool, const char *name, uint64_t size,
                      bool allow_shrink, int64_t expected, json_t **ret_task, char **ret_error);
 /* Resizes volume key through the running VM that holds it: -ENOTCONN when

@@ -13,7 +13,9 @@
  * instance-id). The clone is registered as a VM being made at the request
  * (vm-register.c: its name, MACs and project room taken, as a create does),
  * so a second request of its name is refused before anything is copied; a
- * failure unregisters it. Linked clones of dir disks are refused: a volume
+ * failure unregisters it. It can be cancelled (vireo task cancel): a copy
+ * stops at once (qemu-img's, or an RBD image's between two objects) and
+ * what was made goes, as on a failure. Linked clones of dir disks are refused: a volume
  * that backs linked clones cannot be a VM's disk (storage rules), and the
  * source keeps its disks. An intent record names each volume before it is
  * made; on any failure what was made goes again (and a vireod that dies
@@ -56,6 +58,13 @@ static void clone_op_free(void *userdata)
     free(op->name);
     free(op->pool);
     free(op);
+}
+
+/* A clone cancelled before it ran: its name, MACs and project room go. */
+static void clone_op_undo(void *userdata)
+{
+    CloneOp *op = userdata;
+    vo_vm_unregister_provisioning(op->clone);
 }
 
 /* The pool of volume key "POOL/NAME". */
@@ -187,6 +196,8 @@ static int copy_disks(VoDaemon *d, CloneOp *op, VoTask *t, const VoVmSpec *src, 
         if (!volume)
             return vo_error_set(ret_error, -ENOSPC, "no free volume name for '%s' in pool "
                                 "'%s'", s->name, pool);
+        if (vo_task_cancelled(t)) /* before the next disk; a copy stops at once */
+            return vo_error_set(ret_error, -ECANCELED, "cancelled");
         vo_task_progress(t, (int)(5 + 80 * i / s->n_disks), "copying the disks");
         /* A shareable disk another VM runs with is being written: refused,
          * not copied torn (the source's job lock does not hold that VM). */
@@ -202,7 +213,7 @@ static int copy_disks(VoDaemon *d, CloneOp *op, VoTask *t, const VoVmSpec *src, 
         }
         _cleanup_free_ char *path = NULL;
         if (rbd)
-            r = vo_volume_create_rbd_copy(d, k->volume, volume, !op->full, NULL, &path,
+            r = vo_volume_create_rbd_copy(d, k->volume, volume, !op->full, t, &path,
                                           ret_error);
         else
             r = vo_volume_create_from_base(d, pool, volume, src->disks[i].path,
@@ -420,8 +431,8 @@ int vo_vm_clone(VoDaemon *d, VoVm *vm, const char *name, bool full, const char *
     pthread_mutex_lock(&clone->lock);
     _cleanup_free_ char *clone_key = vo_key_vm_task(clone->spec->id);
     pthread_mutex_unlock(&clone->lock);
-    r = vo_vm_submit_keyed(d, vm, "clone", clone_key, task_clone, op, clone_op_free, ret_task,
-                           ret_error);
+    r = vo_vm_submit_cancellable(d, vm, "clone", clone_key, task_clone, op, clone_op_free,
+                                 clone_op_undo, ret_task, ret_error);
     if (r < 0) /* refused (the queue is full): the name is free again */
         vo_vm_unregister_provisioning(clone);
     vo_vm_unref(clone);

@@ -294,6 +294,12 @@ int vo_vm_submit(VoDaemon *d, VoVm *vm, const char *kind, VoTaskFn fn, void *arg
 int vo_vm_submit_keyed(VoDaemon *d, VoVm *vm, const char *kind, const char *also,
                        VoTaskFn fn, void *args, VoTaskFreeFn free_args, json_t **ret_task,
                        char **ret_error);
+/* The same, cancellable (vireo task cancel): undo(args) undoes what the
+ * caller prepared when the task is cancelled before it runs; fn stops at a
+ * cancel and returns -ECANCELED after undoing what it made. */
+int vo_vm_submit_cancellable(VoDaemon *d, VoVm *vm, const char *kind, const char *also,
+                             VoTaskFn fn, void *args, VoTaskFreeFn free_args, VoTaskFreeFn undo,
+                             json_t **ret_task, char **ret_error);
 /* Registers a new stopped VM with spec (taken; its id, name and MACs already
  * unique), e.g. a restored backup. -EEXIST when the name is taken.
  * mac_claims (may be NULL): the claims on its MACs (mac-claims.h), which

@@ -329,9 +329,11 @@ void vo_vm_job_end(VoVm *vm, bool sync)
 
 /* ---- public entry points -------------------------------------------------- */
 
-int vo_vm_submit_op(VoDaemon *d, VoVm *vm, const char *kind, const char *also, bool unbounded,
-              VoTaskFn fn, void *args, VoTaskFreeFn free_args, json_t **ret_task,
-              char **ret_error)
+/* vo_vm_submit_op, cancellable when undo is given (it undoes what the
+ * submitter prepared when the task is cancelled before it runs). */
+static int submit(VoDaemon *d, VoVm *vm, const char *kind, const char *also, bool unbounded,
+                  VoTaskFn fn, void *args, VoTaskFreeFn free_args, VoTaskFreeFn undo,
+                  json_t **ret_task, char **ret_error)
 {
     pthread_mutex_lock(&vm->lock);
     _cleanup_free_ char *name = vo_strdup(vm->spec->name);
@@ -351,15 +353,30 @@ int vo_vm_submit_op(VoDaemon *d, VoVm *vm, const char *kind, const char *also, b
         return vo_error_set(ret_error, -EBUSY, "VM '%s' is migrating (task %s): wait for it "
                             "or cancel it (vireo task cancel %s)", name, migrating, migrating);
     }
-    /* Of a VM's operations a backup alone can be cancelled (jobs/tasks.h). */
+    /* Of a VM's operations a backup, a migration, a move and a clone can be
+     * cancelled (jobs/tasks.h). */
     VoTaskDesc desc = { .kind = kind, .target = name, .keys = { key, also },
-                        .unbounded = unbounded, .target_id = id,
-                        .cancellable = !strcmp(kind, "backup-create") ||
+                        .unbounded = unbounded, .target_id = id, .undo = undo,
+                        .cancellable = undo || !strcmp(kind, "backup-create") ||
                                        !strcmp(kind, "migrate") || !strcmp(kind, "move") };
     int r = vo_tasks_submit(d->tasks, &desc, fn, args, free_args, ret_task, ret_error);
     if (r != 0 && free_args)
         free_args(args);
     return r < 0 ? r : 0;
+}
+
+int vo_vm_submit_op(VoDaemon *d, VoVm *vm, const char *kind, const char *also, bool unbounded,
+              VoTaskFn fn, void *args, VoTaskFreeFn free_args, json_t **ret_task,
+              char **ret_error)
+{
+    return submit(d, vm, kind, also, unbounded, fn, args, free_args, NULL, ret_task, ret_error);
+}
+
+int vo_vm_submit_cancellable(VoDaemon *d, VoVm *vm, const char *kind, const char *also,
+                             VoTaskFn fn, void *args, VoTaskFreeFn free_args, VoTaskFreeFn undo,
+                             json_t **ret_task, char **ret_error)
+{
+    return submit(d, vm, kind, also, false, fn, args, free_args, undo, ret_task, ret_error);
 }
 
 int vo_vm_submit(VoDaemon *d, VoVm *vm, const char *kind, VoTaskFn fn, void *args,

@@ -14,6 +14,9 @@ typedef struct {
     const char *key;      /* its cephx key (base64) */
 } VoRbdConf;
 
+/* Progress of a long image operation (a copy, a flatten): bytes done of total. */
+typedef void (*VoRbdProgressFn)(uint64_t done, uint64_t total, void *userdata);
+
 /* Seconds a connect, a monitor command or an OSD operation may take. */
 #define VO_RBD_TIMEOUT_S 10
 

@@ -9,10 +9,12 @@
 
 #include "storage/rbd-client.h"
 
-/* What every image vireo makes has (clones too). */
+/* What every image vireo makes has (clones too). deep-flatten (Ceph's
+ * default too): a clone's flatten also frees its snapshots from the parent
+ * (rbd-flatten.h); without it they would keep reading the parent. */
 #define VO_RBD_FEATURES                                                                   \
     (RBD_FEATURE_LAYERING | RBD_FEATURE_EXCLUSIVE_LOCK | RBD_FEATURE_OBJECT_MAP |          \
-     RBD_FEATURE_FAST_DIFF)
+     RBD_FEATURE_FAST_DIFF | RBD_FEATURE_DEEP_FLATTEN)
 
 typedef struct {
     rados_t cluster;

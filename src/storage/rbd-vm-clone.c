@@ -6,9 +6,68 @@
 #include <string.h>
 
 #include "storage/rbd-conn.h"
+#include "util/cancel.h"
+#include "util/test-hold.h"
 #include "util/util.h"
 
-int vo_rbd_image_copy(const VoRbdConf *conf, const char *src, const char *dst, char **ret_error)
+/* True when the n bytes at p are all zero (a hole the copy skips). */
+static bool all_zero(const char *p, size_t n)
+{
+    return n == 0 || (p[0] == 0 && !memcmp(p, p + 1, n - 1));
+}
+
+/* Copies img's data into the new image out (of img's size), an object at a
+ * time: zeros are not written (the copy stays thin). Stops at a cancel of
+ * the calling thread's work (-ECANCELED). */
+static int copy_data(rbd_image_t img, rbd_image_t out, uint64_t size, uint64_t chunk,
+                     VoRbdProgressFn progress, void *userdata)
+{
+    _cleanup_free_ char *buf = vo_malloc0(chunk);
+    for (uint64_t ofs = 0; ofs < size; ofs += chunk) {
+        if (vo_cancelled())
+            return -ECANCELED;
+        size_t len = (size_t)(size - ofs < chunk ? size - ofs : chunk);
+        ssize_t n = rbd_read2(img, ofs, len, buf, LIBRADOS_OP_FLAG_FADVISE_SEQUENTIAL);
+        if (n < 0)
+            return (int)n;
+        if (!all_zero(buf, (size_t)n)) {
+            ssize_t w = rbd_write2(out, ofs, (size_t)n, buf, 0);
+            if (w != n)
+                return w < 0 ? (int)w : -EIO;
+        }
+        if (progress)
+            progress(ofs + len, size, userdata);
+        vo_test_hold("rbd_copy_chunk"); /* tests cancel a copy midway */
+    }
+    return rbd_flush(out);
+}
+
+/* A new image part holding img's data (its size, object size and vireo's
+ * features). */
+static int copy_into(rados_ioctx_t io, rbd_image_t img, const char *part,
+                     VoRbdProgressFn progress, void *userdata)
+{
+    rbd_image_info_t info;
+    int r = rbd_stat(img, &info, sizeof(info));
+    if (r < 0)
+        return r;
+    rbd_image_options_t opts;
+    rbd_image_options_create(&opts);
+    (void)rbd_image_options_set_uint64(opts, RBD_IMAGE_OPTION_FEATURES, VO_RBD_FEATURES);
+    (void)rbd_image_options_set_uint64(opts, RBD_IMAGE_OPTION_ORDER, (uint64_t)info.order);
+    r = rbd_create4(io, part, info.size, opts);
+    rbd_image_options_destroy(opts);
+    rbd_image_t out;
+    if (r >= 0 && (r = rbd_open(io, part, &out, NULL)) >= 0) {
+        r = copy_data(img, out, info.size, info.obj_size, progress, userdata);
+        int k = rbd_close(out);
+        r = r < 0 ? r : k;
+    }
+    return r;
+}
+
+int vo_rbd_image_copy(const VoRbdConf *conf, const char *src, const char *dst,
+                      VoRbdProgressFn progress, void *userdata, char **ret_error)
 {
     VoRbdConn c;
     rbd_image_t img;
@@ -23,18 +82,18 @@ int vo_rbd_image_copy(const VoRbdConf *conf, const char *src, const char *dst, c
      * names), which the next copy to dst removes, never dst itself. */
     _cleanup_free_ char *part = vo_asprintf("%s" VO_RBD_COPY_SUFFIX, dst);
     (void)rbd_remove(c.io, part);
-    rbd_image_options_t opts;
-    rbd_image_options_create(&opts);
-    (void)rbd_image_options_set_uint64(opts, RBD_IMAGE_OPTION_FEATURES, VO_RBD_FEATURES);
-    r = rbd_copy3(img, c.io, part, opts);
-    rbd_image_options_destroy(opts);
+    r = copy_into(c.io, img, part, progress, userdata);
     rbd_close(img);
     if (r >= 0)
         r = rbd_rename(c.io, part, dst);
     if (r < 0) {
-        (void)rbd_remove(c.io, part); /* a half copy */
-        r = vo_error_set(ret_error, r, "cannot copy RBD image %s/%s to %s: %s", conf->pool, src,
-                         dst, r == -EEXIST ? "that name exists already" : strerror(-r));
+        (void)rbd_remove(c.io, part); /* a half copy, or a cancelled one */
+        r = r == -ECANCELED
+                ? vo_error_set(ret_error, r, "the copy of RBD image %s/%s was cancelled (its "
+                               "partial copy removed)", conf->pool, src)
+                : vo_error_set(ret_error, r, "cannot copy RBD image %s/%s to %s: %s",
+                               conf->pool, src, dst,
+                               r == -EEXIST ? "that name exists already" : strerror(-r));
     }
     vo_rbd_conn_close(&c);
     return r;

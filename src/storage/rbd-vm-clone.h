@@ -15,9 +15,14 @@
 /* A full copy is made as dst + this, then renamed dst. */
 #define VO_RBD_COPY_SUFFIX ".copy"
 
-/* A new image dst holding what src holds now (src read, not changed); a
- * copy to dst a crash cut short (dst + VO_RBD_COPY_SUFFIX) is removed. */
-int vo_rbd_image_copy(const VoRbdConf *c, const char *src, const char *dst, char **ret_error);
+/* A new image dst holding what src holds now (src read, not changed; the
+ * data only: no parent, snapshots or metadata), an object at a time with
+ * progress (bytes of src's size; may be NULL); a copy to dst a crash cut
+ * short (dst + VO_RBD_COPY_SUFFIX) is removed first. A cancel of the
+ * calling thread's work (util/cancel.h) stops it: -ECANCELED, and the
+ * partial copy is removed, as after any failure. */
+int vo_rbd_image_copy(const VoRbdConf *c, const char *src, const char *dst,
+                      VoRbdProgressFn progress, void *userdata, char **ret_error);
 /* A new image dst, an RBD clone of src@VO_RBD_CLONE_SNAP_PREFIX+dst (that
  * snapshot made and protected first, one of that name a crash left without
  * a clone replaced; removed again when the clone fails). */

@@ -1156,6 +1156,7 @@ NOT_FOUND_WITH_BODY = [
     ("POST", "/v1/pools/nope/volumes", {"name": "x", "size_bytes": MiB}),
     ("POST", "/v1/pools/default/volumes/nope/resize", {"size_bytes": MiB}),
     ("POST", "/v1/pools/nope/volumes/x/resize", {"size_bytes": MiB}),
+    ("POST", "/v1/pools/default/volumes/nope/flatten", {}),
     ("POST", "/v1/pools/default/volumes/nope/clone", {"target": "default/x"}),
     ("POST", "/v1/pools/nope/volumes/x/format", {"format": "qcow2"}),
     ("POST", "/v1/pools/default/volumes/err1-disk0/clone", {"target": "nope/x"}),
@@ -1515,6 +1516,9 @@ def test_volumes(api, scratch):
     api.task_ok("POST", "/v1/pools/default/volumes/stor1-disk0/resize",
                 {"size_bytes": 80 * MiB}, kind="volume-resize", target="stor1-disk0")
     assert api.volume("default/stor1-disk0")["virtual_size_bytes"] == 80 * MiB
+    # A dir pool's linked clone is not flattened (a full copy is): 400.
+    api.call("POST", "/v1/pools/default/volumes/stor1-disk0/flatten", expect=400,
+             code="invalid-argument")
     api.act("stor1", "start")
     api.call("POST", "/v1/pools/default/volumes/stor1-disk0/clone", {"target": "default/x"},
              expect=409, code="invalid-state")

@@ -826,6 +826,92 @@ def test_vm_clone_on_rbd_linked_and_full(ceph, rbd_env):
     assert not {"rsrc-disk0", "rlink-disk0", "rfull-disk0"} & set(images(ceph))
 
 
+def test_flatten_and_a_cancelled_full_copy(ceph, rbd_env):
+    """A full copy of an rbd disk (vm clone) shows its bytes as it goes and
+    a cancel leaves nothing in Ceph; `volume flatten` makes a linked clone
+    whole while its VM runs and writes (no parent, its snapshot of the
+    source's image gone, the source's disk free to go) and a clone of the
+    image's base (the base stays); refused, naming the volume, for one that
+    is no clone and for a dir pool's."""
+    from vireo_harness import BOOT_MARKER
+    d, keyring, key = rbd_env
+    d.cli("pool", "create", "cephfl", "--type", "rbd", "--monitors", ceph.monitors, "--pool",
+          "vireo-vms", "--user", "vireo", "--keyring", keyring)
+    d.cli("vm", "create", "fsrc", "--memory", "256M", "--pool", "cephfl")
+    hold = os.path.join(d.env["VIREO_FAKE_FAULTS"], "rbd_copy_chunk")
+    open(hold + ".hold", "w").close()
+    try:  # held after each object copied
+        task = d.api("POST", "/v1/vms/fsrc/clone", {"name": "fcopy"}, expect=202)["task"]
+        wait_until(lambda: os.path.exists(hold + ".held"), 120, what="the copy held")
+        details = d.api("GET", f"/v1/tasks/{task['id']}")["details"]
+        assert 0 < details["bytes_done"] < details["bytes_total"] == 64 * MiB, details
+        assert "fcopy-disk0.copy" in images(ceph)
+        # A clone queued behind it, cancelled: its name is free at once.
+        queued = d.api("POST", "/v1/vms/fsrc/clone", {"name": "fqueued"}, expect=202)["task"]
+        d.cli("task", "cancel", queued["id"])
+        assert d.api("GET", f"/v1/tasks/{queued['id']}")["state"] == "cancelled"
+        assert d.request("GET", "/v1/vms/fqueued")[0] == 404
+        d.cli("task", "cancel", task["id"], "--async")
+    finally:
+        os.unlink(hold + ".hold")
+    done = wait_until(lambda: (lambda t: t if t["state"] not in ("queued", "running") else None)(
+        d.api("GET", f"/v1/tasks/{task['id']}")), 120, what="the cancelled copy")
+    assert done["state"] == "cancelled", done
+    assert not [i for i in images(ceph) if i.startswith("fcopy")], images(ceph)
+    assert d.request("GET", "/v1/vms/fcopy")[0] == 404
+
+    d.cli("volume", "create", "cephfl/plain", "--size", "8M")
+    d.cli("volume", "create", "default/dplain", "--size", "8M")
+    d.cli("volume", "clone", "default/dplain", "default/dlink", "--linked")
+    for vol, words in (("cephfl/plain", "no linked clone"), ("default/dlink", "volume clone")):
+        status, doc = d.request("POST", f"/v1/pools/{vol.replace('/', '/volumes/')}/flatten")
+        assert status == 400 and vol in doc["error"]["message"] and \
+            words in doc["error"]["message"], doc
+    for vol in ("cephfl/plain", "default/dlink", "default/dplain"):
+        d.cli("volume", "delete", vol)
+
+    # Online: the clone's VM runs (its QEMU holds the exclusive lock and
+    # does the flatten librbd hands it) and its guest reads and writes on.
+    d.cli("vm", "clone", "fsrc", "flink", "--linked")
+    d.cli("vm", "start", "flink")
+    d.wait_console("flink", BOOT_MARKER, timeout=120)
+    d.qemu_pids.add(d.vm("flink")["pid"])
+    d.guest("flink", "echo before > /root/f; sync")
+    # Its VM snapshot is an RBD snapshot of the clone: freed from the parent
+    # too (vireo makes images with deep-flatten), so the parent's snapshot goes.
+    d.task_ok("POST", "/v1/vms/flink/snapshots", {"name": "s1"})
+    assert "flattened" in d.cli("volume", "flatten", "cephfl/flink-disk0").stdout
+    t = next(t for t in d.api("GET", "/v1/tasks")["tasks"] if t["kind"] == "volume-flatten")
+    assert t["result"]["was_clone_of"] == "cephfl/fsrc-disk0" and \
+        t["result"]["snapshot_removed"], t
+    assert parent_of(ceph, "flink-disk0") is None
+    assert "vireo.clone.flink-disk0" not in rbd_snaps(ceph, "fsrc-disk0")
+    assert d.api("GET", "/v1/pools/cephfl/volumes/flink-disk0")["backing_volume"] is None
+    d.guest("flink", "echo after >> /root/f; sync")
+    assert d.guest("flink", "cat /root/f").split() == ["before", "after"]
+    # A clone made without deep-flatten whose VM has a snapshot: refused
+    # (its snapshot would keep the parent's forever), nothing changed.
+    d.cli("vm", "clone", "fsrc", "fold", "--linked")
+    d.task_ok("POST", "/v1/vms/fold/snapshots", {"name": "s1"})
+    ceph.rbd("feature", "disable", "vireo-vms/fold-disk0", "deep-flatten")
+    status, doc = d.request("POST", "/v1/pools/cephfl/volumes/fold-disk0/flatten")
+    assert status == 409 and "deep-flatten" in doc["error"]["message"], doc
+    assert parent_of(ceph, "fold-disk0")[1] == "fsrc-disk0"
+    d.cli("vm", "delete", "fold")
+    # Offline, a clone of the image's base: the base stays for the image.
+    base = parent_of(ceph, "fsrc-disk0")[1]
+    task = d.api("POST", "/v1/pools/cephfl/volumes/fsrc-disk0/flatten", expect=202)["task"]
+    t = d.wait_task(task)
+    assert t["details"]["bytes_done"] == t["details"]["bytes_total"] == 64 * MiB, t
+    assert "base" in t["result"]["snapshot_kept"], t
+    assert parent_of(ceph, "fsrc-disk0") is None and "base" in rbd_snaps(ceph, base)
+    assert d.api("GET", "/v1/pools/cephfl/volumes/fsrc-disk0")["image"] is None
+    d.cli("vm", "delete", "fsrc")  # its disk backs nothing now: it goes
+    assert "fsrc-disk0" not in images(ceph)
+    d.cli("vm", "delete", "flink", "--force")
+    d.cli("pool", "delete", "cephfl")
+
+
 def test_vm_boots_from_rbd_writes_survive_online_resize(ceph, rbd_env):
     """An RBD clone of the default image's base (imported with qemu-img
     through QEMU's rbd driver) is a VM's root disk (root=/dev/vda): it boots;

@@ -153,6 +153,13 @@ export function PoolPage({ pool, who, tasks, onError }) {
                                                        `${path}/volumes/${encodeURIComponent(v.name)}`,
                                                        { restore_incomplete: null })} />
                       )}
+                      {pool.type === 'rbd' && (v.backing_volume || v.image || v.rbd_parent) && (
+                        <ConfirmButton label="Flatten…" confirmLabel={`Flatten ${v.name}`}
+                                       action="volume-flatten" disabled={!canAdmin(v) || busy}
+                                       title={deny(v)}
+                                       onDo={() => run(`flatten ${v.name}`, 'POST',
+                                                       `${path}/volumes/${encodeURIComponent(v.name)}/flatten`)} />
+                      )}
                       <ConfirmButton label="Delete…" confirmLabel={`Delete ${v.name}`} action="volume-delete"
                                      disabled={!canAdmin(v) || busy} title={deny(v)}
                                      onDo={() => run(`delete ${v.name}`, 'DELETE',
