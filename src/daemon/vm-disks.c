@@ -279,8 +279,9 @@ static int plug_disk(VoDaemon *d, VoHvInstance *hv, const VoVmSpec *spec, size_t
  * that marked it before is seen here, the marks read again after the save
  * (of two racing, one sees the other). A vireod that dies between the save
  * and the plug leaves the disk in the definition only: the VM's next start
- * plugs it, and a remove meanwhile takes QEMU's DeviceNotFound for the
- * device gone (qemu-hotplug.c). */
+ * plugs it, a remove meanwhile takes QEMU's DeviceNotFound for the device
+ * gone (qemu-hotplug.c), and a migration meanwhile is refused by its
+ * destination (the layout lacks the slot: vo_qemu_layout_check_spec). */
 static int task_disk_add(VoTask *t, void *userdata)
 {
     DiskOp *op = userdata;
