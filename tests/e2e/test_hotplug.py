@@ -6,7 +6,7 @@ around it (boot disk, maximum, free slot reuse, injected faults, a failed
 plug whose definition cannot be saved again without the disk) run on the
 fake driver."""
 
-from vireo_harness import BOOT_MARKER, Daemon, inject, wait_until
+from vireo_harness import BOOT_MARKER, fake_daemon_with_faults, inject, wait_until
 
 MiB = 1 << 20
 
@@ -202,11 +202,7 @@ def test_a_failed_plug_whose_undo_is_not_saved_keeps_the_disk(tmp_path):
     without the disk: the disk stays in it, and so do its new volume and the
     room its project counts for it; the task says so (before, it named the
     plug's failure only and gave the room back)."""
-    faults, store_faults = tmp_path / "faults", tmp_path / "store-faults"
-    faults.mkdir()
-    store_faults.mkdir()
-    d = Daemon(driver="fake", env={"VIREO_FAKE_FAULTS": str(faults),
-                                   "VIREO_TEST_STORE_FAULTS": str(store_faults)})
+    d, faults, store_faults = fake_daemon_with_faults(tmp_path)
     try:
         d.cli("vm", "create", "fu")
         d.cli("vm", "start", "fu")
