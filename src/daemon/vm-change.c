@@ -1,7 +1,9 @@
 /* vm-change.c: the rule every change of a VM's disks or NICs follows: take
  * the VM's job lock, then either edit the definition of a stopped VM or
  * hot-plug into a running one; the new definition replaces the old (and is
- * saved) only once the change took effect. */
+ * saved) only once the change took effect, but for a disk added to a
+ * running VM: saved before QEMU plugs it, and saved again without it when
+ * the plug fails (vm-disks.c, task_disk_add). */
 #include "daemon/vm-internal.h"
 #include "util/util.h"
 #include "vireo/errors.h"

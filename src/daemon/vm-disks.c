@@ -222,8 +222,9 @@ static void spec_drop_disk(VoVmSpec *spec, size_t index)
 }
 
 /* A hot-plug undone after the definition was saved with its disk (slot):
- * saved again without it (QEMU did not plug it). */
-static void drop_saved_disk(VoVm *vm, unsigned slot)
+ * saved again without it (QEMU did not plug it). <0: that save failed, the
+ * disk stays in the definition. */
+static int drop_saved_disk(VoVm *vm, unsigned slot)
 {
     pthread_mutex_lock(&vm->lock);
     VoVmSpec *next = vo_vm_spec_copy(vm->spec);
@@ -237,6 +238,7 @@ static void drop_saved_disk(VoVm *vm, unsigned slot)
     if (r < 0)
         log_warn("vm: a disk QEMU did not plug stays in the definition (remove it): %s",
                  strerror(-r));
+    return r;
 }
 
 /* A disk add that failed: the room taken for it in the VM's project
@@ -279,8 +281,9 @@ static int plug_disk(VoDaemon *d, VoHvInstance *hv, const VoVmSpec *spec, size_t
  * that marked it before is seen here, the marks read again after the save
  * (of two racing, one sees the other). A vireod that dies between the save
  * and the plug leaves the disk in the definition only: the VM's next start
- * plugs it, and a remove meanwhile takes QEMU's DeviceNotFound for the
- * device gone (qemu-hotplug.c). */
+ * plugs it, a remove meanwhile takes QEMU's DeviceNotFound for the device
+ * gone (qemu-hotplug.c), and a migration meanwhile is refused by its
+ * destination (the layout lacks the slot: vo_qemu_layout_check_spec). */
 static int task_disk_add(VoTask *t, void *userdata)
 {
     DiskOp *op = userdata;
@@ -294,7 +297,7 @@ static int task_disk_add(VoTask *t, void *userdata)
         return r;
     }
     _cleanup_free_ char *error = NULL, *path = NULL, *format = NULL, *created = NULL;
-    bool shareable = false, claimed = false;
+    bool shareable = false, claimed = false, kept = false;
     if (next->n_disks >= VO_VM_MAX_DISKS) {
         error = vo_asprintf("the VM already has %zu disks, the most it can have is %d",
                             next->n_disks, VO_VM_MAX_DISKS);
@@ -329,7 +332,7 @@ static int task_disk_add(VoTask *t, void *userdata)
             if (r >= 0)
                 r = plug_disk(d, hv, saved, index, t, &error);
             if (r < 0)
-                drop_saved_disk(vm, slot);
+                kept = drop_saved_disk(vm, slot) < 0;
         }
         vo_vm_spec_free(saved);
     }
@@ -337,16 +340,20 @@ static int task_disk_add(VoTask *t, void *userdata)
     pthread_mutex_unlock(&vm->job);
     if (claimed) /* the definition names it now, or the add failed */
         vo_volume_attach_release(d, op->volume);
-    if (r < 0 && created) {
+    /* A disk the definition still names (kept) keeps its volume and the
+     * room its project counts for it. */
+    if (r < 0 && created && !kept) {
         _cleanup_free_ char *ignored = NULL;
         (void)vo_volume_remove_now(d, op->volume, &ignored);
     }
-    if (r < 0)
+    if (r < 0 && !kept)
         give_back(op);
     if (r < 0) {
         _cleanup_free_ char *name = vo_vm_name(vm);
-        return vo_task_fail(t, r, "cannot add a disk to VM '%s': %s", name,
-                            error ? error : strerror(-r));
+        const char *stays =
+            kept ? " (the disk stays in its definition, not plugged: remove it)" : "";
+        return vo_task_fail(t, r, "cannot add a disk to VM '%s': %s%s", name,
+                            error ? error : strerror(-r), stays);
     }
     return 0;
 }

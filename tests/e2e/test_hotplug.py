@@ -2,10 +2,11 @@
 added to a running VM appear in the guest (/sys/block, /sys/class/net)
 without a reboot and go again when removed; the VM's definition follows each
 step and survives a stop/start and a vireod killed with SIGKILL. The rules
-around it (boot disk, maximum, free slot reuse, injected faults) run on the
+around it (boot disk, maximum, free slot reuse, injected faults, a failed
+plug whose definition cannot be saved again without the disk) run on the
 fake driver."""
 
-from vireo_harness import BOOT_MARKER, inject, wait_until
+from vireo_harness import BOOT_MARKER, fake_daemon_with_faults, inject, wait_until
 
 MiB = 1 << 20
 
@@ -193,3 +194,34 @@ def test_maximum_free_slot_reuse_and_faults(faults):
     d.cli("vm", "pause", "fv")
     p = d.cli("vm", "nic", "remove", "fv", "1", check=False)
     assert p.returncode != 0 and "paused" in p.stderr, p.stderr
+
+
+def test_a_failed_plug_whose_undo_is_not_saved_keeps_the_disk(tmp_path):
+    """A disk added to a running VM is saved in its definition before the
+    plug; a plug that fails when the store then refuses the definition
+    without the disk: the disk stays in it, and so do its new volume and the
+    room its project counts for it; the task says so (before, it named the
+    plug's failure only and gave the room back)."""
+    d, faults, store_faults = fake_daemon_with_faults(tmp_path)
+    try:
+        d.cli("vm", "create", "fu")
+        d.cli("vm", "start", "fu")
+        vm_id = d.vm("fu")["id"]
+        used = d.api("GET", "/v1/projects/default")["usage"]["disk_bytes"]
+        (faults / "disk_attach.hold").touch()
+        status, doc = d.request("POST", "/v1/vms/fu/disks", {"size_bytes": MiB})
+        assert status == 202, doc
+        wait_until(lambda: (faults / "disk_attach.held").exists(), 60, what="the plug held")
+        (faults / "disk_attach").write_text("EIO\n")  # the plug fails once let go
+        (store_faults / f"put@vms+{vm_id}").write_text("EIO\n")  # and the undo's save
+        (faults / "disk_attach.hold").unlink()
+        (faults / "disk_attach.held").unlink()
+        task = d.wait_task(doc["task"])
+        assert task["state"] == "failed", task
+        assert "stays in its definition" in task["error"]["message"], task
+        disks = d.vm("fu")["disks"]
+        assert len(disks) == 2, disks
+        assert disks[1]["volume"] in {v["key"] for v in d.api("GET", "/v1/volumes")["volumes"]}
+        assert d.api("GET", "/v1/projects/default")["usage"]["disk_bytes"] == used + MiB
+    finally:
+        d.cleanup()

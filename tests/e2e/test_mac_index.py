@@ -12,7 +12,7 @@ import threading
 
 from test_drs import etcdctl, etcd_keys
 from test_vm_import import two_hosts_with_faults
-from vireo_harness import Daemon, wait_until
+from vireo_harness import Daemon, fake_daemon_with_faults, wait_until
 
 CLAIMS = "cluster/claims/macs/"
 
@@ -242,11 +242,7 @@ def test_generated_macs_unique_in_the_cluster(cluster, tmp_path, monkeypatch):
 def test_generated_mac_not_claimed_is_refused(tmp_path):
     """A store error while claiming a generated MAC fails the create and the
     NIC add with 503, nothing made (before: 500 "Input/output error")."""
-    faults, store_faults = tmp_path / "faults", tmp_path / "store-faults"
-    faults.mkdir()
-    store_faults.mkdir()
-    d = Daemon(driver="fake", env={"VIREO_FAKE_FAULTS": str(faults),
-                                   "VIREO_TEST_STORE_FAULTS": str(store_faults)})
+    d, faults, store_faults = fake_daemon_with_faults(tmp_path)
     try:
         mac = "52:54:00:0d:0f:01"
 

@@ -321,6 +321,18 @@ def inject(d, op, err):
         f.write(err + "\n")
 
 
+def fake_daemon_with_faults(tmp_path):
+    """A fake-driver vireod whose driver and store take faults from two
+    directories of tmp_path (util/fault-file.h: $VIREO_FAKE_FAULTS,
+    $VIREO_TEST_STORE_FAULTS): (daemon, driver's faults, store's faults)."""
+    faults, store_faults = tmp_path / "faults", tmp_path / "store-faults"
+    faults.mkdir()
+    store_faults.mkdir()
+    d = Daemon(driver="fake", env={"VIREO_FAKE_FAULTS": str(faults),
+                                   "VIREO_TEST_STORE_FAULTS": str(store_faults)})
+    return d, faults, store_faults
+
+
 
 def slow_qemu_img(only_while=None):
     """A qemu-img script for Daemon.wrap_tool whose `convert -p -f FMT -O FMT
