@@ -67,13 +67,19 @@ async function endAdminSession() {
   adminSession = null;
 }
 
-// The pictures of the main pages for docs/web.md (docs/images/), taken
-// only when VIREO_WEB_SHOTS=1: encoding a PNG of the page costs CPU and no
-// test looks at them. The ones a test checks (shotMasked) and the page of
-// a failed scenario are always taken.
+// The pictures of the pages. With VIREO_WEB_SHOTS=1, every page as PNG
+// for docs/web.md (docs/images/). Without it (make check), the main pages
+// only, as JPEG (cheaper to encode than PNG), kept as the run's artefacts
+// in BUILD/web-ui/. The ones a test checks (shotMasked) and the page of a
+// failed scenario are always taken.
 const DOC_SHOTS = process.env.VIREO_WEB_SHOTS === '1';
+const MAIN_PAGES = new Set(['overview', 'vm-summary', 'vm-console', 'vm-graphs', 'admin-users',
+                            'web-host', 'web-cluster']);
 const saveShot = (page, name) => page.screenshot({ path: join(cfg.shots, name + '.png') });
-const shot = (page, name) => (DOC_SHOTS ? saveShot(page, name) : Promise.resolve());
+const shot = (page, name) => (DOC_SHOTS ? saveShot(page, name)
+  : MAIN_PAGES.has(name)
+    ? page.screenshot({ path: join(cfg.shots, name + '.jpg'), type: 'jpeg', quality: 70 })
+    : Promise.resolve());
 
 // A screenshot with what `selector` shows painted over (a secret must not
 // reach BUILD/web-ui/ nor docs/images/); answers how many colours the
