@@ -94,15 +94,9 @@ static void add_ha_fields(json_t *o, json_t *doc)
     json_t *state = json_object_get(doc, "ha_state");
     if (json_is_string(state))
         json_object_set(o, "ha_state", state);
-    json_t *restarts = json_object_get(doc, VO_HA_RESTARTS_FIELD), *t;
-    size_t i;
-    if (json_array_size(restarts)) {
-        json_t *at = json_array();
-        json_array_foreach(restarts, i, t)
-            if (json_is_integer(t))
-                json_array_append_new(at, vo_time_json(json_integer_value(t)));
-        json_object_set_new(o, VO_HA_RESTARTS_FIELD, at);
-    }
+    json_t *restarts = json_object_get(doc, VO_HA_RESTARTS_FIELD);
+    if (json_array_size(restarts))
+        json_object_set_new(o, VO_HA_RESTARTS_FIELD, vo_ha_restarts_json(restarts));
     if (json_is_true(json_object_get(doc, VO_HA_START_FAILED_FIELD)))
         json_object_set_new(o, VO_HA_START_FAILED_FIELD, json_true());
 }

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util/time-format.h"
 #include "util/util.h"
 
 bool vo_ha_wanted(json_t *vm_doc)
@@ -80,6 +81,16 @@ static int64_t *recent_times(json_t *restarts, int64_t now_ms, const VoHaLimit *
     qsort(all, n, sizeof(*all), cmp_time);
     *ret_n = n;
     return all;
+}
+
+json_t *vo_ha_restarts_json(json_t *restarts)
+{
+    json_t *out = json_array(), *t;
+    size_t i;
+    json_array_foreach(restarts, i, t)
+        if (json_is_integer(t))
+            json_array_append_new(out, vo_time_json(json_integer_value(t)));
+    return out;
 }
 
 unsigned vo_ha_restarts_recent(json_t *restarts, int64_t now_ms, const VoHaLimit *limit)

@@ -82,6 +82,9 @@ bool vo_ha_restarts_allow(json_t *restarts, int64_t now_ms, const VoHaLimit *lim
 /* The list after one more restart at now_ms (new reference): those of
  * restarts within the window, plus now_ms, the newest limit->max_restarts. */
 json_t *vo_ha_restarts_add(json_t *restarts, int64_t now_ms, const VoHaLimit *limit);
+/* restarts as the API shows them ("ha_restarts"): its times as
+ * timestamps, anything else left out (new reference). */
+json_t *vo_ha_restarts_json(json_t *restarts);
 /* How many of restarts lie within the window before now_ms. */
 unsigned vo_ha_restarts_recent(json_t *restarts, int64_t now_ms, const VoHaLimit *limit);
 

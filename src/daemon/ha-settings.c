@@ -7,10 +7,13 @@
 #include <string.h>
 
 #include "daemon/cluster-follow.h"
+#include "util/test-hold.h"
 #include "util/util.h"
 
 #define MAX_RESTARTS "max_restarts"
 #define WINDOW_MINUTES "window_minutes"
+/* A set whose document keeps changing under it gives up (-ESTALE). */
+#define SET_ATTEMPTS 5
 
 /* The cluster's store, or a standalone host's own (SQLite). */
 static VoStore *store_of(VoDaemon *d)
@@ -27,13 +30,18 @@ static int64_t bounded(json_t *doc, const char *key, int64_t min, int64_t max, i
     return json_integer_value(v);
 }
 
-int vo_ha_limit_get(VoDaemon *d, VoHaLimit *ret)
+/* vo_ha_limit_get, and the document's revision into *ret_rev (VO_REV_NEW:
+ * none stored). */
+static int limit_read(VoDaemon *d, VoHaLimit *ret, int64_t *ret_rev)
 {
     *ret = VO_HA_LIMIT_DEFAULT;
+    *ret_rev = VO_REV_NEW;
     _cleanup_free_ char *text = NULL;
-    int r = vo_store_get(store_of(d), VO_HA_SETTINGS_KEY, &text, NULL);
-    if (r < 0)
+    int r = vo_store_get(store_of(d), VO_HA_SETTINGS_KEY, &text, ret_rev);
+    if (r < 0) {
+        *ret_rev = VO_REV_NEW;
         return r == -ENOENT ? 0 : r;
+    }
     json_t *doc = json_loads(text, 0, NULL);
     ret->max_restarts = (unsigned)bounded(doc, MAX_RESTARTS, VO_HA_MAX_RESTARTS_MIN,
                                           VO_HA_MAX_RESTARTS_MAX, VO_HA_MAX_RESTARTS_DEFAULT);
@@ -41,6 +49,12 @@ int vo_ha_limit_get(VoDaemon *d, VoHaLimit *ret)
                                      VO_HA_WINDOW_MINUTES_MAX, VO_HA_WINDOW_MINUTES_DEFAULT);
     json_decref(doc);
     return 0;
+}
+
+int vo_ha_limit_get(VoDaemon *d, VoHaLimit *ret)
+{
+    int64_t rev;
+    return limit_read(d, ret, &rev);
 }
 
 /* The rounds' copy: read again when the host's cluster/ watch saw
@@ -132,25 +146,44 @@ int vo_ha_settings_set(VoDaemon *d, json_t *body, json_t **ret, char **ret_error
     if (!json_object_get(body, MAX_RESTARTS) && !json_object_get(body, WINDOW_MINUTES))
         return vo_error_set(ret_error, -EINVAL, MAX_RESTARTS " or " WINDOW_MINUTES
                             ": give at least one");
-    VoHaLimit l;
-    int r = vo_ha_limit_get(d, &l);
-    if (r < 0)
-        return vo_error_set(ret_error, r, "cannot read the HA settings: %s", strerror(-r));
-    int64_t n = l.max_restarts, minutes = l.window_ms / 60000;
+    int64_t n = -1, minutes = -1; /* -1: not given, the stored one kept */
+    int r;
     if ((r = take_field(body, MAX_RESTARTS, VO_HA_MAX_RESTARTS_MIN, VO_HA_MAX_RESTARTS_MAX,
                         "HA restarts of one VM within the window", &n, ret_error)) < 0 ||
         (r = take_field(body, WINDOW_MINUTES, VO_HA_WINDOW_MINUTES_MIN,
                         VO_HA_WINDOW_MINUTES_MAX, "minutes", &minutes, ret_error)) < 0)
         return r;
-    l = (VoHaLimit){ .max_restarts = (unsigned)n, .window_ms = minutes * 60000 };
-    json_t *doc = settings_json(&l);
-    _cleanup_free_ char *text = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS);
-    r = vo_store_put(store_of(d), VO_HA_SETTINGS_KEY, text, VO_REV_ANY, NULL);
+    /* The field not given is the stored one: put only over the document
+     * read, else a set of the other field on another host meanwhile would
+     * be undone; read again when it changed. */
+    VoHaLimit l;
+    json_t *doc = NULL;
+    for (int attempt = 0;; attempt++) {
+        int64_t rev;
+        if ((r = limit_read(d, &l, &rev)) < 0) {
+            json_decref(doc);
+            return vo_error_set(ret_error, r, "cannot read the HA settings: %s", strerror(-r));
+        }
+        if (n >= 0)
+            l.max_restarts = (unsigned)n;
+        if (minutes >= 0)
+            l.window_ms = minutes * 60000;
+        json_decref(doc);
+        doc = settings_json(&l);
+        _cleanup_free_ char *text = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS);
+        vo_test_hold("ha-settings-put"); /* tests change it here */
+        r = vo_store_put(store_of(d), VO_HA_SETTINGS_KEY, text, rev, NULL);
+        bool changed = r == -ESTALE || r == -EEXIST || r == -ENOENT;
+        if (!changed || attempt == SET_ATTEMPTS - 1)
+            break;
+    }
     atomic_store(&set_here, true);
     if (r < 0) {
         json_decref(doc);
         return vo_error_set(ret_error, r, "cannot save the HA settings: %s", strerror(-r));
     }
+    n = l.max_restarts;
+    minutes = l.window_ms / 60000;
     log_info("ha: the restart limit is now %lld HA restarts of one VM within %lld minutes",
              (long long)n, (long long)minutes);
     *ret = doc;

@@ -39,6 +39,13 @@ static void watch_lost(VoStoreWatch *w)
     pthread_cond_broadcast(&w->cond);
 }
 
+/* What one queued change counts in w->queued_bytes: its strings. */
+static size_t event_bytes(const VoStoreEvent *ev)
+{
+    return strlen(ev->key) + (ev->value ? strlen(ev->value) : 0) +
+           (ev->prev_value ? strlen(ev->prev_value) : 0);
+}
+
 static void watch_queue_event(VoStoreWatch *w, json_t *e)
 {
     json_t *kv = json_object_get(e, "kv"), *prev = json_object_get(e, "prev_kv");
@@ -48,7 +55,7 @@ static void watch_queue_event(VoStoreWatch *w, json_t *e)
         return;
     const char *type = json_string_value(json_object_get(e, "type"));
     bool del = type && !strcmp(type, "DELETE");
-    size_t vlen = 0, plen = 0;
+    size_t vlen = 0, plen = 0; /* (counted by event_bytes: the values are text) */
     VoStoreEvent ev = {
         .rev = vo_etcd_json_i64(kv, "mod_revision"),
         .kind = del ? VO_STORE_DELETE : VO_STORE_PUT,
@@ -56,7 +63,7 @@ static void watch_queue_event(VoStoreWatch *w, json_t *e)
         .value = del ? NULL : vo_etcd_json_b64(kv, "value", &vlen),
         .prev_value = json_is_object(prev) ? vo_etcd_json_b64(prev, "value", &plen) : NULL,
     };
-    w->queued_bytes += strlen(ev.key) + vlen + plen;
+    w->queued_bytes += event_bytes(&ev);
     if (w->n == w->cap) {
         w->cap = w->cap ? w->cap * 2 : 64;
         VoStoreEvent *n = realloc(w->ev, w->cap * sizeof(*n));
@@ -180,14 +187,15 @@ static size_t deliverable(VoStoreWatch *w)
     return k;
 }
 
-/* The queued changes of revision start and later go (this stream's).
- * Caller holds w->lock. */
+/* The queued changes of revision start and later go (this stream's), and
+ * their bytes from the queue's count. Caller holds w->lock. */
 static void drop_events_from(VoStoreWatch *w, int64_t start)
 {
     size_t keep = 0;
     while (keep < w->n && w->ev[keep].rev < start)
         keep++;
     for (size_t i = keep; i < w->n; i++) {
+        w->queued_bytes -= event_bytes(&w->ev[i]);
         free(w->ev[i].key);
         free(w->ev[i].value);
         free(w->ev[i].prev_value);
@@ -468,9 +476,11 @@ int vo_etcd_watch_next(VoStoreWatch *w, int timeout_ms, VoStoreEvent **ret_event
             w->queued_bytes = 0;
             break;
         }
-        if (k > 0) { /* the checked part; the unchecked stream's stay */
+        if (k > 0) { /* the checked part; the unchecked stream's stay (and count) */
             *ret_events = vo_malloc0(k * sizeof(**ret_events));
             memcpy(*ret_events, w->ev, k * sizeof(**ret_events));
+            for (size_t i = 0; i < k; i++)
+                w->queued_bytes -= event_bytes(&w->ev[i]);
             memmove(w->ev, w->ev + k, (w->n - k) * sizeof(*w->ev));
             w->n -= k;
             *ret_n = k;

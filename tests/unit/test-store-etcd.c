@@ -25,6 +25,7 @@
 
 #include "cluster/place-cache.h"
 #include "state/store.h"
+#include "state/store-etcd-internal.h"
 #include "store-contract.h"
 #include "util/util.h"
 
@@ -599,6 +600,58 @@ static int read_until(VoStore *s, VoStoreWatch *w, size_t *ret_n)
     return 0;
 }
 
+/* Holds on a new stream's check of its start (store-etcd-watch.c's hold
+ * points etcd-watch-check, then etcd-watch-checking), as files in a
+ * directory named by $VIREO_FAKE_FAULTS. */
+typedef struct {
+    char dir[40];
+    char *hold, *held, *checking, *checking_at;
+} CheckHolds;
+
+static void check_holds_set(CheckHolds *h)
+{
+    snprintf(h->dir, sizeof(h->dir), "/tmp/vireo-test-holds.XXXXXX");
+    assert_non_null(mkdtemp(h->dir));
+    h->hold = vo_asprintf("%s/etcd-watch-check.hold", h->dir);
+    h->held = vo_asprintf("%s/etcd-watch-check.held", h->dir);
+    h->checking = vo_asprintf("%s/etcd-watch-checking.hold", h->dir);
+    h->checking_at = vo_asprintf("%s/etcd-watch-checking.held", h->dir);
+    assert_int_equal(vo_write_file_atomic(h->hold, "", 0), 0);
+    assert_int_equal(vo_write_file_atomic(h->checking, "", 0), 0);
+    setenv("VIREO_FAKE_FAULTS", h->dir, 1);
+}
+
+static void wait_for_file(const char *path)
+{
+    for (int i = 0; i < 300 && access(path, F_OK) != 0; i++)
+        poll(NULL, 0, 100);
+    assert_int_equal(access(path, F_OK), 0);
+}
+
+/* The new stream is created and held before its check; what was changed
+ * meanwhile reaches it; then it is held again just before the check. */
+static void check_holds_reach(CheckHolds *h)
+{
+    wait_for_file(h->held);
+    poll(NULL, 0, 1000); /* noqa: the changes reach the socket (not a sync) */
+    unlink(h->hold);
+    wait_for_file(h->checking_at);
+}
+
+static void check_holds_clear(CheckHolds *h)
+{
+    if (!h->dir[0])
+        return;
+    unsetenv("VIREO_FAKE_FAULTS");
+    const char *files[] = { h->hold, h->held, h->checking, h->checking_at };
+    for (size_t i = 0; i < 4; i++) {
+        (void)unlink(files[i]);
+        free((char *)files[i]);
+    }
+    (void)rmdir(h->dir);
+    h->dir[0] = '\0';
+}
+
 /* A watch whose stream broke (etcd restarted) while a delete happened and
  * the log was compacted right at that delete's revision: etcd would resume
  * it there without the delete; the watch says VO_STORE_ECOMPACTED. held:
@@ -640,18 +693,10 @@ static void reconnect_compacted(bool held)
     int64_t c = 0;
     assert_int_equal(other->ops->compacted(other, &c), 0);
     assert_int_equal(c, rd);
-    char faults[] = "/tmp/vireo-test-holds.XXXXXX";
-    _cleanup_free_ char *hold = NULL, *held_at = NULL, *checking = NULL, *checking_at = NULL;
+    CheckHolds h = { .dir = "" };
     if (held) {
         assert_int_equal(vo_store_put(other, "x/b", "2", VO_REV_NEW, &rb), 0);
-        assert_non_null(mkdtemp(faults));
-        hold = vo_asprintf("%s/etcd-watch-check.hold", faults);
-        held_at = vo_asprintf("%s/etcd-watch-check.held", faults);
-        checking = vo_asprintf("%s/etcd-watch-checking.hold", faults);
-        checking_at = vo_asprintf("%s/etcd-watch-checking.held", faults);
-        assert_int_equal(vo_write_file_atomic(hold, "", 0), 0);
-        assert_int_equal(vo_write_file_atomic(checking, "", 0), 0);
-        setenv("VIREO_FAKE_FAULTS", faults, 1);
+        check_holds_set(&h);
     }
     vo_store_close(other);
     member_stop(m);
@@ -661,30 +706,22 @@ static void reconnect_compacted(bool held)
     if (held) {
         /* The new stream is created; its changes (x/b) come and are
          * queued while its check waits: none is handed out meanwhile. */
-        for (int i = 0; i < 300 && access(held_at, F_OK) != 0; i++)
-            poll(NULL, 0, 100);
-        assert_int_equal(access(held_at, F_OK), 0);
-        poll(NULL, 0, 1000); /* noqa: x/b reaches the socket (not a sync) */
-        unlink(hold);
-        for (int i = 0; i < 300 && access(checking_at, F_OK) != 0; i++)
-            poll(NULL, 0, 100);
-        assert_int_equal(access(checking_at, F_OK), 0);
+        check_holds_reach(&h);
+        pthread_mutex_lock(&w->lock);
+        size_t queued = w->n; /* x/b came: the read below could take it */
+        pthread_mutex_unlock(&w->lock);
         VoStoreEvent *early = NULL;
         assert_int_equal(s->ops->watch_next(w, 1500, &early, &n), 0);
         for (size_t i = 0; i < n; i++)
             print_message("early event %s at %lld\n", early[i].key, (long long)early[i].rev);
         vo_store_events_free(early, n);
-        unlink(checking);
+        unlink(h.checking);
+        assert_int_equal(queued, 1);
         assert_int_equal(n, 0);
     } else
         assert_int_equal(vo_store_put(s, "x/b", "2", VO_REV_NEW, &rb), 0);
     int r = read_until(s, w, &n);
-    if (held) {
-        unsetenv("VIREO_FAKE_FAULTS");
-        unlink(held_at);
-        unlink(checking_at);
-        rmdir(faults);
-    }
+    check_holds_clear(&h);
     s->ops->watch_close(w);
     vo_store_close(s);
     member_free(m);
@@ -702,6 +739,72 @@ static void test_watch_unchecked_stream_holds_its_changes(void **state)
 {
     (void)state;
     reconnect_compacted(true);
+}
+
+/* A reader that takes the changes queued before a stream whose start is
+ * not yet checked (a partial hand-out) leaves only that stream's counted
+ * against the queue's bound: the count kept every byte before, so a large
+ * queue read while its stream restarted could be dropped as unread. */
+static void test_watch_partial_read_counts_what_stays(void **state)
+{
+    (void)state;
+    Member *m = &member;
+    member_new(m);
+    VoStore *s = NULL;
+    VoEtcdOptions o = { .endpoints = m->url, .host_id = "pr", .timeout_ms = 2000 };
+    assert_int_equal(vo_store_open_etcd(&o, &s), 0);
+    int64_t start = 0, ra = 0, rb = 0;
+    assert_int_equal(s->ops->revision(s, &start), 0);
+    VoStoreWatch *w = NULL;
+    assert_int_equal(s->ops->watch_open(s, "x/", start, &w), 0);
+    assert_int_equal(vo_store_put(s, "x/a", "1", VO_REV_NEW, &ra), 0);
+    size_t queued = 0;
+    for (int i = 0; i < 300 && queued == 0; i++) { /* x/a queued, not read */
+        poll(NULL, 0, 100);
+        pthread_mutex_lock(&w->lock);
+        queued = w->n;
+        pthread_mutex_unlock(&w->lock);
+    }
+    assert_int_equal(queued, 1);
+    CheckHolds h = { .dir = "" };
+    check_holds_set(&h);
+    member_stop(m);
+    member_start(m, m->url);
+    wait_for_file(h.held);
+    assert_int_equal(vo_store_put(s, "x/b", "2", VO_REV_NEW, &rb), 0);
+    check_holds_reach(&h);
+    pthread_mutex_lock(&w->lock);
+    queued = w->n;
+    pthread_mutex_unlock(&w->lock);
+    VoStoreEvent *ev = NULL;
+    size_t n = 0;
+    int r = s->ops->watch_next(w, 0, &ev, &n);
+    pthread_mutex_lock(&w->lock);
+    size_t left = w->n, bytes = w->queued_bytes;
+    pthread_mutex_unlock(&w->lock);
+    unlink(h.checking);
+    int64_t first = n > 0 ? ev[0].rev : 0;
+    vo_store_events_free(ev, n);
+    VoStoreEvent *later = NULL;
+    size_t n_later = next_events(s, w, &later);
+    int64_t second = n_later > 0 ? later[0].rev : 0;
+    vo_store_events_free(later, n_later);
+    pthread_mutex_lock(&w->lock);
+    size_t bytes_after = w->queued_bytes;
+    pthread_mutex_unlock(&w->lock);
+    check_holds_clear(&h);
+    s->ops->watch_close(w);
+    vo_store_close(s);
+    member_free(m);
+    assert_int_equal(queued, 2); /* x/a, and x/b of the held stream */
+    assert_int_equal(r, 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(first, ra);
+    assert_int_equal(left, 1);
+    assert_int_equal(bytes, strlen("x/b") + strlen("2")); /* x/b's alone */
+    assert_int_equal(n_later, 1);
+    assert_int_equal(second, rb);
+    assert_int_equal(bytes_after, 0);
 }
 
 /* A watch of keys nobody changes follows the store's revision (progress
@@ -851,6 +954,7 @@ int main(void)
         cmocka_unit_test(test_no_quorum),
         cmocka_unit_test_teardown(test_watch_reconnect_compacted, member_teardown),
         cmocka_unit_test_teardown(test_watch_unchecked_stream_holds_its_changes, member_teardown),
+        cmocka_unit_test_teardown(test_watch_partial_read_counts_what_stays, member_teardown),
         cmocka_unit_test_teardown(test_watch_quiet_progress, member_teardown),
         cmocka_unit_test(test_tls),
     };
