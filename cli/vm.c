@@ -472,11 +472,17 @@ static int vm_list(const CliCommand *cmd, int argc, char **argv)
         _cleanup_free_ char *memory = vm_memory_str(vm);
         _cleanup_free_ char *uptime = vm_uptime_str(vm);
         const char *accel = jstr(vm, "accel_active") ? jstr(vm, "accel_active") : jstr(vm, "accel");
-        /* A VM of an offline host: its last known state, marked so. */
+        /* A VM of an offline host: its last known state, marked so; one
+         * whose post-copy recovery failed: the host keeping its source
+         * (`vireo vm migrate NAME --resume` retries it). */
         const char *host_state = jstr(vm, "host_state");
-        _cleanup_free_ char *state = host_state && strcmp(host_state, "online")
-            ? vo_asprintf("%s (host %s)", jstr(vm, "state") ? jstr(vm, "state") : "?", host_state)
-            : vo_strdup(jstr(vm, "state"));
+        const char *state_now = jstr(vm, "state") ? jstr(vm, "state") : "?";
+        const char *paused_at = jstr(json_object_get(vm, "post_copy_paused"), "source_host");
+        _cleanup_free_ char *state =
+            host_state && strcmp(host_state, "online")
+                ? vo_asprintf("%s (host %s)", state_now, host_state)
+            : paused_at ? vo_asprintf("%s (post-copy, source kept on %s)", state_now, paused_at)
+                        : vo_strdup(jstr(vm, "state"));
         const char *cells[] = { jstr(vm, "name"), jstr(vm, "host"), state, vcpus, memory, accel,
                                 uptime };
         out_table_add(t, cells);

@@ -147,25 +147,43 @@ static int read_hosts(VoDaemon *d, json_t **ret_members, json_t **ret_records)
     return 0;
 }
 
-int vo_cluster_hosts_read(VoDaemon *d, json_t **ret_members, json_t **ret_records)
+/* Copies of the manager's snapshot of the members (ret_members may be
+ * NULL: not wanted) and records when it has a usable one: true. */
+static bool hosts_cached(json_t **ret_members, json_t **ret_records)
 {
+    bool usable = false;
     pthread_mutex_lock(&place_lock);
     VoPlaceCache *c = cache;
     if (c) {
         vo_place_cache_lock(c);
-        bool usable = vo_place_cache_usable(c);
-        if (usable) {
+        usable = vo_place_cache_usable(c);
+        if (usable && ret_members)
             *ret_members = json_deep_copy(vo_place_cache_docs(c, VO_PLACE_CACHE_P_MEMBERS));
+        if (usable)
             *ret_records = json_deep_copy(vo_place_cache_docs(c, VO_PLACE_CACHE_P_RECORDS));
-        }
         vo_place_cache_unlock(c);
-        if (usable) {
-            pthread_mutex_unlock(&place_lock);
-            return 0;
-        }
     }
     pthread_mutex_unlock(&place_lock);
-    return read_hosts(d, ret_members, ret_records);
+    return usable;
+}
+
+int vo_cluster_hosts_read(VoDaemon *d, json_t **ret_members, json_t **ret_records)
+{
+    return hosts_cached(ret_members, ret_records) ? 0 : read_hosts(d, ret_members, ret_records);
+}
+
+int vo_cluster_records_read(VoDaemon *d, json_t **ret_records)
+{
+    if (hosts_cached(NULL, ret_records))
+        return 0;
+    json_t *records = json_object();
+    int r = vo_store_list(d->store, RECORDS_PREFIX, collect, records);
+    if (r < 0) {
+        json_decref(records);
+        return r;
+    }
+    *ret_records = records;
+    return 0;
 }
 
 /* The networks' projects from the store, as the cache keeps them. */

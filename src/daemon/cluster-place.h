@@ -60,6 +60,10 @@ void vo_place_choice_clear(VoPlaceChoice *c);
  * revision}} each, new references): from the manager's snapshot in memory
  * when it has one, else read from the store. 0 or the store's -errno. */
 int vo_cluster_hosts_read(VoDaemon *d, json_t **ret_members, json_t **ret_records);
+/* The live host records alone, as vo_cluster_hosts_read gives them: one
+ * range read of the store (a non-manager), for a reader that needs no
+ * member document (a VM list's post_copy_paused). */
+int vo_cluster_records_read(VoDaemon *d, json_t **ret_records);
 /* Likewise the networks' projects (a new reference, in the form
  * cluster/place-network-projects.h reads). 0 or the store's -errno. */
 int vo_cluster_network_owners_read(VoDaemon *d, json_t **ret);

@@ -291,10 +291,11 @@ static json_t *record_document(VoDaemon *d, VoHosts *h)
      * (api/access.h); an older host says nothing and gets the first form. */
     json_object_set_new(o, "principal_members", vo_principal_members_json());
     /* Whether it holds the manager role (GET /v1/hosts says it from the
-     * manager key; this is for the hosts' events). */
-    pthread_mutex_lock(&h->lock);
-    json_object_set_new(o, "manager", json_boolean(h->manager));
-    pthread_mutex_unlock(&h->lock);
+     * manager key; this is for the hosts' events): only while its lease is
+     * confirmed, as GET /v1/host says it, so a vireod that was stopped past
+     * its lease's TTL (another host took the role) never writes "true"
+     * again before its renewal finds the lease gone. */
+    json_object_set_new(o, "manager", json_boolean(vo_hosts_is_manager(d)));
     /* The post-copy sources kept here whose recovery a --resume may retry
      * (a VM's view and the web UI find them here; [] when none, so a record
      * applied over an older one drops what it had). */
@@ -499,6 +500,10 @@ static void *renew_thread(void *userdata)
         }
         int64_t lease = h->lease;
         pthread_mutex_unlock(&h->lock);
+        if (lease && getenv("VIREO_FAKE_FAULTS")) { /* tests let one host's lease run out */
+            _cleanup_free_ char *hold = vo_asprintf("host_lease_renew@%s", d->host_name);
+            vo_test_hold(hold);
+        }
         int64_t t0 = vo_now_ms(), rev = 0;
         int r;
         if (lease) {

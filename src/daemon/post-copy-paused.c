@@ -35,9 +35,10 @@ json_t *vo_post_copy_paused_json(VoDaemon *d)
 
 void vo_post_copy_paused_add(VoDaemon *d, json_t *vms)
 {
-    json_t *members = NULL, *records = NULL, *paused = json_object();
-    if (!d->cluster_store || !json_array_size(vms) ||
-        vo_cluster_hosts_read(d, &members, &records) < 0)
+    json_t *records = NULL, *paused = json_object();
+    /* The records alone: the member documents are not needed here (one
+     * range read per list on a host that is not the manager). */
+    if (!d->cluster_store || !json_array_size(vms) || vo_cluster_records_read(d, &records) < 0)
         records = NULL;
     const char *host_id;
     json_t *record;
@@ -62,6 +63,5 @@ void vo_post_copy_paused_add(VoDaemon *d, json_t *vms)
             json_object_set(vm, "post_copy_paused", where);
     }
     json_decref(paused);
-    json_decref(members);
     json_decref(records);
 }

@@ -10,7 +10,10 @@ The console of a real TCG guest on h2 is used through h1."""
 
 import contextlib
 import json
+import os
+import signal
 import threading
+import time
 
 from vireo_harness import BOOT_MARKER, race, wait_until
 
@@ -174,6 +177,55 @@ def test_any_host_serves_every_vm(cluster):
         assert status == 502, doc
         assert "host 'h3'" in doc["error"]["message"] and doc["error"]["code"] == "bad-gateway"
     h1.task_ok("POST", "/v1/vms/d3/stop", {})
+
+
+def test_a_manager_stopped_past_its_lease_never_claims_the_role_again(cluster, tmp_path,
+                                                                    monkeypatch):
+    """A host record says "manager" (docs/events.md) only while its vireod's
+    lease is confirmed. The manager's vireod held stopped (SIGSTOP) past the
+    lease's TTL and its record's period, its lease renewal held too
+    (host_lease_renew@NAME), the other host takes the role; let go, its
+    records must not say "manager": true (before, the publish due at once
+    ran before the renewal found the lease gone, and a page following the
+    events showed the old manager)."""
+    faults = str(tmp_path / "faults")
+    os.makedirs(faults)
+    monkeypatch.setenv("VIREO_FAKE_FAULTS", faults)
+    c = cluster(2, listen=False)
+    form(c)
+    by_name = {h.name: h for h in c.hosts}
+    wait_until(lambda: c.hosts[0].api("GET", "/v1/cluster")["manager"] in by_name, 60,
+               what="a manager")
+    old = by_name[c.hosts[0].api("GET", "/v1/cluster")["manager"]]
+    new = next(h for h in c.hosts if h is not old)
+    old_id = old.api("GET", "/v1/host")["id"]
+    hold = os.path.join(faults, f"host_lease_renew@{old.name}")
+    open(hold + ".hold", "w").close()
+    try:
+        wait_until(lambda: os.path.exists(hold + ".held"), 30, what="the renewal held")
+        rev = current_rev(new)
+        stopped_at = time.monotonic()
+        os.kill(old.proc.pid, signal.SIGSTOP)
+        try:
+            wait_until(lambda: new.api("GET", "/v1/cluster")["manager"] == new.name, 60,
+                       what=f"{new.name} to take the role")
+            # Past the record's period (10 s) too: its publish is due at once.
+            time.sleep(max(0.0, 12 - (time.monotonic() - stopped_at)))
+            taken = current_rev(new)
+        finally:
+            os.kill(old.proc.pid, signal.SIGCONT)
+
+        def records_of_old():
+            return [e for e in events_since(new, rev, kind="host")
+                    if e["id"] == old_id and e["action"] == "put"
+                    and "state" in (e["object"] or {})]
+        wait_until(lambda: any(e["rev"] > taken for e in records_of_old()), 60,
+                   what=f"{old.name}'s record after it was let go")
+    finally:
+        os.remove(hold + ".hold")
+    after = [e["object"].get("manager") for e in records_of_old() if e["rev"] > taken]
+    assert after and not any(after), after
+    assert new.api("GET", "/v1/cluster")["manager"] == new.name
 
 
 def test_name_race_makes_one_vm(cluster):

@@ -134,6 +134,9 @@ def test_vm_page_resumes_a_paused_post_copy(web):
     assert h1.api("GET", "/v1/vms/b")["post_copy_paused"] == where_paused
     assert [v.get("post_copy_paused") for v in h1.api("GET", "/v1/vms?view=summary")["vms"]
             if v["name"] == "b"] == [where_paused]
+    listed = h1.cli("vm", "list").stdout  # the CLI's list says so too
+    assert re.search(rf"^b\s.*\(post-copy, source kept on {source.name}\)", listed, re.M), \
+        listed
     r = web.browser("post_copy_resume", vm="b", timeout=200)
     assert r["source"] == source.name and r["task"] == "succeeded" and r["gone"], r
     assert "post_copy_paused" not in h1.api("GET", "/v1/vms/b")
