@@ -153,7 +153,7 @@ export function PoolPage({ pool, who, tasks, onError }) {
                                                        `${path}/volumes/${encodeURIComponent(v.name)}`,
                                                        { restore_incomplete: null })} />
                       )}
-                      {pool.type === 'rbd' && (v.backing_volume || v.image || v.rbd_parent) && (
+                      {pool.type === 'rbd' && (v.backing_volume || v.image) && (
                         <ConfirmButton label="Flatten…" confirmLabel={`Flatten ${v.name}`}
                                        action="volume-flatten" disabled={!canAdmin(v) || busy}
                                        title={deny(v)}

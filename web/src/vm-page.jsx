@@ -58,6 +58,7 @@ function Summary({ vm, networks }) {
         <ul>{(vm.nics || []).map((n) => <li key={n.slot}>{n.network} {n.mac}</li>)}</ul>
       </dd>
       <dt>IPs</dt><dd data-field="ips">{ips.length ? ips.join(', ') : 'not known'}</dd>
+      {vm.qemu_uid !== undefined && <><dt>QEMU uid</dt><dd data-field="qemu-uid">{vm.qemu_uid}</dd></>}
       <dt>Uptime</dt><dd>{vm.state === 'running' && vm.uptime_s !== undefined ? `${vm.uptime_s} s` : '–'}</dd>
     </dl>
   );
