@@ -3,9 +3,10 @@
 // (graphs.jsx), its VMs, its maintenance switch and Evacuate… (admin:
 // entering maintenance or evacuating asks first, with the memory check
 // offered, and starts the evacuation task, whose progress and report show
-// here (host-evacuate.jsx); leaving moves nothing back). Nothing is read here but the graphs: the host's record (state,
-// maintenance, load) comes with the event stream's host events, its VMs
-// with the VM events (main.jsx).
+// here (host-evacuate.jsx); leaving moves nothing back). Nothing is read
+// here but the graphs: the host's record (state, maintenance, load) comes
+// with the event stream's host events, its VMs with the VM events
+// (main.jsx).
 import { useState } from 'preact/hooks';
 import { formatBytes } from './api.js';
 import { StateIcon } from './tree.jsx';
@@ -75,7 +76,7 @@ export function HostPage({ host, vms, who, tasks, onError }) {
       {asking && <EvacuateDialog host={host.name} what={asking} onConfirm={confirm}
                                  onClose={() => setAsking(null)} />}
       <TaskLine pending={pending} task={task} attrs={{ 'data-maintenance-task': task && task.state }} />
-      {task && task.kind === 'host-evacuate' && task.state === 'succeeded' && <EvacuationReport result={task.result} />}
+      {task && task.kind === 'host-evacuate' && <EvacuationReport result={task.result} />}
       <dl class="summary">
         <dt>State</dt><dd data-field="state">{host.state}{host.manager ? ' (manager)' : ''}</dd>
         <dt>Address</dt><dd>{host.address || '–'}</dd>

@@ -1,6 +1,7 @@
 // vm-page.jsx: one VM: its summary (state, host, CPUs, memory, disks, NICs,
-// IPs the network's DHCP leases know), its actions (disabled below the role
-// they need: the API's 403 is the real guard) and its tabs: graphs and the
+// IPs the network's DHCP leases know, the uid its QEMU runs as), its
+// actions (disabled below the role they need: the API's 403 is the real
+// guard) and its tabs: graphs and the
 // serial console, the graphical console (noVNC), the snapshots, the
 // hardware (CPUs, memory, display, disks, NICs) and the backups. A paused
 // post-copy migration shows above them with its Resume (post-copy-resume.jsx).
