@@ -122,7 +122,7 @@ export const clusterScenarios = {
     const asked = page.waitForRequest((r) => r.method() === 'POST' && r.url().endsWith('/evacuate'));
     await page.click('[data-action="confirm-evacuate"]');
     result.evacuate_body = JSON.parse((await asked).postData());
-    await page.waitForSelector('[data-maintenance-task="succeeded"]', { timeout: 60000 });
+    await page.waitForSelector('[data-maintenance-task="succeeded"]:has-text("evacuate: ")', { timeout: 60000 });
   },
 
   // The Migrate dialog: a target chosen, the VM under it in the tree (live),
