@@ -9,7 +9,8 @@ Migrate dialog keeps the keyboard's focus and moves a VM back to h1 (the
 tree follows live); with two VMs on h2
 busy (the fake's synthetic load, as test_drs.py makes it) DRS in
 manual mode, chosen on the cluster page, recommends a move that the page
-applies; a viewer finds no action enabled; a user with roles on projects
+applies; HA's restart limit is set there (and a refusal shown);
+a viewer finds no action enabled; a user with roles on projects
 only finds no Cluster link. The fake driver is enough: the
 UI is what is tested (real migrations: test_migrate*.py). With
 VIREO_WEB_SHOTS=1 the pages' screenshots go to BUILD/web-ui/."""
@@ -76,6 +77,9 @@ def test_maintenance_from_the_page_moves_the_vms(web):
     h1 = web.cluster.hosts[0]
     r = web.browser("maintenance", host="h1", other="h2", vms=list(VMS), timeout=400)
     assert r["before"] == "false" and r["tree_state"] == "maintenance", r
+    assert not r["verify_default"] and r["body"] == {"on": True, "verify_memory": True}, r
+    assert r["report"] == {name: "memory verified" for name in VMS}, r
+    assert r["evacuate_body"] == {}, r  # the memory check off unless ticked
     assert where(h1) == {name: "h2" for name in VMS + BUSY}
     host = h1.api("GET", "/v1/hosts/h1")
     assert not host.get("maintenance") and host["state"] == "online", host
@@ -221,10 +225,22 @@ def test_drs_recommendation_shown_and_applied(web):
     h.wait_until(lambda: where(h1)[r["rec"]["vm"]] == "h1", 60, what="the recommended move made")
 
 
+def test_ha_restart_limit_set_on_the_cluster_page(web):
+    h1, h2 = web.cluster.hosts
+    try:
+        r = web.browser("ha_settings")
+        assert r["before"] == "3/10" and r["after"] == "5/30", r
+        assert "max_restarts" in r["refused"], r
+        assert h2.api("GET", "/v1/cluster/ha") == {"max_restarts": 5, "window_minutes": 30}
+    finally:
+        h1.api("PATCH", "/v1/cluster/ha", {"max_restarts": 3, "window_minutes": 10})
+
+
 def test_viewer_sees_no_enabled_action(web):
     r = web.browser("viewer_cluster", host="h1", vm="a")
     assert r["maintenance_disabled"] and r["migrate_disabled"] and r["mode_disabled"], r
     assert r["apply_enabled"] == 0, r
+    assert r["ha_disabled"] and r["ha_save"] == 0, r
 
 
 def test_project_user_has_no_cluster_link(web):

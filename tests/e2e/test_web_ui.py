@@ -367,6 +367,7 @@ def test_start_shows_running_live(web):
     if vm.get("pid"):
         web.d.qemu_pids.add(vm["pid"])
     assert vm["state"] == "running"
+    assert r["qemu_uid"] == (str(vm["qemu_uid"]) if "qemu_uid" in vm else None), (r, vm)
 
 
 def test_console_tab_boot_marker_and_a_command(web):

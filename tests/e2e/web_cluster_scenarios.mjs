@@ -85,9 +85,11 @@ export const clusterScenarios = {
     result.metrics_when_shown = Boolean(await shown.catch(() => null));
   },
 
-  // Maintenance on from the page (keyboard: focus the switch, Enter): the
-  // evacuation's task line ends succeeded and the tree shows the VMs under
-  // the other host; off again.
+  // Maintenance on from the page (keyboard: focus the switch, Enter; the
+  // dialog asks, its memory check ticked with Space): the body sent, the
+  // evacuation's task line ends succeeded, its report says each VM's
+  // memory was verified, and the tree shows the VMs under the other host;
+  // off again (no question); Evacuate… asks and sends its body.
   async maintenance(browser, { cfg, result, adminPage, shot }) {
     const { page } = await adminPage(browser);
     await page.goto(`${cfg.url}/ui/#/host/${cfg.host}`);
@@ -96,7 +98,17 @@ export const clusterScenarios = {
     result.before = await sw.getAttribute('aria-checked');
     await sw.focus();
     await page.keyboard.press('Enter');
+    await page.waitForSelector('#evacuate-title');
+    result.verify_default = await page.isChecked('input[name="verify_memory"]');
+    await page.focus('input[name="verify_memory"]');
+    await page.keyboard.press('Space');
+    const sent = page.waitForRequest((r) => r.method() === 'POST' && r.url().endsWith('/maintenance'));
+    await page.click('[data-action="confirm-evacuate"]');
+    result.body = JSON.parse((await sent).postData());
     await page.waitForSelector('[data-maintenance-task="succeeded"]', { timeout: 120000 });
+    await page.waitForSelector('[data-evacuation-report]');
+    result.report = Object.fromEntries(await page.$$eval('[data-report-vm]', (rows) => rows.map((r) =>
+      [r.dataset.reportVm, r.querySelector('[data-field="memory"]').textContent])));
     for (const vm of cfg.vms) await page.waitForSelector(vmUnder(cfg.other, vm), { timeout: 60000 });
     await page.waitForSelector('[data-action="maintenance"][aria-checked="true"]');
     result.tree_state = await page.getAttribute(`.tree a[data-host="${cfg.host}"]`, 'data-state');
@@ -104,6 +116,13 @@ export const clusterScenarios = {
     await page.click('[data-action="maintenance"]');
     await page.waitForSelector('[data-action="maintenance"][aria-checked="false"]');
     result.after = 'false';
+    // Evacuate… (nothing left to move) asks the same; the box left as it is.
+    await page.click('[data-action="evacuate"]');
+    await page.waitForSelector('#evacuate-title');
+    const asked = page.waitForRequest((r) => r.method() === 'POST' && r.url().endsWith('/evacuate'));
+    await page.click('[data-action="confirm-evacuate"]');
+    result.evacuate_body = JSON.parse((await asked).postData());
+    await page.waitForSelector('[data-maintenance-task="succeeded"]:has-text("evacuate: ")', { timeout: 60000 });
   },
 
   // The Migrate dialog: a target chosen, the VM under it in the tree (live),
@@ -236,12 +255,30 @@ export const clusterScenarios = {
     await page.waitForSelector('[data-apply-task="succeeded"]', { timeout: 120000 });
   },
 
+  // HA's restart limit set on the cluster page (5 within 30 minutes), then
+  // a refused one (0): the API's message shown, the settings kept.
+  async ha_settings(browser, { cfg, result, adminPage }) {
+    const { page } = await adminPage(browser);
+    await page.goto(`${cfg.url}/ui/#/cluster`);
+    await page.waitForSelector('input[name="ha-max-restarts"]');
+    result.before = await page.getAttribute('[data-ha]', 'data-ha');
+    await page.fill('input[name="ha-max-restarts"]', '5');
+    await page.fill('input[name="ha-window-minutes"]', '30');
+    await page.click('[data-action="ha-save"]');
+    await page.waitForSelector('[data-ha="5/30"]');
+    await page.fill('input[name="ha-max-restarts"]', '0');
+    await page.click('[data-action="ha-save"]');
+    result.refused = await (await page.waitForSelector('[data-ha-error]')).textContent();
+    result.after = await page.getAttribute('[data-ha]', 'data-ha');
+  },
+
   // A viewer: no action enabled on the host, the VM or the cluster page.
   async viewer_cluster(browser, { cfg, result, newSession }) {
     const { page } = await newSession(browser, cfg.viewer, cfg.viewer_password);
     await page.goto(`${cfg.url}/ui/#/host/${cfg.host}`);
     await page.waitForSelector('[data-action="maintenance"]');
-    result.maintenance_disabled = await page.isDisabled('[data-action="maintenance"]');
+    result.maintenance_disabled = await page.isDisabled('[data-action="maintenance"]')
+      && await page.isDisabled('[data-action="evacuate"]');
     await page.goto(`${cfg.url}/ui/#/vm/${cfg.vm}`);
     await page.waitForSelector('[data-action="migrate"]');
     result.migrate_disabled = await page.isDisabled('[data-action="migrate"]');
@@ -249,6 +286,10 @@ export const clusterScenarios = {
     await page.waitForSelector('select[name="drs-mode"]');
     result.mode_disabled = await page.isDisabled('select[name="drs-mode"]');
     result.apply_enabled = await page.$$eval('[data-action="apply"]', (bs) => bs.filter((b) => !b.disabled).length);
+    await page.waitForSelector('input[name="ha-max-restarts"]');
+    result.ha_disabled = await page.isDisabled('input[name="ha-max-restarts"]')
+      && await page.isDisabled('input[name="ha-window-minutes"]');
+    result.ha_save = await page.$$eval('[data-action="ha-save"]', (bs) => bs.length);
   },
 
   // A user with roles on projects only: the tree, once its pools are read,

@@ -3,7 +3,8 @@
 // and versions, etcd's version) and DRS (docs/drs.md): its mode and level
 // (admin may change them), the threshold, the last round's imbalance and
 // its recommendations, each with its numbers and an Apply button (admin:
-// the migration task's progress shows here and in the task log). The hosts
+// the migration task's progress shows here and in the task log), and HA's
+// restart limit (ha-settings.jsx; admin may change it). The hosts
 // come with the event stream's host events (main.jsx: records, member
 // documents, the manager role), and are read again when this page's read
 // finds a host added or removed or the manager moved (a second chance: an
@@ -15,6 +16,7 @@ import { api } from './api.js';
 import { StateIcon } from './tree.jsx';
 import { pollWhileShown } from './poll-kit.js';
 import { useTask, TaskLine, denial } from './task-kit.jsx';
+import { HaSettings } from './ha-settings.jsx';
 
 // vireod asks etcd for its members' health at most every few seconds
 // (cluster-show.c) and DRS rounds run every 5 s (docs/drs.md).
@@ -170,6 +172,8 @@ export function ClusterPage({ hosts, who, tasks, onError, reloadHosts }) {
       {drs && <DrsSettings drs={drs} canAdmin={canAdmin} role={who.role} onSet={set} />}
       <TaskLine pending={pending} task={task} attrs={{ 'data-apply-task': task && task.state }} />
       <Recommendations recs={recs} canAdmin={canAdmin} role={who.role} busy={busy} onApply={apply} />
+      <h2>HA restart limit</h2>
+      <HaSettings canAdmin={canAdmin} role={who.role} onError={onError} />
     </article>
   );
 }

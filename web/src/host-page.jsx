@@ -1,14 +1,18 @@
 // host-page.jsx: one host of the cluster: its state, address, accelerator,
 // CPU model, versions, its load (CPU, memory, VMs), graphs of its metrics
-// (graphs.jsx), its VMs, and its maintenance switch (admin: entering starts
-// the evacuation task, whose progress shows here; leaving moves nothing
-// back). Nothing is read here but the graphs: the host's record (state,
-// maintenance, load) comes with the event stream's host events, its VMs
-// with the VM events (main.jsx).
+// (graphs.jsx), its VMs, its maintenance switch and Evacuate… (admin:
+// entering maintenance or evacuating asks first, with the memory check
+// offered, and starts the evacuation task, whose progress and report show
+// here (host-evacuate.jsx); leaving moves nothing back). Nothing is read
+// here but the graphs: the host's record (state, maintenance, load) comes
+// with the event stream's host events, its VMs with the VM events
+// (main.jsx).
+import { useState } from 'preact/hooks';
 import { formatBytes } from './api.js';
 import { StateIcon } from './tree.jsx';
 import { lazyView } from './lazy.jsx';
 import { useTask, TaskLine, denial } from './task-kit.jsx';
+import { EvacuateDialog, EvacuationReport } from './host-evacuate.jsx';
 
 const Graphs = lazyView(() => import('./graphs.jsx'), 'Graphs');
 
@@ -36,13 +40,22 @@ export function HostPage({ host, vms, who, tasks, onError }) {
   const canAdmin = who.role === 'admin';
   // The switch's change and the moved VMs arrive as events: nothing to read when the task ends.
   const { run, task, pending, busy } = useTask(tasks, onError, () => {});
+  const [asking, setAsking] = useState(null); // 'maintenance' or 'evacuate': its dialog is open
   const inMaintenance = Boolean(host.maintenance);
   const mine = vms.filter((v) => v.host === host.name);
   const qemu = host.qemu_version;
+  const path = `/v1/hosts/${encodeURIComponent(host.name)}`;
 
+  // Leaving moves nothing: no question. Entering asks first (the dialog).
   function toggle() {
-    run(inMaintenance ? 'leave maintenance' : 'maintenance', 'POST',
-        `/v1/hosts/${encodeURIComponent(host.name)}/maintenance`, { on: !inMaintenance });
+    if (inMaintenance) run('leave maintenance', 'POST', `${path}/maintenance`, { on: false });
+    else setAsking('maintenance');
+  }
+  function confirm(body) {
+    const what = asking;
+    setAsking(null);
+    if (what === 'maintenance') run('maintenance', 'POST', `${path}/maintenance`, { on: true, ...body });
+    else run('evacuate', 'POST', `${path}/evacuate`, body);
   }
 
   return (
@@ -54,9 +67,16 @@ export function HostPage({ host, vms, who, tasks, onError }) {
                   disabled={!canAdmin || busy} title={denial(canAdmin, 'admin', who.role)} onClick={toggle}>
             Maintenance: {inMaintenance ? 'on' : 'off'}
           </button>
+          <button data-action="evacuate" disabled={!canAdmin || busy || host.state !== 'online'}
+                  title={denial(canAdmin, 'admin', who.role)} onClick={() => setAsking('evacuate')}>
+            Evacuate…
+          </button>
         </div>
       </header>
+      {asking && <EvacuateDialog host={host.name} what={asking} onConfirm={confirm}
+                                 onClose={() => setAsking(null)} />}
       <TaskLine pending={pending} task={task} attrs={{ 'data-maintenance-task': task && task.state }} />
+      {task && task.kind === 'host-evacuate' && <EvacuationReport result={task.result} />}
       <dl class="summary">
         <dt>State</dt><dd data-field="state">{host.state}{host.manager ? ' (manager)' : ''}</dd>
         <dt>Address</dt><dd>{host.address || '–'}</dd>

@@ -4,7 +4,9 @@
 // allocation, what they are made from
 // and the VM that uses them; create a volume (name, size, format), delete
 // one (asked once more; the API refuses one a VM uses or that backs
-// another, and the page shows its message). Volumes are the admin's: the
+// another, and the page shows its message); flatten a linked clone in an
+// rbd pool (asked once more; its task line shows its progress, a
+// refusal the API's message). Volumes are the admin's: the
 // cluster's, or a project's on its volumes (docs/projects.md). Each volume
 // shows its project; a create names one (project-kit.jsx), and the
 // cluster's admins move a volume to another project. Its volumes are read
@@ -153,7 +155,7 @@ export function PoolPage({ pool, who, tasks, onError }) {
                                                        `${path}/volumes/${encodeURIComponent(v.name)}`,
                                                        { restore_incomplete: null })} />
                       )}
-                      {pool.type === 'rbd' && (v.backing_volume || v.image || v.rbd_parent) && (
+                      {pool.type === 'rbd' && (v.backing_volume || v.image) && (
                         <ConfirmButton label="Flatten…" confirmLabel={`Flatten ${v.name}`}
                                        action="volume-flatten" disabled={!canAdmin(v) || busy}
                                        title={deny(v)}

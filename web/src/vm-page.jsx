@@ -1,6 +1,7 @@
 // vm-page.jsx: one VM: its summary (state, host, CPUs, memory, disks, NICs,
-// IPs the network's DHCP leases know), its actions (disabled below the role
-// they need: the API's 403 is the real guard) and its tabs: graphs and the
+// IPs the network's DHCP leases know, the uid its QEMU runs as), its
+// actions (disabled below the role they need: the API's 403 is the real
+// guard) and its tabs: graphs and the
 // serial console, the graphical console (noVNC), the snapshots, the
 // hardware (CPUs, memory, display, disks, NICs) and the backups. A paused
 // post-copy migration shows above them with its Resume (post-copy-resume.jsx).
@@ -58,6 +59,7 @@ function Summary({ vm, networks }) {
         <ul>{(vm.nics || []).map((n) => <li key={n.slot}>{n.network} {n.mac}</li>)}</ul>
       </dd>
       <dt>IPs</dt><dd data-field="ips">{ips.length ? ips.join(', ') : 'not known'}</dd>
+      {vm.qemu_uid !== undefined && <><dt>QEMU uid</dt><dd data-field="qemu-uid">{vm.qemu_uid}</dd></>}
       <dt>Uptime</dt><dd>{vm.state === 'running' && vm.uptime_s !== undefined ? `${vm.uptime_s} s` : '–'}</dd>
     </dl>
   );
