@@ -99,6 +99,24 @@ int vo_rbd_image_copy(const VoRbdConf *conf, const char *src, const char *dst,
     return r;
 }
 
+int vo_rbd_image_copy_part_remove(const VoRbdConf *conf, const char *dst, char **ret_error)
+{
+    VoRbdConn c;
+    int r = vo_rbd_conn_open(conf, &c, ret_error);
+    if (r < 0)
+        return r;
+    _cleanup_free_ char *part = vo_asprintf("%s" VO_RBD_COPY_SUFFIX, dst);
+    r = rbd_remove(c.io, part);
+    vo_rbd_conn_close(&c);
+    if (r == -ENOENT)
+        return 0;
+    if (r < 0)
+        return vo_error_set(ret_error, r, "cannot remove RBD image %s/%s (a copy cut short): "
+                            "%s", conf->pool, part,
+                            r == -EBUSY ? "it is open (watched) by a client" : strerror(-r));
+    return 1;
+}
+
 /* A snapshot snap of img left by a linked clone a crash cut short (made,
  * its clone not; or its clone removed, it not): stale, it goes. One with a
  * clone (dst exists) cannot be unprotected and stays: the create then says

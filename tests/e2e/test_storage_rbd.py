@@ -859,6 +859,21 @@ def test_flatten_and_a_cancelled_full_copy(ceph, rbd_env):
     assert done["state"] == "cancelled", done
     assert not [i for i in images(ceph) if i.startswith("fcopy")], images(ceph)
     assert d.request("GET", "/v1/vms/fcopy")[0] == 404
+    # A vireod killed midway leaves its partial copy: the restart's sweep
+    # removes it (tried again while the dead client's watch still holds it).
+    os.unlink(hold + ".held")
+    open(hold + ".hold", "w").close()
+    try:
+        d.api("POST", "/v1/vms/fsrc/clone", {"name": "fcrash"}, expect=202)
+        wait_until(lambda: os.path.exists(hold + ".held"), 120, what="the copy held")
+        assert "fcrash-disk0.copy" in images(ceph)
+        d.kill9()
+    finally:
+        os.unlink(hold + ".hold")
+    d.start(timeout=60)
+    wait_until(lambda: not [i for i in images(ceph) if i.startswith("fcrash")], 300,
+               interval=2, what="the sweep to remove fcrash-disk0.copy")
+    assert d.request("GET", "/v1/vms/fcrash")[0] == 404
 
     d.cli("volume", "create", "cephfl/plain", "--size", "8M")
     d.cli("volume", "create", "default/dplain", "--size", "8M")
