@@ -26,13 +26,15 @@ MiB = 1 << 20
 def rbd_env(ceph, tmp_path_factory):
     """A Ceph pool `vireo-vms` with a cephx user `vireo` limited to it, its
     keyring, and a vireod beside the Ceph (its namespace), whose fault points
-    (VIREO_TEST_MIGRATE_FAULT: a file per point, taken once) a test arms."""
+    (VIREO_TEST_MIGRATE_FAULT, VIREO_TEST_STORE_FAULTS: a file per point,
+    taken once) a test arms."""
     ceph.create_pool("vireo-vms")
     keyring = str(tmp_path_factory.mktemp("rbd") / "ceph.client.vireo.keyring")
     key = ceph.add_user("vireo", "vireo-vms", keyring)
     d = Daemon(netns=ceph.netns,
                env={"VIREO_TEST_MIGRATE_FAULT": str(tmp_path_factory.mktemp("faults")),
-                    "VIREO_FAKE_FAULTS": str(tmp_path_factory.mktemp("holds"))})
+                    "VIREO_FAKE_FAULTS": str(tmp_path_factory.mktemp("holds")),
+                    "VIREO_TEST_STORE_FAULTS": str(tmp_path_factory.mktemp("store-faults"))})
     try:
         yield d, keyring, key
     finally:
@@ -913,6 +915,21 @@ def test_flatten_and_a_cancelled_full_copy(ceph, rbd_env):
     assert status == 409 and "deep-flatten" in doc["error"]["message"], doc
     assert parent_of(ceph, "fold-disk0")[1] == "fsrc-disk0"
     d.cli("vm", "delete", "fold")
+    # A flatten whose volume document cannot be saved (a store fault) says
+    # so and keeps the record naming the clone: asked again, it finishes.
+    d.cli("vm", "clone", "fsrc", "fsave", "--linked")
+    open(os.path.join(d.env["VIREO_TEST_STORE_FAULTS"], "put@volumes+cephfl+fsave-disk0"),
+         "w").close()
+    t = d.wait_task(d.api("POST", "/v1/pools/cephfl/volumes/fsave-disk0/flatten",
+                          expect=202)["task"])
+    assert t["state"] == "failed" and "flatten it again" in t["error"]["message"], t
+    vol = d.api("GET", "/v1/pools/cephfl/volumes/fsave-disk0")
+    assert vol["backing_volume"] == "cephfl/fsrc-disk0", vol
+    t = d.wait_task(d.api("POST", "/v1/pools/cephfl/volumes/fsave-disk0/flatten",
+                          expect=202)["task"])
+    assert t["state"] == "succeeded", t
+    assert d.api("GET", "/v1/pools/cephfl/volumes/fsave-disk0")["backing_volume"] is None
+    d.cli("vm", "delete", "fsave")
     # Offline, a clone of the image's base: the base stays for the image.
     base = parent_of(ceph, "fsrc-disk0")[1]
     task = d.api("POST", "/v1/pools/cephfl/volumes/fsrc-disk0/flatten", expect=202)["task"]
