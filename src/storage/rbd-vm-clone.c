@@ -30,6 +30,8 @@ static int copy_data(rbd_image_t img, rbd_image_t out, uint64_t size, uint64_t c
         ssize_t n = rbd_read2(img, ofs, len, buf, LIBRADOS_OP_FLAG_FADVISE_SEQUENTIAL);
         if (n < 0)
             return (int)n;
+        if ((size_t)n != len) /* never within the image: a hole left would read zeros */
+            return -EIO;
         if (!all_zero(buf, (size_t)n)) {
             ssize_t w = rbd_write2(out, ofs, (size_t)n, buf, 0);
             if (w != n)
