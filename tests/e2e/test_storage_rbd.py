@@ -830,11 +830,13 @@ def test_vm_clone_on_rbd_linked_and_full(ceph, rbd_env):
 
 def test_flatten_and_a_cancelled_full_copy(ceph, rbd_env):
     """A full copy of an rbd disk (vm clone) shows its bytes as it goes and
-    a cancel leaves nothing in Ceph; `volume flatten` makes a linked clone
+    a cancel leaves nothing in Ceph, nor does a vireod killed mid-copy
+    (the restart's sweep); `volume flatten` makes a linked clone
     whole while its VM runs and writes (no parent, its snapshot of the
     source's image gone, the source's disk free to go) and a clone of the
     image's base (the base stays); refused, naming the volume, for one that
-    is no clone and for a dir pool's."""
+    is no clone and for a dir pool's; one whose document cannot be saved
+    keeps its record and is finished when asked again."""
     from vireo_harness import BOOT_MARKER
     d, keyring, key = rbd_env
     d.cli("pool", "create", "cephfl", "--type", "rbd", "--monitors", ceph.monitors, "--pool",
