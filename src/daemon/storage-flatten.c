@@ -35,7 +35,9 @@ static void show_bytes(uint64_t done, uint64_t total, void *task)
     vo_storage_show_bytes(task, "flattening", done, total);
 }
 
-/* The volume, flattened: no clone of anything any more. What it was, or NULL. */
+/* The volume, flattened: no clone of anything any more. What it was, or
+ * NULL. A save that fails keeps the record as it was, here as in the store,
+ * so that the flatten asked again finds the clone its record names. */
 static char *forget_parent(VoDaemon *d, const char *pool, const char *name, int *ret)
 {
     pthread_mutex_lock(&d->storage_lock);
@@ -43,9 +45,15 @@ static char *forget_parent(VoDaemon *d, const char *pool, const char *name, int 
     char *was = NULL;
     if (v && (v->backing || v->image)) {
         was = v->backing ? vo_strdup(v->backing) : vo_asprintf("image:%s", v->image);
-        free(TAKE_PTR(v->backing));
-        free(TAKE_PTR(v->image));
+        char *backing = TAKE_PTR(v->backing), *image = TAKE_PTR(v->image);
         *ret = vo_storage_save_volume(d, v);
+        if (*ret < 0) {
+            v->backing = backing;
+            v->image = image;
+        } else {
+            free(backing);
+            free(image);
+        }
     }
     if (v)
         v->busy = false;

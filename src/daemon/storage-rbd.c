@@ -14,6 +14,7 @@
 #include "storage/qemu-img.h"
 #include "storage/rbd-clone.h"
 #include "storage/rbd-disk.h"
+#include "storage/rbd-vm-clone.h"
 #include "util/spawn.h"
 #include "util/util.h"
 
@@ -356,6 +357,11 @@ int vo_storage_rbd_remove_half_made(const char *path, char **ret_error)
     VoRbdConf c = vo_rbd_pool_conf(&rp);
     int marked = vo_rbd_image_marked(&c, image, volume, ret_error);
     r = marked > 0 ? vo_rbd_image_remove(&c, image, ret_error) : marked;
+    /* A full copy to it (vm clone) cut short: its partial image, never
+     * marked, goes too (only a later copy to the same name would remove it). */
+    int part = r >= 0 ? vo_rbd_image_copy_part_remove(&c, image, ret_error) : 0;
     vo_rbd_pool_clear(&rp);
-    return r < 0 ? r : marked;
+    if (r < 0 || part < 0)
+        return r < 0 ? r : part;
+    return marked > 0 || part > 0;
 }

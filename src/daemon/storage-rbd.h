@@ -89,8 +89,9 @@ int vo_storage_rbd_forget_image(const VoRbdPool *rp, const char *image_name, cha
 void vo_storage_rbd_forget_bases(const VoRbdPool *rp);
 /* After a crash: path (STATE/rbd/POOL/NAME.raw, an intent's) names the
  * RBD image of volume POOL/NAME that a create cut short; it is removed
- * when it carries that volume's mark (vo_rbd_image_mark). 1 when removed,
- * 0 when path is no rbd volume's or there is no such marked image, -errno
+ * when it carries that volume's mark (vo_rbd_image_mark), and so is the
+ * partial image of a full copy to it (rbd-vm-clone.h). 1 when one was
+ * removed, 0 when path is no rbd volume's or there is neither, -errno
  * (*ret_error) when Ceph cannot be asked (bounded: VO_RBD_TIMEOUT_S). */
 int vo_storage_rbd_remove_half_made(const char *path, char **ret_error);
 /* Reads an rbd pool's settings (props) and its key (DIR/key). */

@@ -720,8 +720,9 @@ int vo_tasks_cancel_at(VoTasks *ts, const char *id, int64_t expected, json_t **r
     } else if (!t->cancellable) {
         r = vo_error_set(ret_error, -EBUSY, "a %s task cannot be cancelled: wait for it to "
                          "finish (see: vireo task show %s); cancellable are image-import, "
-                         "volume-import, volume-clone, clone (of a VM), backup-create, "
-                         "backup-restore and backup-verify", t->kind, id);
+                         "volume-import, volume-clone, volume-clone-linked, clone (of a "
+                         "VM), migrate, move, backup-create, backup-restore and "
+                         "backup-verify", t->kind, id);
     } else if (t->state == TASK_QUEUED && !t->cancel_requested) {
         /* Off the queue (no worker takes it), then what the submitter
          * prepared is undone (with ts->lock released: undo takes the

@@ -62,8 +62,11 @@ static int check_open(rbd_image_t img, const VoRbdConf *conf, const char *image,
         return 0;
     _cleanup_strv_ char **names = NULL;
     int n = vo_rbd_snap_names(img, &names);
-    if (n <= 0)
-        return n;
+    if (n < 0)
+        return vo_error_set(ret_error, n, "cannot list the snapshots of RBD image %s/%s: %s",
+                            conf->pool, image, strerror(-n));
+    if (n == 0)
+        return 0;
     _cleanup_free_ char *list = vo_strv_join(names, ", ");
     return vo_error_set(ret_error, -EBUSY, "RBD image %s/%s has %d snapshot(s) (%s) and was "
                         "made without Ceph's deep-flatten feature (vireo sets it on images it "

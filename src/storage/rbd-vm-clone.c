@@ -30,6 +30,8 @@ static int copy_data(rbd_image_t img, rbd_image_t out, uint64_t size, uint64_t c
         ssize_t n = rbd_read2(img, ofs, len, buf, LIBRADOS_OP_FLAG_FADVISE_SEQUENTIAL);
         if (n < 0)
             return (int)n;
+        if ((size_t)n != len) /* never within the image: a hole left would read zeros */
+            return -EIO;
         if (!all_zero(buf, (size_t)n)) {
             ssize_t w = rbd_write2(out, ofs, (size_t)n, buf, 0);
             if (w != n)
@@ -97,6 +99,24 @@ int vo_rbd_image_copy(const VoRbdConf *conf, const char *src, const char *dst,
     }
     vo_rbd_conn_close(&c);
     return r;
+}
+
+int vo_rbd_image_copy_part_remove(const VoRbdConf *conf, const char *dst, char **ret_error)
+{
+    VoRbdConn c;
+    int r = vo_rbd_conn_open(conf, &c, ret_error);
+    if (r < 0)
+        return r;
+    _cleanup_free_ char *part = vo_asprintf("%s" VO_RBD_COPY_SUFFIX, dst);
+    r = rbd_remove(c.io, part);
+    vo_rbd_conn_close(&c);
+    if (r == -ENOENT)
+        return 0;
+    if (r < 0)
+        return vo_error_set(ret_error, r, "cannot remove RBD image %s/%s (a copy cut short): "
+                            "%s", conf->pool, part,
+                            r == -EBUSY ? "it is open (watched) by a client" : strerror(-r));
+    return 1;
 }
 
 /* A snapshot snap of img left by a linked clone a crash cut short (made,

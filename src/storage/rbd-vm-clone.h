@@ -23,6 +23,10 @@
  * partial copy is removed, as after any failure. */
 int vo_rbd_image_copy(const VoRbdConf *c, const char *src, const char *dst,
                       VoRbdProgressFn progress, void *userdata, char **ret_error);
+/* After a crash: removes the partial copy to dst (dst + VO_RBD_COPY_SUFFIX)
+ * a copy cut short left. 1 when removed, 0 when there was none, -errno
+ * (*ret_error) when Ceph refuses (-EBUSY: still open by a client). */
+int vo_rbd_image_copy_part_remove(const VoRbdConf *c, const char *dst, char **ret_error);
 /* A new image dst, an RBD clone of src@VO_RBD_CLONE_SNAP_PREFIX+dst (that
  * snapshot made and protected first, one of that name a crash left without
  * a clone replaced; removed again when the clone fails). */

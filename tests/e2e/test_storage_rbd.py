@@ -26,13 +26,15 @@ MiB = 1 << 20
 def rbd_env(ceph, tmp_path_factory):
     """A Ceph pool `vireo-vms` with a cephx user `vireo` limited to it, its
     keyring, and a vireod beside the Ceph (its namespace), whose fault points
-    (VIREO_TEST_MIGRATE_FAULT: a file per point, taken once) a test arms."""
+    (VIREO_TEST_MIGRATE_FAULT, VIREO_TEST_STORE_FAULTS: a file per point,
+    taken once) a test arms."""
     ceph.create_pool("vireo-vms")
     keyring = str(tmp_path_factory.mktemp("rbd") / "ceph.client.vireo.keyring")
     key = ceph.add_user("vireo", "vireo-vms", keyring)
     d = Daemon(netns=ceph.netns,
                env={"VIREO_TEST_MIGRATE_FAULT": str(tmp_path_factory.mktemp("faults")),
-                    "VIREO_FAKE_FAULTS": str(tmp_path_factory.mktemp("holds"))})
+                    "VIREO_FAKE_FAULTS": str(tmp_path_factory.mktemp("holds")),
+                    "VIREO_TEST_STORE_FAULTS": str(tmp_path_factory.mktemp("store-faults"))})
     try:
         yield d, keyring, key
     finally:
@@ -828,11 +830,13 @@ def test_vm_clone_on_rbd_linked_and_full(ceph, rbd_env):
 
 def test_flatten_and_a_cancelled_full_copy(ceph, rbd_env):
     """A full copy of an rbd disk (vm clone) shows its bytes as it goes and
-    a cancel leaves nothing in Ceph; `volume flatten` makes a linked clone
+    a cancel leaves nothing in Ceph, nor does a vireod killed mid-copy
+    (the restart's sweep); `volume flatten` makes a linked clone
     whole while its VM runs and writes (no parent, its snapshot of the
     source's image gone, the source's disk free to go) and a clone of the
     image's base (the base stays); refused, naming the volume, for one that
-    is no clone and for a dir pool's."""
+    is no clone and for a dir pool's; one whose document cannot be saved
+    keeps its record and is finished when asked again."""
     from vireo_harness import BOOT_MARKER
     d, keyring, key = rbd_env
     d.cli("pool", "create", "cephfl", "--type", "rbd", "--monitors", ceph.monitors, "--pool",
@@ -859,6 +863,21 @@ def test_flatten_and_a_cancelled_full_copy(ceph, rbd_env):
     assert done["state"] == "cancelled", done
     assert not [i for i in images(ceph) if i.startswith("fcopy")], images(ceph)
     assert d.request("GET", "/v1/vms/fcopy")[0] == 404
+    # A vireod killed midway leaves its partial copy: the restart's sweep
+    # removes it (tried again while the dead client's watch still holds it).
+    os.unlink(hold + ".held")
+    open(hold + ".hold", "w").close()
+    try:
+        d.api("POST", "/v1/vms/fsrc/clone", {"name": "fcrash"}, expect=202)
+        wait_until(lambda: os.path.exists(hold + ".held"), 120, what="the copy held")
+        assert "fcrash-disk0.copy" in images(ceph)
+        d.kill9()
+    finally:
+        os.unlink(hold + ".hold")
+    d.start(timeout=60)
+    wait_until(lambda: not [i for i in images(ceph) if i.startswith("fcrash")], 300,
+               interval=2, what="the sweep to remove fcrash-disk0.copy")
+    assert d.request("GET", "/v1/vms/fcrash")[0] == 404
 
     d.cli("volume", "create", "cephfl/plain", "--size", "8M")
     d.cli("volume", "create", "default/dplain", "--size", "8M")
@@ -898,6 +917,21 @@ def test_flatten_and_a_cancelled_full_copy(ceph, rbd_env):
     assert status == 409 and "deep-flatten" in doc["error"]["message"], doc
     assert parent_of(ceph, "fold-disk0")[1] == "fsrc-disk0"
     d.cli("vm", "delete", "fold")
+    # A flatten whose volume document cannot be saved (a store fault) says
+    # so and keeps the record naming the clone: asked again, it finishes.
+    d.cli("vm", "clone", "fsrc", "fsave", "--linked")
+    open(os.path.join(d.env["VIREO_TEST_STORE_FAULTS"], "put@volumes+cephfl+fsave-disk0"),
+         "w").close()
+    t = d.wait_task(d.api("POST", "/v1/pools/cephfl/volumes/fsave-disk0/flatten",
+                          expect=202)["task"])
+    assert t["state"] == "failed" and "flatten it again" in t["error"]["message"], t
+    vol = d.api("GET", "/v1/pools/cephfl/volumes/fsave-disk0")
+    assert vol["backing_volume"] == "cephfl/fsrc-disk0", vol
+    t = d.wait_task(d.api("POST", "/v1/pools/cephfl/volumes/fsave-disk0/flatten",
+                          expect=202)["task"])
+    assert t["state"] == "succeeded", t
+    assert d.api("GET", "/v1/pools/cephfl/volumes/fsave-disk0")["backing_volume"] is None
+    d.cli("vm", "delete", "fsave")
     # Offline, a clone of the image's base: the base stays for the image.
     base = parent_of(ceph, "fsrc-disk0")[1]
     task = d.api("POST", "/v1/pools/cephfl/volumes/fsrc-disk0/flatten", expect=202)["task"]
