@@ -349,8 +349,7 @@ def test_evacuate_local_disks_with_a_real_guest(cluster):
         assert vols[k]["attached_to"] == n and os.path.exists(vols[k]["path"]), vols
         assert not os.path.exists(src[n]["path"]), src[n]
     assert vols[disks["ql"]]["image"], vols[disks["ql"]]  # a linked clone there too
-    wait_until(lambda: max(ticks(h2.console_log("ql")) or [0]) >= before + 3, 60,
-               what="the counter goes on after the move")
+    counter_goes_on(h2, "ql", before)
     out = h2.guest("ql", "cat /evac-check.txt")
     assert "written-before-evacuation" in out.splitlines(), out
     h2.cli("vm", "stop", "ql", "--force")

@@ -108,8 +108,12 @@ def start_counter(h, name, wait=True):
 
 
 def counter_goes_on(h, name, before):
-    """The guest's counter goes on past before, on h's console log."""
-    wait_until(lambda: max(ticks(h.console_log(name)) or [0]) >= before + 2, 60,
+    """The guest's counter goes on past before, on h's console log, and
+    past what that log holds now: a migration brings the source's log
+    along, with the ticks counted there while the move ran, so only ticks
+    after those show the guest counting on h."""
+    now = max(ticks(h.console_log(name)) or [0])
+    wait_until(lambda: max(ticks(h.console_log(name)) or [0]) >= max(before, now) + 2, 60,
                what=f"{name}'s counter to go on on {h.name}")
 
 
