@@ -164,8 +164,9 @@ static int start_move(VoDaemon *d, const Evacuation *e, Item *it, char **ret_err
     return 0;
 }
 
-/* Whether the migration or move task ended; then the report says how. */
-static bool move_done(VoDaemon *d, Item *it)
+/* Whether the migration or move task ended; then the report says how
+ * (memory_verified: only when e asked each live migration to compare). */
+static bool move_done(VoDaemon *d, const Evacuation *e, Item *it)
 {
     json_t *t = vo_tasks_get_json(d->tasks, it->task_id);
     const char *state = json_string_value(json_object_get(t, "state"));
@@ -174,7 +175,7 @@ static bool move_done(VoDaemon *d, Item *it)
     if (done && state && !strcmp(state, "succeeded")) {
         report_moved(it, json_string_value(json_object_get(result, "to")) ?: "?");
         json_t *verified = json_object_get(result, "memory_verified");
-        if (!it->cold && json_is_boolean(verified)) /* a live migration's RAM compare */
+        if (e->verify_memory && !it->cold && json_is_boolean(verified))
             json_object_set(it->report, "memory_verified", verified);
     } else if (done) {
         const char *msg = json_string_value(
@@ -284,7 +285,7 @@ static int task_evacuate(VoTask *t, void *userdata)
             next = n_running;
         }
         for (size_t k = 0; k < active;) {
-            if (move_done(d, &items[slots[k]])) {
+            if (move_done(d, e, &items[slots[k]])) {
                 slots[k] = slots[--active];
                 done++;
             } else

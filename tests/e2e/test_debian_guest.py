@@ -16,9 +16,10 @@ key) and the running guest's seed drive has the new seed at once; a reboot
 from inside the guest (systemctl reboot, through the agent) resets it in the
 same QEMU, the agent answers from the new boot, and cloud-init applied the
 new hostname and instance-id (the second key logs in); `vm stop` goes
-through the agent, the backup is restored over the VM and the VM started: the backup's files are there, and cloud-init applied the
-new settings (the restored disk knew only the old instance-id). Three
-boots.
+through the agent, the backup is restored over the VM and the VM started:
+the backup's files are there, and cloud-init applied the new settings (the
+restored disk knew only the old instance-id). Three boots (the second a
+reboot inside the same QEMU).
 
 The image is built by `make debian-image` (or `make debian-image-bg`);
 this test waits (bounded) for that build's lock, and is skipped when there
