@@ -10,9 +10,9 @@
 #include <string.h>
 
 #include <cmocka.h>
-#include <poll.h>
-#include <pthread.h>
 #include <unistd.h>
+
+#include "held-write.h"
 
 #include "cluster/cluster-config.h"
 #include "daemon/drs-settings.h"
@@ -48,6 +48,7 @@ static int teardown(void **state)
 {
     Fixture *f = *state;
     unsetenv("VIREO_FAKE_FAULTS");
+    unsetenv("VIREO_TEST_STORE_FAULTS");
     if (f->store)
         vo_store_close(f->store);
     (void)vo_rm_rf(f->dir);
@@ -99,24 +100,10 @@ static void test_set_keeps_the_other_field_set_meanwhile(void **state)
     Fixture *f = *state;
     VoDrsSettings s;
     assert_int_equal(set(f, "{\"mode\": \"manual\", \"level\": 3}", &s), 0);
-    _cleanup_free_ char *hold = vo_asprintf("%s/drs-settings-put.hold", f->dir);
-    _cleanup_free_ char *held = vo_asprintf("%s/drs-settings-put.held", f->dir);
-    assert_int_equal(vo_write_file_atomic(hold, "", 0), 0);
-    setenv("VIREO_FAKE_FAULTS", f->dir, 1);
-    pthread_t t;
-    assert_int_equal(pthread_create(&t, NULL, set_level, f), 0);
-    for (int i = 0; i < 300 && access(held, F_OK) != 0; i++)
-        poll(NULL, 0, 100);
-    int reached = access(held, F_OK);
-    /* The other host's PUT {"mode": "auto"}. */
-    int put = vo_store_put(f->store, VO_DRS_SETTINGS_KEY, "{\"level\":3,\"mode\":\"auto\"}",
-                           VO_REV_ANY, NULL);
-    (void)unlink(hold);
-    void *r = NULL;
-    pthread_join(t, &r);
-    assert_int_equal(reached, 0);
-    assert_int_equal(put, 0);
-    assert_int_equal((int)(intptr_t)r, 0);
+    /* The other host's PUT {"mode": "auto"} meanwhile. */
+    assert_int_equal(test_held_write(f->dir, "drs-settings-put", set_level, f, f->store,
+                                     VO_DRS_SETTINGS_KEY, "{\"level\":3,\"mode\":\"auto\"}"),
+                     0);
     assert_int_equal(vo_drs_settings_get(&f->d, &s), 0);
     assert_int_equal(s.level, 5);
     assert_int_equal(s.mode, VO_DRS_AUTO);
