@@ -1,26 +1,15 @@
 /* drs-settings.c: the cluster's DRS documents and the API's uses of them
- * (drs-settings.h): settings, status, recommendations, applying one, the
- * move under way and each VM's last move. */
+ * (drs-settings.h): status, recommendations, applying one, the move under
+ * way and each VM's last move. The settings document is drs-config.c's. */
 #include "daemon/drs-settings.h"
 
-#include <stdatomic.h>
 #include <string.h>
 
-#include "daemon/cluster-follow.h"
 #include "daemon/cluster-view.h"
 #include "daemon/drs.h"
 #include "daemon/migrate.h"
 #include "daemon/vm-internal.h"
 #include "util/util.h"
-
-static int need_cluster(VoDaemon *d, char **ret_error)
-{
-    if (!d->cluster || !d->cluster_store)
-        return vo_error_set(ret_error, -ENOTCONN,
-                            "this host is not in a cluster: DRS balances the hosts of a "
-                            "cluster (see: vireo cluster init)");
-    return 0;
-}
 
 static json_t *read_doc(VoDaemon *d, const char *key, int *ret_err)
 {
@@ -37,111 +26,9 @@ static json_t *read_doc(VoDaemon *d, const char *key, int *ret_err)
     return doc;
 }
 
-int vo_drs_settings_get(VoDaemon *d, VoDrsSettings *ret)
-{
-    *ret = (VoDrsSettings){ .mode = VO_DRS_OFF, .level = VO_DRS_LEVEL_DEFAULT };
-    if (!d->cluster_store)
-        return -ENOTCONN;
-    int r = 0;
-    json_t *doc = read_doc(d, VO_DRS_SETTINGS_KEY, &r);
-    const char *mode = json_string_value(json_object_get(doc, "mode"));
-    json_t *level = json_object_get(doc, "level");
-    if (mode)
-        (void)vo_drs_mode_from_string(mode, &ret->mode);
-    if (json_is_integer(level) && json_integer_value(level) >= VO_DRS_LEVEL_MIN &&
-        json_integer_value(level) <= VO_DRS_LEVEL_MAX)
-        ret->level = (int)json_integer_value(level);
-    json_decref(doc);
-    return r;
-}
-
-/* The balancing loop's copy of the settings: read again when the host's
- * cluster/ watch saw cluster/drs change (cluster-follow.h), after a set on
- * this host, or every VO_CLUSTER_FOLLOW_RECHECK_MS; else kept. */
-static bool is_settings_key(const char *key)
-{
-    return !strcmp(key, VO_DRS_SETTINGS_KEY);
-}
-
-static VoClusterFollower follower = { .wants = is_settings_key };
-static atomic_bool set_here; /* a set on this host since the last read */
-static struct {
-    VoDrsSettings s;
-    uint64_t mark;
-    int64_t at; /* vo_now_ms() of the read; 0: none kept */
-} kept;
-
-int vo_drs_settings_followed(VoDaemon *d, VoDrsSettings *ret)
-{
-    vo_cluster_follow_add(&follower);
-    bool set = atomic_exchange(&set_here, false);
-    if (!set && vo_cluster_follow_keep(&follower, kept.mark, kept.at)) {
-        *ret = kept.s;
-        return 0;
-    }
-    uint64_t mark = vo_cluster_follow_mark(&follower);
-    int r = vo_drs_settings_get(d, ret);
-    kept.at = r >= 0 ? vo_now_ms() : 0;
-    kept.s = *ret;
-    kept.mark = mark;
-    return r;
-}
-
-static json_t *settings_json(const VoDrsSettings *s)
-{
-    return json_pack("{s:s, s:i, s:f}", "mode", vo_drs_mode_to_string(s->mode), "level",
-                     s->level, "threshold", vo_drs_threshold(s->level));
-}
-
-int vo_drs_settings_set(VoDaemon *d, json_t *body, json_t **ret, char **ret_error)
-{
-    int r = need_cluster(d, ret_error);
-    if (r < 0)
-        return r;
-    if (!json_is_object(body))
-        return vo_error_set(ret_error, -EINVAL, "the body must be a JSON object "
-                            "{\"mode\": \"off|manual|auto\", \"level\": %d..%d}",
-                            VO_DRS_LEVEL_MIN, VO_DRS_LEVEL_MAX);
-    const char *key;
-    json_t *v;
-    json_object_foreach(body, key, v)
-        if (strcmp(key, "mode") && strcmp(key, "level"))
-            return vo_error_set(ret_error, -EINVAL, "%s: unknown field (DRS settings are "
-                                "\"mode\" and \"level\")", key);
-    json_t *mode = json_object_get(body, "mode"), *level = json_object_get(body, "level");
-    if (!mode && !level)
-        return vo_error_set(ret_error, -EINVAL, "mode or level: give at least one");
-    VoDrsSettings s;
-    r = vo_drs_settings_get(d, &s);
-    if (r < 0)
-        return vo_error_set(ret_error, r, "cannot read the DRS settings: %s", strerror(-r));
-    if (mode && (!json_is_string(mode) ||
-                 vo_drs_mode_from_string(json_string_value(mode), &s.mode) < 0))
-        return vo_error_set(ret_error, -EINVAL, "mode: must be off, manual (recommend moves) "
-                            "or auto (make them)");
-    if (level && (!json_is_integer(level) || json_integer_value(level) < VO_DRS_LEVEL_MIN ||
-                  json_integer_value(level) > VO_DRS_LEVEL_MAX))
-        return vo_error_set(ret_error, -EINVAL, "level: must be an integer from %d "
-                            "(conservative: only large imbalances) to %d (aggressive)",
-                            VO_DRS_LEVEL_MIN, VO_DRS_LEVEL_MAX);
-    if (level)
-        s.level = (int)json_integer_value(level);
-    json_t *doc = json_pack("{s:s, s:i}", "mode", vo_drs_mode_to_string(s.mode), "level",
-                            s.level);
-    _cleanup_free_ char *text = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS);
-    json_decref(doc);
-    r = vo_store_put(d->cluster_store, VO_DRS_SETTINGS_KEY, text, VO_REV_ANY, NULL);
-    atomic_store(&set_here, true);
-    if (r < 0)
-        return vo_error_set(ret_error, r, "cannot save the DRS settings: %s", strerror(-r));
-    atomic_store(&d->drs_sampling, s.mode != VO_DRS_OFF);
-    *ret = settings_json(&s);
-    return 0;
-}
-
 int vo_drs_show(VoDaemon *d, json_t **ret, char **ret_error)
 {
-    int r = need_cluster(d, ret_error);
+    int r = vo_drs_need_cluster(d, ret_error);
     if (r < 0)
         return r;
     VoDrsSettings s;
@@ -153,7 +40,7 @@ int vo_drs_show(VoDaemon *d, json_t **ret, char **ret_error)
         json_decref(moving);
         return vo_error_set(ret_error, r, "cannot read the DRS state: %s", strerror(-r));
     }
-    json_t *o = settings_json(&s);
+    json_t *o = vo_drs_settings_json(&s);
     json_object_set_new(o, "status", status ? status : json_null());
     json_object_set_new(o, "moving", moving ? moving : json_null());
     *ret = o;
@@ -252,7 +139,7 @@ static int migrate_on(VoDaemon *d, const char *vm_id, const char *from_id, const
 int vo_drs_start_move(VoDaemon *d, const char *vm_id, const char *from_id, const char *to_id,
                       json_t *info, json_t **ret_task, char **ret_error)
 {
-    int r = need_cluster(d, ret_error);
+    int r = vo_drs_need_cluster(d, ret_error);
     if (r < 0)
         return r;
     json_t *doc = info ? json_deep_copy(info) : json_object();

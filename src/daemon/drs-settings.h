@@ -27,6 +27,10 @@
 #define VO_DRS_MOVING_KEY "cluster/drs/moving"
 #define VO_DRS_MOVED_PREFIX "cluster/drs/moved/"
 
+/* The settings document (drs-config.c). */
+
+/* -ENOTCONN with "not in a cluster" in *ret_error on a standalone host. */
+int vo_drs_need_cluster(VoDaemon *d, char **ret_error);
 /* The settings (defaults when absent or damaged). 0, -ENOTCONN standalone,
  * or the store's error. */
 int vo_drs_settings_get(VoDaemon *d, VoDrsSettings *ret);
@@ -35,10 +39,16 @@ int vo_drs_settings_get(VoDaemon *d, VoDrsSettings *ret);
  * (cluster-follow.h), read again at least every
  * VO_CLUSTER_FOLLOW_RECHECK_MS. */
 int vo_drs_settings_followed(VoDaemon *d, VoDrsSettings *ret);
+/* {"mode", "level", "threshold"}: the settings as the API shows them. */
+json_t *vo_drs_settings_json(const VoDrsSettings *s);
 /* PUT /v1/cluster/drs: body {"mode"?, "level"?} (at least one; the other
- * kept). *ret: the settings now. -EINVAL naming the field, -ENOTCONN
- * ("not in a cluster"), or the store's error. */
+ * kept as stored when the set is written: a field another host set
+ * meanwhile holds). *ret: the settings now. -EINVAL naming the field,
+ * -ENOTCONN ("not in a cluster"), -ESTALE (changed under each of
+ * VO_SETTINGS_PUT_TRIES tries), or the store's error. */
 int vo_drs_settings_set(VoDaemon *d, json_t *body, json_t **ret, char **ret_error);
+
+/* The other documents (drs-settings.c). */
 /* GET /v1/cluster/drs: {"mode","level","threshold","status": the manager's
  * last round or null}. */
 int vo_drs_show(VoDaemon *d, json_t **ret, char **ret_error);

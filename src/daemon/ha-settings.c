@@ -7,13 +7,11 @@
 #include <string.h>
 
 #include "daemon/cluster-follow.h"
-#include "util/test-hold.h"
+#include "daemon/settings-put.h"
 #include "util/util.h"
 
 #define MAX_RESTARTS "max_restarts"
 #define WINDOW_MINUTES "window_minutes"
-/* A set whose document keeps changing under it gives up (-ESTALE). */
-#define SET_ATTEMPTS 5
 
 /* The cluster's store, or a standalone host's own (SQLite). */
 static VoStore *store_of(VoDaemon *d)
@@ -115,6 +113,29 @@ int vo_ha_settings_show(VoDaemon *d, json_t **ret, char **ret_error)
     return 0;
 }
 
+/* A set's fields (-1: not given, the stored one kept) and the limit they
+ * make (merge_fields). */
+typedef struct {
+    VoDaemon *d;
+    int64_t max_restarts, minutes;
+    VoHaLimit now;
+} HaFields;
+
+/* VoSettingsMerge: the stored limit with the set's fields. */
+static int merge_fields(void *fields, int64_t *ret_rev, json_t **ret_doc)
+{
+    HaFields *f = fields;
+    int r = limit_read(f->d, &f->now, ret_rev);
+    if (r < 0)
+        return r;
+    if (f->max_restarts >= 0)
+        f->now.max_restarts = (unsigned)f->max_restarts;
+    if (f->minutes >= 0)
+        f->now.window_ms = f->minutes * 60000;
+    *ret_doc = settings_json(&f->now);
+    return 0;
+}
+
 /* body's field key: absent (kept), or an integer in [min, max] into *ret;
  * else -EINVAL naming it (what: what the number is). */
 static int take_field(json_t *body, const char *key, int64_t min, int64_t max,
@@ -155,37 +176,15 @@ int vo_ha_settings_set(VoDaemon *d, json_t *body, json_t **ret, char **ret_error
         return r;
     /* The field not given is the stored one: put only over the document
      * read, else a set of the other field on another host meanwhile would
-     * be undone; read again when it changed. */
-    VoHaLimit l;
-    json_t *doc = NULL;
-    for (int attempt = 0;; attempt++) {
-        int64_t rev;
-        if ((r = limit_read(d, &l, &rev)) < 0) {
-            json_decref(doc);
-            return vo_error_set(ret_error, r, "cannot read the HA settings: %s", strerror(-r));
-        }
-        if (n >= 0)
-            l.max_restarts = (unsigned)n;
-        if (minutes >= 0)
-            l.window_ms = minutes * 60000;
-        json_decref(doc);
-        doc = settings_json(&l);
-        _cleanup_free_ char *text = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS);
-        vo_test_hold("ha-settings-put"); /* tests change it here */
-        r = vo_store_put(store_of(d), VO_HA_SETTINGS_KEY, text, rev, NULL);
-        bool changed = r == -ESTALE || r == -EEXIST || r == -ENOENT;
-        if (!changed || attempt == SET_ATTEMPTS - 1)
-            break;
-    }
+     * be undone (settings-put.h). */
+    HaFields f = { .d = d, .max_restarts = n, .minutes = minutes };
+    r = vo_settings_put(store_of(d), VO_HA_SETTINGS_KEY, "ha-settings-put", "the HA settings",
+                        merge_fields, &f, ret_error);
     atomic_store(&set_here, true);
-    if (r < 0) {
-        json_decref(doc);
-        return vo_error_set(ret_error, r, "cannot save the HA settings: %s", strerror(-r));
-    }
-    n = l.max_restarts;
-    minutes = l.window_ms / 60000;
-    log_info("ha: the restart limit is now %lld HA restarts of one VM within %lld minutes",
-             (long long)n, (long long)minutes);
-    *ret = doc;
+    if (r < 0)
+        return r;
+    log_info("ha: the restart limit is now %u HA restarts of one VM within %lld minutes",
+             f.now.max_restarts, (long long)(f.now.window_ms / 60000));
+    *ret = settings_json(&f.now);
     return 0;
 }

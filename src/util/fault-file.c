@@ -27,7 +27,7 @@ int vo_fault_file_take(const char *dir, const char *name)
         text = memmove(text, rest + strspn(rest, " "), strlen(rest + strspn(rest, " ")) + 1);
     static const struct { const char *name; int err; } errnos[] = {
         { "EIO", EIO }, { "ENOSPC", ENOSPC }, { "ENOMEM", ENOMEM }, { "EBUSY", EBUSY },
-        { "ETIMEDOUT", ETIMEDOUT },
+        { "ETIMEDOUT", ETIMEDOUT }, { "ESTALE", ESTALE },
     };
     for (size_t i = 0; i < ELEMENTSOF(errnos); i++)
         if (!strncmp(text, errnos[i].name, strlen(errnos[i].name)))

@@ -2,8 +2,9 @@
  * names through an environment variable (the fake driver's
  * $VIREO_FAKE_FAULTS, the store's $VIREO_TEST_STORE_FAULTS). A file NAME
  * holding "N ERR" makes the next N takes of point NAME fail with ERR (EIO,
- * ENOSPC, ENOMEM, EBUSY, ETIMEDOUT; anything else: EIO); the count left is
- * kept in the file, which goes with the last one. */
+ * ENOSPC, ENOMEM, EBUSY, ETIMEDOUT, ESTALE (a compare that failed);
+ * anything else: EIO); the count left is kept in the file, which goes with
+ * the last one. */
 #pragma once
 
 /* 0 (no fault at name in dir), or the negative errno the file says (one

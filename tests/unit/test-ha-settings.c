@@ -10,9 +10,8 @@
 #include <string.h>
 
 #include <cmocka.h>
-#include <poll.h>
-#include <pthread.h>
-#include <unistd.h>
+
+#include "held-write.h"
 
 #include "daemon/ha-settings.h"
 #include "state/store.h"
@@ -86,24 +85,11 @@ static void *set_window(void *userdata)
 static void test_set_keeps_the_other_field_set_meanwhile(void **state)
 {
     Fixture *f = *state;
-    _cleanup_free_ char *hold = vo_asprintf("%s/ha-settings-put.hold", f->dir);
-    _cleanup_free_ char *held = vo_asprintf("%s/ha-settings-put.held", f->dir);
-    assert_int_equal(vo_write_file_atomic(hold, "", 0), 0);
-    setenv("VIREO_FAKE_FAULTS", f->dir, 1);
-    pthread_t t;
-    assert_int_equal(pthread_create(&t, NULL, set_window, f), 0);
-    for (int i = 0; i < 300 && access(held, F_OK) != 0; i++)
-        poll(NULL, 0, 100);
-    int reached = access(held, F_OK);
-    /* The other host's PATCH {"max_restarts": 5}. */
-    int put = vo_store_put(f->store, VO_HA_SETTINGS_KEY,
-                           "{\"max_restarts\":5,\"window_minutes\":10}", VO_REV_ANY, NULL);
-    (void)unlink(hold);
-    void *r = NULL;
-    pthread_join(t, &r);
-    assert_int_equal(reached, 0);
-    assert_int_equal(put, 0);
-    assert_int_equal((int)(intptr_t)r, 0);
+    /* The other host's PATCH {"max_restarts": 5} meanwhile. */
+    assert_int_equal(test_held_write(f->dir, "ha-settings-put", set_window, f, f->store,
+                                     VO_HA_SETTINGS_KEY,
+                                     "{\"max_restarts\":5,\"window_minutes\":10}"),
+                     0);
     VoHaLimit l;
     assert_int_equal(vo_ha_limit_get(&f->d, &l), 0);
     assert_int_equal(l.window_ms, 30 * 60000LL);
