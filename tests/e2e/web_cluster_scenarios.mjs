@@ -112,6 +112,8 @@ export const clusterScenarios = {
     for (const vm of cfg.vms) await page.waitForSelector(vmUnder(cfg.other, vm), { timeout: 60000 });
     await page.waitForSelector('[data-action="maintenance"][aria-checked="true"]');
     result.tree_state = await page.getAttribute(`.tree a[data-host="${cfg.host}"]`, 'data-state');
+    // In maintenance, Evacuate… moves what stayed (as `maintenance on` again).
+    result.evacuate_in_maintenance = await page.isEnabled('[data-action="evacuate"]');
     await shot(page, 'web-host-maintenance');
     await page.click('[data-action="maintenance"]');
     await page.waitForSelector('[data-action="maintenance"][aria-checked="false"]');
