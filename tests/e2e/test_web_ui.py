@@ -773,7 +773,7 @@ def test_first_load_size_and_paint(web):
     # 32 KB).
     lazy = [p for p in r["fetched"]
             if re.search(r"/assets/(graphs|serial|vnc|snapshots|admin|admin-kit|projects|schedules|wizard|pages|"
-                         r"hardware|backups|task-kit|pool-page|network-page)-",
+                         r"hardware|backups|task-kit|pool-page|network-page|host-page|cluster-page)-",
                          p)]
     assert not lazy, r
     assert r["transferred_bytes"] < 32 * 1024, r
