@@ -118,7 +118,13 @@ export const clusterScenarios = {
     await page.click('[data-action="maintenance"]');
     await page.waitForSelector('[data-action="maintenance"][aria-checked="false"]');
     result.after = 'false';
-    // Evacuate… (nothing left to move) asks the same; the box left as it is.
+    // Evacuate… (nothing left to move) asks the same: Escape closes it, the
+    // focus back on the button; asked again, the box left as it is.
+    await page.click('[data-action="evacuate"]');
+    await page.waitForSelector('#evacuate-title');
+    await page.keyboard.press('Escape');
+    await page.waitForSelector('#evacuate-title', { state: 'detached' });
+    result.escape_focus = await page.evaluate(() => document.activeElement.dataset.action || null);
     await page.click('[data-action="evacuate"]');
     await page.waitForSelector('#evacuate-title');
     const asked = page.waitForRequest((r) => r.method() === 'POST' && r.url().endsWith('/evacuate'));
