@@ -80,6 +80,8 @@ def test_maintenance_from_the_page_moves_the_vms(web):
     assert not r["verify_default"] and r["body"] == {"on": True, "verify_memory": True}, r
     assert r["report"] == {name: "memory verified" for name in VMS}, r
     assert r["evacuate_body"] == {}, r  # the memory check off unless ticked
+    assert r["evacuate_in_maintenance"], r  # what stayed can be moved again
+    assert r["escape_focus"] == "evacuate", r  # Escape closed its dialog (dialog-kit.jsx)
     assert where(h1) == {name: "h2" for name in VMS + BUSY}
     host = h1.api("GET", "/v1/hosts/h1")
     assert not host.get("maintenance") and host["state"] == "online", host

@@ -112,11 +112,19 @@ export const clusterScenarios = {
     for (const vm of cfg.vms) await page.waitForSelector(vmUnder(cfg.other, vm), { timeout: 60000 });
     await page.waitForSelector('[data-action="maintenance"][aria-checked="true"]');
     result.tree_state = await page.getAttribute(`.tree a[data-host="${cfg.host}"]`, 'data-state');
+    // In maintenance, Evacuate… moves what stayed (as `maintenance on` again).
+    result.evacuate_in_maintenance = await page.isEnabled('[data-action="evacuate"]');
     await shot(page, 'web-host-maintenance');
     await page.click('[data-action="maintenance"]');
     await page.waitForSelector('[data-action="maintenance"][aria-checked="false"]');
     result.after = 'false';
-    // Evacuate… (nothing left to move) asks the same; the box left as it is.
+    // Evacuate… (nothing left to move) asks the same: Escape closes it, the
+    // focus back on the button; asked again, the box left as it is.
+    await page.click('[data-action="evacuate"]');
+    await page.waitForSelector('#evacuate-title');
+    await page.keyboard.press('Escape');
+    await page.waitForSelector('#evacuate-title', { state: 'detached' });
+    result.escape_focus = await page.evaluate(() => document.activeElement.dataset.action || null);
     await page.click('[data-action="evacuate"]');
     await page.waitForSelector('#evacuate-title');
     const asked = page.waitForRequest((r) => r.method() === 'POST' && r.url().endsWith('/evacuate'));

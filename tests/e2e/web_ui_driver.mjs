@@ -181,7 +181,7 @@ const scenarios = {
     await waitState(page, 'running', cfg.boot_ms);
     result.no_reload = await page.evaluate(() => window.vireoNoReload === 1);
     await page.waitForSelector(`.tasks tr[data-kind="start"][data-state="succeeded"]`);
-    // The uid its QEMU runs as (absent without per-VM uids).
+    // The uid its QEMU runs as (the fake driver's VMs have none).
     result.qemu_uid = await page.waitForSelector('[data-field="qemu-uid"]', { timeout: 10000 })
       .then((el) => el.textContent(), () => null);
     await shot(page, 'vm-summary');

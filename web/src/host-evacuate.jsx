@@ -8,7 +8,8 @@ import { useState } from 'preact/hooks';
 import { Dialog } from './dialog-kit.jsx';
 
 // what: 'maintenance' or 'evacuate'. onConfirm(body): the request's body.
-export function EvacuateDialog({ host, what, onConfirm, onClose }) {
+// offline: the host is offline (maintenance only sets its flag then).
+export function EvacuateDialog({ host, what, offline, onConfirm, onClose }) {
   const [verify, setVerify] = useState(false);
   const title = what === 'maintenance' ? `Put host ${host} into maintenance?` : `Evacuate host ${host}?`;
   function submit(e) {
@@ -19,13 +20,20 @@ export function EvacuateDialog({ host, what, onConfirm, onClose }) {
     <Dialog class="dialog confirm evacuate" aria-modal="true" aria-labelledby="evacuate-title"
             onSubmit={submit} onClose={onClose}>
       <h2 id="evacuate-title">{title}</h2>
-      <p>Every VM on it moves to another host (running ones migrate live).</p>
-      <label>
-        <input name="verify_memory" type="checkbox" checked={verify}
-               onChange={(e) => setVerify(e.target.checked)} /> verify memory
-      </label>
-      <p class="note">Compares each guest's RAM on both hosts before it switches: the guest pauses
-        about 1 s per 128 MiB of RAM meanwhile.</p>
+      {offline ? (
+        <p>It is offline: only its maintenance flag is set now, no VM moves. Once it is back,
+          Evacuate… moves its VMs.</p>
+      ) : (
+        <>
+          <p>Every VM on it moves to another host (running ones migrate live).</p>
+          <label>
+            <input name="verify_memory" type="checkbox" checked={verify}
+                   onChange={(e) => setVerify(e.target.checked)} /> verify memory
+          </label>
+          <p class="note">Compares each guest's RAM on both hosts before it switches: the guest
+            pauses about 1 s per 128 MiB of RAM meanwhile.</p>
+        </>
+      )}
       <button type="submit" data-action="confirm-evacuate">
         {what === 'maintenance' ? 'Enter maintenance' : 'Evacuate'}
       </button>

@@ -45,6 +45,9 @@ export function HostPage({ host, vms, who, tasks, onError }) {
   const mine = vms.filter((v) => v.host === host.name);
   const qemu = host.qemu_version;
   const path = `/v1/hosts/${encodeURIComponent(host.name)}`;
+  // Its own vireod moves its VMs: online, or in maintenance with VMs that
+  // stayed (Evacuate… moves what can move now, as `maintenance on` again).
+  const canMove = host.state === 'online' || host.state === 'maintenance';
 
   // Leaving moves nothing: no question. Entering asks first (the dialog).
   function toggle() {
@@ -67,13 +70,14 @@ export function HostPage({ host, vms, who, tasks, onError }) {
                   disabled={!canAdmin || busy} title={denial(canAdmin, 'admin', who.role)} onClick={toggle}>
             Maintenance: {inMaintenance ? 'on' : 'off'}
           </button>
-          <button data-action="evacuate" disabled={!canAdmin || busy || host.state !== 'online'}
+          <button data-action="evacuate" disabled={!canAdmin || busy || !canMove}
                   title={denial(canAdmin, 'admin', who.role)} onClick={() => setAsking('evacuate')}>
             Evacuate…
           </button>
         </div>
       </header>
-      {asking && <EvacuateDialog host={host.name} what={asking} onConfirm={confirm}
+      {asking && <EvacuateDialog host={host.name} what={asking} offline={host.state === 'offline'}
+                                 onConfirm={confirm}
                                  onClose={() => setAsking(null)} />}
       <TaskLine pending={pending} task={task} attrs={{ 'data-maintenance-task': task && task.state }} />
       {task && task.kind === 'host-evacuate' && <EvacuationReport result={task.result} />}
