@@ -390,12 +390,16 @@ def test_a_take_back_decided_late_keeps_the_only_copy(cluster, tmp_path):
     assert len(qemu_of(h1, vm_id)) == 1
     assert not os.listdir(os.path.join(h1.run_dir, "migrations"))
 
+
 def test_a_migration_that_leaves_no_qemu_crashes_the_vm_at_its_owner(cluster, tmp_path):
     """Both sides gone (docs/internals.md, "Both sides gone"): the switch
     applied, then h2's incoming QEMU (before it had the guest) and h1's
     source QEMU killed. h1 settles (the VM is h2's) and keeps nothing; h2
     asks h1, which has no QEMU of it, records the HA VM crashed naming the
-    migration, and starts it again. Before, the VM sat in no host's table."""
+    migration, and starts it again. Before, the VM sat in no host's table.
+    The dead QEMU's end is handled before h2's adoption takes the VM's job
+    (adopted-exit-first, as a loaded loop thread may): its handle, released
+    then, is not used (before, the continue used it after it was freed)."""
     c, faults, vm_id = two_hosts_counting_at_h1(cluster, tmp_path)
     h1, h2 = c.hosts
     h1.cli("vm", "set", "ctr", "--ha", "on")
@@ -408,6 +412,7 @@ def test_a_migration_that_leaves_no_qemu_crashes_the_vm_at_its_owner(cluster, tm
         wait_until(lambda: not qemu_of(h, vm_id), 30, what=f"{h.name}'s QEMU to end")
     wait_until(lambda: not (faults / "incoming-claim-pause").exists(), 120,
                what="h2 to act on its source's silence")
+    (faults / "adopted-exit-first").touch()
     (faults / "incoming-claim-go").touch()
     (faults / "resettle-unknown").unlink()
     # The VM is h2's: crashed there, naming the migration, then restarted by HA.
@@ -423,4 +428,6 @@ def test_a_migration_that_leaves_no_qemu_crashes_the_vm_at_its_owner(cluster, tm
     assert len(qemu_of(h2, vm_id)) == 1
     assert not qemu_of(h1, vm_id)
     assert "recorded crashed" in h2.log()
+    assert not (faults / "adopted-exit-first").exists()
+    assert "its QEMU ended before it continued" in h2.log()
     assert "lost its guest in a live migration and is still this host's: started again" in h2.log()
