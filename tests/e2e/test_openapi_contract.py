@@ -825,6 +825,7 @@ def test_cluster_routes_standalone(api):
     api.call("POST", f"{mid}/recover", {"vm": "x"}, expect=401, code="unauthenticated")
     api.call("POST", "/v1/migrations/outgoing/x/resume", {}, expect=401,
              code="unauthenticated")
+    api.call("GET", "/v1/migrations/outgoing/x/source", expect=401, code="unauthenticated")
     # vm migrate --resume: nothing kept anywhere (409); with another field, 400.
     api.call("POST", "/v1/vms/nope/migrate", {"resume": True}, expect=409,
              code="invalid-state")
