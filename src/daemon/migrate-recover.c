@@ -480,6 +480,7 @@ static int claim_incoming(VoDaemon *d, VoVm *vm, const char *vm_id)
         if (r >= 0) {
             pthread_mutex_lock(&vm->lock);
             vm->rev = new_rev;
+            vm->migrated_away = false; /* this host's (incoming_without_guest set it) */
             pthread_mutex_unlock(&vm->lock);
             return 0;
         }
@@ -515,13 +516,19 @@ static void drop_taken_back(VoDaemon *d, VoVm *vm, const VoMigrateIntent *i)
  * the VM back: it then leaves this table. When the QEMU answered (empty:
  * attached, its status read) and the source says it holds no QEMU of the
  * VM either (both sides gone), it is claimed and recorded crashed
- * (migrate-orphan.h: its QEMU killed). Not when it could not be attached:
+ * (migrate-orphan.h: its QEMU killed). Until it is claimed, no operation
+ * takes it here (vm->migrated_away). Not when it could not be attached:
  * one whose main loop waits on a post-copy page does not answer, and could
  * not be killed. Else the intent stays, asked again in the background.
  * True: settled. */
 static bool incoming_without_guest(VoDaemon *d, VoVm *vm, const VoMigrateIntent *i,
                                    const char *what, bool empty)
 {
+    /* Not this host's to run or write meanwhile (a start here would be a
+     * second copy once the source took the VM back): until it is claimed. */
+    pthread_mutex_lock(&vm->lock);
+    vm->migrated_away = true;
+    pthread_mutex_unlock(&vm->lock);
     _cleanup_free_ char *key = vo_asprintf("vms/%s", i->vm), *error = NULL;
     int g = vo_store_get_linear(d->store, key, NULL);
     int c = g == -ENOENT ? -ENOENT

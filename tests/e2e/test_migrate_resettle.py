@@ -336,6 +336,12 @@ def test_a_source_whose_device_state_never_left_runs_on(cluster, tmp_path):
     wait_until(lambda: not qemu_of(h2, vm_id), 30, what="h2's incoming QEMU to end")
     (faults / "incoming-claim-pause").unlink()
     h2.start(timeout=300)
+    wait_until(lambda: "not claimed; it waits for its source" in h2.log(), 120,
+               what="h2's start to leave the VM unclaimed")
+    # Not h2's to run meanwhile: the source takes it back (a start here
+    # would be a second copy once it did).
+    status, _ = h2.request("POST", f"/v1/vms/{vm_id}/start")
+    assert status == 409, status
     (faults / "resettle-unknown").unlink()
     wait_until(lambda: hosts_of(h1, "ctr") == ["h1"], 180, what="the VM taken back by h1")
     counter_goes_on(h1, "ctr")
