@@ -289,6 +289,19 @@ static int claim(VoDaemon *d, const Incoming *x, int64_t expect_rev, int64_t *re
     return 0;
 }
 
+/* Test hook adopted-exit-first: the adopted VM's QEMU (killed, or dead
+ * already) seen ended and its handle released before the continue below
+ * takes the VM's job, as a loaded host's loop thread may do it. */
+static void wait_released(VoVm *vm)
+{
+    pthread_mutex_lock(&vm->lock);
+    bool ended = vo_vm_wait_exit(vm, 30000);
+    pthread_mutex_unlock(&vm->lock);
+    log_warn("test fault: the adopted VM's QEMU %s before its continue", ended ? "ended"
+                                                                               : "still runs");
+    (void)poll(NULL, 0, 500); /* the release thread takes the job meanwhile */
+}
+
 /* Registers the claimed incoming VM (x, taken) and continues it when it ran
  * at the source. Gives x back (done when adopted, else kept). */
 static int adopt_continue(VoDaemon *d, Incoming *x, int64_t rev, bool resume, char **ret_error)
@@ -322,12 +335,22 @@ static int adopt_continue(VoDaemon *d, Incoming *x, int64_t rev, bool resume, ch
     give_back(x, true);
     if (vo_migrate_fault("dest-exit-adopted")) /* test: it dies, the VM adopted, paused */
         _exit(70);
+    if (vo_migrate_fault("adopted-exit-first")) /* test: its QEMU's end handled first */
+        wait_released(vm);
     pthread_mutex_lock(&vm->job);
     _cleanup_free_ char *error = NULL;
     pthread_mutex_lock(&vm->lock);
-    bool covered = vo_fence_ha_covered(vm, lease);
+    /* Watched since the adoption: a QEMU that ended meanwhile (dead
+     * already, or killed: orphaned) left vm->hv, and the exit released hv
+     * once no job held the VM. Under the job now, hv stays while it is the
+     * VM's. */
+    bool alive = vm->hv == hv;
+    bool covered = alive && vo_fence_ha_covered(vm, lease);
     pthread_mutex_unlock(&vm->lock);
-    if (covered)
+    if (!alive) {
+        error = vo_strdup("its QEMU ended before it continued");
+        r = -ESRCH;
+    } else if (covered)
         r = d->driver->migrate_finish(hv, VO_HV_MIGRATION_DESTINATION, true, resume, &error);
     else {
         /* This host lost its lease before the QEMU was on the fence's kill
@@ -349,11 +372,13 @@ static int adopt_continue(VoDaemon *d, Incoming *x, int64_t rev, bool resume, ch
         log_error("vm %s: migrated here but cannot continue: %s", name, error);
     }
     pthread_mutex_unlock(&vm->lock);
-    vo_vm_refresh_live(vm, hv);
+    if (alive)
+        vo_vm_refresh_live(vm, hv);
     vo_vm_job_end(vm, true);
     vo_vm_unref(vm);
     vo_networks_refresh_hosts(d);
-    log_info("vm %s: migrated here (%s)", name, resume ? "running" : "paused");
+    log_info("vm %s: migrated here (%s)", name, r < 0 ? "not continued"
+                                                : resume ? "running" : "paused");
     if (r < 0)
         return vo_error_set(ret_error, r, "the VM is here but did not continue: %s", error);
     return 0;

@@ -10,6 +10,7 @@
  * made. */
 #include "daemon/migrate.h"
 #include "daemon/migrate-internal.h"
+#include "daemon/migrate-orphan.h"
 
 #include <dirent.h>
 #include <poll.h>
@@ -479,6 +480,7 @@ static int claim_incoming(VoDaemon *d, VoVm *vm, const char *vm_id)
         if (r >= 0) {
             pthread_mutex_lock(&vm->lock);
             vm->rev = new_rev;
+            vm->migrated_away = false; /* this host's (incoming_without_guest set it) */
             pthread_mutex_unlock(&vm->lock);
             return 0;
         }
@@ -506,24 +508,60 @@ static void drop_taken_back(VoDaemon *d, VoVm *vm, const VoMigrateIntent *i)
     vo_vm_forget_migrated(vm);
 }
 
-/* Destination, the store gave the VM here at load: claimed, then the
- * incoming QEMU (loaded and attached as the VM's) is continued once its
- * stream is complete. False: the intent stays (the store could not say:
- * the VM stays paused until the next start looks again). */
-static bool continue_incoming(VoDaemon *d, VoVm *vm, const VoMigrateIntent *i)
+/* Destination at a start, the VM loaded here (the store gave it to this
+ * host) but its incoming QEMU holding no guest (what: gone, or its stream
+ * failed or never completed before the device state came): not claimed, as
+ * the watcher claims no such VM (migrate-incoming.c). Its source, whose
+ * QEMU runs the guest again once the device state could not be sent, takes
+ * the VM back: it then leaves this table. When the QEMU answered (empty:
+ * attached, its status read) and the source says it holds no QEMU of the
+ * VM either (both sides gone), it is claimed and recorded crashed
+ * (migrate-orphan.h: its QEMU killed). Until it is claimed, no operation
+ * takes it here (vm->migrated_away). Not when it could not be attached:
+ * one whose main loop waits on a post-copy page does not answer, and could
+ * not be killed. Else the intent stays, asked again in the background.
+ * True: settled. */
+static bool incoming_without_guest(VoDaemon *d, VoVm *vm, const VoMigrateIntent *i,
+                                   const char *what, bool empty)
 {
-    int c = claim_incoming(d, vm, i->vm);
+    /* Not this host's to run or write meanwhile (a start here would be a
+     * second copy once the source took the VM back): until it is claimed. */
+    pthread_mutex_lock(&vm->lock);
+    vm->migrated_away = true;
+    pthread_mutex_unlock(&vm->lock);
+    _cleanup_free_ char *key = vo_asprintf("vms/%s", i->vm), *error = NULL;
+    int g = vo_store_get_linear(d->store, key, NULL);
+    int c = g == -ENOENT ? -ENOENT
+            : g >= 0 && empty && vo_migration_source_gone(d, i->peer, i->vm, &error) == 1
+                ? claim_incoming(d, vm, i->vm)
+                : -EAGAIN;
     if (c == -ENOENT) {
-        log_warn("vm %s: its source took it back while vireod was down: the incoming QEMU "
-                 "is killed", i->name);
+        log_warn("vm %s: its incoming QEMU is %s and its source took the VM back: the VM "
+                 "leaves this host", i->name, what);
         drop_taken_back(d, vm, i);
         return true;
     }
-    if (c < 0) {
-        log_error("vm %s: the store cannot say whether it is this host's: left paused; "
-                  "vireod looks again at its next start", i->name);
-        return false;
+    if (c == 0) {
+        log_warn("vm %s: neither its incoming QEMU here (%s) nor its source holds the guest; "
+                 "the VM is this host's: recorded crashed", i->name, what);
+        vo_migration_orphan_crashed(d, i->vm, i->migration, i->peer);
+        return true;
     }
+    log_warn("vm %s: the store gives it to this host, but its incoming QEMU is %s: not "
+             "claimed; it waits for its source to take it back (asked again in the "
+             "background)", i->name, what);
+    vo_migrate_resettle_later(d, i->vm, i->name, i->migration);
+    return false;
+}
+
+/* Destination, the store gave the VM here at load: its incoming QEMU
+ * (loaded and attached as the VM's) is looked at first, and only one that
+ * holds the guest is claimed (incoming_without_guest: the others), then
+ * continued once its stream is complete. False: the intent stays (the
+ * store could not say, or no guest here yet: the VM stays paused until the
+ * background or the next start looks again). */
+static bool continue_incoming(VoDaemon *d, VoVm *vm, const VoMigrateIntent *i)
+{
     pthread_mutex_lock(&vm->job);
     pthread_mutex_lock(&vm->lock);
     VoHvInstance *hv = vm->hv;
@@ -548,6 +586,29 @@ static bool continue_incoming(VoDaemon *d, VoVm *vm, const VoMigrateIntent *i)
             break;
         (void)poll(NULL, 0, 50);
     }
+    /* The device state is here: completed, or post-copy (paused or
+     * recovering too: its source recovers it, continued then). */
+    if (r < 0 || (p.status != VO_HV_MIGRATION_COMPLETED && !p.post_copy &&
+                  !p.post_copy_paused)) {
+        pthread_mutex_unlock(&vm->job);
+        const char *what = !hv ? "gone" : r < 0 ? "unreadable"
+                                                : vo_hv_migration_status_to_string(p.status);
+        return incoming_without_guest(d, vm, i, what, hv && r >= 0);
+    }
+    int c = claim_incoming(d, vm, i->vm);
+    if (c < 0)
+        pthread_mutex_unlock(&vm->job);
+    if (c == -ENOENT) {
+        log_warn("vm %s: its source took it back while vireod was down: the incoming QEMU "
+                 "is killed", i->name);
+        drop_taken_back(d, vm, i);
+        return true;
+    }
+    if (c < 0) {
+        log_error("vm %s: the store cannot say whether it is this host's: left paused; "
+                  "vireod looks again at its next start", i->name);
+        return false;
+    }
     _cleanup_free_ char *error = NULL;
     if (ready) {
         r = d->driver->migrate_finish(hv, VO_HV_MIGRATION_DESTINATION, true, i->resume,
@@ -564,10 +625,9 @@ static bool continue_incoming(VoDaemon *d, VoVm *vm, const VoMigrateIntent *i)
             log_warn("vm %s: migrated here while vireod was down; continued", i->name);
         else
             log_error("vm %s: migrated here but cannot continue: %s", i->name, error);
-    } else if (hv) {
+    } else {
         log_error("vm %s: the store gives it to this host but its incoming stream is %s: "
-                  "left paused", i->name,
-                  r < 0 ? "unreadable" : vo_hv_migration_status_to_string(p.status));
+                  "left paused", i->name, vo_hv_migration_status_to_string(p.status));
     }
     pthread_mutex_unlock(&vm->job);
     return true;

@@ -41,7 +41,8 @@ again in the background and settles it by itself:
 A second test: the destination's QEMU dies at a post-copy's switch-over
 (the switch's outcome unknown, then a vireod that died there): the source
 QEMU runs the guest again, and the VM is taken back (the background; a
-start, which adopts the QEMU) rather than that only copy ended.
+start, which adopts the QEMU) rather than that only copy ended; a
+destination's start does not claim the VM its dead QEMU never held.
 
 A third test: take-backs whose outcome the task could not learn, the
 guest's only copy at h1 both times: the task's own take-back after a
@@ -275,7 +276,8 @@ def test_a_source_whose_device_state_never_left_runs_on(cluster, tmp_path):
     QEMU runs the guest again at h1. h1 takes the VM back and the guest
     runs on there; h2 never claims a VM its QEMU does not hold. Before, h2
     claimed it (its QEMU gone) and h1 ended its source QEMU: the guest was
-    lost."""
+    lost. The same at h1's start, then at h2's (the VM loaded there, not
+    claimed, leaves h2's table once h1 took it back)."""
     c, faults, vm_id = two_hosts_counting_at_h1(cluster, tmp_path)
     h1, h2 = c.hosts
     post_copy_switch_unknown(h1, faults)
@@ -321,6 +323,33 @@ def test_a_source_whose_device_state_never_left_runs_on(cluster, tmp_path):
     assert len(qemu_of(h1, vm_id)) == 1
     nothing_at(h2, vm_id)
     assert not os.listdir(os.path.join(h1.run_dir, "migrations"))
+
+    # The same with h2's vireod killed too, before its incoming QEMU died:
+    # its start loads the VM (the store gives it to h2) but does not claim
+    # it, its QEMU holding no guest; h1 takes it back and the VM leaves h2's
+    # table (before, h2's start claimed it and kept it there, crashed, once
+    # h1 had taken it back: listed twice).
+    post_copy_switch_unknown(h1, faults)
+    h2.kill9()
+    for pid in qemu_of(h2, vm_id):
+        os.kill(pid, signal.SIGKILL)
+    wait_until(lambda: not qemu_of(h2, vm_id), 30, what="h2's incoming QEMU to end")
+    (faults / "incoming-claim-pause").unlink()
+    h2.start(timeout=300)
+    wait_until(lambda: "not claimed; it waits for its source" in h2.log(), 120,
+               what="h2's start to leave the VM unclaimed")
+    # Not h2's to run meanwhile: the source takes it back (a start here
+    # would be a second copy once it did).
+    status, _ = h2.request("POST", f"/v1/vms/{vm_id}/start")
+    assert status == 409, status
+    (faults / "resettle-unknown").unlink()
+    wait_until(lambda: hosts_of(h1, "ctr") == ["h1"], 180, what="the VM taken back by h1")
+    counter_goes_on(h1, "ctr")
+    wait_until(lambda: not os.listdir(os.path.join(h2.run_dir, "migrations")), 120,
+               what="h2 to settle its intent")
+    assert [v["host"] for v in h2.api("GET", "/v1/vms")["vms"]] == ["h1"]
+    nothing_at(h2, vm_id)
+    assert "its source took the VM back: the VM leaves this host" in h2.log()
 
 
 def test_a_take_back_decided_late_keeps_the_only_copy(cluster, tmp_path):
@@ -390,12 +419,16 @@ def test_a_take_back_decided_late_keeps_the_only_copy(cluster, tmp_path):
     assert len(qemu_of(h1, vm_id)) == 1
     assert not os.listdir(os.path.join(h1.run_dir, "migrations"))
 
+
 def test_a_migration_that_leaves_no_qemu_crashes_the_vm_at_its_owner(cluster, tmp_path):
     """Both sides gone (docs/internals.md, "Both sides gone"): the switch
     applied, then h2's incoming QEMU (before it had the guest) and h1's
     source QEMU killed. h1 settles (the VM is h2's) and keeps nothing; h2
     asks h1, which has no QEMU of it, records the HA VM crashed naming the
-    migration, and starts it again. Before, the VM sat in no host's table."""
+    migration, and starts it again. Before, the VM sat in no host's table.
+    The dead QEMU's end is handled before h2's adoption takes the VM's job
+    (adopted-exit-first, as a loaded loop thread may): its handle, released
+    then, is not used (before, the continue used it after it was freed)."""
     c, faults, vm_id = two_hosts_counting_at_h1(cluster, tmp_path)
     h1, h2 = c.hosts
     h1.cli("vm", "set", "ctr", "--ha", "on")
@@ -408,6 +441,7 @@ def test_a_migration_that_leaves_no_qemu_crashes_the_vm_at_its_owner(cluster, tm
         wait_until(lambda: not qemu_of(h, vm_id), 30, what=f"{h.name}'s QEMU to end")
     wait_until(lambda: not (faults / "incoming-claim-pause").exists(), 120,
                what="h2 to act on its source's silence")
+    (faults / "adopted-exit-first").touch()
     (faults / "incoming-claim-go").touch()
     (faults / "resettle-unknown").unlink()
     # The VM is h2's: crashed there, naming the migration, then restarted by HA.
@@ -423,4 +457,6 @@ def test_a_migration_that_leaves_no_qemu_crashes_the_vm_at_its_owner(cluster, tm
     assert len(qemu_of(h2, vm_id)) == 1
     assert not qemu_of(h1, vm_id)
     assert "recorded crashed" in h2.log()
+    assert not (faults / "adopted-exit-first").exists()
+    assert "its QEMU ended before it continued" in h2.log()
     assert "lost its guest in a live migration and is still this host's: started again" in h2.log()
