@@ -61,6 +61,11 @@ static int copy_disks(VoTask *t, MigrateTask *m, VoHvInstance *hv, const char *n
     if (r < 0)
         return r;
     int64_t shown = 0, pinged = vo_now_ms();
+    /* Asked again after 10 ms, then twice as long each time up to POLL_MS:
+     * small disks come in sync within milliseconds (a fixed 200 ms wait cost
+     * ~220 ms per migration with local disks in bench/migrate), large ones
+     * are not asked more than before. */
+    int wait_ms = DISK_POLL_FIRST_MS;
     for (;;) {
         VoHvMirrorProgress q = { 0 };
         r = d->driver->mirror_query(hv, &q);
@@ -93,7 +98,8 @@ static int copy_disks(VoTask *t, MigrateTask *m, VoHvInstance *hv, const char *n
                 return vo_error_set(ret_error, -EIO, "the destination dropped the incoming "
                                     "VM: %s", perr);
         }
-        (void)poll(NULL, 0, POLL_MS);
+        (void)poll(NULL, 0, wait_ms);
+        wait_ms = wait_ms * 2 < POLL_MS ? wait_ms * 2 : POLL_MS;
     }
 }
 

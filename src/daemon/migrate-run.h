@@ -18,6 +18,7 @@
  * completion (or its pre-switchover stop, local disks) until this loop sees
  * it and the destination continues, so each poll's wait is downtime. */
 #define MEMORY_POLL_MS 10
+#define DISK_POLL_FIRST_MS 10 /* the disks' first wait for sync; doubles to POLL_MS */
 #define PROGRESS_EVERY_MS 1000
 #define CANCEL_WAIT_MS 30000
 #define QUERY_TRIES 5 /* migrate_query errors in a row before the migration counts as failed */
