@@ -607,7 +607,12 @@ def test_vm_on_a_lun_of_a_hosts_own_pool_does_not_move(cluster, tmp_path):
         h1.cli("pool", "create", "san1", "--type", "iscsi", "--portal", t.portal, "--target",
                IQN)
         form(c)
-        h1.cli("vm", "create", "own", "--memory", "128M", "--disk", "san1/lun1")
+        # Made on h1 (--host): a create's placement does not yet restrict
+        # itself to the hosts that reach a named volume's pool, and could
+        # pick h2, which answers "volume 'san1/lun1' does not exist" (seen
+        # in a clean make check; the lead's closing note, issue 11).
+        h1.cli("vm", "create", "own", "--memory", "128M", "--disk", "san1/lun1",
+               "--host", h1.name)
         status, doc = h1.request("POST", "/v1/vms/own/move", {"to": h2.name})
         assert status == 409, doc
         assert "LUN of this host's own iSCSI pool 'san1'" in doc["error"]["message"], doc
