@@ -5,7 +5,9 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include <cmocka.h>
 #include <poll.h>
@@ -35,4 +37,34 @@ int test_held_write(const char *dir, const char *hold, void *(*write)(void *), v
     assert_int_equal(reached, 0);
     assert_int_equal(put, 0);
     return (int)(intptr_t)r;
+}
+
+int settings_fixture_setup(void **state, const char *name, bool cluster)
+{
+    SettingsFixture *f = vo_malloc0(sizeof(*f));
+    snprintf(f->dir, sizeof(f->dir), "/tmp/vireo-test-%s-XXXXXX", name);
+    *state = f;
+    if (!mkdtemp(f->dir))
+        return -1;
+    _cleanup_free_ char *path = vo_asprintf("%s/store.db", f->dir);
+    if (vo_store_open(path, &f->store) < 0)
+        return -1;
+    f->d.store = f->store;
+    if (cluster) {
+        f->d.cluster_store = f->store;
+        f->d.cluster = &f->cluster;
+    }
+    return 0;
+}
+
+int settings_fixture_teardown(void **state)
+{
+    SettingsFixture *f = *state;
+    unsetenv("VIREO_FAKE_FAULTS");
+    unsetenv("VIREO_TEST_STORE_FAULTS");
+    if (f->store)
+        vo_store_close(f->store);
+    (void)vo_rm_rf(f->dir);
+    free(f);
+    return 0;
 }

@@ -20,40 +20,16 @@
 #include "util/util.h"
 #include "vireo/errors.h"
 
-typedef struct {
-    char dir[48];
-    VoStore *store;
-    VoClusterConfig cluster;
-    VoDaemon d;
-} Fixture;
+typedef SettingsFixture Fixture;
 
 static int setup(void **state)
 {
-    Fixture *f = vo_malloc0(sizeof(*f));
-    strcpy(f->dir, "/tmp/vireo-test-drs-config-XXXXXX");
-    *state = f;
-    if (!mkdtemp(f->dir))
-        return -1;
-    _cleanup_free_ char *path = vo_asprintf("%s/store.db", f->dir);
-    if (vo_store_open(path, &f->store) < 0)
-        return -1;
-    /* The cluster's store stands in for etcd: the same contract. */
-    f->d.store = f->store;
-    f->d.cluster_store = f->store;
-    f->d.cluster = &f->cluster;
-    return 0;
+    return settings_fixture_setup(state, "drs-config", true);
 }
 
 static int teardown(void **state)
 {
-    Fixture *f = *state;
-    unsetenv("VIREO_FAKE_FAULTS");
-    unsetenv("VIREO_TEST_STORE_FAULTS");
-    if (f->store)
-        vo_store_close(f->store);
-    (void)vo_rm_rf(f->dir);
-    free(f);
-    return 0;
+    return settings_fixture_teardown(state);
 }
 
 /* PUT with body (JSON text): its result, the settings after in *ret. */

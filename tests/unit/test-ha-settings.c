@@ -17,35 +17,16 @@
 #include "state/store.h"
 #include "util/util.h"
 
-typedef struct {
-    char dir[48];
-    VoStore *store;
-    VoDaemon d;
-} Fixture;
+typedef SettingsFixture Fixture;
 
 static int setup(void **state)
 {
-    Fixture *f = vo_malloc0(sizeof(*f));
-    strcpy(f->dir, "/tmp/vireo-test-ha-settings-XXXXXX");
-    *state = f;
-    if (!mkdtemp(f->dir))
-        return -1;
-    _cleanup_free_ char *path = vo_asprintf("%s/store.db", f->dir);
-    if (vo_store_open(path, &f->store) < 0)
-        return -1;
-    f->d.store = f->store;
-    return 0;
+    return settings_fixture_setup(state, "ha-settings", false);
 }
 
 static int teardown(void **state)
 {
-    Fixture *f = *state;
-    unsetenv("VIREO_FAKE_FAULTS");
-    if (f->store)
-        vo_store_close(f->store);
-    (void)vo_rm_rf(f->dir);
-    free(f);
-    return 0;
+    return settings_fixture_teardown(state);
 }
 
 /* PATCH with body (JSON text): its status, the settings after in *ret. */
