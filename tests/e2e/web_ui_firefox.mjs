@@ -5,8 +5,9 @@
 // code runs in both browsers. launchFirefox() answers a browser with
 // newContext() and close(); a context's pages answer Playwright's page
 // calls (fill, click, waitForSelector with its states, selectOption,
-// screenshot with a mask, ...). Playwright's own selector extensions
-// (:has-text, :text-is) are refused with a clear error: plain CSS only.
+// screenshot with a mask, ...). Selectors are CSS with Playwright's
+// :has-text("t") (the text, case and spaces aside) and :text-is("t") (the
+// whole text) after a compound; its other extensions are refused.
 import { createRequire } from 'node:module';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -17,9 +18,35 @@ const puppeteer = require('puppeteer-core');
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
+// Playwright's text pseudo-classes, run in the page: the elements the
+// selector up to each one matches are marked when their text fits, the
+// pseudo-class becomes an attribute selector of that mark, and the marks
+// go. Answers the first visible match (any match with attached), or with
+// absent whether there is none. Self-contained: it runs in the page.
+function waitText(selector, attached, absent) {
+  const norm = (t) => t.replace(/\s+/g, ' ').trim();
+  const pseudo = /:(has-text|text-is)\("((?:[^"\\]|\\.)*)"\)/;
+  let rest = selector;
+  let m;
+  for (let n = 0; (m = pseudo.exec(rest)); n++) {
+    const want = norm(JSON.parse(`"${m[2]}"`));
+    const fits = m[1] === 'text-is' ? (t) => norm(t) === want
+      : (t) => norm(t).toLowerCase().includes(want.toLowerCase());
+    for (const e of document.querySelectorAll(rest.slice(0, m.index)))
+      if (fits(e.textContent)) e.setAttribute('data-vireo-text', `${e.getAttribute('data-vireo-text') || ''} m${n}`);
+    rest = `${rest.slice(0, m.index)}[data-vireo-text~="m${n}"]${rest.slice(m.index + m[0].length)}`;
+  }
+  const found = [...document.querySelectorAll(rest)];
+  document.querySelectorAll('[data-vireo-text]').forEach((e) => e.removeAttribute('data-vireo-text'));
+  const visible = (e) => e.checkVisibility() && e.getClientRects().length > 0;
+  const e = found.find((x) => attached || visible(x));
+  return absent ? !e : e;
+}
+const TEXT_PSEUDO = /:(has-text|text-is)\(/;
+
 function css(selector) {
-  if (/:(has-text|text-is|text|visible)\(|>>/.test(selector))
-    throw new Error(`web_ui_firefox.mjs: Playwright's selector extensions are not supported: ${selector}`);
+  if (/:(text|visible|nth-match)\(|>>/.test(selector) || TEXT_PSEUDO.test(selector))
+    throw new Error(`web_ui_firefox.mjs: not supported here (only in waitForSelector and the reads): ${selector}`);
   return selector;
 }
 
@@ -39,6 +66,12 @@ function wrapPage(p) {
   const t = (o) => (o && o.timeout !== undefined ? o.timeout : timeout);
   const waitFor = async (selector, options = {}) => {
     const state = options.state || 'visible';
+    if (TEXT_PSEUDO.test(selector)) {
+      const gone = state === 'hidden' || state === 'detached';
+      const found = await p.waitForFunction(waitText, { polling: 100, timeout: t(options) },
+                                            selector, state === 'attached', gone);
+      return gone ? null : handle(found.asElement());
+    }
     const opts = { timeout: t(options) };
     if (state === 'visible') opts.visible = true;
     else if (state === 'hidden' || state === 'detached') opts.hidden = true;
@@ -61,6 +94,7 @@ function wrapPage(p) {
     waitForFunction: (f, arg, options = {}) =>
       p.waitForFunction(f, { polling: options.polling || 'raf', timeout: t(options) }, arg),
     waitForTimeout: sleep,
+    waitForRequest: (f, options) => p.waitForRequest(f, { timeout: t(options) }),
     waitForSelector: waitFor,
     click: (selector, options) => locate(selector, options).click(),
     fill: (selector, value, options) => locate(selector, options).fill(value),
