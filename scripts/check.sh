@@ -55,10 +55,15 @@ CLUSTER_TESTS_C=(tests/e2e/test_events.py tests/e2e/test_cluster_metrics.py
 # (test_web_cluster.py: two fake-driver hosts and a browser, about 3 min
 # alone on a loaded machine, 1:30 at load 12 with webpoll's two tests
 # (+25 s); revweb2's two +12 s at load 5) went to B, the shortest group at 0438435
-# (10:44 against 11:05 to 12:18 for the others).
+# (10:44 against 11:05 to 12:18 for the others). Two of its tests run in
+# Firefox too (a Firefox start and two scenarios: +24 s at load ~20, +67 s
+# with another browser run beside it).
 # D reached 20:01 in a clean make check of 2026-12-07 (the migration
 # resettle cases grew it; main ended at 8:25): test_any_door.py (78 s) and
 # test_lifecycle.py (84 s) went to the main run.
+# test_web_firefox.py (test_web_ui.py's main scenarios in Firefox: one
+# vireod, one guest, one Firefox start; 108 s alone at load ~20) is in
+# the main run too, the shortest (8:25 before those two files came).
 CLUSTER_TESTS_D=(tests/e2e/test_cluster_formation.py tests/e2e/test_migrate_robust.py
                  tests/e2e/test_migrate_converge.py tests/e2e/test_post_copy_fence.py
                  tests/e2e/test_migrate_resettle.py)

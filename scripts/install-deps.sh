@@ -21,7 +21,8 @@ PKGS=(build-essential meson ninja-build pkg-config
       libiscsi-dev libiscsi-bin tgt  # iSCSI pools (docs/storage-san.md): vireod's initiator; tests' target
       librados-dev librbd-dev  # rbd pools (vireod talks to Ceph)
       ceph-mon ceph-mgr ceph-osd ceph-common  # tests/e2e/ceph_harness.py (a test Ceph)
-      chromium)  # tests/e2e/test_web_ui.py drives it headless (playwright-core, no browser download)
+      chromium  # tests/e2e/test_web_ui.py drives it headless (playwright-core, no browser download)
+      firefox-esr)  # tests/e2e/test_web_firefox.py drives it headless (puppeteer-core over WebDriver BiDi)
 # The web UI's build (web/: npm ci, vite): Debian's nodejs and npm unless a
 # node with its npm is there already (another nodejs package ships its own npm).
 if ! command -v npm >/dev/null 2>&1; then

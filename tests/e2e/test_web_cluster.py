@@ -56,10 +56,12 @@ def web():
             on.task_ok("POST", f"/v1/vms/{name}/start")
         w = Web(h1)
         w.cluster = c
+        w.firefox = Web(h1, "firefox")  # the cluster page's tests in Firefox too
         yield w
     finally:
         if w:
             w.close()
+            w.firefox.close()
         c.cleanup()
 
 
@@ -227,10 +229,16 @@ def test_drs_recommendation_shown_and_applied(web):
     h.wait_until(lambda: where(h1)[r["rec"]["vm"]] == "h1", 60, what="the recommended move made")
 
 
-def test_ha_restart_limit_set_on_the_cluster_page(web):
+def in_browser(web, engine):
+    """The module's Web that drives engine's browser (chromium, firefox)."""
+    return web.firefox if engine == "firefox" else web
+
+
+@pytest.mark.parametrize("engine", ["chromium", "firefox"])
+def test_ha_restart_limit_set_on_the_cluster_page(web, engine):
     h1, h2 = web.cluster.hosts
     try:
-        r = web.browser("ha_settings")
+        r = in_browser(web, engine).browser("ha_settings")
         assert r["before"] == "3/10" and r["after"] == "5/30", r
         assert "max_restarts" in r["refused"], r
         assert h2.api("GET", "/v1/cluster/ha") == {"max_restarts": 5, "window_minutes": 30}
@@ -238,8 +246,9 @@ def test_ha_restart_limit_set_on_the_cluster_page(web):
         h1.api("PATCH", "/v1/cluster/ha", {"max_restarts": 3, "window_minutes": 10})
 
 
-def test_viewer_sees_no_enabled_action(web):
-    r = web.browser("viewer_cluster", host="h1", vm="a")
+@pytest.mark.parametrize("engine", ["chromium", "firefox"])
+def test_viewer_sees_no_enabled_action(web, engine):
+    r = in_browser(web, engine).browser("viewer_cluster", host="h1", vm="a")
     assert r["maintenance_disabled"] and r["migrate_disabled"] and r["mode_disabled"], r
     assert r["apply_enabled"] == 0, r
     assert r["ha_disabled"] and r["ha_save"] == 0, r

@@ -39,7 +39,10 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 WEB_DIST = os.environ.get("VIREO_WEB_DIST", os.path.join(HERE, "..", "..", "web", "dist"))
 DRIVER = os.path.join(HERE, "web_ui_driver.mjs")
 RELAY = os.path.join(HERE, "netns_relay.py")
-CHROMIUM = "/usr/bin/chromium"
+# The browsers (web_ui_driver.mjs drives either): the executable and the
+# Debian package scripts/install-deps.sh installs it from.
+BROWSERS = {"chromium": ("/usr/bin/chromium", "chromium"),
+            "firefox": ("/usr/bin/firefox-esr", "firefox-esr")}
 SHOTS = os.path.join(h.BUILD, "web-ui")
 ADMIN_PASSWORD = "admin-pass-1"
 VIEWER_PASSWORD = "viewer-pass-1"
@@ -119,8 +122,9 @@ json.dump(out, sys.stdout)
 class Web:
     """The module's vireod, its HTTPS client and its browser scenarios."""
 
-    def __init__(self, d):
+    def __init__(self, d, engine="chromium"):
         self.d = d
+        self.engine = engine  # a key of BROWSERS
         self.ca = os.path.join(d.state_dir, "https", "ca.crt")
         self.driver = None  # the browser (web_ui_driver.mjs), started on first use
         self.relay = self.browser_ns = None  # started with the browser
@@ -141,8 +145,9 @@ class Web:
         """Runs one scenario in the module's browser (started on first use)
         and returns its result."""
         if self.driver is None:
-            assert os.access(CHROMIUM, os.X_OK), \
-                f"{CHROMIUM} is missing: scripts/install-deps.sh installs Debian's chromium"
+            exe, package = BROWSERS[self.engine]
+            assert os.access(exe, os.X_OK), \
+                f"{exe} is missing: scripts/install-deps.sh installs Debian's {package}"
             # The browser in a namespace of its own, reaching vireod's
             # 127.0.0.1:8443 through a relay (netns_relay.py): in vireod's,
             # each tap or bridge vireod makes is a network change that makes
@@ -155,12 +160,13 @@ class Web:
             ready, _, _ = select.select([self.relay.stdout], [], [], 30)
             assert ready and self.relay.stdout.readline().strip() == "ready", \
                 f"the browser's relay did not start (exit {self.relay.poll()})"
-            # HOME: Chromium writes its profile and crash dumps under it.
-            self.driver_log = open(os.path.join(self.d.tmp, "web-ui-driver.log"), "w")
+            # HOME: the browser writes its profile and crash dumps under it.
+            self.driver_log = open(os.path.join(self.d.tmp, f"web-ui-driver-{self.engine}.log"), "w")
             self.driver = subprocess.Popen(
                 ["ip", "netns", "exec", self.browser_ns.name, "node", DRIVER],
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.driver_log, text=True,
-                env={**os.environ, "HOME": self.d.tmp, "VIREO_CHROMIUM": CHROMIUM})
+                env={**os.environ, "HOME": self.d.tmp, "VIREO_BROWSER": self.engine,
+                     f"VIREO_{self.engine.upper()}": exe})
         cfg = {"scenario": scenario, "url": "https://127.0.0.1:8443", "user": "admin",
                "password": ADMIN_PASSWORD, "viewer": "vera", "viewer_password": VIEWER_PASSWORD,
                "vm": VM, "shots": SHOTS, "image": "default", "network": "default",
@@ -253,8 +259,9 @@ def test_poll_kit_retries_and_waits_while_hidden():
     assert out["handlers_left"] == 0, out
 
 
-@pytest.fixture(scope="module")
-def web():
+def serve_web(engine="chromium"):
+    """The module's vireod (its admin and viewer made) and its browser
+    (Web), ended after the module: test_web_firefox.py's in Firefox."""
     assert os.path.exists(os.path.join(WEB_DIST, "index.html")), \
         f"{WEB_DIST}: the web UI is not built ('make build' runs npm ci and vite in web/)"
     os.makedirs(SHOTS, exist_ok=True)
@@ -265,7 +272,7 @@ def web():
               input=ADMIN_PASSWORD + "\n")
         d.cli("user", "create", "vera", "--role", "viewer", "--password-file", "-",
               input=VIEWER_PASSWORD + "\n")
-        web = Web(d)
+        web = Web(d, engine)
         try:
             yield web
         finally:
@@ -275,6 +282,11 @@ def web():
         if status == 200 and vm.get("pid"):
             d.qemu_pids.add(vm["pid"])
         d.cleanup()
+
+
+@pytest.fixture(scope="module")
+def web():
+    yield from serve_web()
 
 
 def test_files_types_csp_and_no_escape(web):
@@ -595,6 +607,15 @@ def test_network_page(web):
     assert VM in r["refused"], r
     assert "webnet" not in r["left"], r
     assert "webnet" not in [n["name"] for n in web.d.api("GET", "/v1/networks")["networks"]]
+
+
+def test_stop_from_the_page(web):
+    """Force stop on the running VM's page: the tree and the summary say
+    stopped, live; so does the API."""
+    assert web.d.vm(VM)["state"] == "running"
+    r = web.browser("stop")
+    assert "stopped" in r["state"], r
+    assert web.d.vm(VM)["state"] == "stopped"
 
 
 def test_snapshots_tab(web):

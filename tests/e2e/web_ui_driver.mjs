@@ -1,6 +1,9 @@
 // web_ui_driver.mjs: the browser side of test_web_ui.py: scenarios driving
 // Debian's /usr/bin/chromium headless through npm's playwright-core (no
-// browser download). One browser for the whole run: each line on stdin is
+// browser download), or, with VIREO_BROWSER=firefox, Debian's firefox-esr
+// through web_ui_firefox.mjs (puppeteer-core over WebDriver BiDi, behind
+// the Playwright calls the scenarios make; test_web_firefox.py). One
+// browser for the whole run: each line on stdin is
 // a scenario with its settings as JSON ({scenario, url, user, password, vm,
 // shots, ...}); each answer is one JSON line on stdout, {ok, result} or
 // {ok: false, error, page} (the page's text, and a screenshot
@@ -13,6 +16,7 @@ import { fileURLToPath } from 'node:url';
 const here = dirname(fileURLToPath(import.meta.url));
 const require = createRequire(join(here, '..', '..', 'web', 'package.json'));
 const { chromium } = require('playwright-core');
+const FIREFOX = process.env.VIREO_BROWSER === 'firefox';
 
 // The scenario running now: its settings, its result, its browser contexts.
 let cfg = {};
@@ -75,10 +79,12 @@ async function endAdminSession() {
 const DOC_SHOTS = process.env.VIREO_WEB_SHOTS === '1';
 const MAIN_PAGES = new Set(['overview', 'vm-summary', 'vm-console', 'vm-graphs', 'admin-users',
                             'web-host', 'web-cluster']);
-const saveShot = (page, name) => page.screenshot({ path: join(cfg.shots, name + '.png') });
+// Firefox's pictures are named firefox-NAME.
+const shotPath = (name, ext) => join(cfg.shots, (FIREFOX ? 'firefox-' : '') + name + ext);
+const saveShot = (page, name) => page.screenshot({ path: shotPath(name, '.png') });
 const shot = (page, name) => (DOC_SHOTS ? saveShot(page, name)
   : MAIN_PAGES.has(name)
-    ? page.screenshot({ path: join(cfg.shots, name + '.jpg'), type: 'jpeg', quality: 70 })
+    ? page.screenshot({ path: shotPath(name, '.jpg'), type: 'jpeg', quality: 70 })
     : Promise.resolve());
 
 // A screenshot with what `selector` shows painted over (a secret must not
@@ -86,7 +92,7 @@ const shot = (page, name) => (DOC_SHOTS ? saveShot(page, name)
 // picture has inside that element's box (1: hidden).
 async function shotMasked(page, name, selector) {
   const box = await page.locator(selector).boundingBox();
-  const png = await page.screenshot({ path: join(cfg.shots, name + '.png'),
+  const png = await page.screenshot({ path: shotPath(name, '.png'),
                                       mask: [page.locator(selector)], maskColor: '#6b7680' });
   return page.evaluate(async ({ b64, box }) => {
     // An <img> (img-src data: is allowed; a fetch of it is not, connect-src).
@@ -258,14 +264,25 @@ const scenarios = {
   // same pixels as the API's screenshot; then text typed on it (cfg.keys).
   async screen(browser) {
     const { page } = await adminPage(browser);
-    // noVNC under the strict CSP: anything the policy blocks is reported
-    // (the listener leaves the kept page with this scenario).
+    // noVNC under the strict CSP: anything the policy blocks is reported,
+    // by the browser's console (Chromium's words; the listener leaves the
+    // kept page with this scenario) and by the page's
+    // securitypolicyviolation events (both browsers: Firefox's console
+    // warnings do not reach its driver).
     const violations = [];
     result.csp_violations = violations;
     const onConsole = (m) => {
-      if (/Content Security Policy/i.test(m.text())) violations.push(m.text());
+      if (/Content[- ]Security[- ]Policy/i.test(m.text())) violations.push(m.text());
     };
     page.on('console', onConsole);
+    await page.evaluate(() => {
+      window.vireoCsp = [];
+      if (!window.vireoCspHeard) {
+        window.vireoCspHeard = true;
+        document.addEventListener('securitypolicyviolation',
+                                  (e) => window.vireoCsp.push(`${e.violatedDirective} ${e.blockedURI}`));
+      }
+    });
     try {
       await openVm(page, 'screen');
       await page.waitForSelector('[data-vnc-status="connected"]', { timeout: 2 * STEP_MS });
@@ -302,6 +319,7 @@ const scenarios = {
       result.typed = true;
     } finally {
       page.off('console', onConsole);
+      violations.push(...await page.evaluate(() => window.vireoCsp).catch(() => []));
     }
   },
 
@@ -796,6 +814,15 @@ const scenarios = {
     result.no_reload = await a.page.evaluate(() => window.vireoNoReload === 1);
   },
 
+  // Force stop from the VM's page: the tree and the summary say stopped.
+  async stop(browser) {
+    const { page } = await adminPage(browser);
+    await openVm(page, 'summary');
+    await page.click('[data-action="force-stop"]');
+    await waitState(page, 'stopped');
+    result.state = await page.textContent('[data-field="state"]');
+  },
+
   // A failed action (start a running VM): the API's message is shown.
   async failure(browser) {
     const { page } = await adminPage(browser);
@@ -885,11 +912,13 @@ async function run(browser, line) {
   process.stdout.write(JSON.stringify(answer) + '\n');
 }
 
-const browser = await chromium.launch({
-  executablePath: process.env.VIREO_CHROMIUM || '/usr/bin/chromium',
-  args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'],
-  headless: true,
-});
+const browser = FIREFOX
+  ? await (await import('./web_ui_firefox.mjs')).launchFirefox(process.env.VIREO_FIREFOX || '/usr/bin/firefox-esr')
+  : await chromium.launch({
+    executablePath: process.env.VIREO_CHROMIUM || '/usr/bin/chromium',
+    args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'],
+    headless: true,
+  });
 try {
   for await (const line of createInterface({ input: process.stdin }))
     if (line.trim()) await run(browser, line);
