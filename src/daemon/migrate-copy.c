@@ -132,6 +132,21 @@ int vo_migrate_run_disks(MigrateRun *x)
                         "here): %s", x->name, m->to_name, error);
 }
 
+/* The memory loop's wait between two questions to QEMU: until its
+ * migration changes status (then at once: the guest is paused from the
+ * completion until the switch), at most MEMORY_WAIT_MS. So QEMU is asked
+ * a few times a second rather than every MEMORY_POLL_MS: each
+ * query-migrate takes its big lock, which under TCG the vCPUs and the
+ * migration thread want too. MEMORY_POLL_MS when fast, or when the driver
+ * cannot wait for a change. */
+static void memory_wait(VoDaemon *d, VoHvInstance *hv, bool fast)
+{
+    int r = fast || !d->driver->migrate_wait ? -EOPNOTSUPP
+                                             : d->driver->migrate_wait(hv, MEMORY_WAIT_MS);
+    if (r < 0 && r != -ETIMEDOUT)
+        (void)poll(NULL, 0, MEMORY_POLL_MS);
+}
+
 int vo_migrate_run_memory(MigrateRun *x)
 {
     MigrateTask *m = x->m;
@@ -264,7 +279,10 @@ int vo_migrate_run_memory(MigrateRun *x)
                                         : stuck   ? "aborting: not converging"
                                                   : copying, det);
         }
-        (void)poll(NULL, 0, MEMORY_POLL_MS);
+        /* Post-copy's switch waits for the second pass, which no status
+         * change announces: asked at the short interval until then. */
+        memory_wait(d, hv, (m->opts.post_copy && !post_copy_asked) ||
+                               vo_migrate_fault_held("exit-in-memory"));
     }
     /* A cancel that raced the completion is still honoured: the switch has
      * not happened. */

@@ -644,6 +644,7 @@ int vo_migration_prepare(VoDaemon *d, json_t *body, json_t **ret, char **ret_err
     size_t n_disks = json_array_size(disks);
     VoVmSpec *resolved = NULL;
     int *taps = NULL, port = 0;
+    int64_t t_start = vo_now_ms(), t_intent = 0, t_resolved = 0, t_qemu = 0;
     r = vo_mkdir_p(run_dir, 0700);
     if (r >= 0)
         r = vo_mkdir_p(state_dir, 0700);
@@ -659,6 +660,7 @@ int vo_migration_prepare(VoDaemon *d, json_t *body, json_t **ret, char **ret_err
             vo_error_set(ret_error, r, "cannot record the incoming migration: %s",
                          strerror(-r));
     }
+    t_intent = vo_now_ms();
     if (r >= 0 && n_disks)
         r = make_disks(d, x, disks, spec, &plan, ret_error);
     if (r >= 0)
@@ -667,6 +669,7 @@ int vo_migration_prepare(VoDaemon *d, json_t *body, json_t **ret, char **ret_err
         r = vo_vm_open_taps(d, resolved, &taps, ret_error);
     if (r >= 0)
         r = free_port(d->host_address, &port, ret_error);
+    t_resolved = vo_now_ms();
     if (r >= 0) {
         uri = vo_asprintf("tcp:%s:%d", d->host_address, port);
         VoHvMigrationTls tls; /* between hosts: mutual TLS */
@@ -674,6 +677,7 @@ int vo_migration_prepare(VoDaemon *d, json_t *body, json_t **ret, char **ret_err
                                        post_copy, vo_migration_tls(d, &tls), &x->hv,
                                        ret_error);
     }
+    t_qemu = vo_now_ms();
     if (r >= 0 && n_disks) { /* the disks' NBD server, on a port chosen the same way */
         r = free_port(d->host_address, &port, ret_error);
         if (r >= 0) {
@@ -717,6 +721,10 @@ int vo_migration_prepare(VoDaemon *d, json_t *body, json_t **ret, char **ret_err
     }
     log_info("incoming VM %s from host %s: waiting on %s (migration %s)", x->vm_name, source,
              uri, id);
+    log_debug("incoming VM %s: prepare: intent %lld ms, disks and taps %lld ms, QEMU %lld ms, "
+              "the rest %lld ms", x->vm_name, (long long)(t_intent - t_start),
+              (long long)(t_resolved - t_intent), (long long)(t_qemu - t_resolved),
+              (long long)(vo_now_ms() - t_qemu));
     *ret = json_pack("{s:s, s:s}", "id", id, "uri", uri);
     if (nbd_uri)
         json_object_set_new(*ret, "nbd_uri", json_string(nbd_uri));

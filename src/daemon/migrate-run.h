@@ -18,6 +18,9 @@
  * completion (or its pre-switchover stop, local disks) until this loop sees
  * it and the destination continues, so each poll's wait is downtime. */
 #define MEMORY_POLL_MS 10
+/* ... unless QEMU tells of the end itself (driver's migrate_wait): then
+ * asked at least this often, for the progress, a cancel, the limits. */
+#define MEMORY_WAIT_MS 500
 #define DISK_POLL_FIRST_MS 10 /* the disks' first wait for sync; doubles to POLL_MS */
 #define PROGRESS_EVERY_MS 1000
 #define CANCEL_WAIT_MS 30000

@@ -864,6 +864,7 @@ int vo_qemu_driver_new(VoHvDriver **ret)
         .migrate_prepare = qemu_migrate_prepare,
         .migrate_start = vo_qemu_migrate_start,
         .migrate_query = vo_qemu_migrate_query,
+        .migrate_wait = vo_qemu_migrate_wait,
         .migrate_start_post_copy = vo_qemu_migrate_start_post_copy,
         .migrate_continue = vo_qemu_migrate_continue,
         .migrate_recover = vo_qemu_migrate_recover,

@@ -270,6 +270,19 @@ int vo_qemu_migrate_query(VoHvInstance *vm, VoHvMigrationProgress *ret)
     return 0;
 }
 
+int vo_qemu_migrate_wait(VoHvInstance *vm, int timeout_ms)
+{
+    /* On the command monitor, which gets every event too ("events" is on
+     * for every migration: vo_qemu_migrate_start). The lock is held while
+     * waiting: another caller on this VM (a screenshot, a VNC ticket)
+     * waits at most timeout_ms; the rest wait for the migration's job. */
+    pthread_mutex_lock(&vm->qmp_lock);
+    int r = vm->qmp ? vo_qmp_wait_event(vm->qmp, "MIGRATION", NULL, NULL, timeout_ms, NULL)
+                    : -ENOTCONN;
+    pthread_mutex_unlock(&vm->qmp_lock);
+    return r;
+}
+
 int vo_qemu_migrate_start_post_copy(VoHvInstance *vm, char **ret_error)
 {
     pthread_mutex_lock(&vm->qmp_lock);

@@ -463,6 +463,33 @@ static void test_query(void **state)
     instance_close(&f);
 }
 
+/* The memory loop's wait (migrate-copy.c): a MIGRATION event ends it at
+ * once, whatever else QEMU says first (kept for their own waiters); none
+ * within the time given is -ETIMEDOUT, and the monitor stays usable. */
+static void test_wait_for_a_status_change(void **state)
+{
+    static const Step steps[] = {
+        GREETING, CAPS,
+        { .send = { "{\"event\":\"MIGRATION_PASS\",\"data\":{\"pass\":2},"
+                    "\"timestamp\":{\"seconds\":1,\"microseconds\":0}}\n",
+                    "{\"event\":\"MIGRATION\",\"data\":{\"status\":\"device\"},"
+                    "\"timestamp\":{\"seconds\":1,\"microseconds\":5}}\n" } },
+        { .expect = "query-migrate",
+          .send = { "{\"return\":{\"status\":\"completed\"},\"id\":$ID}\n" } },
+        { 0 }
+    };
+    Fixture f;
+    VoHvInstance *vm = instance_open(&f, steps);
+    assert_int_equal(vo_qemu_migrate_wait(vm, 10000), 0);
+    int64_t t0 = vo_now_ms();
+    assert_int_equal(vo_qemu_migrate_wait(vm, 50), -ETIMEDOUT);
+    assert_true(vo_now_ms() - t0 >= 50);
+    VoHvMigrationProgress p;
+    assert_int_equal(vo_qemu_migrate_query(vm, &p), 0);
+    assert_int_equal(p.status, VO_HV_MIGRATION_COMPLETED);
+    instance_close(&f);
+}
+
 static void test_cancel_and_finish(void **state)
 {
     static const Step steps[] = {
@@ -957,6 +984,7 @@ int main(void)
         cmocka_unit_test(test_incoming),
         cmocka_unit_test(test_start),
         cmocka_unit_test(test_query),
+        cmocka_unit_test(test_wait_for_a_status_change),
         cmocka_unit_test(test_post_copy),
         cmocka_unit_test(test_post_copy_recovery),
         cmocka_unit_test(test_uffd_grant),
