@@ -241,6 +241,25 @@ char **vo_place_networks_needed(const char *const *nic_networks, size_t n)
     return v;
 }
 
+char **vo_place_pools_needed(const char *const *names, size_t n, const char *default_pool,
+                             bool (*copied)(const char *pool, void *userdata), void *userdata)
+{
+    char **v = NULL;
+    vo_strv_push(&v, vo_strdup(default_pool));
+    for (size_t i = 0; i < n; i++) {
+        const char *slash = names[i] ? strchr(names[i], '/') : NULL;
+        char *pool = !names[i] ? NULL
+                     : slash   ? vo_asprintf("%.*s", (int)(slash - names[i]), names[i])
+                               : vo_strdup(names[i]);
+        if (!pool || !*pool || (copied && copied(pool, userdata)))
+            free(pool);
+        else
+            vo_strv_push(&v, pool);
+    }
+    vo_place_strv_sort(v);
+    return v;
+}
+
 /* Two sorted strv hold the same items (NULL: none). */
 static bool sorted_equal(char *const *a, char *const *b)
 {

@@ -62,28 +62,30 @@ static char **nic_networks(const VoVmSpec *spec)
     return v;
 }
 
-/* The pools a move needs on the target: a shared pool of a disk must be
+/* Whether volumes of pool are copied into the target's default pool by a
+ * move (a local pool: this host's own) rather than reached where they are. */
+static bool copied_by_move(const char *pool, void *userdata)
+{
+    _cleanup_free_ char *path = NULL, *error = NULL;
+    bool reachable = false;
+    return vo_shared_pool_path(userdata, pool, &path, &reachable, &error) < 0;
+}
+
+/* The pools a move needs on the target (placement.h): each shared pool of
+ * a disk, the NVRAM, the ISO and a direct-boot kernel or initrd must be
  * reached there; a local disk is copied into the target's default pool. */
 static char **needed_pools(VoDaemon *d, const VoVmSpec *spec)
 {
-    char **v = vo_malloc0(sizeof(char *));
-    bool local = false;
-    for (size_t i = 0; i < spec->n_disks; i++) {
-        const char *vol = spec->disks[i].volume;
-        const char *slash = vol ? strchr(vol, '/') : NULL;
-        if (!slash)
-            continue;
-        _cleanup_free_ char *pool = strndup(vol, (size_t)(slash - vol));
-        _cleanup_free_ char *path = NULL, *error = NULL;
-        bool reachable = false;
-        if (vo_shared_pool_path(d, pool, &path, &reachable, &error) == 0)
-            vo_strv_push(&v, TAKE_PTR(pool));
-        else
-            local = true;
-    }
-    if (local)
-        vo_strv_push(&v, vo_strdup(VO_DEFAULT_POOL));
-    vo_place_strv_sort(v);
+    const char **names = vo_malloc0((spec->n_disks + 5) * sizeof(char *));
+    size_t n = 0;
+    for (size_t i = 0; i < spec->n_disks; i++)
+        names[n++] = spec->disks[i].volume;
+    names[n++] = spec->cdrom;
+    names[n++] = spec->nvram;
+    names[n++] = spec->kernel_from.volume;
+    names[n++] = spec->initrd_from.volume;
+    char **v = vo_place_pools_needed(names, n, VO_DEFAULT_POOL, copied_by_move, d);
+    free(names);
     return v;
 }
 
