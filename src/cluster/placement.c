@@ -230,6 +230,11 @@ bool vo_place_networks_ok(char *const *networks, char *const *want)
     return !networks || has_all(want, networks);
 }
 
+bool vo_place_pools_ok(char *const *pools, char *const *want)
+{
+    return !pools || has_all(want, pools);
+}
+
 char **vo_place_networks_needed(const char *const *nic_networks, size_t n)
 {
     char **v = NULL;

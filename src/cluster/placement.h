@@ -106,6 +106,10 @@ bool vo_place_firmware_ok(char *const *firmware, const char *needed);
  * say) has every network of want (sorted; NULL: none needed).
  * Placement's filter, and the DRS planner's. */
 bool vo_place_networks_ok(char *const *networks, char *const *want);
+/* Whether a host whose record lists pools (sorted; NULL: it does not say)
+ * reaches every pool of want (vo_place_pools_needed; NULL: none). The DRS
+ * planner's filter (placement's own is VO_PLACE_POOLS). */
+bool vo_place_pools_ok(char *const *pools, char *const *want);
 /* The networks of a VM's NICs a host must have, as a request wants them
  * (sorted, no duplicates, without "user", which every host has); NULL:
  * none. */

@@ -71,10 +71,7 @@ static bool copied_by_move(const char *pool, void *userdata)
     return vo_shared_pool_path(userdata, pool, &path, &reachable, &error) < 0;
 }
 
-/* The pools a move needs on the target (placement.h): each shared pool of
- * a disk, the NVRAM, the ISO and a direct-boot kernel or initrd must be
- * reached there; a local disk is copied into the target's default pool. */
-static char **needed_pools(VoDaemon *d, const VoVmSpec *spec)
+char **vo_migrate_pools_needed(VoDaemon *d, const VoVmSpec *spec)
 {
     const char **names = vo_malloc0((spec->n_disks + 5) * sizeof(char *));
     size_t n = 0;
@@ -235,7 +232,7 @@ int vo_migrate_target_place_group(VoDaemon *d, const char *vm_id, const char *so
     }
     VoPlaceRequest req = { .vcpus = spec->vcpus, .memory_mib = spec->memory_mib,
                            .accel = spec->accel == VO_ACCEL_KVM ? VO_ACCEL_KVM : VO_ACCEL_AUTO };
-    req.pools = needed_pools(d, spec);
+    req.pools = vo_migrate_pools_needed(d, spec);
     /* A UEFI VM only where OVMF is (an HA restart or DRS must not pick a
      * host that cannot boot it; cluster/migrate-compat.h refuses it too). */
     req.firmware = vo_place_firmware_needed(spec->firmware, spec->secure_boot);
