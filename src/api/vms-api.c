@@ -51,6 +51,7 @@ void vo_api_vms_list(VoRequest *req, VoReply *rep)
      * documents). */
     const char *host = MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, "host");
     VoClusterHost other = { 0 };
+    json_t *records = NULL; /* the hosts' live records, read once for the list */
     bool here = !host || !strcmp(host, d->host_name) || !strcmp(host, d->host_id);
     if (!here) {
         int r = vo_cluster_host_find(d, host, &other);
@@ -75,7 +76,7 @@ void vo_api_vms_list(VoRequest *req, VoReply *rep)
     /* Every other host's VMs, from their documents: listed also while
      * their host is offline (with its state). */
     if (!host || !here) {
-        int r = vo_cluster_add_vms(d, summary, host ? other.id : NULL, arr);
+        int r = vo_cluster_add_vms(d, summary, host ? other.id : NULL, arr, &records);
         if (r < 0) {
             vo_cluster_host_clear(&other);
             json_decref(arr);
@@ -90,7 +91,8 @@ void vo_api_vms_list(VoRequest *req, VoReply *rep)
                                                       "project");
     vo_vms_json_by_project(arr, project);
     /* A post-copy whose recovery failed: the host keeping its source. */
-    vo_post_copy_paused_add(d, arr);
+    vo_post_copy_paused_add(d, arr, records);
+    json_decref(records);
     vo_reply_json(rep, 200, json_pack("{s:o}", "vms", arr));
 }
 
@@ -111,7 +113,7 @@ void vo_api_vm_show(VoRequest *req, VoReply *rep)
     /* A post-copy to here whose recovery failed: which host keeps its
      * source (POST /v1/vms/VM/migrate {"resume": true} retries it). */
     json_t *one = json_pack("[O]", doc);
-    vo_post_copy_paused_add(req->d, one);
+    vo_post_copy_paused_add(req->d, one, NULL);
     json_decref(one);
     vo_reply_json(rep, 200, doc);
 }
