@@ -51,6 +51,7 @@ void vo_api_vms_list(VoRequest *req, VoReply *rep)
      * documents). */
     const char *host = MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, "host");
     VoClusterHost other = { 0 };
+    json_t *records = NULL; /* the hosts' live records, read once for the list */
     bool here = !host || !strcmp(host, d->host_name) || !strcmp(host, d->host_id);
     if (!here) {
         int r = vo_cluster_host_find(d, host, &other);
@@ -75,7 +76,7 @@ void vo_api_vms_list(VoRequest *req, VoReply *rep)
     /* Every other host's VMs, from their documents: listed also while
      * their host is offline (with its state). */
     if (!host || !here) {
-        int r = vo_cluster_add_vms(d, summary, host ? other.id : NULL, arr);
+        int r = vo_cluster_add_vms(d, summary, host ? other.id : NULL, arr, &records);
         if (r < 0) {
             vo_cluster_host_clear(&other);
             json_decref(arr);
@@ -90,7 +91,8 @@ void vo_api_vms_list(VoRequest *req, VoReply *rep)
                                                       "project");
     vo_vms_json_by_project(arr, project);
     /* A post-copy whose recovery failed: the host keeping its source. */
-    vo_post_copy_paused_add(d, arr);
+    vo_post_copy_paused_add(d, arr, records);
+    json_decref(records);
     vo_reply_json(rep, 200, json_pack("{s:o}", "vms", arr));
 }
 
@@ -111,7 +113,7 @@ void vo_api_vm_show(VoRequest *req, VoReply *rep)
     /* A post-copy to here whose recovery failed: which host keeps its
      * source (POST /v1/vms/VM/migrate {"resume": true} retries it). */
     json_t *one = json_pack("[O]", doc);
-    vo_post_copy_paused_add(req->d, one);
+    vo_post_copy_paused_add(req->d, one, NULL);
     json_decref(one);
     vo_reply_json(rep, 200, doc);
 }
@@ -266,15 +268,33 @@ static bool ha_fields_valid(VoReply *rep, json_int_t ha_priority, const char *ha
 
 /* The firmware an image's VMs boot unless asked otherwise (its document's
  * "firmware"): BIOS for a blank VM, and when the image is not found (the
- * chosen host's create says so). */
-static VoFirmware image_firmware(VoDaemon *d, bool blank, const char *image)
+ * chosen host's create says so). *ret_pool: the shared pool the image is
+ * kept in (malloc'd; NULL: a host's own image, copied to the chosen host). */
+static VoFirmware image_firmware(VoDaemon *d, bool blank, const char *image, char **ret_pool)
 {
     VoFirmware fw = VO_FIRMWARE_BIOS;
     VoImage *img = NULL;
-    if (!blank && d->cluster && vo_image_find_anywhere(d, image, &img) >= 0 && img->firmware)
-        (void)vo_firmware_from_string(img->firmware, &fw);
+    *ret_pool = NULL;
+    if (!blank && d->cluster && vo_image_find_anywhere(d, image, &img) >= 0) {
+        if (img->firmware)
+            (void)vo_firmware_from_string(img->firmware, &fw);
+        if (img->pool)
+            *ret_pool = vo_strdup(img->pool);
+    }
     vo_image_free(img);
     return fw;
+}
+
+/* The pools the chosen host must reach (cluster/placement.h): the pool of
+ * the new disk and NVRAM, of an existing volume as its disk, of the ISO
+ * and of the image. A host's own pool is found only on that host. */
+static char **create_pools(VoRequest *req, const char *pool, const char *disk_volume,
+                           const char *image_pool)
+{
+    json_t *cdrom = json_object_get(req->body, "cdrom");
+    const char *names[] = { pool, disk_volume, json_string_value(cdrom),
+                            disk_volume ? NULL : image_pool /* the disk is not the image's */ };
+    return vo_place_pools_needed(names, ELEMENTSOF(names), VO_DEFAULT_POOL, NULL, NULL);
 }
 
 void vo_api_vm_create(VoRequest *req, VoReply *rep)
@@ -351,8 +371,10 @@ void vo_api_vm_create(VoRequest *req, VoReply *rep)
      * preference (as the chosen host will apply it, vm_create_here), known
      * before a host is picked. */
     VoFirmware fw = VO_FIRMWARE_BIOS;
+    _cleanup_free_ char *image_pool = NULL;
+    VoFirmware image_fw = image_firmware(req->d, blank, image, &image_pool);
     if (!json_is_string(firmware))
-        fw = image_firmware(req->d, blank, image);
+        fw = image_fw;
     else
         (void)vo_firmware_from_string(json_string_value(firmware), &fw);
     ask.firmware = vo_place_firmware_needed(fw, json_is_true(secure_boot));
@@ -368,6 +390,10 @@ void vo_api_vm_create(VoRequest *req, VoReply *rep)
     _cleanup_strv_ char **needed = vo_place_networks_needed(asked, n_asked);
     free(asked);
     ask.networks = host ? NULL : needed;
+    /* The same for the pools the create names: a named host answers for
+     * itself ("volume ... does not exist"). */
+    _cleanup_strv_ char **pools = create_pools(req, pool, disk_volume, image_pool);
+    ask.pools = host ? NULL : pools;
     VoPlaceChoice choice = { 0 };
     if (vo_api_vm_create_elsewhere(req, rep, &ask, &choice))
         return;

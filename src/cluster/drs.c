@@ -324,6 +324,7 @@ static int find_move(const VoDrsInput *in, const VoDrsSettings *s, int64_t now_m
                 dst->free_vcpus < (double)vm->vcpus ||
                 !vo_place_firmware_ok(dst->firmware, vm->firmware) ||
                 !vo_place_networks_ok(dst->networks, vm->networks) ||
+                !vo_place_pools_ok(dst->pools, vm->pools) ||
                 !vo_place_networks_project_ok(in->network_owners, dst->id, vm->networks,
                                               vm->project))
                 continue;

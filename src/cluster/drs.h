@@ -45,6 +45,8 @@ typedef struct {
                                  * not say (vo_place_firmware_ok) */
     char *const *networks;      /* sorted (record "networks"); NULL: it does not say
                                  * (vo_place_networks_ok) */
+    char *const *pools;         /* sorted (record "pools"): what it reaches; NULL: it
+                                 * does not say (vo_place_pools_ok) */
 } VoDrsHost;
 
 /* A VM's cumulative CPU counters as its driver reads them (VoHvLoad): the
@@ -79,6 +81,8 @@ typedef struct {
     double dirty_mib_s;         /* last known dirty rate; 0 unknown */
     const char *firmware;       /* vo_place_firmware_needed: a target must list it; NULL: any */
     char *const *networks;      /* vo_place_networks_needed: a target must have each; NULL: none */
+    char *const *pools;         /* vo_place_pools_needed (as a migration asks): a target
+                                 * must reach each; NULL: none */
     const char *project;        /* the VM's (NULL: "default"): a target's own network of
                                  * another project is not one of its (network_owners) */
     const char *group;          /* placement group or NULL */

@@ -230,6 +230,11 @@ bool vo_place_networks_ok(char *const *networks, char *const *want)
     return !networks || has_all(want, networks);
 }
 
+bool vo_place_pools_ok(char *const *pools, char *const *want)
+{
+    return !pools || has_all(want, pools);
+}
+
 char **vo_place_networks_needed(const char *const *nic_networks, size_t n)
 {
     char **v = NULL;
@@ -238,6 +243,25 @@ char **vo_place_networks_needed(const char *const *nic_networks, size_t n)
             vo_strv_push(&v, vo_strdup(nic_networks[i]));
     if (v)
         vo_place_strv_sort(v);
+    return v;
+}
+
+char **vo_place_pools_needed(const char *const *names, size_t n, const char *default_pool,
+                             bool (*copied)(const char *pool, void *userdata), void *userdata)
+{
+    char **v = NULL;
+    vo_strv_push(&v, vo_strdup(default_pool));
+    for (size_t i = 0; i < n; i++) {
+        const char *slash = names[i] ? strchr(names[i], '/') : NULL;
+        char *pool = !names[i] ? NULL
+                     : slash   ? vo_asprintf("%.*s", (int)(slash - names[i]), names[i])
+                               : vo_strdup(names[i]);
+        if (!pool || !*pool || (copied && copied(pool, userdata)))
+            free(pool);
+        else
+            vo_strv_push(&v, pool);
+    }
+    vo_place_strv_sort(v);
     return v;
 }
 

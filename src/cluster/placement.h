@@ -106,10 +106,26 @@ bool vo_place_firmware_ok(char *const *firmware, const char *needed);
  * say) has every network of want (sorted; NULL: none needed).
  * Placement's filter, and the DRS planner's. */
 bool vo_place_networks_ok(char *const *networks, char *const *want);
+/* Whether a host whose record lists pools (sorted; NULL: it does not say)
+ * reaches every pool of want (vo_place_pools_needed; NULL: none). The DRS
+ * planner's filter (placement's own is VO_PLACE_POOLS). */
+bool vo_place_pools_ok(char *const *pools, char *const *want);
 /* The networks of a VM's NICs a host must have, as a request wants them
  * (sorted, no duplicates, without "user", which every host has); NULL:
  * none. */
 char **vo_place_networks_needed(const char *const *nic_networks, size_t n);
+/* The pools a host must reach to hold a VM that names the volumes and
+ * pools of names (each "POOL/NAME" or a bare "POOL"; NULL entries skipped),
+ * as a request wants them (sorted, no duplicates), always with
+ * default_pool (where a new disk or NVRAM is made unless a pool is named).
+ * Every named pool must be reached, a host's own one too: only the hosts
+ * that have a pool of that name fit. copied(pool, userdata), when not
+ * NULL, says of a pool whose volumes are copied into the target's
+ * default_pool instead (a migration's local disk): not asked for. One
+ * rule for every placement of a VM: a create, a migration target, an HA
+ * restart. */
+char **vo_place_pools_needed(const char *const *names, size_t n, const char *default_pool,
+                             bool (*copied)(const char *pool, void *userdata), void *userdata);
 
 /* Why a host cannot take the VM. */
 typedef enum {

@@ -338,8 +338,8 @@ static int place_once(VoDaemon *d, const VoPlaceAsk *ask, bool use_cache, VoPlac
     VoPlaceRequest req = { .vcpus = ask->vcpus, .memory_mib = ask->memory_mib,
                            .accel = ask->accel, .firmware = ask->firmware };
     req.networks = (char **)ask->networks; /* the ask's: not freed here */
-    char *pools[] = { VO_DEFAULT_POOL, NULL }; /* the VM's disk is made there */
-    req.pools = pools;
+    char *default_pool[] = { VO_DEFAULT_POOL, NULL }; /* the VM's disk is made there */
+    req.pools = ask->pools ? (char **)ask->pools : default_pool; /* not freed here */
     req.host = (char *)ask->host;
     json_t *group_members = NULL;
     VoPlacePolicy policy;

@@ -24,6 +24,8 @@ typedef struct {
     const char *host;  /* pinned host (name or id), or NULL */
     const char *firmware; /* vo_place_firmware_needed: the host must list it; NULL: any */
     char *const *networks; /* vo_place_networks_needed of the NICs asked for; NULL: none */
+    char *const *pools;    /* vo_place_pools_needed of the volumes and pools the create
+                            * names; NULL: the default pool alone */
     const char *project;   /* the VM's (NULL: "default"): a host's own network of another
                             * project is not one of its (cluster/place-network-projects.h) */
 } VoPlaceAsk;

@@ -61,16 +61,24 @@ static void host_from_member(json_t *doc, const char *id, VoClusterHost *ret)
                        : NULL;
 }
 
+/* What h's live record (NULL: none, the host is offline) says of it. */
+static void host_from_record(json_t *record, VoClusterHost *h)
+{
+    h->online = record != NULL;
+    /* What it understands of a forwarded request's principal: a host that
+     * does not say is older (it refuses members it does not know). */
+    h->principal_members = vo_principal_members_parse(json_object_get(record,
+                                                                      "principal_members"));
+}
+
 static int host_online(VoDaemon *d, VoClusterHost *h)
 {
     _cleanup_free_ char *key = vo_asprintf(RECORDS_PREFIX "%s", h->id), *text = NULL;
     int r = vo_store_get(d->store, key, &text, NULL);
-    h->online = r >= 0;
-    /* What it understands of a forwarded request's principal: a host that
-     * does not say is older (it refuses members it does not know). */
-    json_t *record = text ? json_loads(text, 0, NULL) : NULL;
-    h->principal_members = vo_principal_members_parse(json_object_get(record,
-                                                                      "principal_members"));
+    json_t *record = r >= 0 ? json_loads(text, 0, NULL) : NULL;
+    if (r >= 0 && !record)
+        record = json_object(); /* there (online), though not readable */
+    host_from_record(record, h);
     json_decref(record);
     return r == -ENOENT ? 0 : r;
 }
@@ -229,16 +237,27 @@ static int each_doc_one(const char *key, const char *value, int64_t rev, void *u
 }
 
 /* vo_cluster_each_doc, or for only_host alone (when not NULL), without the
- * hosts that have a document skip_marked<host-id> (when not NULL). */
+ * hosts that have a document skip_marked<host-id> (when not NULL). The
+ * hosts' live records are read once (one range read, not one read per
+ * host) and handed out in *ret_records ({host id: record}) when it is not
+ * NULL (NULL there when standalone or on an error). */
 static int each_host_doc_but(VoDaemon *d, const char *only_host, const char *skip_marked,
-                             const char *sub, VoClusterDocFn fn, void *userdata)
+                             const char *sub, VoClusterDocFn fn, void *userdata,
+                             json_t **ret_records)
 {
+    if (ret_records)
+        *ret_records = NULL;
     if (!d->cluster_store)
         return 0;
-    json_t *all = NULL;
+    json_t *all = NULL, *records = json_object();
     int r = members(d, &all);
-    if (r < 0)
+    if (r >= 0)
+        r = vo_store_list_objects(d->store, RECORDS_PREFIX, records);
+    if (r < 0) {
+        json_decref(all);
+        json_decref(records);
         return r;
+    }
     const char *id;
     json_t *doc;
     json_object_foreach(all, id, doc) {
@@ -254,23 +273,26 @@ static int each_host_doc_but(VoDaemon *d, const char *only_host, const char *ski
         }
         VoClusterHost h = { 0 };
         host_from_member(doc, id, &h);
-        r = host_online(d, &h);
+        host_from_record(json_object_get(records, id), &h);
         _cleanup_free_ char *prefix = vo_asprintf("h/%s/%s/", id, sub);
         EachDoc e = { .h = &h, .prefix_len = strlen(prefix), .fn = fn, .userdata = userdata };
-        if (r >= 0)
-            r = vo_store_list(d->cluster_store, prefix, each_doc_one, &e);
+        r = vo_store_list(d->cluster_store, prefix, each_doc_one, &e);
         vo_cluster_host_clear(&h);
         if (r < 0)
             break;
     }
     json_decref(all);
+    if (r >= 0 && ret_records)
+        *ret_records = records;
+    else
+        json_decref(records);
     return r < 0 ? r : 0;
 }
 
 static int each_host_doc(VoDaemon *d, const char *only_host, const char *sub, VoClusterDocFn fn,
                          void *userdata)
 {
-    return each_host_doc_but(d, only_host, NULL, sub, fn, userdata);
+    return each_host_doc_but(d, only_host, NULL, sub, fn, userdata, NULL);
 }
 
 int vo_cluster_each_doc(VoDaemon *d, const char *sub, VoClusterDocFn fn, void *userdata)
@@ -281,7 +303,7 @@ int vo_cluster_each_doc(VoDaemon *d, const char *sub, VoClusterDocFn fn, void *u
 int vo_cluster_each_doc_unmarked(VoDaemon *d, const char *mark_prefix, const char *sub,
                                  VoClusterDocFn fn, void *userdata)
 {
-    return each_host_doc_but(d, NULL, mark_prefix, sub, fn, userdata);
+    return each_host_doc_but(d, NULL, mark_prefix, sub, fn, userdata, NULL);
 }
 
 typedef struct {
@@ -315,10 +337,11 @@ static int add_task(const VoClusterHost *h, const char *name, const char *value,
     return 0;
 }
 
-int vo_cluster_add_vms(VoDaemon *d, bool summary, const char *only_host, json_t *arr)
+int vo_cluster_add_vms(VoDaemon *d, bool summary, const char *only_host, json_t *arr,
+                       json_t **ret_records)
 {
     AddVms a = { .arr = arr, .summary = summary, .now = vo_wall_ms() };
-    return each_host_doc(d, only_host, "vms", add_vm, &a);
+    return each_host_doc_but(d, only_host, NULL, "vms", add_vm, &a, ret_records);
 }
 
 int vo_cluster_add_tasks(VoDaemon *d, json_t *arr)

@@ -44,8 +44,13 @@ int vo_cluster_locate_task(VoDaemon *d, const char *id, char **ret_host, char **
 
 /* Appends the VMs of the other hosts (or only of the host with id only_host,
  * when not NULL) to arr, from their documents (vo_vm_doc_to_api: "host",
- * "host_state"). 0 or the store's error. */
-int vo_cluster_add_vms(VoDaemon *d, bool summary, const char *only_host, json_t *arr);
+ * "host_state"). 0 or the store's error. The hosts' live records, read
+ * once for their state, are handed out in *ret_records ({host id: record},
+ * every host's, this one's too; NULL standalone or on an error) when
+ * ret_records is not NULL: what else the list shows of them
+ * (vo_post_copy_paused_add) needs no read of its own. */
+int vo_cluster_add_vms(VoDaemon *d, bool summary, const char *only_host, json_t *arr,
+                       json_t **ret_records);
 /* Appends the other hosts' tasks (their operation documents, with "host"). */
 int vo_cluster_add_tasks(VoDaemon *d, json_t *arr);
 

@@ -21,6 +21,7 @@
 #include "daemon/groups.h"
 #include "daemon/hosts.h"
 #include "daemon/migrate.h"
+#include "daemon/migrate-target.h"
 #include "util/periodic.h"
 #include "util/util.h"
 #include "state/store-json.h"
@@ -115,9 +116,12 @@ static void round_clear(Round *r)
     for (size_t i = 0; r->hosts && i < r->n_hosts; i++) {
         vo_strv_free((char **)r->hosts[i].firmware);
         vo_strv_free((char **)r->hosts[i].networks);
+        vo_strv_free((char **)r->hosts[i].pools);
     }
-    for (size_t i = 0; r->vms && i < r->n_vms; i++)
+    for (size_t i = 0; r->vms && i < r->n_vms; i++) {
         vo_strv_free((char **)r->vms[i].networks);
+        vo_strv_free((char **)r->vms[i].pools);
+    }
     free(r->hosts);
     free(r->vms);
 }
@@ -149,6 +153,20 @@ static char **spec_networks(json_t *spec)
         names[i] = json_string_value(json_object_get(nic, "network"));
     char **v = vo_place_networks_needed(names, json_array_size(nics));
     free(names);
+    return v;
+}
+
+/* The pools a move of a VM (its spec, JSON) needs on the target, as a
+ * migration's target asks them (vo_migrate_pools_needed), or NULL: its
+ * definition cannot be read (the move's own checks say why). */
+static char **spec_pools(VoDaemon *d, json_t *spec)
+{
+    VoVmSpec *s = NULL;
+    _cleanup_free_ char *error = NULL;
+    if (vo_vm_spec_from_json(spec, &s, &error) < 0)
+        return NULL;
+    char **v = vo_migrate_pools_needed(d, s);
+    vo_vm_spec_free(s);
     return v;
 }
 
@@ -234,7 +252,8 @@ static int build(VoDaemon *d, Round *r)
             .free_memory_mib = free_mem > 0 ? (uint64_t)free_mem : 0,
             .free_vcpus = free_cpu > 0 ? free_cpu : 0,
             .can_receive = state && !strcmp(state, "online"),
-            .firmware = record_firmware(rec), .networks = vo_place_strv_of_json(json_object_get(rec, "networks")) };
+            .firmware = record_firmware(rec), .networks = vo_place_strv_of_json(json_object_get(rec, "networks")),
+            .pools = vo_place_strv_of_json(json_object_get(rec, "pools")) };
         if (!r->hosts[k].name)
             r->hosts[k].name = id;
     }
@@ -273,6 +292,7 @@ static int build(VoDaemon *d, Round *r)
                 .memory_mib = (uint64_t)num(spec, "memory_mib"),
                 .vcpus = (unsigned)num(spec, "vcpus"), .firmware = spec_firmware(spec),
                 .networks = spec_networks(spec),
+                .pools = running && l ? spec_pools(d, spec) : NULL, /* only a movable one's */
                 .project = json_string_value(json_object_get(spec, "project")),
                 .group = group, .group_policy = gp,
                 .movable = running && l, .last_moved_ms = (int64_t)num(mv, "at"),

@@ -62,28 +62,27 @@ static char **nic_networks(const VoVmSpec *spec)
     return v;
 }
 
-/* The pools a move needs on the target: a shared pool of a disk must be
- * reached there; a local disk is copied into the target's default pool. */
-static char **needed_pools(VoDaemon *d, const VoVmSpec *spec)
+/* Whether volumes of pool are copied into the target's default pool by a
+ * move (a local pool: this host's own) rather than reached where they are. */
+static bool copied_by_move(const char *pool, void *userdata)
 {
-    char **v = vo_malloc0(sizeof(char *));
-    bool local = false;
-    for (size_t i = 0; i < spec->n_disks; i++) {
-        const char *vol = spec->disks[i].volume;
-        const char *slash = vol ? strchr(vol, '/') : NULL;
-        if (!slash)
-            continue;
-        _cleanup_free_ char *pool = strndup(vol, (size_t)(slash - vol));
-        _cleanup_free_ char *path = NULL, *error = NULL;
-        bool reachable = false;
-        if (vo_shared_pool_path(d, pool, &path, &reachable, &error) == 0)
-            vo_strv_push(&v, TAKE_PTR(pool));
-        else
-            local = true;
-    }
-    if (local)
-        vo_strv_push(&v, vo_strdup(VO_DEFAULT_POOL));
-    vo_place_strv_sort(v);
+    _cleanup_free_ char *path = NULL, *error = NULL;
+    bool reachable = false;
+    return vo_shared_pool_path(userdata, pool, &path, &reachable, &error) < 0;
+}
+
+char **vo_migrate_pools_needed(VoDaemon *d, const VoVmSpec *spec)
+{
+    const char **names = vo_malloc0((spec->n_disks + 5) * sizeof(char *));
+    size_t n = 0;
+    for (size_t i = 0; i < spec->n_disks; i++)
+        names[n++] = spec->disks[i].volume;
+    names[n++] = spec->cdrom;
+    names[n++] = spec->nvram;
+    names[n++] = spec->kernel_from.volume;
+    names[n++] = spec->initrd_from.volume;
+    char **v = vo_place_pools_needed(names, n, VO_DEFAULT_POOL, copied_by_move, d);
+    free(names);
     return v;
 }
 
@@ -233,7 +232,7 @@ int vo_migrate_target_place_group(VoDaemon *d, const char *vm_id, const char *so
     }
     VoPlaceRequest req = { .vcpus = spec->vcpus, .memory_mib = spec->memory_mib,
                            .accel = spec->accel == VO_ACCEL_KVM ? VO_ACCEL_KVM : VO_ACCEL_AUTO };
-    req.pools = needed_pools(d, spec);
+    req.pools = vo_migrate_pools_needed(d, spec);
     /* A UEFI VM only where OVMF is (an HA restart or DRS must not pick a
      * host that cannot boot it; cluster/migrate-compat.h refuses it too). */
     req.firmware = vo_place_firmware_needed(spec->firmware, spec->secure_boot);

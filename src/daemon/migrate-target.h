@@ -12,7 +12,15 @@
 
 #include <jansson.h>
 
+#include "conf/vm-spec.h"
 #include "daemon/daemon.h"
+
+/* The pools a move of the VM of spec needs on its target
+ * (vo_place_pools_needed): each shared pool of a disk, the NVRAM, the ISO
+ * and a direct-boot kernel or initrd must be reached there; a volume of a
+ * host's own pool is copied into the target's default pool. A migration
+ * target's, an HA restart's and DRS's rule. */
+char **vo_migrate_pools_needed(VoDaemon *d, const VoVmSpec *spec);
 
 /* The target for VM vm_id (an id) of host source_host_id: 0 and
  * *ret_host_id; -EBUSY when no host fits (*ret_error: each host's reason,

@@ -33,17 +33,19 @@ json_t *vo_post_copy_paused_json(VoDaemon *d)
     return arr;
 }
 
-void vo_post_copy_paused_add(VoDaemon *d, json_t *vms)
+void vo_post_copy_paused_add(VoDaemon *d, json_t *vms, json_t *records)
 {
-    json_t *records = NULL, *paused = json_object();
-    /* The records alone: the member documents are not needed here (one
-     * range read per list on a host that is not the manager). */
-    if (!d->cluster_store || !json_array_size(vms) || vo_cluster_records_read(d, &records) < 0)
-        records = NULL;
+    json_t *read = NULL, *paused = json_object();
+    /* Not given: the records alone (the member documents are not needed
+     * here; one range read on a host that is not the manager), as
+     * {id: {"doc", "rev"}}. */
+    if (!records && d->cluster_store && json_array_size(vms) &&
+        vo_cluster_records_read(d, &read) < 0)
+        read = NULL;
     const char *host_id;
     json_t *record;
-    json_object_foreach(records, host_id, record) { /* {vm id: where} */
-        json_t *doc = json_object_get(record, "doc");
+    json_object_foreach(records ? records : read, host_id, record) { /* {vm id: where} */
+        json_t *doc = records ? record : json_object_get(record, "doc");
         size_t i;
         json_t *p;
         json_array_foreach(json_object_get(doc, "post_copy_paused"), i, p) {
@@ -63,5 +65,5 @@ void vo_post_copy_paused_add(VoDaemon *d, json_t *vms)
             json_object_set(vm, "post_copy_paused", where);
     }
     json_decref(paused);
-    json_decref(records);
+    json_decref(read);
 }

@@ -17,5 +17,7 @@ json_t *vo_post_copy_paused_json(VoDaemon *d);
 /* Each VM of vms (an array of VMs as the API shows them, with "id") that a
  * host's live record lists as paused gets "post_copy_paused":
  * {"source_host": its name, "source_host_id"}. Nothing standalone, or when
- * the records cannot be read (one read of them for the whole array). */
-void vo_post_copy_paused_add(VoDaemon *d, json_t *vms);
+ * the records cannot be read. records: the hosts' live records as read
+ * already ({host id: record}, vo_cluster_add_vms), or NULL: read here (one
+ * read of them for the whole array). */
+void vo_post_copy_paused_add(VoDaemon *d, json_t *vms, json_t *records);

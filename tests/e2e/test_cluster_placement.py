@@ -3,7 +3,8 @@ init/join (the multi-host harness): VMs created without a host go through
 the manager and spread 2/2/2 (one of them boots a real TCG guest where it
 landed), a spread group of 3 lands on 3 hosts, a VM too big for any host is
 a 409 naming each host's reason, --host pins (and says why a host cannot
-take it), the placement policy, and the manager's host killed: another
+take it), a VM on a volume or in a pool of one host's own goes to that host
+(a pool no host has: 409), the placement policy, and the manager's host killed: another
 host takes the role within the lease's TTL and creates still work, also
 one sent while the dead manager still held the role."""
 
@@ -180,6 +181,37 @@ def create_with_headers(via, body):
         return resp.status, json.loads(resp.read()), dict(resp.getheaders())
     finally:
         conn.close()
+
+
+def test_a_create_goes_where_the_pools_it_names_are(cluster, tmp_path):
+    """Created without a host, a VM on a volume of h1's own pool, or with
+    its new disk in that pool, lands on h1 every time, asked of either host
+    (before: spread over both, and h2 answered "volume 'fast/v1' does not
+    exist"). A pool no host has is a 409 naming it, and nothing is made."""
+    c = cluster(2, driver="fake", listen=False)
+    h1, h2 = c.hosts
+    (tmp_path / "fast").mkdir()
+    h1.api("POST", "/v1/pools", {"name": "fast", "path": str(tmp_path / "fast")}, expect=201)
+    form(c)
+    for i in range(4):
+        h1.task_ok("POST", "/v1/pools/fast/volumes", {"name": f"v{i}", "size_bytes": 1 << 20})
+    placed = []
+    for i in range(4):
+        doc = create(c.hosts[i % 2], {"name": f"on{i}", "memory_mib": 32,
+                                      "disk_volume": f"fast/v{i}"})
+        placed.append(doc["host"]["name"])
+        wait_created(c, doc)
+    for i in range(2):
+        doc = create(c.hosts[i % 2], {"name": f"in{i}", "memory_mib": 32, "pool": "fast"})
+        placed.append(doc["host"]["name"])
+        wait_created(c, doc)
+    assert placed == ["h1"] * 6, placed
+    for name in ("on0", "on3", "in1"):
+        assert h1.vm(name)["name"] == name  # made there
+    err = create(h2, {"name": "lost", "memory_mib": 32, "pool": "nowhere"},
+                 expect=409)["error"]["message"]
+    assert "cannot reach pool nowhere" in err, err
+    assert "lost" not in [v["name"] for v in h1.api("GET", "/v1/vms")["vms"]]
 
 
 def test_placed_create_answers_its_record(cluster, tmp_path):

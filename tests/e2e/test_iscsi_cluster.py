@@ -593,9 +593,10 @@ def test_refresh_claim_losing_to_another_hosts_change(cluster, tmp_path, back):
 
 
 def test_vm_on_a_lun_of_a_hosts_own_pool_does_not_move(cluster, tmp_path):
-    """A pool made on h1 before it joined stays h1's own: a stopped VM on one
-    of its LUNs is refused a move to h2, 409 saying why (before: 202, and a
-    task that took the LUN's iscsi:// string for a file to hash)."""
+    """A pool made on h1 before it joined stays h1's own: a VM created on one
+    of its LUNs without a host, asked of h2, is placed on h1; stopped, it is
+    refused a move to h2, 409 saying why (before: 202, and a task that took
+    the LUN's iscsi:// string for a file to hash)."""
     c = cluster(2, listen=False)
     h1, h2 = c.hosts
     ns, address = c.add_netns("san", 200)
@@ -607,12 +608,13 @@ def test_vm_on_a_lun_of_a_hosts_own_pool_does_not_move(cluster, tmp_path):
         h1.cli("pool", "create", "san1", "--type", "iscsi", "--portal", t.portal, "--target",
                IQN)
         form(c)
-        # Made on h1 (--host): a create's placement does not yet restrict
-        # itself to the hosts that reach a named volume's pool, and could
-        # pick h2, which answers "volume 'san1/lun1' does not exist" (seen
-        # in a clean make check; the lead's closing note, issue 11).
-        h1.cli("vm", "create", "own", "--memory", "128M", "--disk", "san1/lun1",
-               "--host", h1.name)
+        # Without --host: placement asks for the pool of the volume named,
+        # which only h1 has (before, it could pick h2, which answered
+        # "volume 'san1/lun1' does not exist").
+        created = h2.api("POST", "/v1/vms", {"name": "own", "memory_mib": 128,
+                                             "disk_volume": "san1/lun1"}, expect=202)
+        assert created["host"]["name"] == h1.name, created
+        assert h1.wait_task(created["task"])["state"] == "succeeded"
         status, doc = h1.request("POST", "/v1/vms/own/move", {"to": h2.name})
         assert status == 409, doc
         assert "LUN of this host's own iSCSI pool 'san1'" in doc["error"]["message"], doc

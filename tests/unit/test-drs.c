@@ -369,6 +369,37 @@ static void targets_must_have_the_vms_networks(void **state)
     free(why);
 }
 
+/* A VM whose disk is in a shared pool goes only to a host that reaches it
+ * (vo_place_pools_ok, the pools a migration's target asks for): before,
+ * DRS proposed a host without the pool and the migration's check refused
+ * it. A host that says nothing (an older vireod) is not filtered on. */
+static void targets_must_reach_the_vms_pools(void **state)
+{
+    (void)state;
+    char *all[] = { "default", "nfs", NULL };
+    char *own_only[] = { "default", NULL };
+    char *needed[] = { "default", "nfs", NULL };
+    VoDrsHost h[] = { host("a", 4, 100000), host("b", 4, 100000), host("c", 4, 100000) };
+    VoDrsVm v[] = { vm("x", 0, 1.0, 0), vm("y", 0, 1.0, 0), vm("z", 0, 1.0, 0),
+                    vm("w", 1, 0.5, 0) };
+    for (int i = 0; i < 3; i++)
+        v[i].pools = needed;
+    h[1].pools = all;
+    h[2].pools = own_only; /* c, empty, would be the best target */
+    VoDrsInput in = input(h, 3, v, 4);
+    VoDrsMove mv;
+    char *why = NULL;
+    assert_int_equal(rounds(&in, 3, &mv, &why), 1);
+    assert_int_equal(mv.to, 1);
+    h[1].pools = own_only;
+    assert_int_equal(rounds(&in, 3, &mv, &why), 0);
+    assert_non_null(strstr(why, "3 with no host that can take them"));
+    h[2].pools = NULL; /* does not say */
+    assert_int_equal(rounds(&in, 3, &mv, &why), 1);
+    assert_int_equal(mv.to, 2);
+    free(why);
+}
+
 /* A target's own network of the VM's NIC's name that belongs to another
  * project is not the VM's (the migration check refuses the move): DRS does
  * not propose that target, but one whose network is the VM's project's or
@@ -733,6 +764,7 @@ int main(void)
         cmocka_unit_test(bad_input_is_refused),
         cmocka_unit_test(targets_must_boot_the_vms_firmware),
         cmocka_unit_test(targets_must_have_the_vms_networks),
+        cmocka_unit_test(targets_must_reach_the_vms_pools),
         cmocka_unit_test(targets_networks_of_another_project_are_left_out),
         cmocka_unit_test(cpu_demand_from_counters),
     };

@@ -732,6 +732,63 @@ static void test_networks(void **state)
     vo_place_snapshot_clear(&s);
 }
 
+/* A stand-in for "is this pool's volume copied by a move": "san" (a host's
+ * own pool) is, the others are shared. */
+static bool copied_san(const char *pool, void *userdata)
+{
+    (*(int *)userdata)++;
+    return !strcmp(pool, "san");
+}
+
+static void assert_strv(char **v, const char *want)
+{
+    _cleanup_free_ char *joined = vo_strv_join(v, ",");
+    assert_string_equal(joined, want);
+}
+
+/* The pools a VM needs: each named one (a volume's, a bare pool's), once,
+ * sorted, always with the default pool; a move leaves out the pools whose
+ * volumes it copies. A create on a volume of one host's own pool fits only
+ * the hosts that have that pool. */
+static void test_pools_needed(void **state)
+{
+    (void)state;
+    const char *create[] = { "fast", "san/lun1", NULL, "isos/debian.iso", "", "fast/v0" };
+    char **v = vo_place_pools_needed(create, 6, "default", NULL, NULL);
+    assert_strv(v, "default,fast,isos,san");
+    vo_strv_free(v);
+    v = vo_place_pools_needed(NULL, 0, "default", NULL, NULL);
+    assert_strv(v, "default");
+    vo_strv_free(v);
+    int asked = 0;
+    const char *move[] = { "san/lun1", "shared/disk", NULL, "shared/nvram" };
+    v = vo_place_pools_needed(move, 4, "default", copied_san, &asked);
+    assert_strv(v, "default,shared");
+    assert_int_equal(asked, 3);
+    vo_strv_free(v);
+
+    /* h1 (a) has san: the only host that fits, however loaded. */
+    VoPlaceSnapshot s = snapshot("ab");
+    vo_strv_free(s.hosts[0].pools);
+    s.hosts[0].pools = strv("default", "san", NULL);
+    s.hosts[0].committed_memory_mib = 8192;
+    VoPlaceRequest req = request(1, 1024);
+    req.pools = vo_place_pools_needed(create + 1, 1, "default", NULL, NULL);
+    VoPlaceResult res;
+    assert_string_equal(place(&s, &req, &res), "a");
+    assert_int_equal(res.verdicts[1].why, VO_PLACE_POOLS);
+    assert_reason(&s, &req, &res, 1, "cannot reach pool san");
+    vo_place_result_clear(&res);
+    /* A pool no host has: none fits, each says so. */
+    vo_strv_free(req.pools);
+    req.pools = vo_place_pools_needed(create, 1, "default", NULL, NULL);
+    assert_null(place(&s, &req, &res));
+    assert_reason(&s, &req, &res, 0, "cannot reach pool fast");
+    vo_place_result_clear(&res);
+    vo_place_request_clear(&req);
+    vo_place_snapshot_clear(&s);
+}
+
 static void test_json_host(void **state)
 {
     json_t *doc = load(HOST_DOC "}");
@@ -957,6 +1014,7 @@ int main(void)
         cmocka_unit_test(test_firmware),
         cmocka_unit_test(test_networks),
         cmocka_unit_test(test_networks_of_another_project),
+        cmocka_unit_test(test_pools_needed),
         cmocka_unit_test(test_json_host),
         cmocka_unit_test(test_json_snapshot),
         cmocka_unit_test(test_json_request),
