@@ -132,9 +132,10 @@ static const CliCommand task_commands[] = {
       "undoes what it made (a temp file, the new volume, image or backup); the\n"
       "command waits until it has ended (exit 0 when it ended cancelled).\n"
       "Only image-import, volume-import (and uploads), volume-clone,\n"
-      "volume-clone-linked, clone (a VM's), migrate, move, backup-create,\n"
-      "backup-restore and backup-verify can be cancelled; others, and finished\n"
-      "tasks, answer an error (409).\n"
+      "volume-clone-linked, volume-flatten (not while its VM runs: its QEMU\n"
+      "does it), clone (a VM's), migrate, move, backup-create, backup-restore\n"
+      "and backup-verify can be cancelled; others, and finished tasks, answer\n"
+      "an error (409).\n"
       "  --async               ask for the cancel and return without waiting\n"
       "Example:\n"
       "  vireo task cancel 6f1c2d0e-...\n",

@@ -212,7 +212,8 @@ static int restore_image(const VoVmRbdImage *img, char *const *layers, char **re
     VoRbdConf c = vo_rbd_pool_conf(&img->pool);
     r = vo_rbd_image_resize(&c, img->image, size, ret_error);
     if (r >= 0)
-        r = vo_storage_rbd_write(&img->pool, img->image, chain, NULL, ret_error);
+        r = vo_storage_rbd_write(&img->pool, img->image, chain, NULL, size, NULL, NULL,
+                                 ret_error);
     return r;
 }
 

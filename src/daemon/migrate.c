@@ -808,9 +808,29 @@ static int task_migrate_run(VoTask *t, void *userdata)
     return r;
 }
 
+/* A flatten of one of vm's volumes, queued or running, holds up its tasks
+ * for as long as the image takes (and one its QEMU does cannot be
+ * cancelled): a migration is refused (409) naming it rather than waiting. */
+static int refuse_while_flattening(VoDaemon *d, VoVm *vm, char **ret_error)
+{
+    pthread_mutex_lock(&vm->lock);
+    _cleanup_free_ char *key = vo_key_vm_task(vm->spec->id);
+    _cleanup_free_ char *name = vo_strdup(vm->spec->name);
+    pthread_mutex_unlock(&vm->lock);
+    _cleanup_free_ char *id = NULL, *volume = NULL;
+    if (!vo_tasks_pending_of_kind(d->tasks, key, "volume-flatten", &id, &volume))
+        return 0;
+    return vo_error_set(ret_error, -EBUSY, "cannot migrate VM '%s' while its volume '%s' is "
+                        "being flattened (task %s): migrate it once that is done (vireo task "
+                        "show %s)", name, volume ? volume : "?", id, id);
+}
+
 int vo_vm_migrate(VoDaemon *d, VoVm *vm, const VoMigrateArgs *args, json_t **ret_task,
                   char **ret_error)
 {
+    int r = refuse_while_flattening(d, vm, ret_error);
+    if (r < 0)
+        return r;
     /* A UEFI VM's NVRAM goes along: on a shared pool the destination opens
      * the same volume; on a local one it is mirrored with the local disks
      * (vo_migrate_check_local_disks). One without an NVRAM would start there with a fresh
@@ -818,7 +838,7 @@ int vo_vm_migrate(VoDaemon *d, VoVm *vm, const VoMigrateArgs *args, json_t **ret
     pthread_mutex_lock(&vm->lock);
     VoVmSpec *now = vo_vm_spec_copy(vm->spec);
     pthread_mutex_unlock(&vm->lock);
-    int r = vo_migrate_check_nvram(d, now, "vm migrate", ret_error);
+    r = vo_migrate_check_nvram(d, now, "vm migrate", ret_error);
     vo_vm_spec_free(now);
     if (r < 0)
         return r;

@@ -57,6 +57,11 @@ static void show_copy_bytes(uint64_t done, uint64_t total, void *task)
     vo_storage_show_bytes(task, "copying the RBD image", done, total);
 }
 
+static void show_import_bytes(uint64_t done, uint64_t total, void *task)
+{
+    vo_storage_show_bytes(task, "copying the image into Ceph", done, total);
+}
+
 static int rbd_volume_make(VoDaemon *d, const char *pool, const char *name, const VoRbdPool *rp,
                            const RbdSource *from, VoTask *task, char **ret_path,
                            char **ret_error)
@@ -79,7 +84,8 @@ static int rbd_volume_make(VoDaemon *d, const char *pool, const char *name, cons
     else if (from->layers)
         r = vo_storage_rbd_import_chain(rp, name, from->layers, from->n_layers, ret_error);
     else
-        r = vo_storage_rbd_import(rp, name, from->src, from->src_format, from->size, ret_error);
+        r = vo_storage_rbd_import(rp, name, from->src, from->src_format, from->size,
+                                  show_import_bytes, task, ret_error);
     r = vo_storage_rbd_volume_finish(d, pool, name, path, rp, r, from->linked_to,
                                      from->clone_of, ret_error);
     if (r >= 0)

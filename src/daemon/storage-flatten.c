@@ -7,8 +7,11 @@
  * that volume's image is removed (an image's base stays with the image).
  * Online when a VM runs on it: librbd hands the flatten to that VM's QEMU,
  * which holds the image's exclusive lock, and the guest writes on; the task
- * queues behind the VM's other tasks (a migration waits for it). Which
- * volumes qualify: storage/rbd-flatten-plan.h. */
+ * queues behind the VM's other tasks, and a migration asked while it is
+ * queued or runs is refused naming it (migrate.c). A cancel stops a flatten
+ * vireod does itself (a stopped VM's volume): the volume stays a clone; one
+ * the VM's QEMU does cannot be stopped (storage/rbd-flatten.h) and
+ * finishes, saying so. Which volumes qualify: storage/rbd-flatten-plan.h. */
 #include "daemon/storage-internal.h"
 
 #include <string.h>
@@ -28,6 +31,13 @@ static void flatten_op_free(void *p)
     free(op->pool);
     free(op->name);
     free(op);
+}
+
+/* Cancelled while queued: the volume its request claimed is free again. */
+static void flatten_undo(void *p)
+{
+    FlattenOp *op = p;
+    vo_storage_release_volume(op->d, op->pool, op->name);
 }
 
 static void show_bytes(uint64_t done, uint64_t total, void *task)
@@ -89,15 +99,21 @@ static int task_volume_flatten(VoTask *t, void *userdata)
         return vo_task_fail(t, saved, "volume '%s' is flattened, but its document cannot be "
                             "saved (%s): flatten it again", key, strerror(-saved));
     }
+    if (f.cancel_too_late) /* the task succeeds: say why the cancel did nothing */
+        vo_task_progress(t, 100, "flattened: the cancel came too late (its VM's QEMU was "
+                         "flattening it, which cannot be stopped, or its last objects were "
+                         "under way)");
     log_info("storage: flattened %s (was a clone of %s; parent snapshot %s%s%s)", key,
              was ? was : f.parent ? f.parent : "nothing",
              f.snap_removed ? "removed" : f.parent ? "kept" : "none",
              f.snap_kept ? ": " : "", f.snap_kept ? f.snap_kept : "");
-    vo_task_set_result(t, json_pack("{s:s, s:o, s:o, s:b, s:o}", "volume", key, "was_clone_of",
-                                    was ? json_string(was) : json_null(), "parent_snapshot",
+    vo_task_set_result(t, json_pack("{s:s, s:o, s:o, s:b, s:o, s:b}", "volume", key,
+                                    "was_clone_of", was ? json_string(was) : json_null(),
+                                    "parent_snapshot",
                                     f.parent ? json_string(f.parent) : json_null(),
                                     "snapshot_removed", f.snap_removed, "snapshot_kept",
-                                    f.snap_kept ? json_string(f.snap_kept) : json_null()));
+                                    f.snap_kept ? json_string(f.snap_kept) : json_null(),
+                                    "cancel_too_late", f.cancel_too_late));
     vo_rbd_flattened_clear(&f);
     return 0;
 }
@@ -191,7 +207,8 @@ int vo_volume_flatten(VoDaemon *d, const char *pool, const char *name, int64_t e
     *op = (FlattenOp){ .d = d, .pool = vo_strdup(pool), .name = vo_strdup(name) };
     r = vo_tasks_submit(d->tasks,
                         &(VoTaskDesc){ .kind = "volume-flatten", .target = name,
-                                       .target_id = key, .keys = { vm_key } },
+                                       .target_id = key, .keys = { vm_key },
+                                       .cancellable = true, .undo = flatten_undo },
                         task_volume_flatten, op, flatten_op_free, ret_task, ret_error);
     if (r < 0) {
         vo_storage_release_volume(d, pool, name);

@@ -162,20 +162,22 @@ int vo_storage_rbd_load(const char *dir, json_t *props, VoRbdPool *ret, char **r
 /* A new RBD image of size bytes, filled from src (of src_format; NULL: a
  * "json:" chain spec); removed again when the copy fails. */
 static int import_sized(const VoRbdPool *rp, const char *image, const char *src,
-                        const char *src_format, uint64_t size, char **ret_error)
+                        const char *src_format, uint64_t size, VoRbdProgressFn progress,
+                        void *userdata, char **ret_error)
 {
     VoRbdConf c = vo_rbd_pool_conf(rp);
     int r = vo_rbd_image_create(&c, image, size, ret_error);
     if (r < 0)
         return r;
-    r = vo_storage_rbd_write(rp, image, src, src_format, ret_error);
+    r = vo_storage_rbd_write(rp, image, src, src_format, size, progress, userdata, ret_error);
     if (r < 0)
         (void)vo_rbd_image_remove(&c, image, NULL);
     return r;
 }
 
 int vo_storage_rbd_import(const VoRbdPool *rp, const char *image, const char *src,
-                          const char *src_format, uint64_t size, char **ret_error)
+                          const char *src_format, uint64_t size, VoRbdProgressFn progress,
+                          void *userdata, char **ret_error)
 {
     VoImgInfo info = { 0 };
     int r = vo_img_info(src, src_format, &info, ret_error);
@@ -183,7 +185,8 @@ int vo_storage_rbd_import(const VoRbdPool *rp, const char *image, const char *sr
         return r;
     uint64_t vsize = info.n_layers ? info.layers[0].virtual_size : 0;
     vo_img_info_clear(&info);
-    return import_sized(rp, image, src, src_format, size < vsize ? vsize : size, ret_error);
+    return import_sized(rp, image, src, src_format, size < vsize ? vsize : size, progress,
+                        userdata, ret_error);
 }
 
 int vo_storage_rbd_chain_size(char *const *layers, uint64_t *ret_size, char **ret_error)
@@ -212,11 +215,26 @@ int vo_storage_rbd_import_chain(const VoRbdPool *rp, const char *image, char *co
     if (!chain)
         return vo_error_set(ret_error, -EINVAL, "invalid image chain (%zu layer(s), each an "
                             "absolute path)", n);
-    return import_sized(rp, image, chain, NULL, size, ret_error);
+    return import_sized(rp, image, chain, NULL, size, NULL, NULL, ret_error);
+}
+
+typedef struct {
+    uint64_t size;
+    VoRbdProgressFn fn;
+    void *userdata;
+} WriteProgress;
+
+/* qemu-img's percent as bytes of the image's size. */
+static void write_progress(int percent, void *userdata)
+{
+    WriteProgress *w = userdata;
+    w->fn(w->size / 100 * (uint64_t)percent + w->size % 100 * (uint64_t)percent / 100, w->size,
+          w->userdata);
 }
 
 int vo_storage_rbd_write(const VoRbdPool *rp, const char *image, const char *src,
-                         const char *src_format, char **ret_error)
+                         const char *src_format, uint64_t size, VoRbdProgressFn progress,
+                         void *userdata, char **ret_error)
 {
     /* QEMU writes into the image it opens itself (its rbd driver); the key
      * goes by file (a secret object), never in argv. */
@@ -238,21 +256,19 @@ int vo_storage_rbd_write(const VoRbdPool *rp, const char *image, const char *src
     json_decref(servers);
     _cleanup_free_ char *secret = vo_asprintf("secret,id=vo-key,format=base64,file=%s",
                                               rp->key_file);
-    char *argv[] = { "qemu-img", "convert", "-n", "--object", secret, "--target-image-opts",
-                     "-f", (char *)src_format, (char *)src, target, NULL };
+    char *argv[] = { "qemu-img", "convert", "-p", "-n", "--object", secret,
+                     "--target-image-opts", "-f", (char *)src_format, (char *)src, target, NULL };
     if (!src_format) { /* "-f FORMAT" out */
-        argv[6] = argv[8];
         argv[7] = argv[9];
-        argv[8] = NULL;
+        argv[8] = argv[10];
+        argv[9] = NULL;
     }
-    _cleanup_free_ char *output = NULL;
-    int r = vo_spawn_wait(argv, 30 * 60 * 1000, &output);
-    if (r != 0) {
-        free(*ret_error);
-        *ret_error = vo_asprintf("cannot copy %s into RBD image %s/%s: %s", src, rp->pool, image,
-                                 output && *output ? output : "qemu-img failed");
-        return r < 0 ? r : -EIO;
-    }
+    WriteProgress w = { .size = size, .fn = progress, .userdata = userdata };
+    _cleanup_free_ char *error = NULL;
+    int r = vo_img_run_convert(argv, progress ? write_progress : NULL, &w, &error);
+    if (r < 0)
+        return vo_error_set(ret_error, r, "cannot copy %s into RBD image %s/%s: %s", src,
+                            rp->pool, image, error);
     return 0;
 }
 
@@ -274,7 +290,7 @@ static int base_ensure(const VoRbdPool *rp, const char *base, const char *src,
         (void)vo_uuid_generate(uuid);
         _cleanup_free_ char *part = vo_asprintf("%s.part-%.8s", base, uuid);
         if (r >= 0)
-            r = vo_storage_rbd_import(rp, part, src, src_format, 0, ret_error);
+            r = vo_storage_rbd_import(rp, part, src, src_format, 0, NULL, NULL, ret_error);
         if (r >= 0) {
             r = vo_rbd_base_seal(&c, part, base, ret_error);
             if (r < 0) {

@@ -54,9 +54,11 @@ char *vo_storage_rbd_dir_id(const char *dir);
 int vo_storage_rbd_write_id(const char *dir, const char *id);
 /* A new RBD image `image` holding the disk image src (of src_format), at
  * least size bytes: made (librbd), then filled by qemu-img convert through
- * QEMU's rbd driver; removed again when the copy fails. */
+ * QEMU's rbd driver, its progress (-p: percent) given as bytes of the
+ * image's size (progress may be NULL); removed again when the copy fails. */
 int vo_storage_rbd_import(const VoRbdPool *rp, const char *image, const char *src,
-                          const char *src_format, uint64_t size, char **ret_error);
+                          const char *src_format, uint64_t size, VoRbdProgressFn progress,
+                          void *userdata, char **ret_error);
 /* The same for the qcow2 chain layers[0] (top) .. layers[n-1] (a backup's
  * files, as the caller checked them), opened through vo_img_chain_spec:
  * every layer by name, no backing name read from a header followed; the
@@ -68,9 +70,11 @@ int vo_storage_rbd_import_chain(const VoRbdPool *rp, const char *image, char *co
 int vo_storage_rbd_chain_size(char *const *layers, uint64_t *ret_size, char **ret_error);
 /* Writes the disk image src (of src_format; or NULL: src a "json:" spec,
  * vo_img_chain_spec) over the whole of the existing RBD image `image` (qemu-img
- * convert -n through QEMU's rbd driver), which is at least as large. */
+ * convert -n through QEMU's rbd driver), which is at least as large; its
+ * progress as bytes of size (progress may be NULL). */
 int vo_storage_rbd_write(const VoRbdPool *rp, const char *image, const char *src,
-                         const char *src_format, char **ret_error);
+                         const char *src_format, uint64_t size, VoRbdProgressFn progress,
+                         void *userdata, char **ret_error);
 /* A new RBD image `child` as a linked clone of vireo image image_name
  * (whose disk is src, of src_format), at least size bytes: the image's
  * base (VO_RBD_BASE_PREFIX + image_name, with its protected snapshot) is

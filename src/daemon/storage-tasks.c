@@ -103,6 +103,12 @@ static int fail_volume_task(VoTask *t, int r, const char *what, const VolumeOp *
                         error ? error : strerror(-r));
 }
 
+/* qemu-img's progress into an RBD image (-p), as bytes of the image. */
+static void show_import_bytes(uint64_t done, uint64_t total, void *task)
+{
+    vo_storage_show_bytes(task, "copying data", done, total);
+}
+
 static int task_volume_create(VoTask *t, void *userdata)
 {
     VolumeOp *op = userdata;
@@ -121,7 +127,7 @@ static int task_volume_create(VoTask *t, void *userdata)
         bool iso = r >= 0 && vo_iso_probe(op->src_path) > 0;
         if (r >= 0 && k > 0) /* into a new RBD image, through QEMU's rbd driver */
             r = vo_storage_rbd_import(&rp, op->name, op->src_path, iso ? "raw" : src_format, 0,
-                                      &error);
+                                      show_import_bytes, t, &error);
         else if (iso)
             r = vo_img_convert(op->src_path, "raw", op->path, "raw", vo_storage_report_progress, t,
                                &error);

@@ -394,6 +394,30 @@ int vo_tasks_running_with_key(VoTasks *ts, const char *key, char **ret_id, char 
     return found;
 }
 
+/* Caller holds ts->lock. */
+static bool is_of(const VoTask *t, const char *key, const char *kind, char **ret_id,
+                  char **ret_target_id)
+{
+    if (!t || strcmp(t->kind, kind) || !has_key(t, key))
+        return false;
+    *ret_id = vo_strdup(t->id);
+    *ret_target_id = vo_strdup(t->target_id);
+    return true;
+}
+
+int vo_tasks_pending_of_kind(VoTasks *ts, const char *key, const char *kind, char **ret_id,
+                             char **ret_target_id)
+{
+    bool found = false;
+    pthread_mutex_lock(&ts->lock);
+    for (unsigned w = 0; w < ts->n_workers && !found; w++)
+        found = is_of(ts->running[w], key, kind, ret_id, ret_target_id);
+    for (VoTask *t = ts->queue_head; t && !found; t = t->next_queued)
+        found = is_of(t, key, kind, ret_id, ret_target_id);
+    pthread_mutex_unlock(&ts->lock);
+    return found;
+}
+
 int vo_tasks_new(const VoTasksLimits *limits, VoTasks **ret)
 {
     VoTasks *ts = vo_malloc0(sizeof(*ts));
@@ -720,8 +744,8 @@ int vo_tasks_cancel_at(VoTasks *ts, const char *id, int64_t expected, json_t **r
     } else if (!t->cancellable) {
         r = vo_error_set(ret_error, -EBUSY, "a %s task cannot be cancelled: wait for it to "
                          "finish (see: vireo task show %s); cancellable are image-import, "
-                         "volume-import, volume-clone, volume-clone-linked, clone (of a "
-                         "VM), migrate, move, backup-create, backup-restore and "
+                         "volume-import, volume-clone, volume-clone-linked, volume-flatten, "
+                         "clone (of a VM), migrate, move, backup-create, backup-restore and "
                          "backup-verify", t->kind, id);
     } else if (t->state == TASK_QUEUED && !t->cancel_requested) {
         /* Off the queue (no worker takes it), then what the submitter

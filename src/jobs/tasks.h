@@ -134,6 +134,10 @@ json_t *vo_tasks_get_json(VoTasks *ts, const char *id);
 /* The task running now that names key (a VM's task key, say): 1 with its
  * id and kind (malloc'd), 0 when none runs (queued ones do not count). */
 int vo_tasks_running_with_key(VoTasks *ts, const char *key, char **ret_id, char **ret_kind);
+/* A queued or running task of kind that names key: 1 with its id and
+ * target_id (malloc'd; NULL when it has none), 0 when there is none. */
+int vo_tasks_pending_of_kind(VoTasks *ts, const char *key, const char *kind, char **ret_id,
+                             char **ret_target_id);
 json_t *vo_tasks_list_json(VoTasks *ts);
 
 /* From inside a task. */

@@ -763,6 +763,18 @@ static int convert(char *const *in_options, const char *in_arg, const char *in_f
     return r;
 }
 
+int vo_img_run_convert(char *const argv[], VoImgProgressFn progress, void *userdata,
+                       char **ret_error)
+{
+    Progress p = { .fn = progress, .userdata = userdata, .last = -1 };
+    _cleanup_free_ char *errors = NULL;
+    int r = run_with_progress(argv, CONVERT_TIMEOUT_MS, &p, &errors);
+    if (r < 0)
+        return failed(r, errors, "convert", ret_error);
+    progress_report(&p, 100);
+    return 0;
+}
+
 /* convert from the volume in (a file or a LUN: vo_img_open_args). */
 static int convert_volume(const char *in, const char *in_format, const char *out,
                           const char *out_format, bool onto, VoImgProgressFn progress,

@@ -68,6 +68,14 @@ typedef void (*VoImgProgressFn)(int percent, void *userdata);
 int vo_img_convert(const char *in, const char *in_format, const char *out, const char *out_format,
                    VoImgProgressFn progress, void *userdata, char **ret_error);
 
+/* Runs the `qemu-img convert -p ...` argv a caller made (a target of its
+ * own, e.g. QEMU's rbd driver) as vo_img_convert runs its own: progress as
+ * qemu-img reports it, killed at a cancel of the calling thread's work
+ * (-ECANCELED) or after the convert timeout. 0, or -errno with *ret_error
+ * qemu-img's error line. */
+int vo_img_run_convert(char *const argv[], VoImgProgressFn progress, void *userdata,
+                       char **ret_error);
+
 /* qemu-img convert -n: in (as in_format) written over the start of the
  * existing volume out (a file or a LUN: vo_img_open_args) as out_format,
  * which must be at least as large; the rest of out is left as it was. */

@@ -7,6 +7,8 @@
 
 #include "storage/rbd-conn.h"
 #include "storage/rbd-flatten-plan.h"
+#include "util/cancel.h"
+#include "util/test-hold.h"
 #include "util/util.h"
 
 void vo_rbd_flattened_clear(VoRbdFlattened *f)
@@ -20,15 +22,18 @@ typedef struct {
     uint64_t size;
     VoRbdProgressFn fn;
     void *userdata;
+    const VoCancel *cancel; /* the caller's: librbd calls back on threads of its own */
 } Progress;
 
-/* librbd's progress (objects done of total) as bytes of the image's size. */
+/* librbd's progress (objects done of total) as bytes of the image's size;
+ * -ECANCELED once the caller's work is cancelled (librbd starts no more). */
 static int on_progress(uint64_t done, uint64_t total, void *ptr)
 {
     Progress *p = ptr;
     if (p->fn)
         p->fn(vo_rbd_progress_bytes(done, total, p->size), p->size, p->userdata);
-    return 0;
+    vo_test_hold("rbd_flatten_progress"); /* tests cancel or migrate midway */
+    return vo_cancel_is_requested(p->cancel) ? -ECANCELED : 0;
 }
 
 /* The clone's own snapshot snap of parent goes: nobody else reads it. */
@@ -113,7 +118,7 @@ int vo_rbd_image_flatten(const VoRbdConf *conf, const char *image, VoRbdProgress
     rbd_linked_image_spec_t parent = { 0 };
     rbd_snap_spec_t snap = { 0 };
     bool has_parent = (r = rbd_get_parent(img, &parent, &snap)) >= 0;
-    Progress p = { .fn = progress, .userdata = userdata };
+    Progress p = { .fn = progress, .userdata = userdata, .cancel = vo_cancel_current() };
     _cleanup_free_ char *refused = NULL;
     if (!has_parent && r == -ENOENT) /* no parent: whole already */
         r = 0;
@@ -122,6 +127,8 @@ int vo_rbd_image_flatten(const VoRbdConf *conf, const char *image, VoRbdProgress
              (r = rbd_flatten_with_progress(img, on_progress, &p)) >= 0 && progress)
         progress(p.size, p.size, userdata); /* librbd's last report: the last object begun */
     rbd_close(img);
+    if (r >= 0 && has_parent && vo_cancel_is_requested(p.cancel))
+        f->cancel_too_late = true;
     if (r >= 0 && has_parent) {
         f->parent = vo_asprintf("%s@%s", parent.image_name, snap.name);
         bool same_pool = parent.pool_name && !strcmp(parent.pool_name, conf->pool);
@@ -148,6 +155,10 @@ int vo_rbd_image_flatten(const VoRbdConf *conf, const char *image, VoRbdProgress
     vo_rbd_conn_close(&c);
     if (refused) /* check_open said why */
         *ret_error = TAKE_PTR(refused);
+    else if (r == -ECANCELED)
+        return vo_error_set(ret_error, r, "the flatten of RBD image %s/%s was cancelled: it "
+                            "stays a clone (the objects copied so far stay copied)",
+                            conf->pool, image);
     else if (r < 0)
         return vo_error_set(ret_error, r, "cannot flatten RBD image %s/%s: %s", conf->pool,
                             image, strerror(-r));

@@ -16,6 +16,7 @@ typedef struct {
     char *parent;      /* "IMAGE@SNAP" it was a clone of, or NULL (it had none) */
     bool snap_removed; /* that snapshot was the clone's own and is gone */
     char *snap_kept;   /* why the snapshot stayed, or NULL */
+    bool cancel_too_late; /* a cancel came, but the lock's holder flattened it all */
 } VoRbdFlattened;
 
 void vo_rbd_flattened_clear(VoRbdFlattened *f);
@@ -26,8 +27,17 @@ void vo_rbd_flattened_clear(VoRbdFlattened *f);
  * its snapshots would keep reading the parent, which could never be freed. */
 int vo_rbd_flatten_check(const VoRbdConf *c, const char *image, bool *ret_has_parent,
                          char **ret_error);
-/* Flattens image (checked as vo_rbd_flatten_check says first) (progress in bytes of its size; may be NULL). An image
- * without a parent is done at once (f->parent NULL). 0 or -errno with
- * *ret_error naming the image. */
+/* Flattens image (checked as vo_rbd_flatten_check says first) (progress in
+ * bytes of its size; may be NULL). An image without a parent is done at
+ * once (f->parent NULL). 0 or -errno with *ret_error naming the image.
+ * A cancel of the calling thread's work (util/cancel.h) stops a flatten
+ * vireod does itself (no VM holds the image): librbd starts no more objects
+ * once the progress callback says no, lets those in flight finish and
+ * fails the flatten (-ECANCELED); the image stays a clone of its parent,
+ * whole where objects were copied up already (which a clone may be). One
+ * librbd handed to the lock's holder (a running VM's QEMU) cannot be
+ * stopped: librbd ignores what the callback says of a remote flatten's
+ * progress (ImageWatcher's AsyncProgressPayload); it runs to the end and
+ * f->cancel_too_late says so. */
 int vo_rbd_image_flatten(const VoRbdConf *c, const char *image, VoRbdProgressFn progress,
                          void *userdata, VoRbdFlattened *f, char **ret_error);

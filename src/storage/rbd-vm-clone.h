@@ -16,7 +16,7 @@
 #define VO_RBD_COPY_SUFFIX ".copy"
 
 /* A new image dst holding what src holds now (src read, not changed; the
- * data only: no parent, snapshots or metadata), an object at a time with
+ * data only: no parent, snapshots or metadata), object by object (8 in flight) with
  * progress (bytes of src's size; may be NULL); a copy to dst a crash cut
  * short (dst + VO_RBD_COPY_SUFFIX) is removed first. A cancel of the
  * calling thread's work (util/cancel.h) stops it: -ECANCELED, and the

@@ -53,6 +53,11 @@ void vo_cancel_set_current(VoCancel *c)
     current = c;
 }
 
+const VoCancel *vo_cancel_current(void)
+{
+    return current;
+}
+
 bool vo_cancelled(void)
 {
     return vo_cancel_is_requested(current);

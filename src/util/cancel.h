@@ -19,6 +19,9 @@ bool vo_cancel_is_requested(const VoCancel *c);
 
 /* The calling thread's token (NULL: none; then nothing is ever cancelled). */
 void vo_cancel_set_current(VoCancel *c);
+/* The calling thread's token, for work it hands to other threads (librbd's
+ * callbacks): they ask vo_cancel_is_requested of it. NULL: none. */
+const VoCancel *vo_cancel_current(void);
 /* Whether cancel was asked of the calling thread's work. */
 bool vo_cancelled(void);
 /* An fd readable once cancel is asked of the calling thread's work, for

@@ -899,8 +899,26 @@ def test_flatten_and_a_cancelled_full_copy(ceph, rbd_env):
     # Its VM snapshot is an RBD snapshot of the clone: freed from the parent
     # too (vireo makes images with deep-flatten), so the parent's snapshot goes.
     d.task_ok("POST", "/v1/vms/flink/snapshots", {"name": "s1"})
-    assert "flattened" in d.cli("volume", "flatten", "cephfl/flink-disk0").stdout
-    t = next(t for t in d.api("GET", "/v1/tasks")["tasks"] if t["kind"] == "volume-flatten")
+    # Held at its first progress report: a migration is refused naming the
+    # flatten (it would wait behind it), and a cancel cannot stop what the
+    # VM's QEMU does (librbd ignores the callback's answer for a remote
+    # flatten): it finishes and says so.
+    hold = os.path.join(d.env["VIREO_FAKE_FAULTS"], "rbd_flatten_progress")
+    open(hold + ".hold", "w").close()
+    try:
+        task = d.api("POST", "/v1/pools/cephfl/volumes/flink-disk0/flatten",
+                     expect=202)["task"]
+        wait_until(lambda: os.path.exists(hold + ".held"), 120, what="the flatten held")
+        status, doc = d.request("POST", "/v1/vms/flink/migrate", {"to": "elsewhere"})
+        assert status == 409 and task["id"] in doc["error"]["message"] and \
+            "cephfl/flink-disk0" in doc["error"]["message"], doc
+        d.cli("task", "cancel", task["id"], "--async")
+    finally:
+        os.unlink(hold + ".hold")
+    t = d.wait_task(task)
+    os.unlink(hold + ".held")
+    assert t["state"] == "succeeded" and t["result"]["cancel_too_late"] and \
+        "too late" in t["message"], t
     assert t["result"]["was_clone_of"] == "cephfl/fsrc-disk0" and \
         t["result"]["snapshot_removed"], t
     assert parent_of(ceph, "flink-disk0") is None
@@ -944,6 +962,58 @@ def test_flatten_and_a_cancelled_full_copy(ceph, rbd_env):
     assert "fsrc-disk0" not in images(ceph)
     d.cli("vm", "delete", "flink", "--force")
     d.cli("pool", "delete", "cephfl")
+
+
+def test_flatten_cancelled_stays_a_clone_and_import_shows_bytes(ceph, rbd_env, tmp_path):
+    """`task cancel` of a flatten vireod does itself (its VM stopped) stops
+    it: the task ends cancelled, the volume is still a valid clone (its
+    parent and the parent's snapshot in Ceph, its record's backing), and a
+    flatten asked again finishes it; a migration asked meanwhile is refused
+    (409) naming the flatten task. A disk image imported into an rbd pool
+    (qemu-img convert -p through QEMU's rbd driver) shows its bytes."""
+    d, keyring, key = rbd_env
+    d.cli("pool", "create", "cephcan", "--type", "rbd", "--monitors", ceph.monitors, "--pool",
+          "vireo-vms", "--user", "vireo", "--keyring", keyring)
+    d.cli("vm", "create", "csrc", "--memory", "256M", "--pool", "cephcan")
+    d.cli("vm", "clone", "csrc", "ccan", "--linked")
+    hold = os.path.join(d.env["VIREO_FAKE_FAULTS"], "rbd_flatten_progress")
+    open(hold + ".hold", "w").close()
+    try:  # held at librbd's first progress report
+        task = d.api("POST", "/v1/pools/cephcan/volumes/ccan-disk0/flatten",
+                     expect=202)["task"]
+        wait_until(lambda: os.path.exists(hold + ".held"), 120, what="the flatten held")
+        status, doc = d.request("POST", "/v1/vms/ccan/migrate", {"to": "elsewhere"})
+        assert status == 409 and task["id"] in doc["error"]["message"], doc
+        d.cli("task", "cancel", task["id"], "--async")
+    finally:
+        os.unlink(hold + ".hold")
+    done = wait_until(lambda: (lambda t: t if t["state"] not in ("queued", "running") else None)(
+        d.api("GET", f"/v1/tasks/{task['id']}")), 120, what="the cancelled flatten")
+    os.unlink(hold + ".held")
+    assert done["state"] == "cancelled" and "stays a clone" in done["message"], done
+    assert parent_of(ceph, "ccan-disk0")[1] == "csrc-disk0"
+    assert "vireo.clone.ccan-disk0" in rbd_snaps(ceph, "csrc-disk0")
+    assert d.api("GET", "/v1/pools/cephcan/volumes/ccan-disk0")["backing_volume"] == \
+        "cephcan/csrc-disk0"
+    t = d.wait_task(d.api("POST", "/v1/pools/cephcan/volumes/ccan-disk0/flatten",
+                          expect=202)["task"])
+    assert t["state"] == "succeeded" and not t["result"]["cancel_too_late"], t
+    assert parent_of(ceph, "ccan-disk0") is None
+    for vm in ("ccan", "csrc"):
+        d.cli("vm", "delete", vm)
+
+    # Import: qemu-img's -p percent becomes the task's bytes.
+    src = str(tmp_path / "data.raw")
+    with open(src, "wb") as f:
+        f.truncate(16 * MiB)
+        f.write(os.urandom(4 * MiB))
+    d.cli("volume", "import", "cephcan/imported", src, "--format", "raw")
+    t = next(t for t in d.api("GET", "/v1/tasks")["tasks"]
+             if t["kind"] == "volume-import" and t["target"] == "imported")
+    assert t["state"] == "succeeded" and \
+        t["details"]["bytes_done"] == t["details"]["bytes_total"] == 16 * MiB, t
+    d.cli("volume", "delete", "cephcan/imported")
+    d.cli("pool", "delete", "cephcan")
 
 
 def test_vm_boots_from_rbd_writes_survive_online_resize(ceph, rbd_env):
