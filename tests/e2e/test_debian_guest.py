@@ -21,9 +21,11 @@ the backup's files are there, and cloud-init applied the new settings (the
 restored disk knew only the old instance-id). Three boots (the second a
 reboot inside the same QEMU).
 
-The image is built by `make debian-image` (or `make debian-image-bg`);
-this test waits (bounded) for that build's lock, and is skipped when there
-is no image (VIREO_TEST_DEBIAN_IMAGE, default BUILD/guest/debian). It prints
+The image is built by `make debian-image` (or `make debian-image-bg`, which
+`make check` starts first); this test waits (bounded) for that build's lock,
+and fails when there is no image (VIREO_TEST_DEBIAN_IMAGE, default
+BUILD/guest/debian): never skipped, so a check whose image build failed
+fails. It prints
 the times (boot to SSH login, snapshot, backup, revert, the reboot, restore,
 the last boot)."""
 
@@ -72,8 +74,8 @@ def image_ready():
 @pytest.fixture(scope="module")
 def debian_daemon():
     if not image_ready():
-        pytest.skip(f"no Debian guest image at {IMAGE} (guest/build-debian-image.sh; see "
-                    f"{IMAGE}.log when make check built it)")
+        pytest.fail(f"no Debian guest image at {IMAGE} (guest/build-debian-image.sh, "
+                    f"`make debian-image`; see {IMAGE}.log when make check built it)")
 
     def link(state_dir):
         os.symlink(os.path.abspath(IMAGE), os.path.join(state_dir, "images", "debian"))
