@@ -7,6 +7,7 @@
  * hypervisor. See docs/internals.md, "QMP events". */
 #include "daemon/vm-internal.h"
 #include "daemon/vm-job.h"
+#include "daemon/vm-reset-group.h"
 
 #include <string.h>
 #include <sys/epoll.h>
@@ -129,13 +130,23 @@ static void flush_resets(VoVm *vm)
     }
 }
 
+/* A reboot's resets (SeaBIOS resets again after a warm reset, ~40 ms
+ * later) count once: those within a second of the first of a group are
+ * logged, not counted (vm-reset-group.h), so nothing changes to save. */
 static void on_reset(VoVm *vm, const VoHvEvent *ev)
 {
     pthread_mutex_lock(&vm->lock);
+    int64_t at_us = ev->timestamp_us > 0 ? ev->timestamp_us : vo_wall_ms() * 1000;
+    bool counts = vo_reset_counts(&vm->reset_group_us, at_us);
+    log_info("vm %s: reset (%s, %s%s)", vm->spec->name, ev->reason ? ev->reason : "no reason",
+             ev->guest ? "by the guest" : "by the host",
+             counts ? "" : "; the same reboot as the last one counted");
+    if (!counts) {
+        pthread_mutex_unlock(&vm->lock);
+        return;
+    }
     vm->resets++;
     vm->last_reset_at = vo_wall_ms();
-    log_info("vm %s: reset (%s, %s)", vm->spec->name, ev->reason ? ev->reason : "no reason",
-             ev->guest ? "by the guest" : "by the host");
     /* Saved at once unless one was saved in the last RESET_SAVE_MS; then
      * the timer saves the count as it is then (one write for a burst). */
     int64_t wait = vm->reset_saved_ms + RESET_SAVE_MS - vo_now_ms();

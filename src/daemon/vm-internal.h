@@ -41,8 +41,9 @@ struct VoVm {
     /* Why the VM is paused (VO_VM_REASON_*), NULL in other states. */
     char *state_reason;
     unsigned io_errors;     /* I/O errors that paused it (vm-events.c) */
-    unsigned resets;        /* resets since it started */
-    int64_t last_reset_at;  /* wall ms of the last one, 0 for none */
+    unsigned resets;        /* resets since it started, a reboot's as one (vm-reset-group.h) */
+    int64_t last_reset_at;  /* wall ms of the last one counted, 0 for none */
+    int64_t reset_group_us; /* wall µs of the first reset of the last group, 0: none */
     /* Resets are saved at most every RESET_SAVE_MS (a guest in a reset loop
      * resets many times a second): the last save's time (monotonic ms), a
      * save due, and its timer on the loop (-1: none). Loop thread only. */

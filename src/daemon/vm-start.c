@@ -138,6 +138,7 @@ static int task_start(VoTask *t, void *userdata)
     free(vm->exit_reason);
     vm->exit_reason = NULL;
     vm->resets = 0;
+    vm->reset_group_us = 0;
     vm->last_reset_at = 0;
     vo_fence_vm_sync(vm); /* before its vCPUs run */
     /* The fence may have fenced while QEMU was launched, before it was on

@@ -21,9 +21,11 @@ the backup's files are there, and cloud-init applied the new settings (the
 restored disk knew only the old instance-id). Three boots (the second a
 reboot inside the same QEMU).
 
-The image is built by `make debian-image` (or `make debian-image-bg`);
-this test waits (bounded) for that build's lock, and is skipped when there
-is no image (VIREO_TEST_DEBIAN_IMAGE, default BUILD/guest/debian). It prints
+The image is built by `make debian-image` (or `make debian-image-bg`, which
+`make check` starts first); this test waits (bounded) for that build's lock,
+and fails when there is no image (VIREO_TEST_DEBIAN_IMAGE, default
+BUILD/guest/debian): never skipped, so a check whose image build failed
+fails. It prints
 the times (boot to SSH login, snapshot, backup, revert, the reboot, restore,
 the last boot)."""
 
@@ -40,6 +42,11 @@ from vireo_harness import BUILD, Daemon, wait_until
 IMAGE = os.environ.get("VIREO_TEST_DEBIAN_IMAGE", os.path.join(BUILD, "guest", "debian"))
 # How long to wait for a build of the image still running beside the tests.
 BUILD_WAIT_S = int(os.environ.get("VIREO_DEBIAN_BUILD_WAIT", "1800"))
+# The bound of each wait on the guest's boot, SSH or cloud-init: a systemd
+# guest under TCG beside make check's other runs gets a fraction of a core
+# (the agent's address after 271 s, cloud-init after a reboot not done in
+# 300 s, at load ~25). At most the exec API's 600 s.
+GUEST_WAIT_S = 600
 
 
 def image_current():
@@ -72,8 +79,8 @@ def image_ready():
 @pytest.fixture(scope="module")
 def debian_daemon():
     if not image_ready():
-        pytest.skip(f"no Debian guest image at {IMAGE} (guest/build-debian-image.sh; see "
-                    f"{IMAGE}.log when make check built it)")
+        pytest.fail(f"no Debian guest image at {IMAGE} (guest/build-debian-image.sh, "
+                    f"`make debian-image`; see {IMAGE}.log when make check built it)")
 
     def link(state_dir):
         os.symlink(os.path.abspath(IMAGE), os.path.join(state_dir, "images", "debian"))
@@ -110,7 +117,8 @@ def test_debian_cloud_init_ssh_agent_snapshot_backup(debian_daemon, tmp_path):
         g = d.vm("deb1").get("guest") or {}
         ips = [ip for ip in g.get("ips", []) if "." in ip and not ip.startswith("127.")]
         return ips[0] if g.get("agent") and ips else None
-    ip = wait_until(agent_ip, 300, interval=1, what="deb1's guest agent to report an IPv4 address")
+    ip = wait_until(agent_ip, GUEST_WAIT_S, interval=1,
+                    what="deb1's guest agent to report an IPv4 address")
     t_agent = time.monotonic() - t0
     assert ip == d.nic_ip("deb1"), (ip, d.vm("deb1")["nics"])
     shown = d.cli("vm", "show", "deb1").stdout
@@ -120,10 +128,10 @@ def test_debian_cloud_init_ssh_agent_snapshot_backup(debian_daemon, tmp_path):
     def login():
         p = ssh(d, key, ip, "hostname")
         return p.stdout.strip() if p.returncode == 0 else None
-    host = wait_until(login, 300, interval=2, what="an SSH login to deb1 as tester")
+    host = wait_until(login, GUEST_WAIT_S, interval=2, what="an SSH login to deb1 as tester")
     t_login = time.monotonic() - t0
     assert host == "deb1"
-    p = ssh(d, key, ip, "cloud-init", "status", "--wait", timeout=300)
+    p = ssh(d, key, ip, "cloud-init", "status", "--wait", timeout=GUEST_WAIT_S)
     t_ci = time.monotonic() - t0
     if p.returncode != 0 or "done" not in p.stdout:
         why = ssh(d, key, ip, "cloud-init status --long; sudo -n grep -E 'WARNING|ERROR|Traceback' "
@@ -231,6 +239,7 @@ def reboot_inside_applies_new_settings(d, new_id):
     hostname and instance-id)."""
     vm = d.vm("deb1")
     pid, resets = vm["pid"], vm.get("resets", 0)
+    resets_logged = d.log().count("deb1: reset (")
     boot_id = agent_exec(d, "cat /proc/sys/kernel/random/boot_id")[1].strip()
     t0 = time.monotonic()
     # Queued in systemd 2 s from now: the exec returns before the agent goes down.
@@ -240,20 +249,23 @@ def reboot_inside_applies_new_settings(d, new_id):
     def new_boot():
         res = agent_exec(d, "cat /proc/sys/kernel/random/boot_id", rebooting=True)
         return res and res[0] == 0 and res[1].strip() not in ("", boot_id) and res[1].strip()
-    wait_until(new_boot, 300, interval=2, what="deb1's guest agent to answer after its reboot")
+    wait_until(new_boot, GUEST_WAIT_S, interval=2,
+               what="deb1's guest agent to answer after its reboot")
     t_agent = time.monotonic() - t0
     vm = d.vm("deb1")
     assert vm["state"] == "running" and vm["pid"] == pid, vm  # the same QEMU
-    # Counted: QEMU reports one reboot of the guest as two RESET events,
-    # both guest-reset, ~40 ms apart (seen with the default image too; the
-    # firmware, SeaBIOS, resets the machine once more after a warm reset),
-    # and vireo counts each.
-    assert vm.get("resets", 0) > resets and vm.get("last_reset_at"), vm
+    # Counted once: QEMU reports one reboot of the guest as two RESET
+    # events, both guest-reset, ~40 ms apart (seen with the default image
+    # too; the firmware, SeaBIOS, resets the machine once more after a warm
+    # reset): vireo counts the resets within 1 s of a group's first as one.
+    # (The new boot answered, so both came long since.)
+    assert vm.get("resets", 0) == resets + 1 and vm.get("last_reset_at"), vm
+    logged = d.log().count("deb1: reset (") - resets_logged
     res = agent_exec(d, "cloud-init status --wait >/dev/null; hostname; "
-                     "cat /var/lib/cloud/data/instance-id", timeout_s=300)
+                     "cat /var/lib/cloud/data/instance-id", timeout_s=GUEST_WAIT_S)
     assert res[1].split() == ["deb1-renamed", new_id], res
     print(f"reboot inside the guest: agent back after {t_agent:.1f} s, cloud-init done after "
-          f"{time.monotonic() - t0:.1f} s")
+          f"{time.monotonic() - t0:.1f} s; {logged} RESET events, counted as 1")
 
 
 def restore_and_new_cloud_init_settings(d, key, tmp_path, b, files):
@@ -299,10 +311,11 @@ def restore_and_new_cloud_init_settings(d, key, tmp_path, b, files):
     # instance-id on the restored disk and ran its per-instance modules.
     def login():
         return ssh(d, key2, ip, "true").returncode == 0
-    wait_until(login, 300, interval=2, what="an SSH login to the restored deb1 with the new key")
+    wait_until(login, GUEST_WAIT_S, interval=2,
+               what="an SSH login to the restored deb1 with the new key")
     t_login = time.monotonic() - t0
     p = ssh(d, key2, ip, "cloud-init status --wait >/dev/null; hostname; "
-            "cat /var/lib/cloud/data/instance-id", timeout=300)
+            "cat /var/lib/cloud/data/instance-id", timeout=GUEST_WAIT_S)
     assert p.stdout.split() == ["deb1-renamed", new_id], p
     assert ssh(d, key, ip, "true").returncode == 0  # the first key still logs in
     # The backup's instant: the file written just before it, never synced,

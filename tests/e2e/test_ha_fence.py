@@ -41,7 +41,7 @@ import time
 from test_drs import etcdctl
 from test_ha_restart import no_image_lock_failure
 from test_migrate import create_on, form, shared_pool
-from vireo_harness import pid_alive, wait_until
+from vireo_harness import pid_alive, qemu_processes, wait_until
 
 LEASE_TTL_S = 6  # VO_FENCE_TTL_MS
 
@@ -92,18 +92,8 @@ def state_seen(via, host):
 def qemus_of(vm_id):
     """Every live process on this machine whose command line names vm_id
     (the QEMUs of every host: a VM must never have two)."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/cmdline", "rb") as f:
-                argv = f.read().split(b"\0")
-        except OSError:
-            continue
-        if argv and argv[0].endswith(b"qemu-system-x86_64") and \
-                any(vm_id.encode() in a for a in argv):
-            found.append(int(entry))
+    found = [pid for pid, argv in qemu_processes()
+             if argv[0].endswith(b"qemu-system-x86_64") and any(vm_id.encode() in a for a in argv)]
     return [p for p in found if pid_alive(p)]
 
 

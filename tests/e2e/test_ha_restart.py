@@ -12,11 +12,10 @@ locks). Also: --ha on is refused for a VM with a local disk (naming it),
 and a killed manager's own HA VM is recovered once another host took the
 role."""
 
-import os
 import threading
 import time
 
-from vireo_harness import BOOT_MARKER, wait_until
+from vireo_harness import BOOT_MARKER, qemu_processes, wait_until
 
 from test_migrate import create_on, form, shared_pool
 
@@ -34,16 +33,10 @@ class QemuSampler:
     def run(self):
         while not self.stop.is_set():
             counts = {}
-            for entry in os.listdir("/proc"):
-                if not entry.isdigit():
+            for _, argv in qemu_processes():
+                if b"qemu" not in argv[0]:
                     continue
-                try:
-                    with open(f"/proc/{entry}/cmdline", "rb") as f:
-                        cmd = f.read().decode(errors="replace")
-                except OSError:
-                    continue
-                if "qemu" not in cmd.split("\0", 1)[0]:
-                    continue
+                cmd = b"\0".join(argv).decode(errors="replace")
                 for vm_id in list(self.ids):
                     if vm_id in cmd:
                         counts[vm_id] = counts.get(vm_id, 0) + 1

@@ -426,13 +426,16 @@ def test_a_change_waiting_for_a_slow_save_is_never_saved_half_made(slow_store_da
                                   (f"cluster/claims/macs/{mac}",)).rowcount == 1
         finally:
             db.close()
-        reset = {"event": "RESET", "data": {"guest": True, "reason": "guest-reset"}}
-        emit_to(d, vm_id, reset)  # the loop's save of its count, held in the store
+        def reset(at):  # dated by QEMU: resets within 1 s of a group's first count once
+            return {"event": "RESET", "data": {"guest": True, "reason": "guest-reset"},
+                    "timestamp": {"seconds": int(at), "microseconds": int(at % 1 * 1e6)}}
+        first = time.time()
+        emit_to(d, vm_id, reset(first))  # the loop's save of its count, held in the store
         wait_until(lambda: os.path.exists(store_hold[:-len("hold")] + "held"), 30,
                    what="the save of the reset held in the store")
         os.unlink(nic_hold)  # the add commits: it waits for the held save
         time.sleep(0.5)
-        emit_to(d, vm_id, reset)  # another save due meanwhile
+        emit_to(d, vm_id, reset(first + 2))  # another save due meanwhile
         # Counted by the loop at once when the add's wait lets the lock go
         # (the defect); otherwise once the add is done: not waited for.
         deadline = time.monotonic() + 5
