@@ -33,6 +33,7 @@
 #include "daemon/networks.h"
 #include "daemon/storage.h"
 #include "daemon/vm-internal.h"
+#include "state/vm-claim-mark.h"
 #include "state/vm-move-settle.h"
 #include "storage/qemu-img.h"
 #include "util/util.h"
@@ -258,10 +259,11 @@ static int make_disks(VoDaemon *d, Incoming *x, json_t *disks, VoVmSpec *spec,
 /* Claims the VM for this host before a QEMU of it runs here: the store
  * must give it to this host (a linearizable read of vms/<id> in its own
  * namespace), at revision expect_rev when > 0, and it is rewritten,
- * unchanged, at a new revision (*ret_rev): a source that would take it
- * back (compared at the move's revision) can no longer. -EAGAIN: the
- * store cannot say now; -ENOENT: not this host's; -ESTALE: another
- * revision. */
+ * marked with the migration's claim (vm-claim-mark.h), at a new revision
+ * (*ret_rev): a source that would take it back (compared at the move's
+ * revision, or at any revision when its QEMU runs the guest again) can no
+ * longer. -EAGAIN: the store cannot say now; -ENOENT: not this host's;
+ * -ESTALE: another revision. */
 static int claim(VoDaemon *d, const Incoming *x, int64_t expect_rev, int64_t *ret_rev,
                  char **ret_error)
 {
@@ -280,7 +282,13 @@ static int claim(VoDaemon *d, const Incoming *x, int64_t expect_rev, int64_t *re
     if (expect_rev > 0 && rev != expect_rev)
         return vo_error_set(ret_error, -ESTALE, "the store has VM %s here at revision %lld, "
                             "not %lld", x->vm_name, (long long)rev, (long long)expect_rev);
-    r = vo_store_put(d->store, key, value, rev, ret_rev);
+    /* Marked (vm-claim-mark.h): a source whose QEMU runs the guest again
+     * never takes a claimed VM back. */
+    _cleanup_free_ char *marked = vo_vm_doc_claim_mark(value, x->id);
+    if (!marked)
+        return vo_error_set(ret_error, -EINVAL, "VM %s's document here is no JSON object",
+                            x->vm_name);
+    r = vo_store_put(d->store, key, marked, rev, ret_rev);
     if (r == VO_STORE_EUNKNOWN || r == -EAGAIN)
         return vo_error_set(ret_error, -EAGAIN, "claiming VM %s got no answer", x->vm_name);
     if (r < 0)
@@ -320,7 +328,7 @@ static int adopt_continue(VoDaemon *d, Incoming *x, int64_t rev, bool resume, ch
     int64_t lease = 0;
     if (d->cluster)
         (void)vo_fence_lease(d, &lease);
-    int r = vo_vm_adopt_incoming(d, vo_vm_spec_copy(x->spec), x->status, rev, hv, &vm,
+    int r = vo_vm_adopt_incoming(d, vo_vm_spec_copy(x->spec), x->status, rev, x->id, hv, &vm,
                                  ret_error);
     if (r < 0) {
         give_back(x, false);

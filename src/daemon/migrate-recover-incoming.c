@@ -14,6 +14,7 @@
 #include "daemon/migrate-orphan.h"
 #include "daemon/migrate-resettle.h"
 #include "daemon/vm-internal.h"
+#include "state/vm-claim-mark.h"
 #include "state/vm-move-settle.h"
 #include "util/util.h"
 
@@ -22,13 +23,15 @@
 
 /* Destination: the VM is claimed as the commit claims it
  * (migrate-incoming.c): its document rewritten at the revision a
- * linearizable read gave, so a source still retrying its commit can no
- * longer take it back (its take-back compares the switch's revision).
+ * linearizable read gave, marked with the migration's claim
+ * (vm-claim-mark.h), so a source still retrying its commit can no longer
+ * take it back (its take-back compares the switch's revision), nor one
+ * whose QEMU runs the guest again (it takes back no marked document).
  * Until this write the VM being in the table proves nothing: it was loaded
  * before, and the source may have taken it back since. 0: ours (vm->rev
  * follows); -ENOENT: not this host's (taken back); -EAGAIN: the store
  * cannot say now. */
-static int claim_incoming(VoDaemon *d, VoVm *vm, const char *vm_id)
+static int claim_incoming(VoDaemon *d, VoVm *vm, const char *vm_id, const char *migration)
 {
     _cleanup_free_ char *key = vo_asprintf("vms/%s", vm_id);
     for (int k = 0; k < CLAIM_TRIES; k++) {
@@ -42,10 +45,16 @@ static int claim_incoming(VoDaemon *d, VoVm *vm, const char *vm_id)
             return -EAGAIN;
         if (r == -ENOENT)
             return -ENOENT;
-        r = vo_store_put(d->store, key, value, rev, &new_rev);
+        /* Marked (vm-claim-mark.h): its source never takes it back now. */
+        _cleanup_free_ char *marked = vo_vm_doc_claim_mark(value, migration);
+        if (!marked)
+            return -EAGAIN;
+        r = vo_store_put(d->store, key, marked, rev, &new_rev);
         if (r >= 0) {
             pthread_mutex_lock(&vm->lock);
             vm->rev = new_rev;
+            free(vm->claimed_in);
+            vm->claimed_in = vo_strdup(migration);
             vm->migrated_away = false; /* this host's (incoming_without_guest set it) */
             pthread_mutex_unlock(&vm->lock);
             return 0;
@@ -99,7 +108,7 @@ static bool incoming_without_guest(VoDaemon *d, VoVm *vm, const VoMigrateIntent 
     int g = vo_store_get_linear(d->store, key, NULL);
     int c = g == -ENOENT ? -ENOENT
             : g >= 0 && empty && vo_migration_source_gone(d, i->peer, i->vm, &error) == 1
-                ? claim_incoming(d, vm, i->vm)
+                ? claim_incoming(d, vm, i->vm, i->migration)
                 : -EAGAIN;
     if (c == -ENOENT) {
         log_warn("vm %s: its incoming QEMU is %s and its source took the VM back: the VM "
@@ -161,7 +170,7 @@ bool vo_migration_continue_incoming(VoDaemon *d, VoVm *vm, const VoMigrateIntent
                                                 : vo_hv_migration_status_to_string(p.status);
         return incoming_without_guest(d, vm, i, what, hv && r >= 0);
     }
-    int c = claim_incoming(d, vm, i->vm);
+    int c = claim_incoming(d, vm, i->vm, i->migration);
     if (c < 0)
         pthread_mutex_unlock(&vm->job);
     if (c == -ENOENT) {

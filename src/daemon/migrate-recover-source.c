@@ -13,6 +13,7 @@
 
 #include "cluster/migrate-converge.h"
 #include "daemon/migrate-internal.h"
+#include "daemon/migrate-safe.h"
 #include "daemon/post-copy-kept.h"
 #include "daemon/vm-internal.h"
 #include "util/util.h"
@@ -92,6 +93,14 @@ static bool hand_over_post_copy(VoDaemon *d, VoHvInstance *hv, const VoMigrateIn
 
 bool vo_migrate_source_runs_guest(VoDaemon *d, VoHvInstance *hv)
 {
+    /* Test hook source-runs-again: as QEMU with post-copy-ram on whose
+     * return path broke after the destination loaded everything: the
+     * migration failed here and QEMU runs the guest again, while the
+     * destination holds it too (docs/internals.md, "The claim mark"). */
+    if (vo_migrate_fault("source-runs-again")) {
+        log_warn("test fault: the source QEMU counts as running the guest again");
+        return true;
+    }
     for (int64_t until = vo_now_ms() + RESTART_WAIT_MS;;) {
         VoHvInfo info = { 0 };
         if (d->driver->info(hv, &info) >= 0 && !info.paused)

@@ -21,16 +21,23 @@ int vo_migration_take_back_here(VoDaemon *d, const VoMigrateIntent *i, int64_t *
                                 char **ret_error)
 {
     /* -ENOENT: the VM is at the peer no more (deleted, or restarted
-     * elsewhere after the peer died): its guest runs there, this copy
-     * must end (the caller ends it). */
+     * elsewhere after the peer died), or the peer claimed it (its QEMU
+     * held the guest: QEMU can run it here again after the destination
+     * loaded everything, when the return path broke): its guest runs
+     * there, this copy must end (the caller ends it). */
     _cleanup_vm_spec_ VoVmSpec *spec = NULL;
     _cleanup_free_ char *error = NULL;
     int r = !d->cluster_store ? vo_error_set(&error, -ENOTCONN, "not in a cluster")
             : vo_vm_spec_from_json(i->spec, &spec, &error) < 0 ? -EINVAL
             : vo_migrate_check_disks(d, spec, &error) < 0
                 ? -EBUSY
-                : vo_migrate_take_back_running(d, i->vm, i->peer,
+                : vo_migrate_take_back_running(d, i->vm, i->peer, i->migration,
                                                VO_MIGRATION_SETTLE_GIVE_UP_MS, ret_rev, &error);
+    if (r == -EEXIST) {
+        log_warn("vm %s: its source QEMU runs the guest again, but host %s claimed the VM (its "
+                 "QEMU holds the guest and runs it): this copy ends", i->name, i->peer);
+        return -ENOENT;
+    }
     if (r == -ENOENT) {
         log_warn("vm %s: its source QEMU runs the guest, but the VM is no longer at host %s "
                  "(restarted elsewhere or deleted): it ends", i->name, i->peer);
@@ -97,7 +104,7 @@ static int adopt_source(VoDaemon *d, const VoMigrateIntent *i, VoHvInstance *hv,
     if (r >= 0)
         r = vo_vm_spec_from_json(json_object_get(doc, "spec"), &spec, &error);
     if (r >= 0)
-        r = vo_vm_adopt_incoming(d, spec, json_object_get(doc, "status"), rev, hv, &vm,
+        r = vo_vm_adopt_incoming(d, spec, json_object_get(doc, "status"), rev, NULL, hv, &vm,
                                  &error); /* spec taken */
     else
         vo_vm_spec_free(spec);

@@ -16,6 +16,7 @@
 #include "daemon/projects.h"
 #include "state/keys.h"
 #include "state/relations.h"
+#include "state/vm-claim-mark.h"
 
 /* The restart limit's count of the document the ownership transaction
  * wrote at rev (the source's, "ha_restarts"), or NULL: a live migration
@@ -33,7 +34,8 @@ static json_t *ha_restarts_stored(VoDaemon *d, const char *vm_id, int64_t rev)
 }
 
 int vo_vm_adopt_incoming(VoDaemon *d, VoVmSpec *spec, json_t *status, int64_t rev,
-                         VoHvInstance *hv, VoVm **ret_vm, char **ret_error)
+                         const char *claimed_in, VoHvInstance *hv, VoVm **ret_vm,
+                         char **ret_error)
 {
     json_t *ha_restarts = ha_restarts_stored(d, spec->id, rev);
     json_t *macs = vo_vm_mac_index_enter(d, spec); /* the index's, as it has them */
@@ -61,6 +63,7 @@ int vo_vm_adopt_incoming(VoDaemon *d, VoVmSpec *spec, json_t *status, int64_t re
     vm->disk_bytes = vo_project_usage_disk_stored(d->store, vo_vm_spec_project(spec), spec->id);
     vo_relations_add_project(vm->uses, spec, d->host_id, vm->disk_bytes);
     vm->claimed_name = vo_strdup(spec->name);
+    vm->claimed_in = vo_strdup(claimed_in);
     vm->state = VO_VM_PAUSED; /* until the caller resumes it */
     vm->state_reason = vo_strdup(VO_VM_REASON_UNKNOWN);
     vm->created_at = json_integer_value(json_object_get(status, "created_at"));
@@ -140,6 +143,7 @@ int vo_vm_adopt_moved(VoDaemon *d, const char *vm_id, char **ret_error)
     vm->ha_restarts = vo_vm_ha_restarts_of_doc(doc);
     vm->ha_start_failed = json_is_true(json_object_get(doc, VO_HA_START_FAILED_FIELD));
     vm->rbd_restore_undo = json_is_true(json_object_get(doc, VO_VM_RBD_UNDO_FIELD));
+    vm->claimed_in = vo_strdup(json_string_value(json_object_get(doc, VO_VM_CLAIMED_IN_FIELD)));
     json_decref(doc);
     vo_vm_registry_add_locked(d, vm);
     pthread_mutex_unlock(&d->vms_lock);
