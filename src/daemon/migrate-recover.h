@@ -71,8 +71,8 @@ int vo_migration_adopt_running_source(VoDaemon *d, const VoMigrateIntent *i, VoH
 int vo_migration_taken_back(VoDaemon *d, const VoMigrateIntent *i, int64_t *ret_rev, int err);
 /* Source, the VM in no table, its task having sent a take-back
  * (i->back_rev), settled before anything else is read. 1: not back here
- * (go on as read); 0: it applied, the source QEMU adopted; negative: the
- * intent kept. */
+ * (go on as read); 0: it applied, the source QEMU adopted (or, gone, the
+ * VM recorded crashed); negative: the intent kept. */
 int vo_migration_settle_unloaded_take_back(VoDaemon *d, const VoMigrateIntent *i, bool later);
 
 /* migrate-recover-incoming.c */

@@ -164,10 +164,12 @@ int vo_migration_taken_back(VoDaemon *d, const VoMigrateIntent *i, int64_t *ret_
  * the load), so it is settled first (vo_migrate_settle_take_back). 1: not
  * back here (the peer's for good, or nowhere): go on as read. 0: it
  * applied: the source QEMU adopted and run on as it ran (before, it was
- * left paused and the VM in no host's table until the next start).
- * Negative: the intent kept: undecided (the QEMU left paused; asked again
- * in the background), or applied but the QEMU gone or not adoptable (the
- * next start loads the VM and settles it). */
+ * left paused and the VM in no host's table until the next start), or,
+ * that QEMU gone, the VM loaded and recorded crashed (before, in no
+ * table until the next start). Negative: the intent kept: undecided (the
+ * QEMU left paused; asked again in the background), or applied but the
+ * QEMU not adoptable, or the VM not loadable (the next start loads the VM
+ * and settles it). */
 int vo_migration_settle_unloaded_take_back(VoDaemon *d, const VoMigrateIntent *i, bool later)
 {
     _cleanup_free_ char *error = NULL;
@@ -187,9 +189,18 @@ int vo_migration_settle_unloaded_take_back(VoDaemon *d, const VoMigrateIntent *i
              "VMs were loaded: its source QEMU here is adopted", i->name, i->peer);
     VoHvInstance *hv = vo_migration_attach_unowned(d, i);
     if (!hv) {
-        log_error("vm %s: taken back, but its QEMU is gone: vireod's next start loads the VM",
-                  i->name);
-        return -ESRCH;
+        /* This host's, with no QEMU: in the table, crashed (before, in no
+         * host's table until the next start: no event, HA blind). */
+        if (vo_vm_adopt_crashed(d, i->vm, "its QEMU ended while its migration's take-back "
+                                "was undecided", &error) < 0) {
+            log_error("vm %s: taken back, but its QEMU is gone and the VM cannot be loaded "
+                      "(%s): vireod's next start loads it", i->name, error);
+            return -ESRCH;
+        }
+        vo_migration_note_settled(d, i, false, "this host's again: the take-back its task "
+                                  "sent applied late, but its source QEMU was gone: the VM is "
+                                  "recorded crashed here");
+        return 0;
     }
     if (adopt_source(d, i, hv, later, NULL) != 1) {
         d->driver->release(hv);

@@ -364,6 +364,11 @@ int vo_vm_adopt_incoming(VoDaemon *d, VoVmSpec *spec, json_t *status, int64_t re
  * when it is here already, -EINVAL when the document is not a stopped
  * VM's. */
 int vo_vm_adopt_moved(VoDaemon *d, const char *vm_id, char **ret_error);
+/* A live migration's source, the VM taken back while in no table and its
+ * QEMU gone: registers the VM of the document here (any state) and
+ * records it crashed, its exit reason why (saved). Errors as
+ * vo_vm_adopt_moved. */
+int vo_vm_adopt_crashed(VoDaemon *d, const char *vm_id, const char *why, char **ret_error);
 /* Source, after the switch: waits (bounded) for the VM's QEMU to be gone,
  * drops the VM from the registry and removes its run and state dirs. */
 void vo_vm_forget_migrated(VoVm *vm);
