@@ -33,6 +33,7 @@
 #include "daemon/networks.h"
 #include "daemon/storage.h"
 #include "daemon/vm-internal.h"
+#include "state/vm-claim-mark.h"
 #include "state/vm-move-settle.h"
 #include "storage/qemu-img.h"
 #include "util/util.h"
@@ -57,6 +58,10 @@ struct Incoming {
     bool empty_noted;   /* its QEMU holding no guest on its source's silence logged */
     bool held_guest;    /* its QEMU was seen holding the guest (see holds_guest) */
     int64_t source_asked_ms; /* when its source was last asked for a QEMU of the VM */
+    /* Why its last claim or adoption here failed: the watcher tries again
+     * (an orphan's each time its source is asked), logging once and again
+     * only when the reason changes. */
+    char *not_adopted;
 };
 
 static struct {
@@ -117,6 +122,7 @@ static void incoming_free(Incoming *x)
     free(x->vm_id);
     free(x->vm_name);
     free(x->source_host);
+    free(x->not_adopted);
     vo_vm_spec_free(x->spec);
     json_decref(x->status);
     vo_strv_free(x->vol_pools);
@@ -258,10 +264,11 @@ static int make_disks(VoDaemon *d, Incoming *x, json_t *disks, VoVmSpec *spec,
 /* Claims the VM for this host before a QEMU of it runs here: the store
  * must give it to this host (a linearizable read of vms/<id> in its own
  * namespace), at revision expect_rev when > 0, and it is rewritten,
- * unchanged, at a new revision (*ret_rev): a source that would take it
- * back (compared at the move's revision) can no longer. -EAGAIN: the
- * store cannot say now; -ENOENT: not this host's; -ESTALE: another
- * revision. */
+ * marked with the migration's claim (vm-claim-mark.h), at a new revision
+ * (*ret_rev): a source that would take it back (compared at the move's
+ * revision, or at any revision when its QEMU runs the guest again) can no
+ * longer. -EAGAIN: the store cannot say now; -ENOENT: not this host's;
+ * -ESTALE: another revision. */
 static int claim(VoDaemon *d, const Incoming *x, int64_t expect_rev, int64_t *ret_rev,
                  char **ret_error)
 {
@@ -280,7 +287,13 @@ static int claim(VoDaemon *d, const Incoming *x, int64_t expect_rev, int64_t *re
     if (expect_rev > 0 && rev != expect_rev)
         return vo_error_set(ret_error, -ESTALE, "the store has VM %s here at revision %lld, "
                             "not %lld", x->vm_name, (long long)rev, (long long)expect_rev);
-    r = vo_store_put(d->store, key, value, rev, ret_rev);
+    /* Marked (vm-claim-mark.h): a source whose QEMU runs the guest again
+     * never takes a claimed VM back. */
+    _cleanup_free_ char *marked = vo_vm_doc_claim_mark(value, x->id);
+    if (!marked)
+        return vo_error_set(ret_error, -EINVAL, "VM %s's document here is no JSON object",
+                            x->vm_name);
+    r = vo_store_put(d->store, key, marked, rev, ret_rev);
     if (r == VO_STORE_EUNKNOWN || r == -EAGAIN)
         return vo_error_set(ret_error, -EAGAIN, "claiming VM %s got no answer", x->vm_name);
     if (r < 0)
@@ -302,6 +315,17 @@ static void wait_released(VoVm *vm)
     (void)poll(NULL, 0, 500); /* the release thread takes the job meanwhile */
 }
 
+/* Whether why differs from the reason x's last claim or adoption failed
+ * for: then it is noted as that reason (logged by the caller). */
+static bool not_adopted_anew(Incoming *x, const char *why)
+{
+    if (x->not_adopted && !strcmp(x->not_adopted, why ? why : ""))
+        return false;
+    free(x->not_adopted);
+    x->not_adopted = vo_strdup(why ? why : "");
+    return true;
+}
+
 /* Registers the claimed incoming VM (x, taken) and continues it when it ran
  * at the source. Gives x back (done when adopted, else kept). */
 static int adopt_continue(VoDaemon *d, Incoming *x, int64_t rev, bool resume, char **ret_error)
@@ -320,9 +344,12 @@ static int adopt_continue(VoDaemon *d, Incoming *x, int64_t rev, bool resume, ch
     int64_t lease = 0;
     if (d->cluster)
         (void)vo_fence_lease(d, &lease);
-    int r = vo_vm_adopt_incoming(d, vo_vm_spec_copy(x->spec), x->status, rev, hv, &vm,
-                                 ret_error);
+    int r = vo_migrate_fault_held("orphan-adopt-fails") /* test: refused while it exists */
+                ? vo_error_set(ret_error, -EEXIST, "test fault: the adoption is refused")
+                : vo_vm_adopt_incoming(d, vo_vm_spec_copy(x->spec), x->status, rev, x->id, hv,
+                                       &vm, ret_error);
     if (r < 0) {
+        (void)not_adopted_anew(x, *ret_error); /* noted while x is still held */
         give_back(x, false);
         return r;
     }
@@ -435,20 +462,34 @@ static void orphaned(VoDaemon *d, Incoming *x)
 {
     _cleanup_free_ char *error = NULL;
     int64_t rev = 0;
+    log_debug("incoming VM %s (migration %s): claiming and adopting it as an orphan",
+              x->vm_name, x->id);
     int r = claim(d, x, 0, &rev, &error);
     if (r < 0) { /* looked at again next round: the store decides then */
-        log_warn("incoming VM %s (migration %s): no QEMU holds its guest, but %s", x->vm_name,
-                 x->id, error);
+        if (not_adopted_anew(x, error))
+            log_warn("incoming VM %s (migration %s): no QEMU holds its guest, but %s (tried "
+                     "again; logged again when that changes)", x->vm_name, x->id, error);
         give_back(x, false);
         return;
     }
-    log_warn("incoming VM %s (migration %s): neither its QEMU here nor its source holds the "
-             "guest; the VM is this host's: recorded crashed", x->vm_name, x->id);
+    if (!x->not_adopted)
+        log_warn("incoming VM %s (migration %s): neither its QEMU here nor its source holds "
+                 "the guest; the VM is this host's: recorded crashed", x->vm_name, x->id);
     if (x->hv)
         (void)d->driver->kill(x->hv);
     _cleanup_free_ char *vm_id = vo_strdup(x->vm_id), *id = vo_strdup(x->id);
-    _cleanup_free_ char *source = vo_strdup(x->source_host);
+    _cleanup_free_ char *source = vo_strdup(x->source_host), *name = vo_strdup(x->vm_name);
+    /* Not adopted: x kept (its reason noted by adopt_continue before it
+     * gave x back), tried again next round; logged when the reason is new. */
+    _cleanup_free_ char *before = vo_strdup(x->not_adopted);
     (void)adopt_continue(d, x, rev, false, &error); /* its QEMU is dead: not continued */
+    _cleanup_vm_ VoVm *vm = vo_vms_find(d, vm_id);
+    if (!vm) {
+        if (!before || strcmp(before, error ? error : ""))
+            log_error("incoming VM %s (migration %s): cannot be adopted: %s (tried again; "
+                      "logged again when that changes)", name, id, error);
+        return;
+    }
     vo_migration_orphan_crashed(d, vm_id, id, source);
 }
 

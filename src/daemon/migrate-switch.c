@@ -16,6 +16,7 @@
 #include "daemon/post-copy-kept.h"
 #include "daemon/storage.h"
 #include "daemon/vm-internal.h"
+#include "state/vm-claim-mark.h"
 #include "state/vm-move-settle.h"
 #include "util/util.h"
 
@@ -124,11 +125,20 @@ int vo_migrate_settle_take_back(VoDaemon *d, const char *vm_id, const char *peer
 
 /* One try of vo_migrate_take_back_running. */
 static int take_back_running_once(VoDaemon *d, const char *vm_id, const char *peer,
-                                  int give_up_ms, int64_t *ret_here_rev, char **ret_error)
+                                  const char *migration, int give_up_ms, int64_t *ret_here_rev,
+                                  char **ret_error)
 {
-    _cleanup_free_ char *there = vo_asprintf("h/%s/vms/%s", peer, vm_id);
+    _cleanup_free_ char *there = vo_asprintf("h/%s/vms/%s", peer, vm_id), *value = NULL;
     int64_t rev = 0;
-    int r = vo_store_get_linear(d->cluster_store, there, &rev);
+    int r = vo_store_get_linear_value(d->cluster_store, there, &value, &rev);
+    /* The destination's claim marks the document (vm-claim-mark.h): its
+     * QEMU held the guest and runs it. Only a document without that mark
+     * (the switch's, or this host's settling rewrite of it) is taken back;
+     * the transaction below compares the revision read, so a claim after
+     * this read makes it fail, and the next try sees the mark. */
+    if (r >= 0 && vo_vm_doc_claimed_in(value, migration))
+        return vo_error_set(ret_error, -EEXIST, "host %s claimed the VM in migration %s: its "
+                            "guest runs there", peer, migration);
     if (r == -ENOENT) {
         /* Back here already (an earlier try's take-back, its answer lost)? */
         _cleanup_free_ char *here = vo_asprintf("h/%s/vms/%s", d->host_id, vm_id);
@@ -159,7 +169,8 @@ static int take_back_running_once(VoDaemon *d, const char *vm_id, const char *pe
 }
 
 int vo_migrate_take_back_running(VoDaemon *d, const char *vm_id, const char *peer,
-                                 int give_up_ms, int64_t *ret_here_rev, char **ret_error)
+                                 const char *migration, int give_up_ms, int64_t *ret_here_rev,
+                                 char **ret_error)
 {
     /* The store not reached, a compare lost to a write meanwhile, or a
      * project move's mark: asked again (bounded) rather than left for the
@@ -168,7 +179,8 @@ int vo_migrate_take_back_running(VoDaemon *d, const char *vm_id, const char *pee
     for (;;) {
         free(*ret_error);
         *ret_error = NULL;
-        int r = take_back_running_once(d, vm_id, peer, give_up_ms, ret_here_rev, ret_error);
+        int r = take_back_running_once(d, vm_id, peer, migration, give_up_ms, ret_here_rev,
+                                       ret_error);
         if ((r != -EAGAIN && r != -ESTALE && r != -EBUSY) || vo_now_ms() > give_up)
             return r;
         (void)poll(NULL, 0, 1000);

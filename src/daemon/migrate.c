@@ -620,6 +620,10 @@ static int run_commit(MigrateRun *x)
             break;
         }
         r = vo_migrate_peer_call(d, m->to_url, "POST", x->commit_path, commit, NULL, &x->error);
+        if (r >= 0 && vo_migrate_fault("commit-answer-lost")) { /* test: applied, unanswered */
+            r = vo_error_set(&x->error, -EIO, "test fault: the commit's answer was lost");
+            break;
+        }
         if (r >= 0 || r == -EINVAL)
             break; /* done, or a request it cannot read */
         (void)poll(NULL, 0, 1000);

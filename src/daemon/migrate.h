@@ -163,14 +163,17 @@ int vo_migrate_settle_take_back(VoDaemon *d, const char *vm_id, const char *peer
  * guest, and claims no VM it does not hold, migrate-incoming.c): the VM's
  * document taken back from host peer, compared at the revision a quorum's
  * read gives there (a take-back whose outcome is unknown is settled as
- * vo_migrate_settle_take_back). 0 with *ret_here_rev: the VM is this
- * host's again (or was already); -ENOENT: it is neither at the peer nor
- * here (deleted, or restarted elsewhere); other negative (*ret_error):
- * not taken back now. Moves no volume document (the caller keeps a VM
- * with local volumes as it is).
+ * vo_migrate_settle_take_back), but never once the peer claimed it in
+ * migration `migration` (its claim mark, vm-claim-mark.h: its QEMU held
+ * the guest and runs it). 0 with *ret_here_rev: the VM is this host's
+ * again (or was already); -ENOENT: it is neither at the peer nor here
+ * (deleted, or restarted elsewhere); -EEXIST: the peer claimed it (this
+ * copy must end); other negative (*ret_error): not taken back now. Moves
+ * no volume document (the caller keeps a VM with local volumes as it is).
  * migrate-switch.c. */
 int vo_migrate_take_back_running(VoDaemon *d, const char *vm_id, const char *peer,
-                                 int give_up_ms, int64_t *ret_here_rev, char **ret_error);
+                                 const char *migration, int give_up_ms, int64_t *ret_here_rev,
+                                 char **ret_error);
 /* Whether a source QEMU hv runs the guest again after the switch: once
  * its device state could not be sent (the destination gone at the
  * switch-over), its migration fails and QEMU restarts the guest here (a
@@ -182,7 +185,8 @@ bool vo_migrate_source_runs_guest(VoDaemon *d, VoHvInstance *hv);
  * (vo_migrate_source_runs_guest): the VM's documents taken back from the
  * peer (vo_migrate_take_back_running), its post-copy mark gone. 0 with
  * *ret_rev (its document's revision here); -ENOENT: the VM is at the peer
- * no more (deleted, or restarted elsewhere after the peer died), so this
+ * no more (deleted, or restarted elsewhere after the peer died), or the
+ * peer claimed it in this migration (its QEMU holds the guest), so this
  * copy must end (the caller ends it); else negative, logged, and
  * *ret_error (may be NULL) says why: a VM with local volumes (their
  * documents moved too), or the take-back refused or unanswered (the QEMU

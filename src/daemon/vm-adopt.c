@@ -16,6 +16,7 @@
 #include "daemon/projects.h"
 #include "state/keys.h"
 #include "state/relations.h"
+#include "state/vm-claim-mark.h"
 
 /* The restart limit's count of the document the ownership transaction
  * wrote at rev (the source's, "ha_restarts"), or NULL: a live migration
@@ -33,7 +34,8 @@ static json_t *ha_restarts_stored(VoDaemon *d, const char *vm_id, int64_t rev)
 }
 
 int vo_vm_adopt_incoming(VoDaemon *d, VoVmSpec *spec, json_t *status, int64_t rev,
-                         VoHvInstance *hv, VoVm **ret_vm, char **ret_error)
+                         const char *claimed_in, VoHvInstance *hv, VoVm **ret_vm,
+                         char **ret_error)
 {
     json_t *ha_restarts = ha_restarts_stored(d, spec->id, rev);
     json_t *macs = vo_vm_mac_index_enter(d, spec); /* the index's, as it has them */
@@ -61,6 +63,7 @@ int vo_vm_adopt_incoming(VoDaemon *d, VoVmSpec *spec, json_t *status, int64_t re
     vm->disk_bytes = vo_project_usage_disk_stored(d->store, vo_vm_spec_project(spec), spec->id);
     vo_relations_add_project(vm->uses, spec, d->host_id, vm->disk_bytes);
     vm->claimed_name = vo_strdup(spec->name);
+    vm->claimed_in = vo_strdup(claimed_in);
     vm->state = VO_VM_PAUSED; /* until the caller resumes it */
     vm->state_reason = vo_strdup(VO_VM_REASON_UNKNOWN);
     vm->created_at = json_integer_value(json_object_get(status, "created_at"));
@@ -83,7 +86,9 @@ int vo_vm_adopt_incoming(VoDaemon *d, VoVmSpec *spec, json_t *status, int64_t re
     return 0;
 }
 
-int vo_vm_adopt_moved(VoDaemon *d, const char *vm_id, char **ret_error)
+/* vo_vm_adopt_moved; with crashed (its exit reason), a document of any
+ * state, the VM registered and saved crashed (vo_vm_adopt_crashed). */
+static int adopt_stored(VoDaemon *d, const char *vm_id, const char *crashed, char **ret_error)
 {
     _cleanup_free_ char *key = vo_key_vm(vm_id), *text = NULL;
     int64_t rev = 0;
@@ -97,7 +102,7 @@ int vo_vm_adopt_moved(VoDaemon *d, const char *vm_id, char **ret_error)
     VoVmState state = VO_VM_STOPPED;
     if (!doc || vo_vm_spec_from_json(json_object_get(doc, "spec"), &spec, &err) < 0 ||
         vo_vm_state_from_string(json_string_value(json_object_get(status, "state")), &state) < 0 ||
-        vo_vm_state_active(state)) {
+        (vo_vm_state_active(state) && !crashed)) {
         json_decref(doc);
         vo_vm_spec_free(spec);
         return vo_error_set(ret_error, -EINVAL, "%s is not a stopped VM's document: %s", key,
@@ -140,11 +145,30 @@ int vo_vm_adopt_moved(VoDaemon *d, const char *vm_id, char **ret_error)
     vm->ha_restarts = vo_vm_ha_restarts_of_doc(doc);
     vm->ha_start_failed = json_is_true(json_object_get(doc, VO_HA_START_FAILED_FIELD));
     vm->rbd_restore_undo = json_is_true(json_object_get(doc, VO_VM_RBD_UNDO_FIELD));
+    vm->claimed_in = vo_strdup(json_string_value(json_object_get(doc, VO_VM_CLAIMED_IN_FIELD)));
     json_decref(doc);
     vo_vm_registry_add_locked(d, vm);
+    _cleanup_vm_ VoVm *held = crashed ? vo_vm_ref(vm) : NULL;
     pthread_mutex_unlock(&d->vms_lock);
+    if (held) { /* saved: this host owns its document */
+        pthread_mutex_lock(&held->lock);
+        free(held->exit_reason);
+        held->exit_reason = vo_strdup(crashed);
+        vo_vm_set_state(held, VO_VM_CRASHED);
+        pthread_mutex_unlock(&held->lock);
+    }
     vo_networks_refresh_hosts(d); /* its names and addresses served here */
     return 0;
+}
+
+int vo_vm_adopt_moved(VoDaemon *d, const char *vm_id, char **ret_error)
+{
+    return adopt_stored(d, vm_id, NULL, ret_error);
+}
+
+int vo_vm_adopt_crashed(VoDaemon *d, const char *vm_id, const char *why, char **ret_error)
+{
+    return adopt_stored(d, vm_id, why, ret_error);
 }
 
 void vo_vm_forget_migrated(VoVm *vm)

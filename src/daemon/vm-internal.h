@@ -93,6 +93,11 @@ struct VoVm {
     char *migration_task;
     char *migration_to;
     bool migrated_away;
+    /* The migration whose claim made it this host's (its document's
+     * "claimed_in", state/vm-claim-mark.h), or NULL: kept in every save, so
+     * that migration's source, whose QEMU may run the guest again, never
+     * takes it back. vm->lock. */
+    char *claimed_in;
     /* What HA recovery last said of it (docs/ha.md): "restarted on HOST
      * after N ms", "unplaceable: ...", "restart limit: ...". Kept in its
      * document (top-level "ha_state"). vm->lock. */
@@ -348,15 +353,23 @@ void vo_vms_mac_index_fill(VoDaemon *d, json_t *orphans);
  * the VM whose documents the ownership transaction just moved here (spec
  * taken; rev: its document's revision), running on hv (taken; a paused
  * incoming instance), with the state of status ({"state",...}); watches
- * it. The caller then resumes it. -EEXIST when the id is here already. */
+ * it. claimed_in (may be NULL): the migration whose claim made it this
+ * host's (its document's mark, kept by every save). The caller then
+ * resumes it. -EEXIST when the id is here already. */
 int vo_vm_adopt_incoming(VoDaemon *d, VoVmSpec *spec, json_t *status, int64_t rev,
-                         VoHvInstance *hv, VoVm **ret_vm, char **ret_error);
+                         const char *claimed_in, VoHvInstance *hv, VoVm **ret_vm,
+                         char **ret_error);
 /* Cold move (move.c, and maintenance.c's move of a VM on shared disks),
  * destination: registers the stopped VM whose
  * document (vms/<vm_id>) the move's transaction just put here. -EEXIST
  * when it is here already, -EINVAL when the document is not a stopped
  * VM's. */
 int vo_vm_adopt_moved(VoDaemon *d, const char *vm_id, char **ret_error);
+/* A live migration's source, the VM taken back while in no table and its
+ * QEMU gone: registers the VM of the document here (any state) and
+ * records it crashed, its exit reason why (saved). Errors as
+ * vo_vm_adopt_moved. */
+int vo_vm_adopt_crashed(VoDaemon *d, const char *vm_id, const char *why, char **ret_error);
 /* Source, after the switch: waits (bounded) for the VM's QEMU to be gone,
  * drops the VM from the registry and removes its run and state dirs. */
 void vo_vm_forget_migrated(VoVm *vm);

@@ -20,6 +20,7 @@
 #include "daemon/projects.h"
 #include "state/keys.h"
 #include "state/relations.h"
+#include "state/vm-claim-mark.h"
 #include "util/test-hold.h"
 
 /* Caller holds vm->lock. */
@@ -58,6 +59,8 @@ static json_t *vm_document(VoVm *vm)
         json_object_set_new(doc, VO_HA_START_FAILED_FIELD, json_true());
     if (vm->rbd_restore_undo)
         json_object_set_new(doc, VO_VM_RBD_UNDO_FIELD, json_true());
+    if (vm->claimed_in)
+        json_object_set_new(doc, VO_VM_CLAIMED_IN_FIELD, json_string(vm->claimed_in));
     return doc;
 }
 

@@ -19,6 +19,7 @@
 #include "daemon/storage.h"
 #include "state/keys.h"
 #include "state/relations.h"
+#include "state/vm-claim-mark.h"
 
 /* Re-attaches to a VM that was active when vireod stopped. */
 static void reconcile(VoVm *vm)
@@ -186,6 +187,7 @@ static int load_one(const char *key, const char *value, int64_t rev, void *userd
     vm->ha_restarts = vo_vm_ha_restarts_of_doc(doc);
     vm->ha_start_failed = json_is_true(json_object_get(doc, VO_HA_START_FAILED_FIELD));
     vm->rbd_restore_undo = json_is_true(json_object_get(doc, VO_VM_RBD_UNDO_FIELD));
+    vm->claimed_in = vo_strdup(json_string_value(json_object_get(doc, VO_VM_CLAIMED_IN_FIELD)));
     if (state == VO_VM_PAUSED)
         vm->state_reason =
             vo_strdup(json_string_value(json_object_get(status, "state_reason")));

@@ -9,7 +9,7 @@
 
 #define SETTLE_RETRY_MS 500
 
-int vo_store_get_linear(VoStore *s, const char *key, int64_t *ret_rev)
+int vo_store_get_linear_value(VoStore *s, const char *key, char **ret_value, int64_t *ret_rev)
 {
     _cleanup_free_ char *value = NULL;
     int64_t rev = 0;
@@ -21,7 +21,14 @@ int vo_store_get_linear(VoStore *s, const char *key, int64_t *ret_rev)
         return -EAGAIN;
     if (r >= 0 && ret_rev)
         *ret_rev = rev;
+    if (r >= 0 && ret_value)
+        *ret_value = TAKE_PTR(value);
     return r;
+}
+
+int vo_store_get_linear(VoStore *s, const char *key, int64_t *ret_rev)
+{
+    return vo_store_get_linear_value(s, key, NULL, ret_rev);
 }
 
 int vo_vm_move_settle(VoStore *raw, const char *vm_id, const char *src_host,

@@ -14,6 +14,9 @@
  * could not say for sure (no answer, no quorum, or a read served stale
  * from one member). */
 int vo_store_get_linear(VoStore *s, const char *key, int64_t *ret_rev);
+/* vo_store_get_linear, with the key's value (*ret_value, malloc'd, may be
+ * NULL) when it exists. */
+int vo_store_get_linear_value(VoStore *s, const char *key, char **ret_value, int64_t *ret_rev);
 
 /* Settles a move of VM vm_id from h/<src>/ to h/<dst>/ whose transaction
  * may or may not have been applied: 1 with *ret_moved_rev when the VM's

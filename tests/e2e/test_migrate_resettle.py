@@ -266,6 +266,21 @@ def post_copy_switch_unknown(h1, faults):
     assert "has an unknown outcome" in task["error"]["message"], task
 
 
+def both_qemus_killed(c, faults, vm_id):
+    """post_copy_switch_unknown, then both QEMUs killed: h2's incoming one
+    still waited at the switch-over (it never had the device state), h1's
+    is stopped before it. Returns once h2 acts on its source's silence
+    (held at incoming-claim-pause)."""
+    h1, h2 = c.hosts
+    post_copy_switch_unknown(h1, faults)
+    for h in (h1, h2):
+        for pid in qemu_of(h, vm_id):
+            os.kill(pid, signal.SIGKILL)
+        wait_until(lambda: not qemu_of(h, vm_id), 30, what=f"{h.name}'s QEMU to end")
+    wait_until(lambda: not (faults / "incoming-claim-pause").exists(), 120,
+               what="h2 to act on its source's silence")
+
+
 def test_a_source_whose_device_state_never_left_runs_on(cluster, tmp_path):
     """A post-copy migration's switch with an unknown outcome (applied, its
     answer lost: txn-unknown, settle-unknown) leaves the source QEMU paused
@@ -432,15 +447,7 @@ def test_a_migration_that_leaves_no_qemu_crashes_the_vm_at_its_owner(cluster, tm
     c, faults, vm_id = two_hosts_counting_at_h1(cluster, tmp_path)
     h1, h2 = c.hosts
     h1.cli("vm", "set", "ctr", "--ha", "on")
-    post_copy_switch_unknown(h1, faults)
-    # Both QEMUs killed: h2's incoming one still waited at the switch-over
-    # (it never had the device state), h1's is stopped before it.
-    for h in (h1, h2):
-        for pid in qemu_of(h, vm_id):
-            os.kill(pid, signal.SIGKILL)
-        wait_until(lambda: not qemu_of(h, vm_id), 30, what=f"{h.name}'s QEMU to end")
-    wait_until(lambda: not (faults / "incoming-claim-pause").exists(), 120,
-               what="h2 to act on its source's silence")
+    both_qemus_killed(c, faults, vm_id)
     (faults / "adopted-exit-first").touch()
     (faults / "incoming-claim-go").touch()
     (faults / "resettle-unknown").unlink()

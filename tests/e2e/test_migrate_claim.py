@@ -1,0 +1,107 @@
+"""The destination's claim mark (docs/internals.md, "The claim mark"), on
+two real-QEMU hosts with one real TCG guest on the shared pool printing a
+counter on its console.
+
+QEMU's window that revmig found: with post-copy-ram on, the return path
+breaks after the destination loaded everything; the source's migration
+fails and QEMU runs the guest there again, while the destination, which
+holds the whole guest, claims the VM and continues it, and the answer to
+the commit is lost. The source, seeing its QEMU run the guest, takes the
+VM back. The test hooks stand in for QEMU's part: commit-answer-lost (the
+commit applied at h2, its answer dropped at h1) and source-runs-again (h1's
+source QEMU counts as running the guest again).
+
+Before, the source took the VM back at whatever revision h2's document
+had, the claim's too: the store gave the VM to h1 while h2 ran the guest.
+Now h2's claim marks the document with the migration, the source never
+takes back a marked document, and its own QEMU ends: the guest runs at h2
+only.
+
+A second test: a take-back that applied late (after h1's start loaded its
+VMs: take-back-after-load) whose source QEMU is gone (killed while h1's
+vireod was down). The VM is h1's again: it is loaded and recorded crashed
+at once (before, it sat in no host's table until h1's next start).
+
+A third: both sides gone (docs/internals.md), h2's adoption of the orphan
+refused each round (orphan-adopt-fails): h2 says so once, not every 10 s
+(before, "recorded crashed" every round), and records the VM crashed once
+the adoption goes through."""
+
+import os
+import signal
+
+from test_migrate import hosts_of, qemu_of
+from test_migrate_resettle import (both_qemus_killed, migrate_not_taken_over,
+                                   two_hosts_counting_at_h1)
+from test_migrate_robust import counter_goes_on, nothing_at, settled
+
+from vireo_harness import wait_until
+
+
+def test_a_claimed_vm_is_never_taken_back(cluster, tmp_path):
+    c, faults, vm_id = two_hosts_counting_at_h1(cluster, tmp_path)
+    h1, h2 = c.hosts
+    for f in ("commit-answer-lost", "source-runs-again"):
+        (faults / f).touch()
+    tid = h1.api("POST", "/v1/vms/ctr/migrate", {"to": "h2"}, expect=202)["task"]["id"]
+    task = settled(h1, tid, timeout=600)
+    assert not (faults / "commit-answer-lost").exists()
+    assert not (faults / "source-runs-again").exists()
+    # The store gives the VM to h2, whose QEMU runs it; h1 keeps none.
+    assert hosts_of(h1, "ctr") == ["h2"]
+    nothing_at(h1, vm_id)
+    assert "claimed the VM (its QEMU holds the guest and runs it): this copy ends" \
+        in h1.log(), h1.log()[-4000:]
+    counter_goes_on(h2, "ctr")
+    assert len(qemu_of(h2, vm_id)) == 1
+    assert hosts_of(h2, "ctr") == ["h2"]
+    assert task["state"] == "succeeded", task
+
+
+def test_a_late_take_back_whose_qemu_is_gone_records_the_vm_crashed(cluster, tmp_path):
+    c, faults, vm_id = two_hosts_counting_at_h1(cluster, tmp_path)
+    h1, h2 = c.hosts
+    migrate_not_taken_over(h1, faults, "commit-lost", "take-back-unknown", "resettle-unknown",
+                           "incoming-claim-pause")
+    wait_until(lambda: not (faults / "incoming-claim-pause").exists(), 120,
+               what="h2 to act on its source's silence")
+    h1.kill9()
+    pids = qemu_of(h1, vm_id)
+    assert pids, "the paused source QEMU outlives h1's vireod"
+    for pid in pids:
+        os.kill(pid, signal.SIGKILL)
+    wait_until(lambda: not qemu_of(h1, vm_id), 30, what="h1's source QEMU to end")
+    (faults / "resettle-unknown").unlink()
+    (faults / "take-back-after-load").touch()
+    h1.start(timeout=300)
+    assert not (faults / "take-back-after-load").exists()
+    wait_until(lambda: (h1.request("GET", "/v1/vms/ctr")[1] or {}).get("state") == "crashed",
+               120, what="h1's VM to show crashed")
+    assert f"the late take-back of VM {vm_id}: applied" in h1.log()
+    assert hosts_of(h1, "ctr") == ["h1"]
+    assert not os.listdir(os.path.join(h1.run_dir, "migrations"))
+    (faults / "incoming-claim-go").touch()
+    wait_until(lambda: not os.path.exists(os.path.join(h2.run_dir, "vms", vm_id)), 120,
+               what="h2's incoming VM to be removed")
+    nothing_at(h2, vm_id)
+    h1.cli("vm", "start", "ctr")
+    wait_until(lambda: (h1.request("GET", "/v1/vms/ctr")[1] or {}).get("state") == "running",
+               120, what="h1's VM to start again")
+
+
+def test_an_orphan_whose_adoption_fails_is_logged_once(cluster, tmp_path):
+    c, faults, vm_id = two_hosts_counting_at_h1(cluster, tmp_path)
+    h1, h2 = c.hosts
+    both_qemus_killed(c, faults, vm_id)
+    (faults / "orphan-adopt-fails").touch()
+    (faults / "incoming-claim-go").touch()
+    (faults / "resettle-unknown").unlink()
+    tried = "claiming and adopting it as an orphan"
+    wait_until(lambda: h2.log().count(tried) >= 3, 300, what="h2 to try the adoption 3 times")
+    log = h2.log()
+    assert log.count("test fault: the adoption is refused") == 1, log[-4000:]
+    assert log.count("the VM is this host's: recorded crashed") == 1, log[-4000:]
+    (faults / "orphan-adopt-fails").unlink()
+    wait_until(lambda: (h2.request("GET", "/v1/vms/ctr")[1] or {}).get("state") == "crashed",
+               120, what="h2 to record the VM crashed")
+    assert hosts_of(h1, "ctr") == ["h2"]
