@@ -27,6 +27,9 @@ static struct {
     json_t *watched;
 } sr = { .lock = PTHREAD_MUTEX_INITIALIZER, .wake = PTHREAD_COND_INITIALIZER };
 
+/* How san_state begins while the VM waits for its target. */
+#define PAUSED_PREFIX "paused: I/O error on "
+
 /* A LUN disk of a watched VM: its pool and the pool's iscsi:// string
  * (this host's initiator and secret), and the LUN's number. */
 typedef struct {
@@ -128,6 +131,9 @@ static void look_at(VoDaemon *d, VoVm *vm, json_t *probes)
     _cleanup_free_ char *id = vo_strdup(vm->spec->id), *name = vo_strdup(vm->spec->name);
     bool io_paused = vm->hv && vm->state == VO_VM_PAUSED && vm->state_reason &&
                      !strcmp(vm->state_reason, VO_VM_REASON_IO_ERROR) && !vm->migration_task;
+    /* Found lost before a vireod restart: still so. */
+    bool lost_before = vm->san_state && !strncmp(vm->san_state, PAUSED_PREFIX,
+                                                 strlen(PAUSED_PREFIX));
     size_t n = 0;
     LunDisk *l = io_paused ? lun_disks_of(d, vm->spec, &n) : NULL;
     pthread_mutex_unlock(&vm->lock);
@@ -138,7 +144,7 @@ static void look_at(VoDaemon *d, VoVm *vm, json_t *probes)
         return;
     }
     if (!w) {
-        w = json_pack("{s:I, s:b}", "paused_ms", (json_int_t)vo_now_ms(), "lost", false);
+        w = json_pack("{s:I, s:b}", "paused_ms", (json_int_t)vo_now_ms(), "lost", lost_before);
         json_object_set_new(sr.watched, id, w);
     }
     _cleanup_free_ char *pool = NULL, *why = NULL;
@@ -152,8 +158,8 @@ static void look_at(VoDaemon *d, VoVm *vm, json_t *probes)
                  "resumed when it is back", name, pool, why);
         json_object_set_new(w, "lost", json_true());
         pthread_mutex_lock(&vm->lock);
-        set_san_state(vm, vo_asprintf("paused: I/O error on %s (target lost since %s: %s)",
-                                      pool, since, why));
+        set_san_state(vm, vo_asprintf(PAUSED_PREFIX "%s (target lost since %s: %s)", pool,
+                                      since, why));
         pthread_mutex_unlock(&vm->lock);
         return;
     }
