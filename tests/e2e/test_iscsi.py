@@ -15,6 +15,7 @@ import json
 import os
 import subprocess
 import threading
+import time
 
 import pytest
 
@@ -236,9 +237,12 @@ def test_vm_on_a_lun(daemon, target):
                what="vireod to find VM a's target lost")
     assert "LUN 1 is not on the target" in daemon.vm("a")["san_state"], daemon.vm("a")
     target.add_lun(1)
-    wait_until(lambda: daemon.vm("a")["state"] == "running", 180, interval=0.5,
+    back = time.monotonic()
+    wait_until(lambda: (daemon.vm("a")["state"], daemon.vm("a")["san_state"][:14]) ==
+               ("running", "resumed after "), 180, interval=0.5,
                what="vireod to resume VM a once its LUN is back")
-    assert daemon.vm("a")["san_state"].startswith("resumed after "), daemon.vm("a")
+    print(f"LUN back -> VM running: {time.monotonic() - back:.1f} s; "
+          f"san_state: {daemon.vm('a')['san_state']}")
     out = daemon.guest("a", "i=0; until [ -s /root/blob.rc ] || [ $i -ge 600 ]; do sleep 0.1; "
                             "i=$((i+1)); done; cat /root/blob.rc", timeout=120)
     assert "done" in out, out
