@@ -89,15 +89,15 @@ static bool luns_answer(const LunDisk *l, size_t n, json_t *probes, char **ret_p
             int r = vo_iscsi_url_parse(l[i].url, &u);
             if (r < 0)
                 why = vo_strdup("the pool's portal and target cannot be read");
-            else
+            else {
                 r = vo_iscsi_scan(&u, u.initiator, &luns, &n_luns, &why);
+                vo_iscsi_url_clear(&u);
+            }
             probe = r < 0 ? json_pack("{s:s}", "why", why ? why : strerror(-r))
                           : json_pack("{s:[]}", "luns");
             for (size_t k = 0; r >= 0 && k < n_luns; k++)
                 json_array_append_new(json_object_get(probe, "luns"),
                                       json_integer(luns[k].lun));
-            if (r >= 0)
-                vo_iscsi_url_clear(&u);
             free(luns);
             json_object_set_new(probes, l[i].url, probe);
         }
