@@ -419,6 +419,7 @@ static int vm_show(const CliCommand *cmd, int argc, char **argv)
     } else
         out_kv(stdout, "ha:", "off");
     out_kv(stdout, "ha state:", jstr(vm, "ha_state"));
+    out_kv(stdout, "san state:", jstr(vm, "san_state")); /* a lost iSCSI target */
     json_t *restarts = json_object_get(vm, "ha_restarts");
     if (json_array_size(restarts)) {
         _cleanup_free_ char *text = vo_asprintf(

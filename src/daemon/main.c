@@ -34,6 +34,7 @@
 #include "daemon/project-heal.h"
 #include "daemon/storage.h"
 #include "daemon/pool-watch.h"
+#include "daemon/san-resume.h"
 #include "daemon/sweep.h"
 #include "conf/names.h"
 #include "daemon/vms.h"
@@ -448,6 +449,11 @@ int main(int argc, char **argv)
         log_error("cannot follow the shared pools: %s", strerror(-r));
         return 1;
     }
+    if ((r = vo_san_resume_start(&d)) < 0) {
+        log_error("cannot start the watch of VMs paused on a lost iSCSI target: %s",
+                  strerror(-r));
+        return 1;
+    }
     if ((r = vo_metrics_start(&d, metrics_interval_ms)) < 0) {
         log_error("cannot start the monitoring sampler: %s", strerror(-r));
         return 1;
@@ -525,6 +531,7 @@ int main(int argc, char **argv)
     vo_api_server_stop(api_tls);
     vo_api_server_stop(api);
     vo_pool_watch_stop();
+    vo_san_resume_stop();
     vo_schedules_stop();
     vo_metrics_stop();
     vo_drs_stop(&d);

@@ -102,6 +102,10 @@ struct VoVm {
      * after N ms", "unplaceable: ...", "restart limit: ...". Kept in its
      * document (top-level "ha_state"). vm->lock. */
     char *ha_state;
+    /* What vireod last did of a pause on a lost iSCSI target
+     * (san-resume.h): "paused: I/O error on POOL (target lost since ...)",
+     * "resumed after N s". Kept in its document ("san_state"). vm->lock. */
+    char *san_state;
     /* Moved here by HA recovery and not started yet (its document's
      * "ha_landed"): its next start is an HA restart, retried when it fails
      * (ha-retry.h). vm->lock. */

@@ -41,6 +41,8 @@ static json_t *vm_json_locked_view(VoVm *vm)
     json_object_set_new(o, "project", json_string(vo_vm_spec_project(vm->spec)));
     if (vm->ha_state)
         json_object_set_new(o, "ha_state", json_string(vm->ha_state));
+    if (vm->san_state)
+        json_object_set_new(o, "san_state", json_string(vm->san_state));
     if (json_array_size(vm->ha_restarts)) /* the restart limit's count */
         json_object_set_new(o, VO_HA_RESTARTS_FIELD, vo_ha_restarts_json(vm->ha_restarts));
     if (vm->ha_start_failed) /* its HA start failed: the retries follow it */

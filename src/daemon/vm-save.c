@@ -53,6 +53,8 @@ static json_t *vm_document(VoVm *vm)
     }
     if (vm->ha_state)
         json_object_set_new(doc, "ha_state", json_string(vm->ha_state));
+    if (vm->san_state)
+        json_object_set_new(doc, "san_state", json_string(vm->san_state));
     if (json_array_size(vm->ha_restarts))
         json_object_set(doc, VO_HA_RESTARTS_FIELD, vm->ha_restarts);
     if (vm->ha_start_failed)

@@ -184,6 +184,7 @@ static int load_one(const char *key, const char *value, int64_t rev, void *userd
     const char *reason = json_string_value(json_object_get(status, "exit_reason"));
     vm->exit_reason = vo_strdup(reason);
     vm->ha_state = vo_strdup(json_string_value(json_object_get(doc, "ha_state")));
+    vm->san_state = vo_strdup(json_string_value(json_object_get(doc, "san_state")));
     vm->ha_restarts = vo_vm_ha_restarts_of_doc(doc);
     vm->ha_start_failed = json_is_true(json_object_get(doc, VO_HA_START_FAILED_FIELD));
     vm->rbd_restore_undo = json_is_true(json_object_get(doc, VO_VM_RBD_UNDO_FIELD));

@@ -106,6 +106,7 @@ void vo_vm_unref(VoVm *vm)
     free(vm->migration_to);
     free(vm->ha_state);
     free(vm->claimed_in);
+    free(vm->san_state);
     json_decref(vm->ha_restarts);
     pthread_mutex_destroy(&vm->job);
     pthread_mutex_destroy(&vm->lock);

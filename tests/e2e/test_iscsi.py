@@ -6,7 +6,7 @@ deleted); bad
 targets leave no pool; a VM boots from a qcow2-formatted LUN through QEMU's
 own initiator and its writes reach the LUN's file; a LUN in use is never
 attached to a second VM (two attaches raced: one wins); losing the target
-pauses the VM (io-error) until it is back and resumed; a snapshot of the VM
+pauses the VM (io-error) until it is back, and vireod resumes it; a snapshot of the VM
 lands in the LUN's qcow2 layer and reverts; VMs on LUNs (raw, qcow2-layered,
 with CHAP) are backed up, restored and snapshotted through qemu-img and
 qemu-storage-daemon opening the LUN with QEMU's iscsi driver."""
@@ -15,6 +15,7 @@ import json
 import os
 import subprocess
 import threading
+import time
 
 import pytest
 
@@ -220,18 +221,35 @@ def test_vm_on_a_lun(daemon, target):
 
     # The target lost: QEMU's initiator reconnects (the guest's writes
     # wait meanwhile); a target back without the LUN fails them and the VM
-    # pauses (io-error); the LUN back and the VM resumed, the writes land.
+    # pauses (io-error); vireod, finding the target without the VM's LUN,
+    # says so and resumes the VM by itself once the LUN is back; what the
+    # guest wrote before and during the loss is all there.
+    daemon.guest("a", "mkdir -p /dev/shm; head -c 1048576 /dev/urandom >/dev/shm/src; "
+                      "md5sum </dev/shm/src >/dev/shm/src.md5")
     target.stop()
-    daemon.guest("a", "(dd if=/dev/urandom of=/root/blob bs=64k count=16 oflag=direct; "
+    daemon.guest("a", "(dd if=/dev/shm/src of=/root/blob bs=64k oflag=direct conv=fsync; "
                       "sync; echo done >/root/blob.rc) </dev/null >/dev/null 2>&1 & true")
     target.start(without=(1,))
     wait_until(lambda: (daemon.vm("a")["state"], daemon.vm("a").get("state_reason")) ==
                ("paused", "io-error"), 120, interval=0.5, what="VM a to pause on io-error")
+    wait_until(lambda: daemon.vm("a").get("san_state", "").startswith(
+                   "paused: I/O error on san1 (target lost since "), 120, interval=0.5,
+               what="vireod to find VM a's target lost")
+    assert "LUN 1 is not on the target" in daemon.vm("a")["san_state"], daemon.vm("a")
     target.add_lun(1)
-    daemon.cli("vm", "resume", "a")
+    back = time.monotonic()
+    wait_until(lambda: (daemon.vm("a")["state"], daemon.vm("a")["san_state"][:14]) ==
+               ("running", "resumed after "), 180, interval=0.5,
+               what="vireod to resume VM a once its LUN is back")
+    print(f"LUN back -> VM running: {time.monotonic() - back:.1f} s; "
+          f"san_state: {daemon.vm('a')['san_state']}")
     out = daemon.guest("a", "i=0; until [ -s /root/blob.rc ] || [ $i -ge 600 ]; do sleep 0.1; "
                             "i=$((i+1)); done; cat /root/blob.rc", timeout=120)
     assert "done" in out, out
+    out = daemon.guest("a", "echo 3 >/proc/sys/vm/drop_caches; md5sum </root/blob; "
+                            "cat /dev/shm/src.md5; cat /root/note")
+    written, sent = out.split()[0], out.split()[2]
+    assert written == sent and marker in out, out
     assert daemon.vm("a")["state"] == "running"
 
     # A snapshot of the VM (stopped: qemu-img over iscsi://) lands in the

@@ -4,7 +4,8 @@
 // guard) and its tabs: graphs and the
 // serial console, the graphical console (noVNC), the snapshots, the
 // hardware (CPUs, memory, display, disks, NICs) and the backups. A paused
-// post-copy migration shows above them with its Resume (post-copy-resume.jsx).
+// post-copy migration shows above them with its Resume (post-copy-resume.jsx),
+// and a pause on a lost iSCSI target what vireod found (san_state).
 import { useState } from 'preact/hooks';
 import { api, formatBytes } from './api.js';
 import { StateIcon } from './tree.jsx';
@@ -122,6 +123,12 @@ export function VmPage({ vm, networks, pools, hosts = [], role, tab, tasks, onEr
         </Dialog>
       )}
       <PostCopyResume vm={vm} hosts={hosts} role={role} tasks={tasks} onError={onError} />
+      {vm.state === 'paused' && (vm.san_state || '').startsWith('paused:') && (
+        // A pause on a lost iSCSI target: vireod resumes it (docs/storage-san.md).
+        <p class="banner" role="status" data-field="san-state">
+          {vm.san_state}. It resumes by itself once the target answers with the LUN again.
+        </p>
+      )}
       {migrating && <MigrateDialog vm={vm} hosts={hosts} onClose={() => setMigrating(false)} onError={onError} />}
       <nav class="tabs" aria-label="VM views">
         {tabs.map(([id, label]) => (
