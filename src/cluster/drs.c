@@ -362,6 +362,35 @@ static int find_move(const VoDrsInput *in, const VoDrsSettings *s, int64_t now_m
     return found;
 }
 
+void vo_drs_state_clear(VoDrsState *st)
+{
+    if (!st)
+        return;
+    free(st->from);
+    *st = (VoDrsState){ 0 };
+}
+
+static const char *host_key(const VoDrsHost *h)
+{
+    return h->id ? h->id : h->name ? h->name : "(unnamed)";
+}
+
+/* One more round above the threshold whose best move leaves host `from`
+ * (NULL: no move improves it): the count goes on while that stays the
+ * same, else starts again at 1; at most VO_DRS_ROUNDS (a long stretch). */
+static void count_round(VoDrsState *st, const char *from)
+{
+    bool same = st->rounds_above > 0 &&
+                (from && st->from ? !strcmp(from, st->from) : from == st->from);
+    if (!same) {
+        free(st->from);
+        st->from = from ? vo_strdup(from) : NULL;
+        st->rounds_above = 0;
+    }
+    if (st->rounds_above < VO_DRS_ROUNDS)
+        st->rounds_above++;
+}
+
 int vo_drs_round(VoDrsState *st, const VoDrsInput *in, const VoDrsSettings *s,
                  int64_t now_ms, VoDrsMove *ret, char **ret_why)
 {
@@ -403,17 +432,20 @@ int vo_drs_round(VoDrsState *st, const VoDrsInput *in, const VoDrsSettings *s,
     } else if (imb <= thr) {
         st->rounds_above = 0;
         why = vo_asprintf("imbalance %.3f below threshold %.3f", imb, thr);
-    } else if (++st->rounds_above < VO_DRS_ROUNDS) {
-        why = vo_asprintf("imbalance %.3f above threshold %.3f for %d of %d rounds", imb, thr,
-                          st->rounds_above, VO_DRS_ROUNDS);
     } else {
         Tally tally = { 0 };
-        if (find_move(in, s, now_ms, &l, imb, ret, &tally)) {
-            st->rounds_above = 0;
-            r = 1;
-        } else {
-            st->rounds_above = VO_DRS_ROUNDS; /* no overflow on a long stretch */
+        VoDrsMove mv;
+        bool found = find_move(in, s, now_ms, &l, imb, &mv, &tally);
+        count_round(st, found ? host_key(&in->hosts[mv.from]) : NULL);
+        if (!found)
             why = no_move_text(imb, thr, &tally);
+        else if (st->rounds_above < VO_DRS_ROUNDS)
+            why = vo_asprintf("imbalance %.3f above threshold %.3f for %d of %d rounds", imb,
+                              thr, st->rounds_above, VO_DRS_ROUNDS);
+        else {
+            st->rounds_above = 0;
+            *ret = mv;
+            r = 1;
         }
     }
     loads_clear(&l);
