@@ -104,11 +104,13 @@ typedef struct {
     double score;               /* improvement per cost */
 } VoDrsMove;
 /* The planner's memory between rounds. rounds_above counts the rounds in a
- * row above the threshold whose best move leaves the same host, `from` (its
- * id; NULL: rounds in which no move improves it): a spike on one host
- * followed by one on another, or a stretch where no move helps, does not
- * count toward a move. The host only, not the VM or the target: among like
- * VMs or like empty hosts the best one may change from round to round. */
+ * row above the threshold in which a move off one host, `from` (its id),
+ * improves it, counted from the round that host's move was the best (NULL:
+ * rounds in which no move improves it): a spike on one host followed by one
+ * on another, or a stretch where no move helps, does not count toward a
+ * move, and the move made is one off `from`. The host only, not the VM or
+ * the target, and not "the best" each round: among like VMs, like hosts,
+ * or several loaded hosts the best one changes from round to round. */
 typedef struct {
     int rounds_above;
     char *from;            /* malloc'd; vo_drs_state_clear */
@@ -146,8 +148,8 @@ int64_t vo_drs_backoff_ms(int64_t failures);
 
 /* One round (the manager calls it every VO_DRS_ROUND_MS): updates st and
  * returns 1 with *ret when a move is recommended (the imbalance stayed above
- * the threshold VO_DRS_ROUNDS rounds in which the best move left the same
- * host, and it improves it by a real margin), 0 when none (*ret_why, may be NULL: malloc'd reason text such as
+ * the threshold VO_DRS_ROUNDS rounds in which a move off the same host
+ * improved it by a real margin: VoDrsState), 0 when none (*ret_why, may be NULL: malloc'd reason text such as
  * "imbalance 0.08 below threshold 0.15" or "no move improves it"), -errno
  * on bad input. Never a VM in cooldown (after its last move, or backing
  * off after a failed one: retry_after_ms), not movable, or onto a host that

@@ -212,6 +212,19 @@ static void a_move_needs_rounds_of_the_same_imbalance(void **state)
     }
     assert_int_equal(round_of(&st, h, on_a, 3, &mv), 1);
     assert_int_equal(mv.from, 0);
+
+    /* a stays loaded while b's load grows past it: a move off a still
+     * helps, so a's count goes on (in a large cluster the best of several
+     * loaded hosts changes from round to round) and a's move is the one. */
+    VoDrsVm both[] = { vm("x", 0, 1.0, 0), vm("y", 0, 1.0, 0), vm("z", 1, 1.2, 0),
+                       vm("w", 1, 1.2, 0) };
+    assert_int_equal(round_of(&st, h, on_a, 3, &mv), 0);
+    for (int i = 2; i < VO_DRS_ROUNDS; i++) {
+        assert_int_equal(round_of(&st, h, both, 4, &mv), 0);
+        assert_int_equal(st.rounds_above, i);
+    }
+    assert_int_equal(round_of(&st, h, both, 4, &mv), 1);
+    assert_int_equal(mv.from, 0);
     vo_drs_state_clear(&st);
     vo_drs_state_clear(NULL);
 }
