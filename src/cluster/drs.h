@@ -149,8 +149,9 @@ int64_t vo_drs_backoff_ms(int64_t failures);
 /* One round (the manager calls it every VO_DRS_ROUND_MS): updates st and
  * returns 1 with *ret when a move is recommended (the imbalance stayed above
  * the threshold VO_DRS_ROUNDS rounds in which a move off the same host
- * improved it by a real margin: VoDrsState), 0 when none (*ret_why, may be NULL: malloc'd reason text such as
- * "imbalance 0.08 below threshold 0.15" or "no move improves it"), -errno
+ * improved it by a real margin: VoDrsState), 0 when none (*ret_why, may
+ * be NULL: malloc'd reason text such as "imbalance 0.08 below threshold
+ * 0.15" or "no move improves it"), -errno
  * on bad input. Never a VM in cooldown (after its last move, or backing
  * off after a failed one: retry_after_ms), not movable, or onto a host that
  * cannot receive it, lacks room or cannot boot its firmware (a UEFI VM

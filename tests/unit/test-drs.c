@@ -173,9 +173,10 @@ static int round_of(VoDrsState *st, const VoDrsHost *h, const VoDrsVm *v, size_t
     return vo_drs_round(st, &in, &s, NOW, mv, NULL);
 }
 
-/* The rounds counted are those of one imbalance: their best move leaves the
- * same host. A spike on a and then one on b, or a stretch where no move
- * helps, is no count toward a move on b's (or the movable VMs') first round. */
+/* The rounds counted are those of one imbalance: in each a move off the
+ * same host helps. A spike on a and then one on b, or a stretch where no
+ * move helps, is no count toward a move on b's (or the movable VMs') first
+ * round. */
 static void a_move_needs_rounds_of_the_same_imbalance(void **state)
 {
     (void)state;
