@@ -263,6 +263,7 @@ int vo_drs_sim_run(const VoDrsSimConfig *c, VoDrsSimResult *r)
     if (!hosts || !vms || !dh || !dv || !hnames || !vnames || !gnames || !r->imbalance ||
         !r->per_hour || !r->imbalance_hour || !rounds_hour || !plan_ms || !plan_cpu_ms)
         abort();
+    VoDrsState st = { 0 }; /* before the goto: cleared at out */
     int ret = build(c, hosts, vms);
     if (ret < 0)
         goto out;
@@ -283,7 +284,6 @@ int vo_drs_sim_run(const VoDrsSimConfig *c, VoDrsSimResult *r)
     }
 
     uint64_t load_rng = c->seed * 0xD1B54A32D192ED03ULL + 7;
-    VoDrsState st = { 0 };
     VoDrsSettings set = { .mode = c->mode, .level = c->level };
     r->threshold = vo_drs_threshold(c->level);
     r->min_gap_s = -1;
@@ -388,6 +388,7 @@ int vo_drs_sim_run(const VoDrsSimConfig *c, VoDrsSimResult *r)
         r->plan_cpu_ms_max = plan_cpu_ms[r->planned_rounds - 1];
     }
 out:
+    vo_drs_state_clear(&st);
     free(hosts);
     free(vms);
     free(dh);

@@ -286,8 +286,9 @@ static char *no_move_text(double imb, double thr, const Tally *t)
                        t->no_target);
 }
 
+/* The best move, of the VMs on host only_from (SIZE_MAX: of any host). */
 static int find_move(const VoDrsInput *in, const VoDrsSettings *s, int64_t now_ms,
-                     const Loads *l, double imb, VoDrsMove *ret, Tally *tally)
+                     const Loads *l, double imb, size_t only_from, VoDrsMove *ret, Tally *tally)
 {
     Groups g = { 0 };
     groups_build(in, &g);
@@ -298,6 +299,8 @@ static int find_move(const VoDrsInput *in, const VoDrsSettings *s, int64_t now_m
 
     for (size_t v = 0; v < in->n_vms; v++) {
         const VoDrsVm *vm = &in->vms[v];
+        if (only_from != SIZE_MAX && vm->host != only_from)
+            continue;
         tally->candidates++;
         if (!vm->movable) {
             tally->not_movable++;
@@ -363,6 +366,58 @@ static int find_move(const VoDrsInput *in, const VoDrsSettings *s, int64_t now_m
     return found;
 }
 
+void vo_drs_state_clear(VoDrsState *st)
+{
+    if (!st)
+        return;
+    free(st->from);
+    *st = (VoDrsState){ 0 };
+}
+
+static const char *host_key(const VoDrsHost *h)
+{
+    return h->id ? h->id : h->name ? h->name : "(unnamed)";
+}
+
+/* The index of the host the rounds counted so far move from; SIZE_MAX
+ * when none (no count, rounds of no move, or that host is gone). */
+static size_t counted_from(const VoDrsState *st, const VoDrsInput *in)
+{
+    for (size_t i = 0; st->rounds_above > 0 && st->from && i < in->n_hosts; i++)
+        if (!strcmp(host_key(&in->hosts[i]), st->from))
+            return i;
+    return SIZE_MAX;
+}
+
+/* A round above the threshold: whether a move improves it (*ret), counted.
+ * While a move from the host the count started with still improves it,
+ * the count goes on and that host's best move is the one; else the count
+ * starts again at 1 with the best move of all (a spike elsewhere, or the
+ * first round after a stretch in which no move helped: counted as such,
+ * at most VO_DRS_ROUNDS). */
+static bool count_round(VoDrsState *st, const VoDrsInput *in, const VoDrsSettings *s,
+                        int64_t now_ms, const Loads *l, double imb, VoDrsMove *ret,
+                        Tally *tally)
+{
+    size_t from = counted_from(st, in);
+    Tally ignored = { 0 };
+    if (from != SIZE_MAX && find_move(in, s, now_ms, l, imb, from, ret, &ignored)) {
+        if (st->rounds_above < VO_DRS_ROUNDS)
+            st->rounds_above++;
+        return true;
+    }
+    bool found = find_move(in, s, now_ms, l, imb, SIZE_MAX, ret, tally);
+    if (!found && st->rounds_above > 0 && !st->from) {
+        if (st->rounds_above < VO_DRS_ROUNDS)
+            st->rounds_above++;
+        return false;
+    }
+    free(st->from);
+    st->from = found ? vo_strdup(host_key(&in->hosts[ret->from])) : NULL;
+    st->rounds_above = 1;
+    return found;
+}
+
 int vo_drs_round(VoDrsState *st, const VoDrsInput *in, const VoDrsSettings *s,
                  int64_t now_ms, VoDrsMove *ret, char **ret_why)
 {
@@ -404,17 +459,19 @@ int vo_drs_round(VoDrsState *st, const VoDrsInput *in, const VoDrsSettings *s,
     } else if (imb <= thr) {
         st->rounds_above = 0;
         why = vo_asprintf("imbalance %.3f below threshold %.3f", imb, thr);
-    } else if (++st->rounds_above < VO_DRS_ROUNDS) {
-        why = vo_asprintf("imbalance %.3f above threshold %.3f for %d of %d rounds", imb, thr,
-                          st->rounds_above, VO_DRS_ROUNDS);
     } else {
         Tally tally = { 0 };
-        if (find_move(in, s, now_ms, &l, imb, ret, &tally)) {
-            st->rounds_above = 0;
-            r = 1;
-        } else {
-            st->rounds_above = VO_DRS_ROUNDS; /* no overflow on a long stretch */
+        VoDrsMove mv;
+        bool found = count_round(st, in, s, now_ms, &l, imb, &mv, &tally);
+        if (!found)
             why = no_move_text(imb, thr, &tally);
+        else if (st->rounds_above < VO_DRS_ROUNDS)
+            why = vo_asprintf("imbalance %.3f above threshold %.3f for %d of %d rounds", imb,
+                              thr, st->rounds_above, VO_DRS_ROUNDS);
+        else {
+            st->rounds_above = 0;
+            *ret = mv;
+            r = 1;
         }
     }
     loads_clear(&l);

@@ -107,7 +107,21 @@ typedef struct {
     double cost;                /* seconds of migration work estimated (memory, dirty rate) */
     double score;               /* improvement per cost */
 } VoDrsMove;
-typedef struct { int rounds_above; double last_imbalance; } VoDrsState;
+/* The planner's memory between rounds. rounds_above counts the rounds in a
+ * row above the threshold in which a move off one host, `from` (its id),
+ * improves it, counted from the round that host's move was the best (NULL:
+ * rounds in which no move improves it): a spike on one host followed by one
+ * on another, or a stretch where no move helps, does not count toward a
+ * move, and the move made is one off `from`. The host only, not the VM or
+ * the target, and not "the best" each round: among like VMs, like hosts,
+ * or several loaded hosts the best one changes from round to round. */
+typedef struct {
+    int rounds_above;
+    char *from;            /* malloc'd; vo_drs_state_clear */
+    double last_imbalance;
+} VoDrsState;
+/* Frees from and zeroes *st (a new start: no rounds counted). */
+void vo_drs_state_clear(VoDrsState *st);
 
 /* The cluster's imbalance: 0 = even. Host load is the sum of its VMs' cpu
  * divided by its cpus (NOT /proc/stat: test hosts share one machine), and
@@ -138,9 +152,10 @@ int64_t vo_drs_backoff_ms(int64_t failures);
 
 /* One round (the manager calls it every VO_DRS_ROUND_MS): updates st and
  * returns 1 with *ret when a move is recommended (the imbalance stayed above
- * the threshold VO_DRS_ROUNDS rounds and a move improves it by a real
- * margin), 0 when none (*ret_why, may be NULL: malloc'd reason text such as
- * "imbalance 0.08 below threshold 0.15" or "no move improves it"), -errno
+ * the threshold VO_DRS_ROUNDS rounds in which a move off the same host
+ * improved it by a real margin: VoDrsState), 0 when none (*ret_why, may
+ * be NULL: malloc'd reason text such as "imbalance 0.08 below threshold
+ * 0.15" or "no move improves it"), -errno
  * on bad input. Never a VM in cooldown (after its last move, or backing
  * off after a failed one: retry_after_ms), not movable, or onto a host that
  * cannot receive it, lacks room or cannot boot its firmware (a UEFI VM

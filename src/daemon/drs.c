@@ -570,7 +570,7 @@ static void round_once(VoDaemon *d, const VoDrsSettings *s)
     } else if (got == 0) {
         if (imbalance < vo_drs_threshold(s->level)) /* even: nothing to recommend */
             json_array_clear(recs);
-        /* "no move improves it" once the imbalance stayed above: a decision */
+        /* "no move improves it" for VO_DRS_ROUNDS rounds in a row: a decision */
         if (st.rounds_above >= VO_DRS_ROUNDS && no && !said_before(no))
             note(d, "no move", NULL,
                  json_pack("{s:f, s:f}", "imbalance", imbalance, "threshold",
@@ -590,7 +590,7 @@ static void round_once(VoDaemon *d, const VoDrsSettings *s)
 
 static void forget(void)
 {
-    st = (VoDrsState){ 0 };
+    vo_drs_state_clear(&st);
     json_array_clear(recs);
     json_decref(last_decision);
     last_decision = NULL;

@@ -47,6 +47,7 @@ static int rounds(const VoDrsInput *in, int level, VoDrsMove *mv, char **why)
         *why = NULL;
         r = vo_drs_round(&st, in, &s, NOW, mv, why);
     }
+    vo_drs_state_clear(&st);
     return r;
 }
 
@@ -160,6 +161,73 @@ static void a_move_needs_rounds_above_the_threshold(void **state)
     assert_int_equal(st.rounds_above, 0);
     assert_non_null(strstr(why, "below threshold 0.100"));
     free(why);
+    vo_drs_state_clear(&st);
+}
+
+/* Runs one round of in: its result, st updated. */
+static int round_of(VoDrsState *st, const VoDrsHost *h, const VoDrsVm *v, size_t nv,
+                    VoDrsMove *mv)
+{
+    VoDrsSettings s = { .mode = VO_DRS_AUTO, .level = VO_DRS_LEVEL_DEFAULT };
+    VoDrsInput in = input(h, 3, v, nv);
+    return vo_drs_round(st, &in, &s, NOW, mv, NULL);
+}
+
+/* The rounds counted are those of one imbalance: in each a move off the
+ * same host helps. A spike on a and then one on b, or a stretch where no
+ * move helps, is no count toward a move on b's (or the movable VMs') first
+ * round. */
+static void a_move_needs_rounds_of_the_same_imbalance(void **state)
+{
+    (void)state;
+    VoDrsHost h[] = { host("a", 4, 100000), host("b", 4, 100000), host("c", 4, 100000) };
+    VoDrsVm on_a[] = { vm("x", 0, 1.0, 0), vm("y", 0, 1.0, 0), vm("z", 1, 0.0, 0) };
+    VoDrsVm on_b[] = { vm("x", 0, 0.0, 0), vm("y", 1, 1.0, 0), vm("z", 1, 1.0, 0) };
+    VoDrsState st = { 0 };
+    VoDrsMove mv;
+    for (int i = 1; i < VO_DRS_ROUNDS; i++)
+        assert_int_equal(round_of(&st, h, on_a, 3, &mv), 0);
+    assert_int_equal(st.rounds_above, VO_DRS_ROUNDS - 1);
+    /* b's spike: its first round, not a's third. */
+    assert_int_equal(round_of(&st, h, on_b, 3, &mv), 0);
+    assert_int_equal(st.rounds_above, 1);
+    assert_string_equal(st.from, "b");
+    for (int i = 2; i < VO_DRS_ROUNDS; i++)
+        assert_int_equal(round_of(&st, h, on_b, 3, &mv), 0);
+    assert_int_equal(round_of(&st, h, on_b, 3, &mv), 1);
+    assert_int_equal(mv.from, 1);
+    assert_int_equal(st.rounds_above, 0);
+
+    /* Above the threshold with nothing movable for long: counted as rounds
+     * of no move (at most VO_DRS_ROUNDS), not toward the move that comes
+     * once the VMs can move. */
+    on_a[0].movable = on_a[1].movable = false;
+    for (int i = 0; i < 2 * VO_DRS_ROUNDS; i++)
+        assert_int_equal(round_of(&st, h, on_a, 3, &mv), 0);
+    assert_int_equal(st.rounds_above, VO_DRS_ROUNDS);
+    assert_null(st.from);
+    on_a[0].movable = on_a[1].movable = true;
+    for (int i = 1; i < VO_DRS_ROUNDS; i++) {
+        assert_int_equal(round_of(&st, h, on_a, 3, &mv), 0);
+        assert_int_equal(st.rounds_above, i);
+    }
+    assert_int_equal(round_of(&st, h, on_a, 3, &mv), 1);
+    assert_int_equal(mv.from, 0);
+
+    /* a stays loaded while b's load grows past it: a move off a still
+     * helps, so a's count goes on (in a large cluster the best of several
+     * loaded hosts changes from round to round) and a's move is the one. */
+    VoDrsVm both[] = { vm("x", 0, 1.0, 0), vm("y", 0, 1.0, 0), vm("z", 1, 1.2, 0),
+                       vm("w", 1, 1.2, 0) };
+    assert_int_equal(round_of(&st, h, on_a, 3, &mv), 0);
+    for (int i = 2; i < VO_DRS_ROUNDS; i++) {
+        assert_int_equal(round_of(&st, h, both, 4, &mv), 0);
+        assert_int_equal(st.rounds_above, i);
+    }
+    assert_int_equal(round_of(&st, h, both, 4, &mv), 1);
+    assert_int_equal(mv.from, 0);
+    vo_drs_state_clear(&st);
+    vo_drs_state_clear(NULL);
 }
 
 static void the_threshold_depends_on_the_level(void **state)
@@ -205,6 +273,7 @@ static void mode_off_recommends_nothing(void **state)
     for (int i = 0; i < VO_DRS_ROUNDS; i++)
         r = vo_drs_round(&st, &in, &s, NOW, &mv, NULL);
     assert_int_equal(r, 1);
+    vo_drs_state_clear(&st);
 }
 
 static void cooldown_and_not_movable_are_left_alone(void **state)
@@ -697,6 +766,7 @@ static void bad_input_is_refused(void **state)
     assert_int_equal(vo_drs_round(&st, &empty, &s, NOW, &mv, &why), 0);
     assert_non_null(strstr(why, "fewer than 2 hosts"));
     free(why);
+    vo_drs_state_clear(&st);
 }
 
 /* Demand = (used + waited) / wall, capped at the vCPUs and the CPU limit,
@@ -750,6 +820,7 @@ int main(void)
         cmocka_unit_test(threshold_falls_with_the_level),
         cmocka_unit_test(imbalance_is_the_spread_of_host_load_points),
         cmocka_unit_test(a_move_needs_rounds_above_the_threshold),
+        cmocka_unit_test(a_move_needs_rounds_of_the_same_imbalance),
         cmocka_unit_test(the_threshold_depends_on_the_level),
         cmocka_unit_test(mode_off_recommends_nothing),
         cmocka_unit_test(cooldown_and_not_movable_are_left_alone),
