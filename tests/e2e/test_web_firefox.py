@@ -21,7 +21,8 @@ import pytest
 import test_web_ui
 from test_web_ui import serve_web
 
-MAIN = {"test_login", "test_wizard_creates_the_vm", "test_start_shows_running_live",
+MAIN = {"test_driver_calls_fail_as_playwrights",
+        "test_login", "test_wizard_creates_the_vm", "test_start_shows_running_live",
         "test_console_tab_boot_marker_and_a_command", "test_screen_tab_shows_the_guest_and_takes_keys",
         "test_graphs_show_points", "test_viewer_cannot_stop", "test_admin_pages_users_and_tokens",
         "test_another_sessions_action_shows_live", "test_failed_action_shows_the_apis_message",

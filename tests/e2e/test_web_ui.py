@@ -343,6 +343,18 @@ def test_files_types_csp_and_no_escape(web):
     assert status == 404
 
 
+def test_driver_calls_fail_as_playwrights(web):
+    """The browser driver's own calls on a page of their own (a data: URL,
+    no vireod): an option that is not there, a row hidden but still in the
+    page and a box its click leaves unchecked are errors, as Playwright's
+    (web_ui_firefox.mjs answers the same in Firefox); an option that comes
+    late is waited for; :has-text() and :text-is() match as Playwright's."""
+    r = web.browser("driver_calls")
+    assert r["select_absent_refused"] and r["picked"] == "late", r
+    assert r["hidden_row_detached_refused"] and r["check_refused"], r
+    assert r["has_text"] == "Two  words here" and r["text_is"] == "two", r
+
+
 def test_login(web):
     r = web.browser("login")
     assert r["url"].endswith("/ui/"), r
