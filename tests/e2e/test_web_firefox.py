@@ -26,7 +26,8 @@ MAIN = {"test_driver_calls_fail_as_playwrights",
         "test_console_tab_boot_marker_and_a_command", "test_screen_tab_shows_the_guest_and_takes_keys",
         "test_graphs_show_points", "test_viewer_cannot_stop", "test_admin_pages_users_and_tokens",
         "test_another_sessions_action_shows_live", "test_failed_action_shows_the_apis_message",
-        "test_stop_from_the_page", "test_delete_with_confirmation"}
+        "test_stop_from_the_page", "test_delete_with_confirmation",
+        "test_browser_ends_with_its_processes_and_profile"}
 CHROMIUM_ONLY = {"test_first_load_size_and_paint"}
 ALL = os.environ.get("VIREO_WEB_FIREFOX_ALL") == "1"
 
