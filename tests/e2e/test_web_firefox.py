@@ -30,6 +30,9 @@ MAIN = {"test_driver_calls_fail_as_playwrights",
         "test_browser_ends_with_its_processes_and_profile"}
 CHROMIUM_ONLY = {"test_first_load_size_and_paint"}
 ALL = os.environ.get("VIREO_WEB_FIREFOX_ALL") == "1"
+# A test renamed in test_web_ui.py must not leave the Firefox run unseen.
+UNKNOWN = (MAIN | CHROMIUM_ONLY) - set(vars(test_web_ui))
+assert not UNKNOWN, f"not in test_web_ui.py: {sorted(UNKNOWN)}"
 
 globals().update({name: test for name, test in vars(test_web_ui).items()
                   if name.startswith("test_") and (name in MAIN or ALL and name not in CHROMIUM_ONLY)})

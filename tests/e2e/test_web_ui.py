@@ -361,10 +361,12 @@ def test_driver_calls_fail_as_playwrights(web):
     no vireod): an option that is not there, a row hidden but still in the
     page and a box its click leaves unchecked are errors, as Playwright's
     (web_ui_firefox.mjs answers the same in Firefox); an option that comes
-    late is waited for; :has-text() and :text-is() match as Playwright's."""
+    late is waited for; emptying a field is an input event; :has-text()
+    and :text-is() match as Playwright's."""
     r = web.browser("driver_calls")
     assert r["select_absent_refused"] and r["picked"] == "late", r
     assert r["hidden_row_detached_refused"] and r["check_refused"], r
+    assert r["emptied_seen"] == "", r  # fill('') is an input event
     assert r["has_text"] == "Two  words here" and r["text_is"] == "two", r
 
 

@@ -132,10 +132,12 @@ async function waitState(page, state, ms = STEP_MS) {
 }
 
 // driver_calls' page: a select whose third option comes 2 s after the
-// load, a row hidden but in the page, a box its click leaves unchecked.
+// load, a row hidden but in the page, a box its click leaves unchecked, a
+// field that notes what its input events said.
 const DRIVER_CALLS_PAGE = `<select id="pick"><option value="a">A</option><option value="b">B</option></select>
 <table><tr id="hidden-row" style="display: none"><td>hidden</td></tr></table>
 <input type="checkbox" id="stuck" onclick="return false">
+<input id="typed" value="old" oninput="this.dataset.seen = this.value">
 <ul><li>one</li><li>two</li><li>Two  words here</li></ul>
 <script>setTimeout(() => document.querySelector('#pick').append(new Option('Late', 'late')), 2000);</script>`;
 
@@ -885,6 +887,8 @@ const scenarios = {
     result.hidden_row_detached_refused = await refused(() =>
       page.waitForSelector('#hidden-row', { state: 'detached', ...brief }));
     result.check_refused = await refused(() => page.check('#stuck', brief));
+    await page.fill('#typed', '');
+    result.emptied_seen = await page.getAttribute('#typed', 'data-seen');
     result.has_text = await (await page.waitForSelector('li:has-text("TWO words")')).textContent();
     result.text_is = await (await page.waitForSelector('li:text-is("two")')).textContent();
   },

@@ -104,7 +104,12 @@ function wrapPage(p) {
     waitForRequest: (f, options) => p.waitForRequest(f, { timeout: t(options) }),
     waitForSelector: waitFor,
     click: (selector, options) => locate(selector, options).click(),
-    fill: (selector, value, options) => locate(selector, options).fill(value),
+    // Playwright's fill('') is an input event too (puppeteer's only clears
+    // the value: a controlled input would keep its state).
+    async fill(selector, value, options) {
+      await locate(selector, options).fill(value);
+      if (value === '') await p.$eval(css(selector), (e) => e.dispatchEvent(new Event('input', { bubbles: true })));
+    },
     async focus(selector, options) { await (await waitFor(selector, options)).raw.focus(); },
     async press(selector, key, options) {
       await page.focus(selector, options);
