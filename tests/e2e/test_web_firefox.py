@@ -6,7 +6,9 @@ real guest: log in (a wrong password, then the session's cookie and CSRF
 token), the wizard's create, start, the serial console over its
 WebSocket, noVNC's screen, the graphs, a viewer's disabled actions and
 the API's 403, the users and tokens pages, a second session's pause seen
-live, a refused action's message, force stop and delete.
+live, a refused action's message, force stop and delete; before them,
+the adapter's calls against Playwright's on a page of their own, and at
+the end, the browser's processes ended with a killed driver.
 
 The tests are test_web_ui.py's own (its assertions, the same scenario
 code), collected here in its order with a module fixture that drives
