@@ -66,8 +66,8 @@ function wrapPage(p) {
   const t = (o) => (o && o.timeout !== undefined ? o.timeout : timeout);
   const waitFor = async (selector, options = {}) => {
     const state = options.state || 'visible';
-    // detached: no match at all (puppeteer's hidden also takes one there
-    // but not shown, as Playwright's hidden does).
+    // detached: until no element matches (puppeteer's hidden also takes a
+    // match that is there but not shown: that is Playwright's hidden).
     if (TEXT_PSEUDO.test(selector)) {
       const gone = state === 'hidden' || state === 'detached';
       const found = await p.waitForFunction(waitText, { polling: 100, timeout: t(options) },
