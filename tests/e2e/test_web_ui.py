@@ -26,6 +26,7 @@ import json
 import os
 import re
 import select
+import signal
 import subprocess
 import sys
 
@@ -160,13 +161,16 @@ class Web:
             ready, _, _ = select.select([self.relay.stdout], [], [], 30)
             assert ready and self.relay.stdout.readline().strip() == "ready", \
                 f"the browser's relay did not start (exit {self.relay.poll()})"
-            # HOME: the browser writes its profile and crash dumps under it.
+            # HOME: the browser writes its crash dumps under it; TMPDIR: its
+            # profile (playwright-core's and puppeteer-core's are temporary
+            # directories), removed with the test's directory even when the
+            # driver dies before it removes it.
             self.driver_log = open(os.path.join(self.d.tmp, f"web-ui-driver-{self.engine}.log"), "w")
             self.driver = subprocess.Popen(
                 ["ip", "netns", "exec", self.browser_ns.name, "node", DRIVER],
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.driver_log, text=True,
-                env={**os.environ, "HOME": self.d.tmp, "VIREO_BROWSER": self.engine,
-                     f"VIREO_{self.engine.upper()}": exe})
+                env={**os.environ, "HOME": self.d.tmp, "TMPDIR": self.d.tmp,
+                     "VIREO_BROWSER": self.engine, f"VIREO_{self.engine.upper()}": exe})
         cfg = {"scenario": scenario, "url": "https://127.0.0.1:8443", "user": "admin",
                "password": ADMIN_PASSWORD, "viewer": "vera", "viewer_password": VIEWER_PASSWORD,
                "vm": VM, "shots": SHOTS, "image": "default", "network": "default",
@@ -183,22 +187,31 @@ class Web:
         return answer["result"]
 
     def close(self):
-        """Ends the browser: end of input, then (bounded) its pid."""
-        if self.driver is None:
-            return
-        self.driver.stdin.close()
-        try:
-            self.driver.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            h.kill_pid(self.driver.pid)
-            self.driver.wait(timeout=10)
-        self.driver.stdout.close()
-        self.driver_log.close()
-        h.kill_pid(self.relay.pid)
-        self.relay.wait(timeout=10)
-        self.relay.stdin.close()
-        self.relay.stdout.close()
-        self.browser_ns.delete()
+        """Ends the browser: end of input, then (bounded) its driver's pid;
+        then whatever is left in its namespace (the browser's processes,
+        when the driver died or was killed before closing it), its relay
+        and the namespace. Also after a start that failed half-way."""
+        if self.driver is not None:
+            self.driver.stdin.close()
+            try:
+                self.driver.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                h.kill_pid(self.driver.pid)
+                self.driver.wait(timeout=10)
+            self.driver.stdout.close()
+            self.driver_log.close()
+            self.driver = None
+        if self.browser_ns is not None:
+            self.browser_ns.end_processes()
+        if self.relay is not None:
+            h.kill_pid(self.relay.pid)
+            self.relay.wait(timeout=10)
+            self.relay.stdin.close()
+            self.relay.stdout.close()
+            self.relay = None
+        if self.browser_ns is not None:
+            self.browser_ns.delete()
+            self.browser_ns = None
 
 
 # poll-kit.js alone in node (no browser, no vireod): a fake document whose
@@ -341,6 +354,20 @@ def test_files_types_csp_and_no_escape(web):
     assert "immutable" in js["headers"]["cache-control"]
     status, _ = web.d.request("GET", "/ui/")
     assert status == 404
+
+
+def test_driver_calls_fail_as_playwrights(web):
+    """The browser driver's own calls on a page of their own (a data: URL,
+    no vireod): an option that is not there, a row hidden but still in the
+    page and a box its click leaves unchecked are errors, as Playwright's
+    (web_ui_firefox.mjs answers the same in Firefox); an option that comes
+    late is waited for; emptying a field is an input event; :has-text()
+    and :text-is() match as Playwright's."""
+    r = web.browser("driver_calls")
+    assert r["select_absent_refused"] and r["picked"] == "late", r
+    assert r["hidden_row_detached_refused"] and r["check_refused"], r
+    assert r["emptied_seen"] == "", r  # fill('') is an input event
+    assert r["has_text"] == "Two  words here" and r["text_is"] == "two", r
 
 
 def test_login(web):
@@ -800,3 +827,27 @@ def test_first_load_size_and_paint(web):
     assert not lazy, r
     assert r["transferred_bytes"] < 32 * 1024, r
     assert r["first_paint_ms"] is not None and r["first_paint_ms"] < 5000, r
+
+
+def test_browser_ends_with_its_processes_and_profile(web):
+    """Web.close() ends every process of the browser even when its driver
+    (node) died without closing it (killed, as close() kills one that
+    hangs), and the browser's profile is in the test's directory (removed
+    with it)."""
+    web.browser("driver_calls")  # the browser started (this test alone)
+    node = web.driver.pid
+    browser, profiles = [], []
+    for pid in h.netns_pids(web.browser_ns.name) - {node}:
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                args = f.read().decode(errors="replace").split("\0")
+        except OSError:
+            continue
+        browser.append(pid)
+        profiles += [a.partition("=")[2] for a in args if a.startswith("--user-data-dir=")]
+        profiles += [b for a, b in zip(args, args[1:]) if a in ("-profile", "--profile")]
+    assert browser and profiles, (browser, profiles)
+    os.kill(node, signal.SIGKILL)
+    web.close()
+    assert [pid for pid in browser if h.pid_alive(pid)] == [], browser
+    assert all(p.startswith(web.d.tmp + os.sep) for p in profiles), profiles

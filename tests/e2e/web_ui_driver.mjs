@@ -131,6 +131,16 @@ async function waitState(page, state, ms = STEP_MS) {
   await page.waitForSelector(`.tree a[data-vm="${cfg.vm}"][data-state="${state}"]`, { timeout: ms });
 }
 
+// driver_calls' page: a select whose third option comes 2 s after the
+// load, a row hidden but in the page, a box its click leaves unchecked, a
+// field that notes what its input events said.
+const DRIVER_CALLS_PAGE = `<select id="pick"><option value="a">A</option><option value="b">B</option></select>
+<table><tr id="hidden-row" style="display: none"><td>hidden</td></tr></table>
+<input type="checkbox" id="stuck" onclick="return false">
+<input id="typed" value="old" oninput="this.dataset.seen = this.value">
+<ul><li>one</li><li>two</li><li>Two  words here</li></ul>
+<script>setTimeout(() => document.querySelector('#pick').append(new Option('Late', 'late')), 2000);</script>`;
+
 const scenarios = {
   // The login page; a wrong password shows the API's message; the right one
   // shows the tree.
@@ -859,6 +869,28 @@ const scenarios = {
     await page.click('[data-action="confirm-delete"]');
     await page.waitForSelector(`.tree a[data-vm="${cfg.vm}"]`, { state: 'detached' });
     result.gone = true;
+  },
+
+  // The driver's own calls on a page of their own (no vireod): what
+  // Playwright refuses, web_ui_firefox.mjs must refuse too.
+  async driver_calls(browser) {
+    const context = await newContext(browser);
+    const page = await context.newPage();
+    lastPage = page;
+    page.setDefaultTimeout(STEP_MS);
+    await page.goto(`data:text/html,${encodeURIComponent(DRIVER_CALLS_PAGE)}`);
+    const refused = (call) => call().then(() => false, () => true);
+    const brief = { timeout: 1000 };
+    result.select_absent_refused = await refused(() => page.selectOption('#pick', 'absent', brief));
+    await page.selectOption('#pick', 'late');
+    result.picked = await page.inputValue('#pick');
+    result.hidden_row_detached_refused = await refused(() =>
+      page.waitForSelector('#hidden-row', { state: 'detached', ...brief }));
+    result.check_refused = await refused(() => page.check('#stuck', brief));
+    await page.fill('#typed', '');
+    result.emptied_seen = await page.getAttribute('#typed', 'data-seen');
+    result.has_text = await (await page.waitForSelector('li:has-text("TWO words")')).textContent();
+    result.text_is = await (await page.waitForSelector('li:text-is("two")')).textContent();
   },
 
   // First load: bytes over the wire and the first paint, with a cold cache.

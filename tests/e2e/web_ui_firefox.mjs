@@ -66,15 +66,22 @@ function wrapPage(p) {
   const t = (o) => (o && o.timeout !== undefined ? o.timeout : timeout);
   const waitFor = async (selector, options = {}) => {
     const state = options.state || 'visible';
+    // detached: until no element matches (puppeteer's hidden also takes a
+    // match that is there but not shown: that is Playwright's hidden).
     if (TEXT_PSEUDO.test(selector)) {
       const gone = state === 'hidden' || state === 'detached';
       const found = await p.waitForFunction(waitText, { polling: 100, timeout: t(options) },
-                                            selector, state === 'attached', gone);
+                                            selector, state === 'attached' || state === 'detached', gone);
       return gone ? null : handle(found.asElement());
+    }
+    if (state === 'detached') {
+      await p.waitForFunction((s) => !document.querySelector(s), { polling: 100, timeout: t(options) },
+                              css(selector));
+      return null;
     }
     const opts = { timeout: t(options) };
     if (state === 'visible') opts.visible = true;
-    else if (state === 'hidden' || state === 'detached') opts.hidden = true;
+    else if (state === 'hidden') opts.hidden = true;
     const el = await p.waitForSelector(css(selector), opts);
     return el ? handle(el) : null;
   };
@@ -97,18 +104,35 @@ function wrapPage(p) {
     waitForRequest: (f, options) => p.waitForRequest(f, { timeout: t(options) }),
     waitForSelector: waitFor,
     click: (selector, options) => locate(selector, options).click(),
-    fill: (selector, value, options) => locate(selector, options).fill(value),
+    // Playwright's fill('') is an input event too (puppeteer's only clears
+    // the value: a controlled input would keep its state).
+    async fill(selector, value, options) {
+      await locate(selector, options).fill(value);
+      if (value === '') await p.$eval(css(selector), (e) => e.dispatchEvent(new Event('input', { bubbles: true })));
+    },
     async focus(selector, options) { await (await waitFor(selector, options)).raw.focus(); },
     async press(selector, key, options) {
       await page.focus(selector, options);
       await p.keyboard.press(key);
     },
+    // Playwright's: the option whose value (else label) is `value`, waited
+    // for; puppeteer's select() would pick the first option when none is.
     async selectOption(selector, value, options) {
-      await waitFor(selector, options);
-      await p.select(css(selector), value);
+      const select = await waitFor(selector, options);
+      await p.waitForFunction((e, v) => [...e.options].some((o) => o.value === v || o.label === v),
+                              { polling: 100, timeout: t(options) }, select.raw, value);
+      await select.raw.evaluate((e, v) => {
+        const o = [...e.options].find((x) => x.value === v) || [...e.options].find((x) => x.label === v);
+        e.value = o.value;
+        e.dispatchEvent(new Event('input', { bubbles: true }));
+        e.dispatchEvent(new Event('change', { bubbles: true }));
+      }, value);
     },
+    // Playwright's: a box that stays unchecked after the click is an error.
     async check(selector, options) {
-      if (!(await page.isChecked(selector, options))) await page.click(selector, options);
+      if (await page.isChecked(selector, options)) return;
+      await page.click(selector, options);
+      if (!(await page.isChecked(selector, options))) throw new Error(`check: ${selector} did not become checked`);
     },
     textContent: async (selector, options) => (await attached(selector, options)).textContent(),
     getAttribute: async (selector, name, options) => (await attached(selector, options)).getAttribute(name),
