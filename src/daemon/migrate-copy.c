@@ -138,12 +138,14 @@ int vo_migrate_run_disks(MigrateRun *x)
  * a few times a second rather than every MEMORY_POLL_MS: each
  * query-migrate takes its big lock, which under TCG the vCPUs and the
  * migration thread want too. MEMORY_POLL_MS when fast, or when the driver
- * cannot wait for a change. */
-static void memory_wait(VoDaemon *d, VoHvInstance *hv, bool fast)
+ * cannot wait for a change. A cancel not acted on yet (cancellable) ends
+ * it too: the loop cancels QEMU's migration at once. */
+static void memory_wait(VoDaemon *d, VoHvInstance *hv, bool fast, bool cancellable)
 {
-    int r = fast || !d->driver->migrate_wait ? -EOPNOTSUPP
-                                             : d->driver->migrate_wait(hv, MEMORY_WAIT_MS);
-    if (r < 0 && r != -ETIMEDOUT)
+    int r = fast || !d->driver->migrate_wait
+                ? -EOPNOTSUPP
+                : d->driver->migrate_wait(hv, MEMORY_WAIT_MS, cancellable);
+    if (r < 0 && r != -ETIMEDOUT && r != -ECANCELED)
         (void)poll(NULL, 0, MEMORY_POLL_MS);
 }
 
@@ -281,8 +283,10 @@ int vo_migrate_run_memory(MigrateRun *x)
         }
         /* Post-copy's switch waits for the second pass, which no status
          * change announces: asked at the short interval until then. */
-        memory_wait(d, hv, (m->opts.post_copy && !post_copy_asked) ||
-                               vo_migrate_fault_held("exit-in-memory"));
+        memory_wait(d, hv,
+                    (m->opts.post_copy && !post_copy_asked) ||
+                        vo_migrate_fault_held("exit-in-memory"),
+                    !cancelled);
     }
     /* A cancel that raced the completion is still honoured: the switch has
      * not happened. */

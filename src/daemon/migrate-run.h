@@ -19,7 +19,8 @@
  * it and the destination continues, so each poll's wait is downtime. */
 #define MEMORY_POLL_MS 10
 /* ... unless QEMU tells of the end itself (driver's migrate_wait): then
- * asked at least this often, for the progress, a cancel, the limits. */
+ * asked at least this often, for the progress and the limits (a cancel
+ * ends the wait within 50 ms). */
 #define MEMORY_WAIT_MS 500
 #define DISK_POLL_FIRST_MS 10 /* the disks' first wait for sync; doubles to POLL_MS */
 #define PROGRESS_EVERY_MS 1000

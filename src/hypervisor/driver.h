@@ -444,9 +444,11 @@ struct VoHvDriver {
     /* Source: waits up to timeout_ms for the migration's status to change
      * (QEMU's MIGRATION event), so a caller can ask migrate_query seldom
      * and still see the end at once. 0 when it changed (or may have: an
-     * event of an earlier migration counts too), -ETIMEDOUT, or -errno
-     * when the instance's monitor is gone. NULL: the caller polls. */
-    int (*migrate_wait)(VoHvInstance *vm, int timeout_ms);
+     * event of an earlier migration counts too), -ETIMEDOUT, -ECANCELED
+     * when cancellable and cancel is asked of the calling thread's work
+     * (util/cancel.h; seen within 50 ms), or -errno when the instance's
+     * monitor is gone. NULL: the caller polls. */
+    int (*migrate_wait)(VoHvInstance *vm, int timeout_ms, bool cancellable);
     /* Source: cancels a migration under way (the VM keeps running here; the
      * caller kills the destination instance). Any TLS credentials the
      * migration or the mirrors made are removed (also by migrate_finish). */

@@ -15,6 +15,7 @@
 
 #include "qemu/qemu-instance.h"
 #include "qemu/qemu-tls.h"
+#include "util/cancel.h"
 #include "util/util.h"
 
 int vo_qemu_layout_text(VoHvInstance *vm, char **ret_layout, char **ret_error)
@@ -270,17 +271,30 @@ int vo_qemu_migrate_query(VoHvInstance *vm, VoHvMigrationProgress *ret)
     return 0;
 }
 
-int vo_qemu_migrate_wait(VoHvInstance *vm, int timeout_ms)
+/* The wait's slices: the monitor's lock is free between two (any other
+ * caller waits at most one), and a cancel is seen after at most one. */
+#define MIGRATE_WAIT_SLICE_MS 50
+
+int vo_qemu_migrate_wait(VoHvInstance *vm, int timeout_ms, bool cancellable)
 {
     /* On the command monitor, which gets every event too ("events" is on
-     * for every migration: vo_qemu_migrate_start). The lock is held while
-     * waiting: another caller on this VM (a screenshot, a VNC ticket)
-     * waits at most timeout_ms; the rest wait for the migration's job. */
-    pthread_mutex_lock(&vm->qmp_lock);
-    int r = vm->qmp ? vo_qmp_wait_event(vm->qmp, "MIGRATION", NULL, NULL, timeout_ms, NULL)
-                    : -ENOTCONN;
-    pthread_mutex_unlock(&vm->qmp_lock);
-    return r;
+     * for every migration: vo_qemu_migrate_start). Under the lock in each
+     * slice, so an event another caller reads meanwhile is queued, never
+     * missed: it ends the next slice at once. */
+    int64_t deadline = vo_now_ms() + timeout_ms;
+    for (;;) {
+        if (cancellable && vo_cancelled())
+            return -ECANCELED;
+        int64_t left = deadline - vo_now_ms();
+        int slice = left <= 0 ? 0 : left < MIGRATE_WAIT_SLICE_MS ? (int)left
+                                                                 : MIGRATE_WAIT_SLICE_MS;
+        pthread_mutex_lock(&vm->qmp_lock);
+        int r = vm->qmp ? vo_qmp_wait_event(vm->qmp, "MIGRATION", NULL, NULL, slice, NULL)
+                        : -ENOTCONN;
+        pthread_mutex_unlock(&vm->qmp_lock);
+        if (r != -ETIMEDOUT || left <= slice)
+            return r;
+    }
 }
 
 int vo_qemu_migrate_start_post_copy(VoHvInstance *vm, char **ret_error)

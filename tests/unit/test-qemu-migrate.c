@@ -22,6 +22,7 @@
 #include "qemu/qemu-uffd.h"
 #include "qmp-server.h"
 #include "spec-resolved.h"
+#include "util/cancel.h"
 #include "util/unix-socket.h"
 #include "util/util.h"
 
@@ -480,13 +481,85 @@ static void test_wait_for_a_status_change(void **state)
     };
     Fixture f;
     VoHvInstance *vm = instance_open(&f, steps);
-    assert_int_equal(vo_qemu_migrate_wait(vm, 10000), 0);
+    assert_int_equal(vo_qemu_migrate_wait(vm, 10000, false), 0);
     int64_t t0 = vo_now_ms();
-    assert_int_equal(vo_qemu_migrate_wait(vm, 50), -ETIMEDOUT);
+    assert_int_equal(vo_qemu_migrate_wait(vm, 50, false), -ETIMEDOUT);
     assert_true(vo_now_ms() - t0 >= 50);
     VoHvMigrationProgress p;
     assert_int_equal(vo_qemu_migrate_query(vm, &p), 0);
     assert_int_equal(p.status, VO_HV_MIGRATION_COMPLETED);
+    instance_close(&f);
+}
+
+/* No lost wake-up: an event QEMU sends right after a query's reply (read
+ * with it, between the query and the wait) is queued and ends the next
+ * wait at once: a wait of 0 ms finds it. */
+static void test_wait_finds_an_event_read_with_a_reply(void **state)
+{
+    static const Step steps[] = {
+        GREETING, CAPS,
+        { .expect = "query-migrate",
+          .send = { "{\"return\":{\"status\":\"active\"},\"id\":$ID}\n"
+                    "{\"event\":\"MIGRATION\",\"data\":{\"status\":\"completed\"},"
+                    "\"timestamp\":{\"seconds\":1,\"microseconds\":0}}\n" } },
+        { 0 }
+    };
+    Fixture f;
+    VoHvInstance *vm = instance_open(&f, steps);
+    VoHvMigrationProgress p;
+    assert_int_equal(vo_qemu_migrate_query(vm, &p), 0);
+    assert_int_equal(p.status, VO_HV_MIGRATION_ACTIVE);
+    assert_int_equal(vo_qemu_migrate_wait(vm, 0, false), 0);
+    assert_int_equal(vo_qemu_migrate_wait(vm, 0, false), -ETIMEDOUT);
+    instance_close(&f);
+}
+
+typedef struct {
+    VoHvInstance *vm;
+    VoCancel *cancel;
+    int r;
+    bool done;
+} Waiter;
+
+static void *waiter_main(void *arg)
+{
+    Waiter *w = arg;
+    vo_cancel_set_current(w->cancel);
+    w->r = vo_qemu_migrate_wait(w->vm, 60000, true);
+    vo_cancel_set_current(NULL);
+    __atomic_store_n(&w->done, true, __ATOMIC_SEQ_CST);
+    return NULL;
+}
+
+/* The wait lets go of the monitor between its slices (a query on another
+ * thread gets through while it waits), and a cancel asked of its thread's
+ * work ends it (-ECANCELED) long before its time is up. */
+static void test_wait_frees_the_monitor_and_ends_on_cancel(void **state)
+{
+    static const Step steps[] = {
+        GREETING, CAPS,
+        { .expect = "query-migrate",
+          .send = { "{\"return\":{\"status\":\"active\"},\"id\":$ID}\n" } },
+        { 0 }
+    };
+    Fixture f;
+    VoHvInstance *vm = instance_open(&f, steps);
+    Waiter w = { .vm = vm, .cancel = vo_cancel_new() };
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, waiter_main, &w), 0);
+    /* Until the waiter holds the monitor's lock (it waits then). */
+    while (pthread_mutex_trylock(&vm->qmp_lock) == 0) {
+        pthread_mutex_unlock(&vm->qmp_lock);
+        (void)poll(NULL, 0, 1);
+    }
+    VoHvMigrationProgress p;
+    assert_int_equal(vo_qemu_migrate_query(vm, &p), 0);
+    assert_int_equal(p.status, VO_HV_MIGRATION_ACTIVE);
+    assert_false(__atomic_load_n(&w.done, __ATOMIC_SEQ_CST));
+    vo_cancel_request(w.cancel);
+    assert_int_equal(pthread_join(th, NULL), 0);
+    assert_int_equal(w.r, -ECANCELED);
+    vo_cancel_free(w.cancel);
     instance_close(&f);
 }
 
@@ -985,6 +1058,8 @@ int main(void)
         cmocka_unit_test(test_start),
         cmocka_unit_test(test_query),
         cmocka_unit_test(test_wait_for_a_status_change),
+        cmocka_unit_test(test_wait_finds_an_event_read_with_a_reply),
+        cmocka_unit_test(test_wait_frees_the_monitor_and_ends_on_cancel),
         cmocka_unit_test(test_post_copy),
         cmocka_unit_test(test_post_copy_recovery),
         cmocka_unit_test(test_uffd_grant),
