@@ -87,7 +87,7 @@ demo: build
 # The Debian guest image is built in the background from the start, only
 # when missing or stale (debian-image-bg); its test (test_debian_guest.py,
 # a pytest run of its own in scripts/check.sh) waits for that build and
-# fails without an image.
+# fails without a current image.
 check: deps
 	@$(MAKE) --no-print-directory debian-image-bg
 	@$(MAKE) --no-print-directory -j3 build build-asan build-tsan build-fuzz image
