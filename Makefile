@@ -69,11 +69,17 @@ debian-image: deps
 
 # The same in the background (log: DEBIAN_IMAGE.log), started before the
 # compiles so it never adds to the critical path; the test waits for its
-# lock. Only started when the image is missing or stale.
+# lock. Only started when the image is missing or stale, and no build holds
+# the lock (one a stopped make check left running: a second would truncate
+# its log while it writes on).
 debian-image-bg: deps
 	@mkdir -p $(dir $(DEBIAN_IMAGE))
-	@if ! grep -qs '"cloud_init":true' $(DEBIAN_IMAGE)/image.json || \
-	    ! grep -qs "\"script\":\"$$(cat guest/build-debian-image.sh guest/build-image.sh | sha256sum | cut -d' ' -f1)\"" $(DEBIAN_IMAGE)/image.json; then \
+	@if grep -qs '"cloud_init":true' $(DEBIAN_IMAGE)/image.json && \
+	    grep -qs "\"script\":\"$$(cat guest/build-debian-image.sh guest/build-image.sh | sha256sum | cut -d' ' -f1)\"" $(DEBIAN_IMAGE)/image.json; then \
+	    :; \
+	elif ! flock -n $(dir $(DEBIAN_IMAGE)).$(notdir $(DEBIAN_IMAGE)).lock true; then \
+	    echo "the Debian guest image is being built already (log: $(DEBIAN_IMAGE).log)"; \
+	else \
 	    echo "building the Debian guest image in the background (log: $(DEBIAN_IMAGE).log)"; \
 	    setsid bash guest/build-debian-image.sh $(DEBIAN_IMAGE) >$(DEBIAN_IMAGE).log 2>&1 </dev/null & \
 	    sleep 1; \
@@ -87,7 +93,7 @@ demo: build
 # The Debian guest image is built in the background from the start, only
 # when missing or stale (debian-image-bg); its test (test_debian_guest.py,
 # a pytest run of its own in scripts/check.sh) waits for that build and
-# fails without an image.
+# fails without a current image.
 check: deps
 	@$(MAKE) --no-print-directory debian-image-bg
 	@$(MAKE) --no-print-directory -j3 build build-asan build-tsan build-fuzz image

@@ -104,7 +104,8 @@ CLUSTER_TESTS_E=(tests/e2e/test_web_ui.py tests/e2e/test_vm_import.py tests/e2e/
 # `make check` in the background from the start (make debian-image-bg), the
 # test waits for that build's lock (a few minutes into the tests) and then
 # takes its share of the machine with the rest, rather than a tail of its
-# own after them. It fails without the image (VIREO_TEST_DEBIAN_IMAGE).
+# own after them. It fails without the image, or with a stale one whose
+# rebuild failed (VIREO_TEST_DEBIAN_IMAGE).
 DEBIAN_TEST=tests/e2e/test_debian_guest.py
 ignore=()
 for t in "${CLUSTER_TESTS_A[@]}" "${CLUSTER_TESTS_B[@]}" "${CLUSTER_TESTS_C[@]}" \

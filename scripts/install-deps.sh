@@ -31,11 +31,16 @@ fi
 BPO_PKGS=(qemu-system-x86 qemu-utils qemu-block-extra)  # qemu-block-extra: QEMU's iscsi and rbd drivers
 
 # One dpkg-query for all (make check calls this three times; one a package
-# cost ~0.9 CPU-s a call): it fails when one is unknown.
+# cost ~0.9 CPU-s a call): it fails when one is unknown. Each package named
+# must have an "install ok installed" line of its own (not config-files,
+# half-installed, ...): a package of two architectures has two lines, so
+# counting lines could hide a missing one.
 have_all() {
     local all=("${PKGS[@]}" "${BPO_PKGS[@]}") status
-    status=$(dpkg-query -W -f='${Status}\n' "${all[@]}" 2>/dev/null) || return 1
-    [ "$(grep -c '^install ok installed$' <<<"$status")" -eq "${#all[@]}" ] || return 1
+    status=$(dpkg-query -W -f='${Status} ${Package}\n' "${all[@]}" 2>/dev/null) || return 1
+    [ -z "$(comm -23 <(printf '%s\n' "${all[@]}" | sort -u) \
+            <(awk '$1 == "install" && $2 == "ok" && $3 == "installed" { print $4 }' <<<"$status" | sort -u))" ] ||
+        return 1
     # QEMU must come from backports (>= 9.0): 7.2 corrupts guest RAM in TCG migration.
     local v; v=$(dpkg-query -W -f='${Version}' qemu-system-x86 2>/dev/null || echo 0)
     dpkg --compare-versions "$v" ge 1:9.0 || return 1

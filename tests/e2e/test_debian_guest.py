@@ -23,9 +23,9 @@ reboot inside the same QEMU).
 
 The image is built by `make debian-image` (or `make debian-image-bg`, which
 `make check` starts first); this test waits (bounded) for that build's lock,
-and fails when there is no image (VIREO_TEST_DEBIAN_IMAGE, default
-BUILD/guest/debian): never skipped, so a check whose image build failed
-fails. It prints
+and fails when there is no image, or only a stale one (VIREO_TEST_DEBIAN_IMAGE,
+default BUILD/guest/debian): never skipped, so a check whose image build
+failed fails, quoting the end of the build's log. It prints
 the times (boot to SSH login, snapshot, backup, revert, the reboot, restore,
 the last boot)."""
 
@@ -65,6 +65,10 @@ def image_current():
 
 
 def image_ready():
+    """Whether IMAGE is there and current, once a build holding its lock
+    ended (bounded). A stale image is not ready: its rebuild failed (no
+    network, a debootstrap error) or never ran, and the test must fail
+    then, not pass on the image older scripts built."""
     lock = os.path.join(os.path.dirname(os.path.abspath(IMAGE)),
                         "." + os.path.basename(os.path.abspath(IMAGE)) + ".lock")
     if os.path.exists(lock) and not image_current():
@@ -73,14 +77,27 @@ def image_ready():
         # (flock, bounded).
         subprocess.run(["flock", "-w", str(BUILD_WAIT_S), lock, "true"], check=False,
                        timeout=BUILD_WAIT_S + 30)
-    return os.path.exists(os.path.join(IMAGE, "image.json"))
+    return image_current()
+
+
+def image_not_ready():
+    """Why there is no image to test, with the end of make check's build log."""
+    what = "stale (built by other guest scripts; not rebuilt)" if os.path.exists(
+        os.path.join(IMAGE, "image.json")) else "missing"
+    why = (f"the Debian guest image at {IMAGE} is {what}: guest/build-debian-image.sh, "
+           f"`make debian-image`")
+    try:
+        with open(IMAGE + ".log", errors="replace") as f:
+            tail = f.read().splitlines()[-15:]
+        return why + f"; the end of {IMAGE}.log (make check's build):\n" + "\n".join(tail)
+    except OSError:
+        return why
 
 
 @pytest.fixture(scope="module")
 def debian_daemon():
     if not image_ready():
-        pytest.fail(f"no Debian guest image at {IMAGE} (guest/build-debian-image.sh, "
-                    f"`make debian-image`; see {IMAGE}.log when make check built it)")
+        pytest.fail(image_not_ready())
 
     def link(state_dir):
         os.symlink(os.path.abspath(IMAGE), os.path.join(state_dir, "images", "debian"))
@@ -90,6 +107,19 @@ def debian_daemon():
         yield d
     finally:
         d.cleanup()
+
+
+def test_a_missing_or_stale_image_is_not_ready(tmp_path, monkeypatch):
+    """A check whose image build failed fails: with no image, and with a
+    stale one (a rebuild that failed leaves the old image in place)."""
+    image = tmp_path / "debian"
+    monkeypatch.setitem(globals(), "IMAGE", str(image))  # image_ready() reads it
+    assert not image_ready() and "is missing" in image_not_ready()
+    image.mkdir()
+    (image / "image.json").write_text('{"cloud_init":true,"script":"' + "0" * 64 + '"}')
+    (tmp_path / "debian.log").write_text("E: debootstrap failed\n")
+    assert not image_ready()
+    assert "is stale" in image_not_ready() and "E: debootstrap failed" in image_not_ready()
 
 
 def ssh(daemon, key, ip, *command, timeout=30):
