@@ -25,20 +25,6 @@ void vo_api_networks_list(VoRequest *req, VoReply *rep)
     vo_reply_json(rep, 200, json_pack("{s:o}", "networks", list));
 }
 
-/* A network made or deleted here: the host record lists the networks
- * placement may choose this host for, so it is rewritten before the answer
- * (a VM created at once after finds it); without a lease now, soon. */
-static void publish_networks(VoDaemon *d)
-{
-    int64_t rev = 0;
-    int r = d->cluster ? vo_hosts_publish_created(d, &rev) : -ENOTCONN;
-    if (r < 0) {
-        if (d->cluster && r != -ENOTCONN)
-            log_warn("networks: this host's record was not rewritten: %s", strerror(-r));
-        vo_hosts_refresh(d);
-    }
-}
-
 void vo_api_network_create(VoRequest *req, VoReply *rep)
 {
     if (!req->body) {
@@ -69,7 +55,7 @@ void vo_api_network_create(VoRequest *req, VoReply *rep)
         json_decref(net);
     }
     if (r >= 0)
-        publish_networks(req->d);
+        vo_hosts_publish_changed(req->d, "networks");
     if (r < 0)
         vo_reply_errno(rep, r, error);
     else {
@@ -133,7 +119,7 @@ void vo_api_network_delete(VoRequest *req, VoReply *rep)
     if (r >= 0 && vo_project_object_forget(req->d->store, &o) < 0)
         log_warn("network %s is gone but its project still names it", req->params[0]);
     if (r >= 0)
-        publish_networks(req->d);
+        vo_hosts_publish_changed(req->d, "networks");
     if (r < 0)
         vo_reply_errno(rep, r, error);
     else

@@ -105,6 +105,8 @@ void vo_api_pool_create(VoRequest *req, VoReply *rep)
     else if (r >= 0)
         r = vo_pool_create(req->d, spec.name, spec.type, spec.path, spec.shared, &pool, &error);
     vo_pool_spec_clear(&spec);
+    if (r >= 0) /* placement asks for the pools a create names */
+        vo_hosts_publish_changed(req->d, "pools");
     reply_result(rep, r, 201, pool, error);
 }
 
@@ -156,6 +158,8 @@ void vo_api_pool_delete(VoRequest *req, VoReply *rep)
     char *error = NULL;
     int r = vo_pool_delete(req->d, req->params[0], want, vo_request_query_bool(req, "force"),
                            &error);
+    if (r >= 0)
+        vo_hosts_publish_changed(req->d, "pools");
     reply_result(rep, r, 200, json_object(), error);
 }
 

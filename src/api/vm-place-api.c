@@ -127,7 +127,15 @@ static bool place(VoRequest *req, VoReply *rep, const VoPlaceAsk *ask, VoPlaceCh
 {
     VoPlaceChoice c = { 0 };
     char *error = NULL;
-    int r = vo_cluster_place(req->d, ask, &c, &error);
+    /* Where a volume of a host's own pool it names is (not another host
+     * with a pool of that name): there. */
+    VoPlaceAsk pinned = *ask;
+    _cleanup_free_ char *holder = ask->host ? NULL
+                                  : vo_cluster_own_volumes_host(req->d, ask->volumes,
+                                                                ask->n_volumes);
+    if (holder)
+        pinned.host = holder;
+    int r = vo_cluster_place(req->d, &pinned, &c, &error);
     if (r < 0) {
         vo_reply_errno(rep, r, error);
         free(error);

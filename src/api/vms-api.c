@@ -285,14 +285,20 @@ static VoFirmware image_firmware(VoDaemon *d, bool blank, const char *image, cha
     return fw;
 }
 
+/* key when it is "POOL/NAME", else NULL: the chosen host says what is
+ * wrong with it (400), not placement (a pool of that name nowhere, 409). */
+static const char *volume_key(const char *key)
+{
+    return key && strchr(key, '/') ? key : NULL;
+}
+
 /* The pools the chosen host must reach (cluster/placement.h): the pool of
  * the new disk and NVRAM, of an existing volume as its disk, of the ISO
  * and of the image. A host's own pool is found only on that host. */
-static char **create_pools(VoRequest *req, const char *pool, const char *disk_volume,
+static char **create_pools(const char *pool, const char *disk_volume, const char *cdrom,
                            const char *image_pool)
 {
-    json_t *cdrom = json_object_get(req->body, "cdrom");
-    const char *names[] = { pool, disk_volume, json_string_value(cdrom),
+    const char *names[] = { pool, volume_key(disk_volume), volume_key(cdrom),
                             disk_volume ? NULL : image_pool /* the disk is not the image's */ };
     return vo_place_pools_needed(names, ELEMENTSOF(names), VO_DEFAULT_POOL, NULL, NULL);
 }
@@ -392,8 +398,14 @@ void vo_api_vm_create(VoRequest *req, VoReply *rep)
     ask.networks = host ? NULL : needed;
     /* The same for the pools the create names: a named host answers for
      * itself ("volume ... does not exist"). */
-    _cleanup_strv_ char **pools = create_pools(req, pool, disk_volume, image_pool);
+    const char *cdrom_key = json_string_value(cdrom);
+    _cleanup_strv_ char **pools = create_pools(pool, disk_volume, cdrom_key, image_pool);
     ask.pools = host ? NULL : pools;
+    /* A volume of a host's own pool: on its host, not on another host that
+     * has a pool of that name. */
+    const char *volumes[] = { volume_key(disk_volume), volume_key(cdrom_key) };
+    ask.volumes = volumes;
+    ask.n_volumes = ELEMENTSOF(volumes);
     VoPlaceChoice choice = { 0 };
     if (vo_api_vm_create_elsewhere(req, rep, &ask, &choice))
         return;

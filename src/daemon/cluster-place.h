@@ -26,6 +26,11 @@ typedef struct {
     char *const *networks; /* vo_place_networks_needed of the NICs asked for; NULL: none */
     char *const *pools;    /* vo_place_pools_needed of the volumes and pools the create
                             * names; NULL: the default pool alone */
+    const char *const *volumes; /* the volumes it names ("POOL/NAME"; NULL entries
+                                 * skipped): one of a host's own pool pins an
+                                 * unpinned placement to its host
+                                 * (vo_cluster_own_volumes_host) */
+    size_t n_volumes;
     const char *project;   /* the VM's (NULL: "default"): a host's own network of another
                             * project is not one of its (cluster/place-network-projects.h) */
 } VoPlaceAsk;

@@ -7,6 +7,7 @@
 #include "api/access.h"
 #include "cluster/any-door.h"
 #include "cluster/cluster-config.h"
+#include "daemon/vms.h"
 #include "state/keys.h"
 #include "util/util.h"
 #include "state/store-json.h"
@@ -110,6 +111,51 @@ static int members(VoDaemon *d, json_t **ret)
     }
     *ret = all;
     return 0;
+}
+
+/* The hosts (of members, {id: doc}) whose documents hold volume key: their
+ * number, the first's id in *holder (when NULL there), or the store's
+ * error. */
+static int volume_holders(VoDaemon *d, json_t *members, const char *key, char **holder)
+{
+    int n = 0;
+    const char *id;
+    json_t *doc;
+    json_object_foreach(members, id, doc) {
+        _cleanup_free_ char *doc_key = vo_asprintf("h/%s/volumes/%s", id, key);
+        int r = vo_store_get(d->cluster_store, doc_key, NULL, NULL);
+        if (r == -ENOENT)
+            continue;
+        if (r < 0)
+            return r;
+        if (!*holder)
+            *holder = vo_strdup(id);
+        n++;
+    }
+    return n;
+}
+
+char *vo_cluster_own_volumes_host(VoDaemon *d, const char *const *keys, size_t n)
+{
+    json_t *all = NULL;
+    char *host = NULL;
+    for (size_t i = 0; d->cluster_store && i < n; i++) {
+        if (!keys[i] || vo_volume_is_shared(d, keys[i]))
+            continue;
+        if (!all && members(d, &all) < 0)
+            break;
+        char *holder = NULL;
+        bool ok = volume_holders(d, all, keys[i], &holder) == 1 &&
+                  (!host || !strcmp(host, holder));
+        free(host);
+        host = ok ? holder : NULL;
+        if (!ok) {
+            free(holder);
+            break;
+        }
+    }
+    json_decref(all);
+    return host;
 }
 
 int vo_cluster_host_find(VoDaemon *d, const char *name, VoClusterHost *ret)

@@ -51,6 +51,13 @@ int vo_cluster_locate_task(VoDaemon *d, const char *id, char **ret_host, char **
  * (vo_post_copy_paused_add) needs no read of its own. */
 int vo_cluster_add_vms(VoDaemon *d, bool summary, const char *only_host, json_t *arr,
                        json_t **ret_records);
+/* Several hosts may have their own pool of one name: a volume of such a
+ * pool is on the hosts whose documents hold it (h/<host>/volumes/POOL/NAME).
+ * The id of the one host that holds every volume of keys ("POOL/NAME";
+ * NULL entries skipped) not in a shared pool (malloc'd); NULL when none
+ * is named, when no host or several hold one, or the store cannot be read
+ * (placement and the chosen host's checks answer then). */
+char *vo_cluster_own_volumes_host(VoDaemon *d, const char *const *keys, size_t n);
 /* Appends the other hosts' tasks (their operation documents, with "host"). */
 int vo_cluster_add_tasks(VoDaemon *d, json_t *arr);
 

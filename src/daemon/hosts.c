@@ -793,6 +793,17 @@ int vo_hosts_publish_created(VoDaemon *d, int64_t *ret_rev)
     return r;
 }
 
+void vo_hosts_publish_changed(VoDaemon *d, const char *what)
+{
+    int64_t rev = 0;
+    int r = d->cluster ? vo_hosts_publish_created(d, &rev) : -ENOTCONN;
+    if (r < 0) {
+        if (d->cluster && r != -ENOTCONN)
+            log_warn("%s: this host's record was not rewritten: %s", what, strerror(-r));
+        vo_hosts_refresh(d);
+    }
+}
+
 bool vo_hosts_is_manager(VoDaemon *d)
 {
     VoHosts *h = d->hosts;

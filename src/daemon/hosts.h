@@ -50,6 +50,11 @@ int vo_hosts_publish_now(VoDaemon *d);
  * lease now: the record is published once one is taken) or the store's
  * error. */
 int vo_hosts_publish_created(VoDaemon *d, int64_t *ret_rev);
+/* What placement filters on (the networks or pools of this host) changed
+ * here: the record is rewritten before the caller answers (a VM created at
+ * once after finds it), else (no lease now) soon. what names it in the
+ * warning of a failed write. */
+void vo_hosts_publish_changed(VoDaemon *d, const char *what);
 
 /* Sets or clears "maintenance" in host_id's member document (any host may:
  * it is the cluster's; compared at the revision read, so two requests at

@@ -4,7 +4,8 @@ the manager and spread 2/2/2 (one of them boots a real TCG guest where it
 landed), a spread group of 3 lands on 3 hosts, a VM too big for any host is
 a 409 naming each host's reason, --host pins (and says why a host cannot
 take it), a VM on a volume or in a pool of one host's own goes to that host
-(a pool no host has: 409), the placement policy, and the manager's host killed: another
+(a pool no host has: 409; a pool made a moment ago is found), a VM on a
+volume of a pool two hosts have goes to the one holding it, the placement policy, and the manager's host killed: another
 host takes the role within the lease's TTL and creates still work, also
 one sent while the dead manager still held the role."""
 
@@ -212,6 +213,40 @@ def test_a_create_goes_where_the_pools_it_names_are(cluster, tmp_path):
                  expect=409)["error"]["message"]
     assert "cannot reach pool nowhere" in err, err
     assert "lost" not in [v["name"] for v in h1.api("GET", "/v1/vms")["vms"]]
+    # A volume named without its pool is the request's fault (400), not a
+    # pool 'v0' no host reaches (409).
+    err = create(h2, {"name": "typo", "memory_mib": 32, "disk_volume": "v0"},
+                 expect=400)["error"]["message"]
+    assert "POOL/NAME" in err, err
+    # A pool made after the cluster formed is in its host's record when
+    # its create answers: a VM in it at once after is placed there.
+    (tmp_path / "late").mkdir()
+    h1.api("POST", "/v1/pools", {"name": "late", "path": str(tmp_path / "late")}, expect=201)
+    doc = create(h2, {"name": "late0", "memory_mib": 32, "pool": "late"})
+    assert doc["host"]["name"] == "h1", doc
+    wait_created(c, doc)
+
+
+def test_a_create_on_a_volume_of_a_pool_two_hosts_have_goes_to_its_host(cluster, tmp_path):
+    """Both hosts have their own pool 'lp', the volumes are h2's: a VM on
+    one of them lands on h2 (its volume document says where it is), asked
+    of either host (before: either host, and h1 answered "volume 'lp/x0'
+    does not exist")."""
+    c = cluster(2, driver="fake", listen=False)
+    h1, h2 = c.hosts
+    for h in c.hosts:
+        (tmp_path / h.name).mkdir()
+        h.api("POST", "/v1/pools", {"name": "lp", "path": str(tmp_path / h.name)}, expect=201)
+    form(c)
+    for i in range(4):
+        h2.task_ok("POST", "/v1/pools/lp/volumes", {"name": f"x{i}", "size_bytes": 1 << 20})
+    placed = []
+    for i in range(4):
+        doc = create(c.hosts[i % 2], {"name": f"on{i}", "memory_mib": 32,
+                                      "disk_volume": f"lp/x{i}"})
+        placed.append(doc["host"]["name"])
+        wait_created(c, doc)
+    assert placed == ["h2"] * 4, placed
 
 
 def test_placed_create_answers_its_record(cluster, tmp_path):
