@@ -169,7 +169,9 @@ static void look_at(VoDaemon *d, VoVm *vm, json_t *probes)
                       1000;
     _cleanup_free_ char *err = NULL;
     json_t *task = NULL;
-    int r = vo_vm_resume(d, vm, &task, &err);
+    /* Only if still paused on the I/O error when the resume runs (a user's
+     * resume and pause may come during the probe). */
+    int r = vo_vm_resume_if(d, vm, VO_VM_REASON_IO_ERROR, &task, &err);
     json_decref(task);
     if (r < 0) { /* a task holds it, say: the next round tries again */
         log_info("vm %s: its target is back, but it cannot be resumed now: %s", name, err);
