@@ -134,6 +134,18 @@ static void look_at(VoDaemon *d, VoVm *vm, json_t *probes)
     /* Found lost before a vireod restart: still so. */
     bool lost_before = vm->san_state && !strncmp(vm->san_state, PAUSED_PREFIX,
                                                  strlen(PAUSED_PREFIX));
+    /* Out of that pause otherwise (its user's resume, a pause of theirs
+     * after it, a stop): the text would stay untrue, and make a later I/O
+     * error on a target that answers (a medium error) look lost, so
+     * resumed at once. */
+    bool out_of_it = (vm->hv && (vm->state == VO_VM_RUNNING ||
+                                 (vm->state == VO_VM_PAUSED && !io_paused))) ||
+                     (!vm->hv && (INACTIVE_STATES & IN(vm->state)));
+    if (lost_before && out_of_it && !vm->migration_task && !vm->migrated_away) {
+        log_info("vm %s: no longer paused on its lost iSCSI target", vm->spec->name);
+        set_san_state(vm, NULL);
+        lost_before = false;
+    }
     size_t n = 0;
     LunDisk *l = io_paused ? lun_disks_of(d, vm->spec, &n) : NULL;
     pthread_mutex_unlock(&vm->lock);
@@ -169,7 +181,9 @@ static void look_at(VoDaemon *d, VoVm *vm, json_t *probes)
                       1000;
     _cleanup_free_ char *err = NULL;
     json_t *task = NULL;
-    int r = vo_vm_resume(d, vm, &task, &err);
+    /* Only if still paused on the I/O error when the resume runs (a user's
+     * resume and pause may come during the probe). */
+    int r = vo_vm_resume_if(d, vm, VO_VM_REASON_IO_ERROR, &task, &err);
     json_decref(task);
     if (r < 0) { /* a task holds it, say: the next round tries again */
         log_info("vm %s: its target is back, but it cannot be resumed now: %s", name, err);

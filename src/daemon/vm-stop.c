@@ -129,12 +129,14 @@ static int task_stop(VoTask *t, void *userdata)
     return r;
 }
 
-/* pause/resume/reboot: one driver call on a VM in the required state. A
+/* pause/resume/reboot: one driver call on a VM in the required state (and,
+ * when reason is given, paused for that reason: checked under the job
+ * lock, so a user's resume and pause queued before it are seen). A
  * resume then asks QEMU whether it runs (a write retried by cont may fail
  * at once and stop it again), and any task reads the state again when
  * STOP/RESUME came while it held the VM (vo_vm_job_end). */
-static int simple_op(VoTask *t, VoVm *vm, VoVmState required, int (*op)(VoHvInstance *),
-                     VoVmState after, const char *verb)
+static int simple_op(VoTask *t, VoVm *vm, VoVmState required, const char *reason,
+                     int (*op)(VoHvInstance *), VoVmState after, const char *verb)
 {
     pthread_mutex_lock(&vm->job);
     pthread_mutex_lock(&vm->lock);
@@ -147,6 +149,14 @@ static int simple_op(VoTask *t, VoVm *vm, VoVmState required, int (*op)(VoHvInst
         pthread_mutex_unlock(&vm->job);
         return vo_task_fail(t, -EBUSY, "cannot %s VM '%s': it is %s (must be %s)", verb, name,
                             vo_vm_state_names[s], vo_vm_state_names[required]);
+    }
+    if (reason && (!vm->state_reason || strcmp(vm->state_reason, reason))) {
+        _cleanup_free_ char *name = vo_strdup(vm->spec->name);
+        _cleanup_free_ char *now = vo_strdup(vm->state_reason ? vm->state_reason : "unknown");
+        pthread_mutex_unlock(&vm->lock);
+        pthread_mutex_unlock(&vm->job);
+        return vo_task_fail(t, -EBUSY, "VM '%s' not resumed: paused for '%s' now, not '%s'",
+                            name, now, reason);
     }
     VoHvInstance *hv = vm->hv;
     unsigned io_errors = vm->io_errors;
@@ -176,19 +186,20 @@ static int simple_op(VoTask *t, VoVm *vm, VoVmState required, int (*op)(VoHvInst
 static int task_pause(VoTask *t, void *userdata)
 {
     VoVm *vm = ((VoVmOpArgs *)userdata)->vm;
-    return simple_op(t, vm, VO_VM_RUNNING, vm->d->driver->pause, VO_VM_PAUSED, "pause");
+    return simple_op(t, vm, VO_VM_RUNNING, NULL, vm->d->driver->pause, VO_VM_PAUSED, "pause");
 }
 
 static int task_resume(VoTask *t, void *userdata)
 {
-    VoVm *vm = ((VoVmOpArgs *)userdata)->vm;
-    return simple_op(t, vm, VO_VM_PAUSED, vm->d->driver->resume, VO_VM_RUNNING, "resume");
+    VoVmOpArgs *a = userdata;
+    return simple_op(t, a->vm, VO_VM_PAUSED, a->paused_reason, a->vm->d->driver->resume,
+                     VO_VM_RUNNING, "resume");
 }
 
 static int task_reboot(VoTask *t, void *userdata)
 {
     VoVm *vm = ((VoVmOpArgs *)userdata)->vm;
-    return simple_op(t, vm, VO_VM_RUNNING, vm->d->driver->reset, VO_VM_RUNNING, "reboot");
+    return simple_op(t, vm, VO_VM_RUNNING, NULL, vm->d->driver->reset, VO_VM_RUNNING, "reboot");
 }
 
 int vo_vm_stop(VoDaemon *d, VoVm *vm, bool force, int timeout_s, json_t **ret_task,
@@ -221,8 +232,16 @@ int vo_vm_pause(VoDaemon *d, VoVm *vm, json_t **ret_task, char **ret_error)
 
 int vo_vm_resume(VoDaemon *d, VoVm *vm, json_t **ret_task, char **ret_error)
 {
+    return vo_vm_resume_if(d, vm, NULL, ret_task, ret_error);
+}
+
+int vo_vm_resume_if(VoDaemon *d, VoVm *vm, const char *paused_reason, json_t **ret_task,
+                    char **ret_error)
+{
     int r = vo_vm_precheck(vm, IN(VO_VM_PAUSED), "resume", ret_error);
-    return r < 0 ? r
-                 : vo_vm_submit(d, vm, "resume", task_resume, vo_vm_op_args(vm), vo_vm_op_args_free,
-                                ret_task, ret_error);
+    if (r < 0)
+        return r;
+    VoVmOpArgs *a = vo_vm_op_args(vm);
+    a->paused_reason = paused_reason;
+    return vo_vm_submit(d, vm, "resume", task_resume, a, vo_vm_op_args_free, ret_task, ret_error);
 }

@@ -45,6 +45,7 @@ typedef struct {
     bool boot_once; /* start: boot once_dev first, this run only */
     VoBootDev once_dev;
     bool ha_start; /* start: an HA restart (ha-retry.h), not a user's start */
+    const char *paused_reason; /* resume: only a VM paused so (static; NULL: any) */
 } VoVmOpArgs;
 
 void vo_vm_op_args_free(void *p);

@@ -121,6 +121,10 @@ int vo_vm_stop(VoDaemon *d, VoVm *vm, bool force, int timeout_s, json_t **ret_ta
 int vo_vm_reboot(VoDaemon *d, VoVm *vm, json_t **ret_task, char **ret_error);
 int vo_vm_pause(VoDaemon *d, VoVm *vm, json_t **ret_task, char **ret_error);
 int vo_vm_resume(VoDaemon *d, VoVm *vm, json_t **ret_task, char **ret_error);
+/* vo_vm_resume of a VM still paused for paused_reason (a static string,
+ * VO_VM_REASON_*) when its task runs; else the task fails, VM untouched. */
+int vo_vm_resume_if(VoDaemon *d, VoVm *vm, const char *paused_reason, json_t **ret_task,
+                    char **ret_error);
 int vo_vm_delete(VoDaemon *d, VoVm *vm, bool force, bool keep_disks, json_t **ret_task,
                  char **ret_error);
 

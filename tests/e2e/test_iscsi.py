@@ -252,9 +252,23 @@ def test_vm_on_a_lun(daemon, target):
     assert written == sent and marker in out, out
     assert daemon.vm("a")["state"] == "running"
 
+    # Lost again, and stopped by its user while vireod waits for the LUN:
+    # san_state no longer says it waits (it said so for good before, and a
+    # later I/O error of a target that answers, a medium error, was then
+    # taken for a lost target and the VM resumed at once).
+    target.stop()
+    daemon.guest("a", "(dd if=/dev/shm/src of=/root/blob2 bs=64k oflag=direct conv=fsync) "
+                      "</dev/null >/dev/null 2>&1 & true")
+    target.start(without=(1,))
+    wait_until(lambda: daemon.vm("a").get("san_state", "").startswith("paused: "), 120,
+               interval=0.5, what="vireod to find VM a's target lost again")
+    daemon.cli("vm", "stop", "a", "--force")
+    wait_until(lambda: "san_state" not in daemon.vm("a"), 60, interval=0.5,
+               what="VM a's san_state to go once it is stopped")
+    target.add_lun(1)
+
     # A snapshot of the VM (stopped: qemu-img over iscsi://) lands in the
     # LUN's qcow2 layer.
-    daemon.cli("vm", "stop", "a")
     daemon.task_ok("POST", "/v1/vms/a/snapshots", {"name": "s1"})
     listed = subprocess.run(["qemu-img", "snapshot", "-l", target.luns[1]], capture_output=True,
                             text=True, check=True).stdout
