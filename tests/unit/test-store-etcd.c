@@ -128,6 +128,31 @@ static void kill_wait(pid_t pid)
     }
 }
 
+/* Stops child pid (SIGSTOP) and returns 0 once every thread of it is
+ * stopped, -ESRCH if it ended, -ETIMEDOUT past WAIT_MS. kill() returns
+ * when the signal is queued on one thread; the other threads of a
+ * multi-threaded process (etcd) run on, and answer requests, until that
+ * thread is scheduled and stops them all, which under load can take tens
+ * of milliseconds. The parent learns of the stop (WUNTRACED) once the last
+ * thread stopped. */
+static int stop_child(pid_t pid)
+{
+    if (kill(pid, SIGSTOP) < 0)
+        return -errno;
+    int64_t give_up = vo_now_ms() + WAIT_MS;
+    for (;;) {
+        int st = 0;
+        pid_t w = waitpid(pid, &st, WUNTRACED | WNOHANG);
+        if (w == pid)
+            return WIFSTOPPED(st) ? 0 : -ESRCH;
+        if (w < 0)
+            return -errno;
+        if (vo_now_ms() > give_up)
+            return -ETIMEDOUT;
+        sleep_ms(1);
+    }
+}
+
 static void stop_etcd(void)
 {
     if (etcd_pid > 0)
@@ -488,7 +513,9 @@ static void test_no_quorum(void **state)
     int64_t lease = 0, ra = 0;
     assert_int_equal(s->ops->lease_grant(s, 60000, &lease), 0);
     assert_int_equal(vo_store_put(s, "vms/a", "1", VO_REV_NEW, &ra), 0);
-    assert_int_equal(kill(etcd_pid, SIGSTOP), 0);
+    /* Every thread stopped before the put: a thread still running would
+     * answer it at once. */
+    assert_int_equal(stop_child(etcd_pid), 0);
     int r = vo_store_put(s, "vms/b", "1", VO_REV_NEW, NULL);
     int g = vo_store_get(s, "vms/a", NULL, NULL);
     int d = vo_store_delete(s, "vms/a", ra);
