@@ -89,6 +89,8 @@ def test_a_late_take_back_whose_qemu_is_gone_records_the_vm_crashed(cluster, tmp
     wait_until(lambda: (h1.request("GET", "/v1/vms/ctr")[1] or {}).get("state") == "crashed",
                120, what="h1's VM to show crashed")
     assert f"the late take-back of VM {vm_id}: applied" in h1.log()
+    assert "loaded: its source QEMU here is gone" in h1.log()
+    assert "its source QEMU here is adopted" not in h1.log()
     assert hosts_of(h1, "ctr") == ["h1"]
     assert not os.listdir(os.path.join(h1.run_dir, "migrations"))
     (faults / "incoming-claim-go").touch()
