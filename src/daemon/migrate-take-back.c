@@ -185,9 +185,10 @@ int vo_migration_settle_unloaded_take_back(VoDaemon *d, const VoMigrateIntent *i
         vo_migrate_resettle_later(d, i->vm, i->name, i->migration);
         return b;
     }
-    log_warn("vm %s: its take-back from host %s, whose outcome was unknown, applied after the "
-             "VMs were loaded: its source QEMU here is adopted", i->name, i->peer);
     VoHvInstance *hv = vo_migration_attach_unowned(d, i);
+    log_warn("vm %s: its take-back from host %s, whose outcome was unknown, applied after the "
+             "VMs were loaded: %s", i->name, i->peer,
+             hv ? "its source QEMU here is adopted" : "its source QEMU here is gone");
     if (!hv) {
         /* This host's, with no QEMU: in the table, crashed (before, in no
          * host's table until the next start: no event, HA blind). */

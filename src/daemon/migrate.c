@@ -564,17 +564,21 @@ static int run_switchover(MigrateRun *x)
 }
 
 /* The switch-over failed and QEMU runs the guest here again (its device
- * state never left: the only copy), but the take-back said the VM is the
- * destination's (b 1: a take-back whose outcome was unknown, settled by
- * rewriting the destination's document; or that document changed) or
- * could not say (b negative). Ending this QEMU, or leaving it, would lose
- * the guest or leave it unowned: the VM is taken back at the revision a
- * quorum read gives at the destination (as the background does,
- * vo_migration_take_back_here; the destination claims no VM its QEMU
- * does not hold). 0: back here (vm->rev follows); b as it was when the VM
- * is not at the destination any more (-ENOENT: restarted elsewhere or
- * deleted: this copy ends); else negative (the background tries again). */
-static int take_back_guest_here(MigrateRun *x, int b)
+ * state never left: the only copy), but the take-back (vo_migrate_take_back)
+ * said the VM is the destination's (1: a take-back whose outcome was
+ * unknown, settled by rewriting the destination's document; or that
+ * document changed) or could not say (negative). Ending this QEMU, or
+ * leaving it, would lose the guest or leave it unowned: the VM is taken
+ * back at the revision a quorum read gives at the destination (as the
+ * background does, vo_migration_take_back_here; the destination claims no
+ * VM its QEMU does not hold). 0: back here (vm->rev follows); 1 when the
+ * destination claimed it in this migration (its QEMU runs the guest: the
+ * claim mark) or the VM is at neither host (restarted elsewhere or
+ * deleted): this copy ends, also when the take-back could not say (one
+ * compared at the switch's revision can no longer apply; before, this
+ * QEMU ran on beside the destination's until the background settled it);
+ * else negative (the background tries again). */
+static int take_back_guest_here(MigrateRun *x)
 {
     int64_t rev = 0;
     _cleanup_free_ char *error = NULL;
@@ -582,7 +586,7 @@ static int take_back_guest_here(MigrateRun *x, int b)
              "is taken back from host %s", x->name, x->m->to_name);
     int r = vo_migration_take_back_here(x->d, &x->m->intent, &rev, &error);
     if (r == -ENOENT)
-        return b;
+        return 1; /* this copy ends, whatever the take-back said: see above */
     if (r < 0) {
         free(x->error);
         x->error = TAKE_PTR(error);
@@ -642,7 +646,7 @@ static int run_commit(MigrateRun *x)
         int b = vo_migrate_take_back(d, m, vm, name, x->vm_id, x->new_rev, &x->error);
         bool runs = b != 0 && vo_migrate_source_runs_guest(d, x->hv);
         if (runs)
-            b = take_back_guest_here(x, b);
+            b = take_back_guest_here(x);
         if (b == 0) { /* the documents are here again: the source runs on */
             vo_post_copy_kept_unmark(d, x->vm_id);
             vo_migrate_moving_end(d, m, false); /* the volumes' files stay here */
