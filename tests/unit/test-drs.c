@@ -407,66 +407,64 @@ static void targets_must_boot_the_vms_firmware(void **state)
     free(why);
 }
 
-/* A VM with NICs on networks goes only to a host whose record has each
- * (vo_place_networks_ok, as placement): a host that says nothing (an older
- * vireod) is not filtered on. */
-static void targets_must_have_the_vms_networks(void **state)
+/* The list a host or VM carries that targets are filtered on: its
+ * networks or its pools. */
+static char *const **networks_or_pools(char *const **networks, char *const **pools,
+                                        bool by_pools)
 {
-    (void)state;
-    char *lan_only[] = { "lan", NULL };
-    char *both[] = { "dmz", "lan", NULL };
+    return by_pools ? pools : networks;
+}
+
+/* Three VMs of host a that each need both of `needed` go only to a host
+ * whose record has each (c, empty, would be the best target); none moves
+ * when no host has both; a host that says nothing (an older vireod) is not
+ * filtered on. */
+static void targets_must_have_what_the_vms_need(bool by_pools, char **both, char **one,
+                                               char **needed)
+{
     char *none[] = { NULL };
-    char *needed[] = { "dmz", "lan", NULL };
     VoDrsHost h[] = { host("a", 4, 100000), host("b", 4, 100000), host("c", 4, 100000) };
     VoDrsVm v[] = { vm("x", 0, 1.0, 0), vm("y", 0, 1.0, 0), vm("z", 0, 1.0, 0),
                     vm("w", 1, 0.5, 0) };
     for (int i = 0; i < 3; i++)
-        v[i].networks = needed;
-    h[1].networks = both;
-    h[2].networks = lan_only; /* c, empty, would be the best target */
+        *networks_or_pools(&v[i].networks, &v[i].pools, by_pools) = needed;
+    *networks_or_pools(&h[1].networks, &h[1].pools, by_pools) = both;
+    *networks_or_pools(&h[2].networks, &h[2].pools, by_pools) = one;
     VoDrsInput in = input(h, 3, v, 4);
     VoDrsMove mv;
     char *why = NULL;
     assert_int_equal(rounds(&in, 3, &mv, &why), 1);
     assert_int_equal(mv.to, 1);
-    h[1].networks = none;
+    *networks_or_pools(&h[1].networks, &h[1].pools, by_pools) = by_pools ? one : none;
     assert_int_equal(rounds(&in, 3, &mv, &why), 0);
     assert_non_null(strstr(why, "3 with no host that can take them"));
-    h[2].networks = NULL; /* does not say */
+    *networks_or_pools(&h[2].networks, &h[2].pools, by_pools) = NULL; /* does not say */
     assert_int_equal(rounds(&in, 3, &mv, &why), 1);
     assert_int_equal(mv.to, 2);
     free(why);
 }
 
-/* A VM whose disk is in a shared pool goes only to a host that reaches it
- * (vo_place_pools_ok, the pools a migration's target asks for): before,
- * DRS proposed a host without the pool and the migration's check refused
- * it. A host that says nothing (an older vireod) is not filtered on. */
+/* NICs on networks: a host must have each (vo_place_networks_ok, as
+ * placement). */
+static void targets_must_have_the_vms_networks(void **state)
+{
+    (void)state;
+    char *both[] = { "dmz", "lan", NULL };
+    char *lan_only[] = { "lan", NULL };
+    char *needed[] = { "dmz", "lan", NULL };
+    targets_must_have_what_the_vms_need(false, both, lan_only, needed);
+}
+
+/* A disk in a shared pool: a host must reach it (vo_place_pools_ok, the
+ * pools a migration's target asks for): before, DRS proposed a host
+ * without the pool and the migration's check refused it. */
 static void targets_must_reach_the_vms_pools(void **state)
 {
     (void)state;
     char *all[] = { "default", "nfs", NULL };
     char *own_only[] = { "default", NULL };
     char *needed[] = { "default", "nfs", NULL };
-    VoDrsHost h[] = { host("a", 4, 100000), host("b", 4, 100000), host("c", 4, 100000) };
-    VoDrsVm v[] = { vm("x", 0, 1.0, 0), vm("y", 0, 1.0, 0), vm("z", 0, 1.0, 0),
-                    vm("w", 1, 0.5, 0) };
-    for (int i = 0; i < 3; i++)
-        v[i].pools = needed;
-    h[1].pools = all;
-    h[2].pools = own_only; /* c, empty, would be the best target */
-    VoDrsInput in = input(h, 3, v, 4);
-    VoDrsMove mv;
-    char *why = NULL;
-    assert_int_equal(rounds(&in, 3, &mv, &why), 1);
-    assert_int_equal(mv.to, 1);
-    h[1].pools = own_only;
-    assert_int_equal(rounds(&in, 3, &mv, &why), 0);
-    assert_non_null(strstr(why, "3 with no host that can take them"));
-    h[2].pools = NULL; /* does not say */
-    assert_int_equal(rounds(&in, 3, &mv, &why), 1);
-    assert_int_equal(mv.to, 2);
-    free(why);
+    targets_must_have_what_the_vms_need(true, all, own_only, needed);
 }
 
 /* A target's own network of the VM's NIC's name that belongs to another
