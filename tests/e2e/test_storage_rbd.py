@@ -969,7 +969,8 @@ def test_flatten_cancelled_stays_a_clone_and_import_shows_bytes(ceph, rbd_env, t
     it: the task ends cancelled, the volume is still a valid clone (its
     parent and the parent's snapshot in Ceph, its record's backing), and a
     flatten asked again finishes it; a migration asked meanwhile is refused
-    (409) naming the flatten task. A disk image imported into an rbd pool
+    (409) naming the flatten task, and a flatten of the VM's other disk,
+    queued behind it and cancelled, frees that volume. A disk image imported into an rbd pool
     (qemu-img convert -p through QEMU's rbd driver) shows its bytes."""
     d, keyring, key = rbd_env
     d.cli("pool", "create", "cephcan", "--type", "rbd", "--monitors", ceph.monitors, "--pool",
