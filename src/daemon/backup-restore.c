@@ -701,6 +701,9 @@ int vo_backup_restore(VoDaemon *d, const char *id, const char *as, const char *p
     }
     if (r >= 0 && !original)
         r = check_spec_paths(d, b.record, ret_error);
+    /* Over the original: one of that VM's operations (its job lock); vm_id
+     * is the record's, which backup_ref_clear frees. */
+    _cleanup_free_ char *vm_key = original ? vo_asprintf("vm/%s", vm_id) : NULL;
     if (r < 0) {
         if (original)
             vo_vm_unref(original);
@@ -712,8 +715,6 @@ int vo_backup_restore(VoDaemon *d, const char *id, const char *as, const char *p
                        .as = vo_strdup(as ? as : original ? NULL : vm_name),
                        .original = original, .rate = (uint64_t)bwlimit_mib << 20 };
     backup_ref_clear(&b);
-    /* Over the original: one of that VM's operations (its job lock). */
-    _cleanup_free_ char *vm_key = original ? vo_asprintf("vm/%s", vm_id) : NULL;
     VoTaskDesc desc = { .kind = "backup-restore", .target = id, .target_id = id,
                         .keys = { BACKUPS_TASK_KEY, vm_key }, .cancellable = true };
     r = vo_tasks_submit(d->tasks, &desc, task_restore, op, restore_op_free, ret_task, ret_error);

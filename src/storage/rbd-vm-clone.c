@@ -28,7 +28,7 @@ typedef struct {
     char *buf;
     uint64_t ofs;
     size_t len;
-    rbd_completion_t c; /* the read's, then the write's; NULL when free */
+    rbd_completion_t c; /* the read's, then the write's; NULL once done */
     bool writing;
 } CopySlot;
 
@@ -47,8 +47,10 @@ static int start_read(Copy *k)
     s->len = (size_t)(k->size - k->next < k->chunk ? k->size - k->next : k->chunk);
     s->writing = false;
     int r = rbd_aio_create_completion(NULL, NULL, &s->c);
-    if (r < 0)
+    if (r < 0) {
+        s->c = NULL;
         return r;
+    }
     r = rbd_aio_read2(k->img, s->ofs, s->len, s->buf, s->c,
                       LIBRADOS_OP_FLAG_FADVISE_SEQUENTIAL);
     if (r < 0) {
@@ -61,38 +63,68 @@ static int start_read(Copy *k)
     return 0;
 }
 
-/* Waits for the oldest slot's read or write: 1 when its object is done
- * (the slot freed), 0 when its write was started (its read had data). */
-static int finish_oldest(Copy *k)
+/* s's read or write has completed (its completion released): a read with
+ * data starts its write (unless stopping); 0, or the error of either. */
+static int slot_completed(Copy *k, CopySlot *s)
 {
-    CopySlot *s = &k->slots[k->head];
-    rbd_aio_wait_for_complete(s->c);
-    ssize_t n = rbd_aio_get_return_value(s->c);
+    ssize_t n = rbd_aio_get_return_value(s->c); /* a write's: 0 */
     rbd_aio_release(s->c);
     s->c = NULL;
-    int r = 1;
     if (n >= 0 && !s->writing && (size_t)n != s->len) /* a hole reads zeros: never short */
         n = -EIO;
-    if (n >= 0 && !s->writing && !k->stopping && !all_zero(s->buf, s->len)) {
-        s->writing = true;
-        if ((r = rbd_aio_create_completion(NULL, NULL, &s->c)) >= 0 &&
-            (r = rbd_aio_write2(k->out, s->ofs, s->len, s->buf, s->c, 0)) < 0) {
-            rbd_aio_release(s->c);
-            s->c = NULL;
-        }
-        if (r >= 0)
-            return 0;
+    if (n < 0 || s->writing || k->stopping || all_zero(s->buf, s->len))
+        return n < 0 ? (int)n : 0;
+    s->writing = true;
+    int r = rbd_aio_create_completion(NULL, NULL, &s->c);
+    if (r < 0) {
+        s->c = NULL;
+        return r;
     }
-    k->head = (k->head + 1) % COPY_IN_FLIGHT;
-    k->busy--;
-    return n < 0 ? (int)n : r;
+    if ((r = rbd_aio_write2(k->out, s->ofs, s->len, s->buf, s->c, 0)) < 0) {
+        rbd_aio_release(s->c);
+        s->c = NULL;
+    }
+    return r;
+}
+
+/* Handles every busy slot whose read or write completed (a read's write
+ * starts at once, whatever older objects still wait for), waiting for the
+ * oldest when none did; then frees the done slots at the head (in order).
+ * How many were freed, or the first error (its slot done too). */
+static int copy_step(Copy *k)
+{
+    int r = 0;
+    bool any = false;
+    for (unsigned i = 0; i < k->busy; i++) {
+        CopySlot *s = &k->slots[(k->head + i) % COPY_IN_FLIGHT];
+        if (s->c && rbd_aio_is_complete(s->c)) {
+            int e = slot_completed(k, s);
+            if (e < 0 && r >= 0) { /* the copy fails: no more writes begin */
+                r = e;
+                k->stopping = true;
+            }
+            any = true;
+        }
+    }
+    if (!any) {
+        CopySlot *s = &k->slots[k->head]; /* busy and not done: it is waited on */
+        rbd_aio_wait_for_complete(s->c);
+        r = slot_completed(k, s);
+    }
+    int freed = 0;
+    while (k->busy && !k->slots[k->head].c) {
+        k->head = (k->head + 1) % COPY_IN_FLIGHT;
+        k->busy--;
+        freed++;
+    }
+    return r < 0 ? r : freed;
 }
 
 /* Copies img's data into the new image out (of img's size), an object at a
- * time, COPY_IN_FLIGHT objects at once: zeros are not written (the copy
- * stays thin). Progress counts the objects done in order (all before an
- * offset). Stops at a cancel of the calling thread's work (-ECANCELED),
- * after the objects in flight are done. */
+ * time, COPY_IN_FLIGHT objects at once (reads and writes): zeros are not
+ * written (the copy stays thin). Progress counts the objects done in order
+ * (all before an offset). Stops at a cancel of the calling thread's work
+ * (-ECANCELED), after the objects in flight are done. */
 static int copy_data(rbd_image_t img, rbd_image_t out, uint64_t size, uint64_t chunk,
                      VoRbdProgressFn progress, void *userdata)
 {
@@ -107,17 +139,22 @@ static int copy_data(rbd_image_t img, rbd_image_t out, uint64_t size, uint64_t c
             r = start_read(&k);
         if (r < 0 || !k.busy)
             break;
-        int done = finish_oldest(&k);
-        if (done < 0)
-            r = done;
-        else if (done && progress)
+        int freed = copy_step(&k);
+        if (freed < 0)
+            r = freed;
+        else if (freed && progress)
             progress(k.busy ? k.slots[k.head].ofs : k.next, size, userdata);
-        if (done > 0)
+        if (freed > 0)
             vo_test_hold("rbd_copy_chunk"); /* tests cancel a copy midway */
     }
     k.stopping = true;
-    while (k.busy) /* an error or a cancel: what is in flight ends first */
-        (void)finish_oldest(&k);
+    for (unsigned i = 0; i < k.busy; i++) { /* an error or a cancel: what is in flight ends first */
+        CopySlot *s = &k.slots[(k.head + i) % COPY_IN_FLIGHT];
+        if (s->c) {
+            rbd_aio_wait_for_complete(s->c);
+            (void)slot_completed(&k, s);
+        }
+    }
     for (unsigned i = 0; i < COPY_IN_FLIGHT; i++)
         free(k.slots[i].buf);
     return r < 0 ? r : rbd_flush(out);

@@ -969,13 +969,17 @@ def test_flatten_cancelled_stays_a_clone_and_import_shows_bytes(ceph, rbd_env, t
     it: the task ends cancelled, the volume is still a valid clone (its
     parent and the parent's snapshot in Ceph, its record's backing), and a
     flatten asked again finishes it; a migration asked meanwhile is refused
-    (409) naming the flatten task. A disk image imported into an rbd pool
+    (409) naming the flatten task, and a flatten of the VM's other disk,
+    queued behind it and cancelled, frees that volume. A disk image imported into an rbd pool
     (qemu-img convert -p through QEMU's rbd driver) shows its bytes."""
     d, keyring, key = rbd_env
     d.cli("pool", "create", "cephcan", "--type", "rbd", "--monitors", ceph.monitors, "--pool",
           "vireo-vms", "--user", "vireo", "--keyring", keyring)
     d.cli("vm", "create", "csrc", "--memory", "256M", "--pool", "cephcan")
-    d.cli("vm", "clone", "csrc", "ccan", "--linked")
+    d.task_ok("POST", "/v1/pools/cephcan/volumes", {"name": "cdata", "size_bytes": 8 * MiB})
+    d.task_ok("POST", "/v1/vms/csrc/disks", {"volume": "cephcan/cdata"})
+    d.cli("vm", "clone", "csrc", "ccan", "--linked")  # two clones: its disks 0 and 1
+    second = d.vm("ccan")["disks"][1]["volume"].replace("/", "/volumes/")
     hold = os.path.join(d.env["VIREO_FAKE_FAULTS"], "rbd_flatten_progress")
     open(hold + ".hold", "w").close()
     try:  # held at librbd's first progress report
@@ -984,6 +988,13 @@ def test_flatten_cancelled_stays_a_clone_and_import_shows_bytes(ceph, rbd_env, t
         wait_until(lambda: os.path.exists(hold + ".held"), 120, what="the flatten held")
         status, doc = d.request("POST", "/v1/vms/ccan/migrate", {"to": "elsewhere"})
         assert status == 409 and task["id"] in doc["error"]["message"], doc
+        # The flatten of its other disk queues behind it; cancelled while
+        # queued, it frees that volume (asked again: queued again, not 409).
+        for _ in range(2):
+            queued = d.api("POST", f"/v1/pools/{second}/flatten", expect=202)["task"]
+            assert d.api("GET", f"/v1/tasks/{queued['id']}")["state"] == "queued"
+            d.cli("task", "cancel", queued["id"])
+            assert d.api("GET", f"/v1/tasks/{queued['id']}")["state"] == "cancelled"
         d.cli("task", "cancel", task["id"], "--async")
     finally:
         os.unlink(hold + ".hold")
@@ -1001,6 +1012,7 @@ def test_flatten_cancelled_stays_a_clone_and_import_shows_bytes(ceph, rbd_env, t
     assert parent_of(ceph, "ccan-disk0") is None
     for vm in ("ccan", "csrc"):
         d.cli("vm", "delete", vm)
+    d.cli("volume", "delete", "cephcan/cdata")  # attached, not made for csrc: kept
 
     # Import: qemu-img's -p percent becomes the task's bytes.
     src = str(tmp_path / "data.raw")
