@@ -182,9 +182,19 @@ def stop_process(pid, timeout=20, send=None):
     milliseconds, so an action right after the kill can still be answered
     by the process thought stopped. Reads /proc only, so pid need not be
     the test's child. send, when given, sends the signal instead (a pidfd's
-    sender: OwnProcs.signal)."""
+    sender: OwnProcs.signal). A process that does not stop in time is let
+    go again (SIGCONT) before the TimeoutError: no test's cleanup waits on
+    a process left stopped."""
     send_stop(pid, send)
-    wait_stopped(pid, timeout)
+    try:
+        wait_stopped(pid, timeout)
+    except TimeoutError:
+        if send is None or not send(pid, signal.SIGCONT):
+            try:
+                os.kill(pid, signal.SIGCONT)
+            except ProcessLookupError:
+                pass
+        raise
 
 
 def send_stop(pid, send=None):
