@@ -28,7 +28,7 @@ import threading
 import time
 import uuid
 
-from vireo_harness import Daemon, Netns, netns_pids, pid_alive, wait_until
+from vireo_harness import Daemon, Netns, netns_pids, pid_alive, send_stop, wait_stopped, wait_until
 
 API_PORT = 8443
 _runs = itertools.count(1)
@@ -305,13 +305,14 @@ class Cluster:
         # Every process stopped first, then killed: killed one by one,
         # vireod could see its QEMU die and record the VM crashed before
         # its own end, which no power loss does (and HA restarts no VM
-        # last seen crashed: bench/chaos lost one so).
-        for pid in host.pids():
-            if not host.qemu_pids.signal(pid, signal.SIGSTOP):
-                try:
-                    os.kill(pid, signal.SIGSTOP)
-                except ProcessLookupError:
-                    pass
+        # last seen crashed: bench/chaos lost one so). Stopped means every
+        # thread stopped: a SIGSTOP is queued on one thread, and vireod's
+        # others run on a moment (tests/e2e/test_stop_process.py).
+        stopping = host.pids()
+        for pid in stopping:
+            send_stop(pid, host.qemu_pids.signal)
+        for pid in stopping:
+            wait_stopped(pid, max(1.0, deadline - time.monotonic()))
         while True:
             pids = host.pids()
             if not pids:

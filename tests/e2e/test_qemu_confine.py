@@ -17,7 +17,7 @@ import threading
 
 import pytest
 
-from vireo_harness import Daemon, open_files, qemu_thread_cgroups, wait_until
+from vireo_harness import Daemon, open_files, qemu_thread_cgroups, stop_process, wait_until
 
 MiB = 1 << 20
 GUEST_MIB = 128
@@ -143,7 +143,7 @@ def test_qemu_has_its_own_cgroup_with_limits(booted):
     # timeout, and the move fail)
     result = []
     setter = threading.Thread(target=lambda: result.append(set_cpu_limit(booted, "0.3")))
-    os.kill(vm["pid"], signal.SIGSTOP)
+    stop_process(vm["pid"])  # every thread: QEMU must not answer
     try:
         setter.start()
         wait_until(lambda: booted.vm("conf").get("cpu_limit") == 0.3, 60, what="cpu_limit 0.3 saved")

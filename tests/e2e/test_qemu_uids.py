@@ -21,7 +21,7 @@ import subprocess
 
 import pytest
 
-from vireo_harness import Daemon, UnixHTTPConnection, pid_alive, wait_until
+from vireo_harness import Daemon, UnixHTTPConnection, pid_alive, stop_process, wait_until
 from test_migrate import create_on, form, shared_pool
 
 # Above vireod's default range (1879048192-1879113727, which the other
@@ -189,7 +189,7 @@ def test_a_uid_stays_taken_until_its_dir_is_gone():
         lock = f"/run/lock/vireo-qemu-uids/{uid_of(e['pid'])}"
         own = os.path.join(d.run_dir, "vms", e["id"], "qemu")
         assert not lock_free(lock)
-        os.kill(d.proc.pid, signal.SIGSTOP)
+        stop_process(d.proc.pid)  # every thread, before it could see QEMU die
         try:
             os.kill(e["pid"], signal.SIGKILL)
             # all its threads gone (a zombie leader's others may still hold

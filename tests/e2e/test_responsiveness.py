@@ -23,7 +23,7 @@ import pytest
 
 from test_events import history
 from test_vm_events import emit
-from vireo_harness import BUILD, Daemon, kill_pid, pid_alive, wait_until
+from vireo_harness import BUILD, Daemon, kill_pid, pid_alive, stop_process, wait_until
 
 def _sanitizer_build(kind):
     return os.environ.get(f"VIREO_{kind.upper()}_BUILD",
@@ -134,7 +134,7 @@ def test_get_answers_while_qemu_is_stopped(daemon):
     d.create_and_boot("frozen", memory="128M")
     d.wait_console("frozen", "vireo-guest: booted")
     pid = d.vm("frozen")["pid"]
-    os.kill(pid, signal.SIGSTOP)
+    stop_process(pid)  # every thread: QEMU must not answer
     try:
         for _ in range(3):
             status, doc = answers(d, "/v1/vms/frozen")

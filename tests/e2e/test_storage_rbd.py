@@ -17,7 +17,7 @@ import time
 
 import pytest
 
-from vireo_harness import Daemon, wait_until
+from vireo_harness import Daemon, stop_process, wait_until
 
 MiB = 1 << 20
 
@@ -535,7 +535,7 @@ def test_sweep_keeps_intent_while_ceph_is_down(ceph, rbd_env):
                    "FROM documents WHERE key = 'intents/volumes/down/orphan'", (vm_intent,))
     db.close()
     mon = ceph.procs["mon.a"][0].pid
-    os.kill(mon, signal.SIGSTOP)
+    stop_process(mon)  # every thread: the sweep must not reach it
     try:
         start_log = len(d.log())
         d.start(timeout=60)  # the sweep's try is bounded (10 s per Ceph call)
@@ -705,7 +705,7 @@ def test_image_delete_racing_vm_create(ceph, rbd_env, tmp_path):
     deleted = {}
     deleter = threading.Thread(
         target=lambda: deleted.update(answer=d.request("DELETE", "/v1/images/tiny")))
-    os.kill(mon, signal.SIGSTOP)
+    stop_process(mon)  # every thread: the delete must wait on it
     try:
         deleter.start()
         time.sleep(0.5)  # the delete waits on the monitor now (bounded: 10 s)

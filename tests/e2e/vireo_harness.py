@@ -149,6 +149,73 @@ def pid_alive(pid):
         return False
 
 
+def _task_states(pid):
+    """The state letter of each thread of pid (/proc/PID/task/*/stat); []
+    once the process is gone."""
+    states = []
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return states
+    for tid in tids:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/stat") as f:
+                # the name, in parentheses, may itself hold ") "
+                states.append(f.read().rsplit(")", 1)[1].split()[0])
+        except (OSError, IndexError):
+            continue  # that thread ended meanwhile
+    return states
+
+
+def all_threads_stopped(pid):
+    """Whether no thread of pid runs any more: each is stopped (T, or t when
+    traced) or has ended (Z, X), or the process is gone."""
+    return all(state in "TtZX" for state in _task_states(pid))
+
+
+def stop_process(pid, timeout=20, send=None):
+    """SIGSTOP to pid, returning once every thread of it has stopped (or the
+    process is gone); TimeoutError past timeout seconds. kill() returns when
+    the signal is queued on one thread: the other threads of a
+    multi-threaded process (etcd, vireod, QEMU) run on until that thread is
+    scheduled and stops them all, which under load takes tens of
+    milliseconds, so an action right after the kill can still be answered
+    by the process thought stopped. Reads /proc only, so pid need not be
+    the test's child. send, when given, sends the signal instead (a pidfd's
+    sender: OwnProcs.signal). A process that does not stop in time is let
+    go again (SIGCONT) before the TimeoutError: no test's cleanup waits on
+    a process left stopped."""
+    send_stop(pid, send)
+    try:
+        wait_stopped(pid, timeout)
+    except TimeoutError:
+        if send is None or not send(pid, signal.SIGCONT):
+            try:
+                os.kill(pid, signal.SIGCONT)
+            except ProcessLookupError:
+                pass
+        raise
+
+
+def send_stop(pid, send=None):
+    """SIGSTOP to pid, through send(pid, sig) when given and it returns
+    True (OwnProcs.signal: False for a pid it does not hold), else kill();
+    a process already gone is not an error."""
+    if send is not None and send(pid, signal.SIGSTOP):
+        return
+    try:
+        os.kill(pid, signal.SIGSTOP)
+    except ProcessLookupError:
+        pass
+
+
+def wait_stopped(pid, timeout=20):
+    """Waits (bounded) until every thread of pid has stopped (see
+    stop_process), after a SIGSTOP already sent."""
+    wait_until(lambda: all_threads_stopped(pid), timeout, interval=0.001,
+               what=f"every thread of pid {pid} to stop")
+
+
 def kill_pid(pid, timeout=5.0):
     """SIGTERM, then SIGKILL; bounded."""
     if not pid_alive(pid):
