@@ -487,7 +487,8 @@ def test_viewer_cannot_stop(web):
 
 
 def test_standalone_hosts_page_has_the_ha_limit(web):
-    """A standalone host's page has HA's restart limit (the cluster page's
+    """A standalone host's page (linked from the cluster page, which says
+    the host is standalone) has HA's restart limit (the cluster page's
     form): it follows a change made elsewhere; an edit in progress keeps the
     typed number, says the stored ones changed, and its Save changes only
     that number; a viewer's form is read-only."""

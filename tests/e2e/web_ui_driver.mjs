@@ -270,14 +270,15 @@ const scenarios = {
     result.users_api = await page.evaluate(async () => (await fetch('/v1/users')).status);
   },
 
-  // A standalone host's page: HA's restart limit (the cluster page's form)
-  // follows a change made elsewhere (a PATCH as another admin's) without a
+  // A standalone host's page (reached from the cluster page, which says the
+  // host is standalone): HA's restart limit (the cluster page's form) follows a change made elsewhere (a PATCH as another admin's) without a
   // reload; while the admin edits, the typed number stays, the page says the
   // stored ones changed, and Save sends only the number typed. Its row
   // style (.inline-form) is there. A viewer's form is read-only.
   async host_ha(browser) {
     const { page } = await adminPage(browser);
-    await page.click('.tree a[href^="#/host/"]');
+    await page.goto(`${cfg.url}/ui/#/cluster`);
+    await page.click('[data-standalone] a');
     await page.waitForSelector('input[name="ha-max-restarts"]');
     result.before = await page.getAttribute('[data-ha]', 'data-ha');
     result.display = await page.$eval('.ha-settings', (e) => getComputedStyle(e).display);

@@ -6,12 +6,12 @@
 // here (host-evacuate.jsx); leaving moves nothing back). Nothing is read
 // here but the graphs: the host's record (state, maintenance, load) comes
 // with the event stream's host events, its VMs with the VM events
-// (main.jsx). A standalone host's own page (GET /v1/cluster read once:
-// not in a cluster) has HA's restart limit too (ha-settings.jsx), which a
-// cluster's hosts find on the cluster page.
+// (main.jsx). The page of the host serving the UI reads GET /v1/cluster
+// once when it opens: a standalone host's page has HA's restart limit
+// (ha-settings.jsx, read while shown), which a cluster's hosts find on the
+// cluster page.
 import { useEffect, useState } from 'preact/hooks';
-import { api } from './api.js';
-import { formatBytes } from './api.js';
+import { api, formatBytes } from './api.js';
 import { StateIcon } from './tree.jsx';
 import { lazyView } from './lazy.jsx';
 import { useTask, TaskLine, denial } from './task-kit.jsx';
