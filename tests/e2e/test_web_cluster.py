@@ -9,7 +9,8 @@ Migrate dialog keeps the keyboard's focus and moves a VM back to h1 (the
 tree follows live); with two VMs on h2
 busy (the fake's synthetic load, as test_drs.py makes it) DRS in
 manual mode, chosen on the cluster page, recommends a move that the page
-applies; HA's restart limit is set there (and a refusal shown);
+applies; HA's restart limit is set there (and a refusal shown), and
+follows a change made elsewhere without a reload;
 a viewer finds no action enabled; a user with roles on projects
 only finds no Cluster link. The fake driver is enough: the
 UI is what is tested (real migrations: test_migrate*.py). With
@@ -240,6 +241,7 @@ def test_ha_restart_limit_set_on_the_cluster_page(web, engine):
     try:
         r = in_browser(web, engine).browser("ha_settings")
         assert r["before"] == "3/10" and r["after"] == "5/30", r
+        assert r["followed"] == "15", r  # another's change shown without a reload
         assert "max_restarts" in r["refused"], r
         assert h2.api("GET", "/v1/cluster/ha") == {"max_restarts": 5, "window_minutes": 30}
     finally:
@@ -252,6 +254,7 @@ def test_viewer_sees_no_enabled_action(web, engine):
     assert r["maintenance_disabled"] and r["migrate_disabled"] and r["mode_disabled"], r
     assert r["apply_enabled"] == 0, r
     assert r["ha_disabled"] and r["ha_save"] == 0, r
+    assert r["ha_display"] == "flex", r  # .inline-form's style with #/cluster opened first
 
 
 def test_project_user_has_no_cluster_link(web):

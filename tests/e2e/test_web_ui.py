@@ -486,6 +486,24 @@ def test_viewer_cannot_stop(web):
     assert web.d.vm(VM)["state"] == "running"
 
 
+def test_standalone_hosts_page_has_the_ha_limit(web):
+    """A standalone host's page (linked from the cluster page, which says
+    the host is standalone) has HA's restart limit (the cluster page's
+    form): it follows a change made elsewhere; an edit in progress keeps the
+    typed number, says the stored ones changed, and its Save changes only
+    that number; a viewer's form is read-only."""
+    try:
+        r = web.browser("host_ha")
+        assert r["before"] == "3/10" and r["display"] == "flex", r
+        assert r["followed"] == "7", r
+        assert r["typed"] == ["4", "20"] and "25 minutes" in r["changed_note"], r
+        assert r["saved_window"] == "25" and r["notes_after"] == 0, r
+        assert web.d.api("GET", "/v1/cluster/ha") == {"max_restarts": 4, "window_minutes": 25}
+        assert r["viewer_disabled"] and r["viewer_save"] == 0, r
+    finally:
+        web.d.api("PATCH", "/v1/cluster/ha", {"max_restarts": 3, "window_minutes": 10})
+
+
 def test_admin_pages_users_and_tokens(web):
     """An admin makes an operator and a viewer token for them: the secret
     is shown once and works; revoked, it is refused; the user is deleted."""

@@ -263,13 +263,21 @@ export const clusterScenarios = {
     await page.waitForSelector('[data-apply-task="succeeded"]', { timeout: 120000 });
   },
 
-  // HA's restart limit set on the cluster page (5 within 30 minutes), then
-  // a refused one (0): the API's message shown, the settings kept.
+  // HA's restart limit on the cluster page follows a change made elsewhere
+  // (a PATCH as another admin's: 15 minutes) without a reload; set there (5
+  // within 30 minutes), then a refused one (0): the API's message shown, the
+  // settings kept.
   async ha_settings(browser, { cfg, result, adminPage }) {
     const { page } = await adminPage(browser);
     await page.goto(`${cfg.url}/ui/#/cluster`);
     await page.waitForSelector('input[name="ha-max-restarts"]');
     result.before = await page.getAttribute('[data-ha]', 'data-ha');
+    await page.evaluate(() => fetch('/v1/cluster/ha', {
+      method: 'PATCH', headers: { 'Content-Type': 'application/json',
+                                  'X-CSRF-Token': sessionStorage.getItem('vireo.csrf') },
+      body: '{"window_minutes": 15}' }));
+    await page.waitForSelector('[data-ha="3/15"]');
+    result.followed = await page.inputValue('input[name="ha-window-minutes"]');
     await page.fill('input[name="ha-max-restarts"]', '5');
     await page.fill('input[name="ha-window-minutes"]', '30');
     await page.click('[data-action="ha-save"]');
@@ -295,6 +303,9 @@ export const clusterScenarios = {
     result.mode_disabled = await page.isDisabled('select[name="drs-mode"]');
     result.apply_enabled = await page.$$eval('[data-action="apply"]', (bs) => bs.filter((b) => !b.disabled).length);
     await page.waitForSelector('input[name="ha-max-restarts"]');
+    // .inline-form's style with the cluster page opened first (no page
+    // loading pages.css shown before).
+    result.ha_display = await page.$eval('.ha-settings', (e) => getComputedStyle(e).display);
     result.ha_disabled = await page.isDisabled('input[name="ha-max-restarts"]')
       && await page.isDisabled('input[name="ha-window-minutes"]');
     result.ha_save = await page.$$eval('[data-action="ha-save"]', (bs) => bs.length);

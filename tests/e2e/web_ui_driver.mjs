@@ -270,6 +270,43 @@ const scenarios = {
     result.users_api = await page.evaluate(async () => (await fetch('/v1/users')).status);
   },
 
+  // A standalone host's page (reached from the cluster page, which says the
+  // host is standalone): HA's restart limit (the cluster page's form) follows a change made elsewhere (a PATCH as another admin's) without a
+  // reload; while the admin edits, the typed number stays, the page says the
+  // stored ones changed, and Save sends only the number typed. Its row
+  // style (.inline-form) is there. A viewer's form is read-only.
+  async host_ha(browser) {
+    const { page } = await adminPage(browser);
+    await page.goto(`${cfg.url}/ui/#/cluster`);
+    await page.click('[data-standalone] a');
+    await page.waitForSelector('input[name="ha-max-restarts"]');
+    result.before = await page.getAttribute('[data-ha]', 'data-ha');
+    result.display = await page.$eval('.ha-settings', (e) => getComputedStyle(e).display);
+    const elsewhere = (change) => page.evaluate(async (c) => (await fetch('/v1/cluster/ha', {
+      method: 'PATCH', headers: { 'Content-Type': 'application/json',
+                                  'X-CSRF-Token': sessionStorage.getItem('vireo.csrf') },
+      body: JSON.stringify(c) })).status, change);
+    await elsewhere({ max_restarts: 7, window_minutes: 20 });
+    await page.waitForSelector('[data-ha="7/20"]');
+    result.followed = await page.inputValue('input[name="ha-max-restarts"]');
+    await page.fill('input[name="ha-max-restarts"]', '4');
+    await elsewhere({ window_minutes: 25 });
+    result.changed_note = await (await page.waitForSelector('[data-ha-changed]')).textContent();
+    result.typed = [await page.inputValue('input[name="ha-max-restarts"]'),
+                    await page.inputValue('input[name="ha-window-minutes"]')];
+    await page.click('[data-action="ha-save"]');
+    await page.waitForSelector('[data-ha="4/25"]');
+    result.saved_window = await page.inputValue('input[name="ha-window-minutes"]');
+    result.notes_after = await page.$$eval('[data-ha-changed]', (els) => els.length);
+    await shot(page, 'web-host-ha');
+    const { page: viewer } = await newSession(browser, cfg.viewer, cfg.viewer_password);
+    await viewer.click('.tree a[href^="#/host/"]');
+    await viewer.waitForSelector('input[name="ha-max-restarts"]');
+    result.viewer_disabled = await viewer.isDisabled('input[name="ha-max-restarts"]')
+      && await viewer.isDisabled('input[name="ha-window-minutes"]');
+    result.viewer_save = await viewer.$$eval('[data-action="ha-save"]', (bs) => bs.length);
+  },
+
   // The graphical console (noVNC): the canvas shows the guest's screen, the
   // same pixels as the API's screenshot; then text typed on it (cfg.keys).
   async screen(browser) {

@@ -4,7 +4,8 @@
 // (admin may change them), the threshold, the last round's imbalance and
 // its recommendations, each with its numbers and an Apply button (admin:
 // the migration task's progress shows here and in the task log), and HA's
-// restart limit (ha-settings.jsx; admin may change it). The hosts
+// restart limit (ha-settings.jsx; admin may change it; a standalone host
+// has it on its own page, host-page.jsx). The hosts
 // come with the event stream's host events (main.jsx: records, member
 // documents, the manager role), and are read again when this page's read
 // finds a host added or removed or the manager moved (a second chance: an
@@ -163,7 +164,16 @@ export function ClusterPage({ hosts, who, tasks, onError, reloadHosts }) {
                            `/v1/cluster/recommendations/${encodeURIComponent(r.id)}/apply`, {});
 
   if (!cluster) return <p class="loading">Loading…</p>;
-  if (!cluster.cluster) return <article><h1>Cluster</h1><p>This host is standalone (not in a cluster).</p></article>;
+  if (!cluster.cluster) {
+    const self = hosts.find((h) => h.local);
+    return (
+      <article>
+        <h1>Cluster</h1>
+        <p data-standalone>This host is standalone (not in a cluster){self && <>: its HA restart limit is on{' '}
+          <a href={`#/host/${self.name}`}>its page</a></>}.</p>
+      </article>
+    );
+  }
   return (
     <article class="cluster-page" aria-labelledby="cluster-title">
       <h1 id="cluster-title">Cluster</h1>

@@ -6,13 +6,17 @@
 // here (host-evacuate.jsx); leaving moves nothing back). Nothing is read
 // here but the graphs: the host's record (state, maintenance, load) comes
 // with the event stream's host events, its VMs with the VM events
-// (main.jsx).
-import { useState } from 'preact/hooks';
-import { formatBytes } from './api.js';
+// (main.jsx). The page of the host serving the UI reads GET /v1/cluster
+// once when it opens: a standalone host's page has HA's restart limit
+// (ha-settings.jsx, read while shown), which a cluster's hosts find on the
+// cluster page.
+import { useEffect, useState } from 'preact/hooks';
+import { api, formatBytes } from './api.js';
 import { StateIcon } from './tree.jsx';
 import { lazyView } from './lazy.jsx';
 import { useTask, TaskLine, denial } from './task-kit.jsx';
 import { EvacuateDialog, EvacuationReport } from './host-evacuate.jsx';
+import { HaSettings } from './ha-settings.jsx';
 
 const Graphs = lazyView(() => import('./graphs.jsx'), 'Graphs');
 
@@ -36,6 +40,19 @@ function Load({ host }) {
   );
 }
 
+// Whether this page's host is a standalone host (this host, in no cluster).
+function useStandalone(host, onError) {
+  const [standalone, setStandalone] = useState(false);
+  useEffect(() => {
+    if (!host.local) return undefined;
+    let gone = false;
+    api('GET', '/v1/cluster').then((c) => { if (!gone) setStandalone(!c.cluster); },
+                                   (e) => onError(e.message));
+    return () => { gone = true; };
+  }, [host.id, host.local]);
+  return standalone;
+}
+
 export function HostPage({ host, vms, who, tasks, onError }) {
   const canAdmin = who.role === 'admin';
   // The switch's change and the moved VMs arrive as events: nothing to read when the task ends.
@@ -48,6 +65,7 @@ export function HostPage({ host, vms, who, tasks, onError }) {
   // Its own vireod moves its VMs: online, or in maintenance with VMs that
   // stayed (Evacuate… moves what can move now, as `maintenance on` again).
   const canMove = host.state === 'online' || host.state === 'maintenance';
+  const standalone = useStandalone(host, onError);
 
   // Leaving moves nothing: no question. Entering asks first (the dialog).
   function toggle() {
@@ -91,6 +109,12 @@ export function HostPage({ host, vms, who, tasks, onError }) {
       </dl>
       <h2>Load</h2>
       <Load host={host} />
+      {standalone && (
+        <>
+          <h2>HA restart limit</h2>
+          <HaSettings canAdmin={canAdmin} role={who.role} onError={onError} />
+        </>
+      )}
       <h2>VMs</h2>
       <table class="vm-table" data-host-vms>
         <thead><tr><th>VM</th><th>State</th><th>CPUs</th><th>Memory</th></tr></thead>

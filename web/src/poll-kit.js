@@ -1,7 +1,7 @@
 // poll-kit.js: how the pages of a user with roles on projects only (no
 // event stream, docs/web.md), every user's pool page (the app follows
-// no volume events), the graphs and the cluster page's etcd and DRS
-// parts keep what they show current: read again POLL_MS after
+// no volume events), the graphs, the cluster page's etcd and DRS parts
+// and HA's restart limit (ha-settings.jsx) keep what they show current: read again POLL_MS after
 // the last read ended (never two at once), nothing while the browser's tab
 // is hidden, at once when it is shown again. A failed read is retried by
 // the next one, whose success takes its message away.
