@@ -370,33 +370,48 @@ class Netns:
         was not written yet, is found only so (`ip netns delete` ends no
         process: they keep the namespace and outlive the test). Each is
         signalled through a pidfd taken while it was in this namespace:
-        pids are reused."""
+        pids are reused. Returns once each has exited (its pidfd readable),
+        not only left the namespace: a process leaves it (exit_task_namespaces)
+        before its exit ends, and a large one (a browser) takes a while
+        between the two under load."""
         try:
             ns = os.stat(f"/run/netns/{self.name}")
         except OSError:
             return
         deadline = time.monotonic() + timeout
-        while True:
-            left = []
-            for pid in netns_pids(self.name):
-                try:
-                    fd = os.pidfd_open(pid)
-                except OSError:
-                    continue
-                try:
-                    st = os.stat(f"/proc/{pid}/ns/net")
-                    if (st.st_dev, st.st_ino) == (ns.st_dev, ns.st_ino):
-                        signal.pidfd_send_signal(fd, signal.SIGKILL)
-                        left.append(pid)
-                except OSError:
-                    pass
-                finally:
-                    os.close(fd)
-            if not left:
-                return
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"netns {self.name}: pids {sorted(left)} survive SIGKILL")
-            time.sleep(0.05)
+        killed = {}  # pid -> its pidfd, kept until it has exited
+        try:
+            while True:
+                left = []
+                for pid in netns_pids(self.name):
+                    try:
+                        fd = os.pidfd_open(pid)
+                    except OSError:
+                        continue
+                    try:
+                        st = os.stat(f"/proc/{pid}/ns/net")
+                        if (st.st_dev, st.st_ino) == (ns.st_dev, ns.st_ino):
+                            signal.pidfd_send_signal(fd, signal.SIGKILL)
+                            left.append(pid)
+                            if pid not in killed:
+                                killed[pid], fd = fd, -1
+                    except OSError:
+                        pass
+                    finally:
+                        if fd >= 0:
+                            os.close(fd)
+                if not left:
+                    break
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"netns {self.name}: pids {sorted(left)} survive SIGKILL")
+                time.sleep(0.05)
+            for pid, fd in killed.items():
+                wait = max(0.0, deadline - time.monotonic())
+                if not select.select([fd], [], [], wait)[0]:
+                    raise TimeoutError(f"netns {self.name}: pid {pid} left it but has not exited")
+        finally:
+            for fd in killed.values():
+                os.close(fd)
 
     def delete(self):
         subprocess.run(["ip", "netns", "delete", self.name], check=False)
