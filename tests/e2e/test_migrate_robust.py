@@ -29,9 +29,12 @@ def counter_goes_on(h, name):
 
 
 def nothing_at(h, vm_id):
+    """No QEMU of the VM on h, and (soon after: vireod removes them once it
+    has reaped that QEMU) no run or state directory of it."""
     wait_until(lambda: not qemu_of(h, vm_id), 30, what=f"no QEMU of the VM on {h.name}")
-    assert not os.path.exists(os.path.join(h.run_dir, "vms", vm_id)), h.name
-    assert not os.path.exists(os.path.join(h.state_dir, "vms", vm_id)), h.name
+    dirs = [os.path.join(h.run_dir, "vms", vm_id), os.path.join(h.state_dir, "vms", vm_id)]
+    wait_until(lambda: not any(os.path.exists(x) for x in dirs), 30,
+               what=f"no run or state directory of the VM on {h.name}")
 
 
 def busy_vm(h, name, memory=256, dirty_mib=16):
