@@ -172,7 +172,7 @@ static char **spec_pools(VoDaemon *d, json_t *spec)
     _cleanup_free_ char *error = NULL;
     if (vo_vm_spec_from_json(spec, &s, &error) < 0)
         return NULL;
-    char **v = vo_migrate_pools_needed(d, s);
+    char **v = vo_migrate_pools_needed(d, s, NULL); /* a DRS move copies into default */
     vo_vm_spec_free(s);
     return v;
 }
