@@ -422,8 +422,11 @@ static int vm_show(const CliCommand *cmd, int argc, char **argv)
     out_kv(stdout, "san state:", jstr(vm, "san_state")); /* a lost iSCSI target */
     json_t *restarts = json_object_get(vm, "ha_restarts");
     if (json_array_size(restarts)) {
+        /* Those of the last week before the last one (docs/ha.md): not
+         * only those the limit in force counts. */
         _cleanup_free_ char *text = vo_asprintf(
-            "%zu (last %s)", json_array_size(restarts),
+            "%zu (first %s, last %s)", json_array_size(restarts),
+            json_string_value(json_array_get(restarts, 0)) ?: "?",
             json_string_value(json_array_get(restarts, json_array_size(restarts) - 1)) ?: "?");
         out_kv(stdout, "ha restarts:", text);
     }

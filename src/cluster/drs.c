@@ -52,12 +52,12 @@ double vo_drs_min_gain(int level)
     return t * t;
 }
 
-void vo_drs_cpu_sample(const VoDrsCpuCounters *before, const VoDrsCpuCounters *now, int64_t ms,
+bool vo_drs_cpu_sample(const VoDrsCpuCounters *before, const VoDrsCpuCounters *now, int64_t ms,
                        unsigned vcpus, double cpu_limit, double *ret_used, double *ret_demand)
 {
     *ret_used = *ret_demand = 0;
     if (ms <= 0 || now->cpu_ns < before->cpu_ns || now->wait_ns < before->wait_ns)
-        return;
+        return false;
     double wall_ns = (double)ms * 1e6;
     double used = (double)(now->cpu_ns - before->cpu_ns) / wall_ns;
     double wanted = used + (double)(now->wait_ns - before->wait_ns) / wall_ns;
@@ -67,6 +67,7 @@ void vo_drs_cpu_sample(const VoDrsCpuCounters *before, const VoDrsCpuCounters *n
         wanted = cpu_limit; /* its own quota's throttling is waiting too (docs/drs.md) */
     *ret_used = used;
     *ret_demand = wanted > used ? wanted : used;
+    return true;
 }
 
 double vo_drs_move_cost(const VoDrsVm *vm)

@@ -59,10 +59,10 @@ typedef struct {
 /* A VM's CPU over a sample between two readings ms apart: *ret_used, the
  * cores it used; *ret_demand, the cores it wanted: (used + waited) / wall,
  * capped at its vcpus and at its cpu_limit (cores) when these are > 0, and
- * never below what it used (docs/drs.md, "What is sampled"). Both 0 when
- * ms <= 0 or a counter went back (a new process: a restart, a migration's
- * destination). */
-void vo_drs_cpu_sample(const VoDrsCpuCounters *before, const VoDrsCpuCounters *now, int64_t ms,
+ * never below what it used (docs/drs.md, "What is sampled"). False, both
+ * 0, when the readings make no sample: ms <= 0 or a counter went back (a
+ * new process: a restart, a migration's destination). */
+bool vo_drs_cpu_sample(const VoDrsCpuCounters *before, const VoDrsCpuCounters *now, int64_t ms,
                        unsigned vcpus, double cpu_limit, double *ret_used, double *ret_demand);
 
 typedef struct {

@@ -116,12 +116,17 @@ bool vo_ha_restarts_allow(json_t *restarts, int64_t now_ms, const VoHaLimit *lim
     return ok;
 }
 
-json_t *vo_ha_restarts_add(json_t *restarts, int64_t now_ms, const VoHaLimit *limit)
+json_t *vo_ha_restarts_add(json_t *restarts, int64_t now_ms)
 {
+    /* What the widest limit the setting allows counts: kept by the limit
+     * in force, a count made under a lower limit or a shorter window would
+     * miss starts once the setting is raised. */
+    static const VoHaLimit widest = { .max_restarts = VO_HA_MAX_RESTARTS_MAX,
+                                      .window_ms = VO_HA_WINDOW_MINUTES_MAX * 60000LL };
     size_t n;
-    int64_t *at = recent_times(restarts, now_ms, limit, &n);
+    int64_t *at = recent_times(restarts, now_ms, &widest, &n);
     /* The newest max_restarts - 1 of them (the oldest go), then now_ms. */
-    size_t keep = limit->max_restarts > 0 ? limit->max_restarts - 1 : 0;
+    size_t keep = widest.max_restarts - 1;
     size_t first = n > keep ? n - keep : 0;
     json_t *out = json_array();
     for (size_t i = first; i < n; i++)

@@ -57,7 +57,10 @@ void vo_ha_order(VoHaCandidate *c, size_t n);
 /* The restart limit's bookkeeping lives in the VM's document, so it
  * survives a vireod restart and a move of the manager role or of the VM:
  * top-level "ha_restarts", the wall-clock times (ms since the epoch) of
- * its last HA starts, oldest first, at most the limit's max_restarts. The
+ * its last HA starts, oldest first: those within the longest window the
+ * setting allows, at most its largest max_restarts (whatever the limit in
+ * force: a limit set later, larger or with a longer window, counts every
+ * start it should). The
  * manager writes it in the transaction that moves the VM off a down host
  * (state/vm-move.h); the host that starts it again (a fenced host's own
  * restart, a retry) in its next save. Anything else in the field (an older
@@ -80,8 +83,10 @@ char *vo_ha_times_text(unsigned n);
 bool vo_ha_restarts_allow(json_t *restarts, int64_t now_ms, const VoHaLimit *limit,
                           int64_t *ret_next_ms);
 /* The list after one more restart at now_ms (new reference): those of
- * restarts within the window, plus now_ms, the newest limit->max_restarts. */
-json_t *vo_ha_restarts_add(json_t *restarts, int64_t now_ms, const VoHaLimit *limit);
+ * restarts within VO_HA_WINDOW_MINUTES_MAX, plus now_ms, the newest
+ * VO_HA_MAX_RESTARTS_MAX: enough for any limit the setting may hold, not
+ * only the one in force (which vo_ha_restarts_allow applies). */
+json_t *vo_ha_restarts_add(json_t *restarts, int64_t now_ms);
 /* restarts as the API shows them ("ha_restarts"): its times as
  * timestamps, anything else left out (new reference). */
 json_t *vo_ha_restarts_json(json_t *restarts);

@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "cluster/drs.h"
+#include "cluster/drs-vm-cpu.h"
 #include "cluster/drs-vm-memory.h"
 #include "daemon/cluster-place.h"
 #include "daemon/cluster-view.h"
@@ -42,6 +43,10 @@ static VoDrsState st;
 static json_t *recs;       /* the recommendations: [{...}] */
 static json_t *last_decision;
 static char *said;         /* the last skip or no-move reason noted, without its numbers */
+/* {vm id: cores}: what each VM weighed in the last round that read the
+ * VMs, so that one its host has no sample of yet (just arrived by a move,
+ * or restarted) is carried at it rather than at 0 (vo_drs_vm_cpu_measure). */
+static json_t *cpu_known;
 
 /* ---- events: a task of kind "drs" per decision ---- */
 
@@ -100,6 +105,7 @@ typedef struct {
     json_t *members, *records, *groups, *moved;
     json_t *network_owners; /* cluster/place-network-projects.h */
     json_t *vm_docs; /* {vm id: doc} of the hosts counted */
+    json_t *cpu;     /* {vm id: cores} weighed this round: the next cpu_known */
     VoDrsHost *hosts;
     VoDrsVm *vms;
     size_t n_hosts, n_vms;
@@ -113,6 +119,7 @@ static void round_clear(Round *r)
     json_decref(r->moved);
     json_decref(r->network_owners);
     json_decref(r->vm_docs);
+    json_decref(r->cpu);
     for (size_t i = 0; r->hosts && i < r->n_hosts; i++) {
         vo_strv_free((char **)r->hosts[i].firmware);
         vo_strv_free((char **)r->hosts[i].networks);
@@ -165,7 +172,7 @@ static char **spec_pools(VoDaemon *d, json_t *spec)
     _cleanup_free_ char *error = NULL;
     if (vo_vm_spec_from_json(spec, &s, &error) < 0)
         return NULL;
-    char **v = vo_migrate_pools_needed(d, s);
+    char **v = vo_migrate_pools_needed(d, s, NULL); /* a DRS move copies into default */
     vo_vm_spec_free(s);
     return v;
 }
@@ -217,6 +224,7 @@ static int build(VoDaemon *d, Round *r)
     r->groups = json_object();
     r->moved = json_object();
     r->vm_docs = json_object();
+    r->cpu = json_object();
     int e = vo_store_list_objects(d->cluster_store, VO_GROUPS_PREFIX, r->groups);
     if (e >= 0)
         e = vo_store_list_objects(d->cluster_store, VO_DRS_MOVED_PREFIX, r->moved);
@@ -281,12 +289,11 @@ static int build(VoDaemon *d, Round *r)
             json_t *mv = json_object_get(r->moved, vm_id);
             const char *mem_source = NULL;
             uint64_t mem_used = vo_drs_vm_memory_measure(l, spec, &mem_source);
-            /* Its demand; a host of an older vireod publishes only its use. */
-            double cpu = json_is_number(json_object_get(l, "cpu_demand")) ? num(l, "cpu_demand")
-                                                                           : num(l, "cpu");
+            double cpu = vo_drs_vm_cpu_measure(l, cpu_known, vm_id, NULL);
+            json_object_set_new(r->cpu, vm_id, json_real(cpu));
             r->vms[r->n_vms++] = (VoDrsVm){
                 .id = vm_id, .name = json_string_value(json_object_get(spec, "name")),
-                .host = h, .cpu = cpu > 0 ? cpu : 0,
+                .host = h, .cpu = cpu,
                 .mem_used_mib = mem_used, .mem_source = mem_source,
                 .rss_mib = (uint64_t)num(l, "rss_mib"),
                 .memory_mib = (uint64_t)num(spec, "memory_mib"),
@@ -558,6 +565,8 @@ static void round_once(VoDaemon *d, const VoDrsSettings *s)
         return;
     }
     prune_recs(&r);
+    json_decref(cpu_known);
+    cpu_known = json_incref(r.cpu);
     VoDrsInput in = { r.n_hosts, r.hosts, r.n_vms, r.vms, r.network_owners };
     VoDrsMove mv;
     _cleanup_free_ char *no = NULL;
@@ -591,6 +600,8 @@ static void round_once(VoDaemon *d, const VoDrsSettings *s)
 static void forget(void)
 {
     vo_drs_state_clear(&st);
+    json_decref(cpu_known);
+    cpu_known = NULL;
     json_array_clear(recs);
     json_decref(last_decision);
     last_decision = NULL;

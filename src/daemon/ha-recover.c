@@ -167,7 +167,7 @@ bool vo_ha_recover_one(VoDaemon *d, const VoHaCandidate *c, json_t *vm_doc,
     _cleanup_free_ char *state = vo_asprintf("restarted on %s (host %s %s)", h.name, down_name,
                                              gone);
     /* in the move's transaction */
-    json_t *counted = vo_ha_restarts_add(restarts, now, &limit);
+    json_t *counted = vo_ha_restarts_add(restarts, now);
     VoVmMoveDown down = { .exit_reason = reason, .ha_state = state, .ha_restarts = counted,
                           .src_fenced = src_fenced, .src_record_rev = src_record_rev };
     int64_t new_rev = 0;

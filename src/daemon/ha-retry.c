@@ -61,7 +61,7 @@ bool vo_ha_retry_count_start(VoVm *vm)
     int64_t now = vo_wall_ms();
     bool ok = vo_ha_restarts_allow(vm->ha_restarts, now, &limit, NULL);
     if (ok) {
-        json_t *next = vo_ha_restarts_add(vm->ha_restarts, now, &limit);
+        json_t *next = vo_ha_restarts_add(vm->ha_restarts, now);
         json_decref(vm->ha_restarts);
         vm->ha_restarts = next;
         int r = vo_vm_save(vm);

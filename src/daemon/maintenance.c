@@ -64,7 +64,7 @@ static void report_stays(Item *it, const char *reason)
 static int pick(VoDaemon *d, Item *it, VoClusterHost *ret, char **ret_error)
 {
     _cleanup_free_ char *vm_id = vo_vm_id(it->vm), *to = NULL;
-    int r = vo_migrate_pick_target(d, vm_id, d->host_id, &to, ret_error);
+    int r = vo_migrate_pick_target(d, vm_id, d->host_id, NULL, &to, ret_error);
     if (r < 0)
         return r;
     r = vo_cluster_host_get(d, to, ret);

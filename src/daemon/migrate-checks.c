@@ -250,8 +250,8 @@ int vo_migrate_check_local_disks(VoDaemon *d, const VoVmSpec *spec, const char *
     return 0;
 }
 
-int vo_migrate_find_target(VoDaemon *d, VoVm *vm, const char *to, VoClusterHost *ret,
-                           char **ret_error)
+int vo_migrate_find_target(VoDaemon *d, VoVm *vm, const char *to, const char *pool,
+                           VoClusterHost *ret, char **ret_error)
 {
     if (!d->cluster_store)
         return vo_error_set(ret_error, -EBUSY, "this host is not in a cluster: there is no "
@@ -259,7 +259,7 @@ int vo_migrate_find_target(VoDaemon *d, VoVm *vm, const char *to, VoClusterHost 
     _cleanup_free_ char *picked = NULL;
     if (!to) { /* the manager's choice with placement's rules */
         _cleanup_free_ char *vm_id = vo_vm_id(vm), *why = NULL;
-        int p = vo_migrate_pick_target(d, vm_id, d->host_id, &picked, &why);
+        int p = vo_migrate_pick_target(d, vm_id, d->host_id, pool, &picked, &why);
         if (p < 0)
             return vo_error_set(ret_error, p == -ENOENT ? -EBUSY : p,
                                 "no target host for the VM: %s", why ? why : strerror(-p));

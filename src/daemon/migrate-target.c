@@ -71,7 +71,7 @@ static bool copied_by_move(const char *pool, void *userdata)
     return vo_shared_pool_path(userdata, pool, &path, &reachable, &error) < 0;
 }
 
-char **vo_migrate_pools_needed(VoDaemon *d, const VoVmSpec *spec)
+char **vo_migrate_pools_needed(VoDaemon *d, const VoVmSpec *spec, const char *pool)
 {
     const char **names = vo_malloc0((spec->n_disks + 5) * sizeof(char *));
     size_t n = 0;
@@ -81,7 +81,7 @@ char **vo_migrate_pools_needed(VoDaemon *d, const VoVmSpec *spec)
     names[n++] = spec->nvram;
     names[n++] = spec->kernel_from.volume;
     names[n++] = spec->initrd_from.volume;
-    char **v = vo_place_pools_needed(names, n, VO_DEFAULT_POOL, copied_by_move, d);
+    char **v = vo_place_pools_needed(names, n, pool ? pool : VO_DEFAULT_POOL, copied_by_move, d);
     free(names);
     return v;
 }
@@ -208,14 +208,25 @@ static json_t *answer(const VoPlaceSnapshot *snap, const VoPlaceRequest *req,
     return json_pack("{s:o, s:o}", "host", host, "hosts", hosts);
 }
 
+static int place(VoDaemon *d, const char *vm_id, const char *source_host_id,
+                 const char *group, const char *pool, json_t **ret, char **ret_error);
+
 int vo_migrate_target_place(VoDaemon *d, const char *vm_id, const char *source_host_id,
-                            json_t **ret, char **ret_error)
+                            const char *pool, json_t **ret, char **ret_error)
 {
-    return vo_migrate_target_place_group(d, vm_id, source_host_id, NULL, ret, ret_error);
+    return place(d, vm_id, source_host_id, NULL, pool, ret, ret_error);
 }
 
 int vo_migrate_target_place_group(VoDaemon *d, const char *vm_id, const char *source_host_id,
                                   const char *group, json_t **ret, char **ret_error)
+{
+    return place(d, vm_id, source_host_id, group, NULL, ret, ret_error);
+}
+
+/* The target of the VM with placement's rules: group (NULL: the VM's
+ * own), its copied volumes into the target's pool (NULL: default). */
+static int place(VoDaemon *d, const char *vm_id, const char *source_host_id,
+                 const char *group, const char *pool, json_t **ret, char **ret_error)
 {
     *ret = NULL;
     json_t *doc = NULL;
@@ -232,7 +243,7 @@ int vo_migrate_target_place_group(VoDaemon *d, const char *vm_id, const char *so
     }
     VoPlaceRequest req = { .vcpus = spec->vcpus, .memory_mib = spec->memory_mib,
                            .accel = spec->accel == VO_ACCEL_KVM ? VO_ACCEL_KVM : VO_ACCEL_AUTO };
-    req.pools = vo_migrate_pools_needed(d, spec);
+    req.pools = vo_migrate_pools_needed(d, spec, pool);
     /* A UEFI VM only where OVMF is (an HA restart or DRS must not pick a
      * host that cannot boot it; cluster/migrate-compat.h refuses it too). */
     req.firmware = vo_place_firmware_needed(spec->firmware, spec->secure_boot);
@@ -278,10 +289,11 @@ int vo_migrate_target_place_group(VoDaemon *d, const char *vm_id, const char *so
 
 /* Asks the manager at url (another host) over the peer API. */
 static int ask_manager(VoDaemon *d, const char *url, const char *vm_id, const char *source,
-                       json_t **ret, char **ret_error)
+                       const char *pool, json_t **ret, char **ret_error)
 {
     _cleanup_free_ char *path = vo_asprintf("/v1/vms/%s/migrate-target", vm_id);
-    json_t *body = json_pack("{s:s}", "source", source);
+    /* "pool" only when named: a manager of an older vireod refuses it */
+    json_t *body = json_pack("{s:s, s:s*}", "source", source, "pool", pool);
     _cleanup_free_ char *text = json_dumps(body, JSON_COMPACT);
     json_decref(body);
     const char *headers[] = { "Content-Type: application/json", VO_PLACE_HEADER ": 1",
@@ -316,30 +328,30 @@ static int ask_manager(VoDaemon *d, const char *url, const char *vm_id, const ch
 }
 
 int vo_migrate_target_json(VoDaemon *d, const char *vm_id, const char *source_host_id,
-                           json_t **ret, char **ret_error)
+                           const char *pool, json_t **ret, char **ret_error)
 {
     *ret = NULL;
     if (!d->cluster || vo_hosts_is_manager(d))
-        return vo_migrate_target_place(d, vm_id, source_host_id, ret, ret_error);
+        return vo_migrate_target_place(d, vm_id, source_host_id, pool, ret, ret_error);
     char *id = NULL, *url = NULL;
     int r = vo_cluster_manager(d, &id, &url, ret_error);
     if (r == -ENOENT)
         r = -EAGAIN; /* between two managers: try again */
     else if (r >= 0 && !strcmp(id, d->host_id)) /* the role just came here */
-        r = vo_migrate_target_place(d, vm_id, source_host_id, ret, ret_error);
+        r = vo_migrate_target_place(d, vm_id, source_host_id, pool, ret, ret_error);
     else if (r >= 0)
-        r = ask_manager(d, url, vm_id, source_host_id, ret, ret_error);
+        r = ask_manager(d, url, vm_id, source_host_id, pool, ret, ret_error);
     free(id);
     free(url);
     return r;
 }
 
 int vo_migrate_pick_target(VoDaemon *d, const char *vm_id, const char *source_host_id,
-                           char **ret_host_id, char **ret_error)
+                           const char *pool, char **ret_host_id, char **ret_error)
 {
     *ret_host_id = NULL;
     json_t *doc = NULL;
-    int r = vo_migrate_target_json(d, vm_id, source_host_id, &doc, ret_error);
+    int r = vo_migrate_target_json(d, vm_id, source_host_id, pool, &doc, ret_error);
     if (r >= 0) {
         const char *id = json_string_value(json_object_get(json_object_get(doc, "host"), "id"));
         if (id)

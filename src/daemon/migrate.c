@@ -851,7 +851,7 @@ int vo_vm_migrate(VoDaemon *d, VoVm *vm, const VoMigrateArgs *args, json_t **ret
     if (r < 0)
         return r;
     VoClusterHost h = { 0 };
-    r = vo_migrate_find_target(d, vm, args->to, &h, ret_error);
+    r = vo_migrate_find_target(d, vm, args->to, args->pool, &h, ret_error);
     if (r < 0)
         return r;
     pthread_mutex_lock(&vm->lock);

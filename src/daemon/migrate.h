@@ -23,10 +23,12 @@ int vo_vm_migrate(VoDaemon *d, VoVm *vm, const VoMigrateArgs *args, json_t **ret
                   char **ret_error);
 
 /* Shared with the cold move (move.c). The target host of a move: to (a
- * name or id), or the manager's pick when NULL; known, online, not this
- * host. 0 and *ret (to clear), or a 4xx errno with *ret_error. */
-int vo_migrate_find_target(VoDaemon *d, VoVm *vm, const char *to, VoClusterHost *ret,
-                           char **ret_error);
+ * name or id), or the manager's pick when NULL, a host with pool (the
+ * move's --pool, where its volumes of this host's own pools go; NULL:
+ * default); known, online, not this host. 0 and *ret (to clear), or a 4xx
+ * errno with *ret_error. */
+int vo_migrate_find_target(VoDaemon *d, VoVm *vm, const char *to, const char *pool,
+                           VoClusterHost *ret, char **ret_error);
 /* Clears the VM's migration_task and migration_to (the mark a migration
  * or a cold move set while it is queued or runs). */
 void vo_migrate_clear_mark(VoVm *vm);

@@ -356,7 +356,7 @@ int vo_vm_move(VoDaemon *d, VoVm *vm, const char *to, const char *pool, json_t *
         return vo_error_set(ret_error, -EBUSY, "VM '%s' is migrating or moving already (task "
                             "%s)", name, busy);
     VoClusterHost h = { 0 };
-    int r = vo_migrate_find_target(d, vm, to, &h, ret_error);
+    int r = vo_migrate_find_target(d, vm, to, pool, &h, ret_error);
     if (r >= 0) { /* a cluster and a target: then what cannot go there */
         pthread_mutex_lock(&vm->lock);
         now = vo_vm_spec_copy(vm->spec);

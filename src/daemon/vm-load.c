@@ -63,19 +63,25 @@ json_t *vo_vm_load_json(VoDaemon *d)
              * throttles) would otherwise stretch one sample's wall time
              * and shrink the next's, and the cores with them. */
             int64_t now = l.at_ms > 0 ? l.at_ms : vo_now_ms();
+            /* Its first reading here (a new process: started, restarted,
+             * arrived by a migration) has no delta: its cores are not
+             * known, which is not 0 (the manager carries the last it knew). */
             double cpu = 0, demand = 0;
+            bool sampled = false;
             if (before) {
                 VoDrsCpuCounters was = { counter(before, "ns"), counter(before, "wait_ns") },
                                  is = { l.cpu_ns, l.wait_ns };
                 int64_t at = json_integer_value(json_object_get(before, "at"));
-                vo_drs_cpu_sample(&was, &is, now - at,
-                                  vcpus, cpu_limit, &cpu, &demand);
+                sampled = vo_drs_cpu_sample(&was, &is, now - at,
+                                            vcpus, cpu_limit, &cpu, &demand);
             }
             const char *source = vo_hv_mem_source_to_string(l.mem_source);
             json_object_set_new(next, id,
-                                json_pack("{s:I, s:I, s:I, s:f, s:f, s:I, s:s, s:I}", "ns",
+                                json_pack("{s:I, s:I, s:I, s:o, s:o, s:I, s:s, s:I}", "ns",
                                           (json_int_t)l.cpu_ns, "wait_ns", (json_int_t)l.wait_ns,
-                                          "at", (json_int_t)now, "cpu", cpu, "cpu_demand", demand,
+                                          "at", (json_int_t)now,
+                                          "cpu", sampled ? json_real(cpu) : json_null(),
+                                          "cpu_demand", sampled ? json_real(demand) : json_null(),
                                           "mem_mib", (json_int_t)l.mem_used_mib, "mem_source",
                                           source ? source : "rss", "rss_mib",
                                           (json_int_t)l.rss_mib));

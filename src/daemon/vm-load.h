@@ -15,7 +15,7 @@
  * its process's resident memory}} for every VM
  * with a running instance: a few numbers and one short word per VM, as
  * bounded as the CPU figures. A VM whose first sample this is shows
- * cpu and cpu_demand 0 (no delta yet);
+ * cpu and cpu_demand null (no delta yet: not known, which is not idle);
  * one whose job lock is held by a task (a migration, a hot-plug) keeps its
  * last numbers. Thread-safe. */
 json_t *vo_vm_load_json(VoDaemon *d);

@@ -4,15 +4,16 @@ formed with vireo cluster init/join. The manager picks with the placement
 rules: never the VM's own host, the least loaded of the others, a spread
 group's free host even when it is busier, a together group that lives on
 the VM's own host gives no target (409 naming each host's reason), and so
-does a VM too big for the other hosts. Asked of any host (the request goes
-to the VM's host, which asks the manager when it is not the manager
+does a VM too big for the other hosts; a migration's --pool (where its
+local disks go) picks a host with that pool. Asked of any host (the request
+goes to the VM's host, which asks the manager when it is not the manager
 itself). Each host publishes its machine types for the migration checks."""
 
 from test_cluster_placement import by_name, form, hosts, manager
 
 
-def target(via, vm, expect=200):
-    return via.api("POST", f"/v1/vms/{vm}/migrate-target", {}, expect=expect)
+def target(via, vm, expect=200, **body):
+    return via.api("POST", f"/v1/vms/{vm}/migrate-target", body, expect=expect)
 
 
 def create_on(c, host, name, memory_mib, group=None):
@@ -29,7 +30,7 @@ def verdicts(doc):
     return {h["name"]: (h["fits"], h.get("reason")) for h in doc["hosts"]}
 
 
-def test_migrate_target(cluster):
+def test_migrate_target(cluster, tmp_path):
     c = cluster(3, driver="fake", listen=False)
     form(c)
     m = by_name(c, manager(c.hosts[0]))
@@ -75,6 +76,25 @@ def test_migrate_target(cluster):
     create_on(c, src, "s1", 64, group="solo")
     assert target(src, "s1")["host"]["name"] == free.name
 
+    # --pool: the local disks go to the target's pool of that name, so only
+    # a host with it fits (the least loaded one has none). Placement asked
+    # for "default" only: the migration went for that host and was refused
+    # ("host ... has no pool 'fast' of its own").
+    (tmp_path / "fast").mkdir()
+    busy.api("POST", "/v1/pools", {"name": "fast", "path": str(tmp_path / "fast")}, expect=201)
+    body = {"name": "p", "memory_mib": 64, "host": src.name, "pool": "default", "blank": True,
+            "disk_size_bytes": 1 << 20}
+    src.task_ok("POST", "/v1/vms", body)
+    src.task_ok("POST", "/v1/vms/p/start")
+    assert target(src, "p")["host"]["name"] == free.name
+    doc = target(free, "p", pool="fast")
+    assert doc["host"]["name"] == busy.name, doc
+    assert not verdicts(doc)[free.name][0], doc
+    src.cli("vm", "migrate", "p", "--pool", "fast")
+    vm = busy.vm("p")
+    assert vm["host"] == busy.name and vm["state"] == "running", vm
+    assert vm["disks"] and all(d["volume"].startswith("fast/") for d in vm["disks"]), vm
+
     # Too big for the other hosts: 409 with each one's memory.
     total = next(h["memory_mib"] for h in hosts(src) if h["name"] == src.name)
     for h in (busy, free):
@@ -87,7 +107,9 @@ def test_migrate_target(cluster):
     # Bad input: a body with fields, an unknown VM; a host asked to place
     # that is not the manager does nothing and says so.
     err = busy.api("POST", "/v1/vms/a/migrate-target", {"to": busy.name}, expect=400)
-    assert "takes no fields" in err["error"]["message"]
+    assert "to" in err["error"]["message"], err
+    err = busy.api("POST", "/v1/vms/a/migrate-target", {"pool": "Bad/Name"}, expect=400)
+    assert "pool: 'Bad/Name' is not a pool name" in err["error"]["message"], err
     target(busy, "nope", expect=404)
     status, body = busy.request("POST", "/v1/vms/a/migrate-target", {"source": src.name},
                                 headers={"X-Vireo-Place": "1", "X-Vireo-Forwarded": "1"})

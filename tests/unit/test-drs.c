@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "cluster/drs.h"
+#include "cluster/drs-vm-cpu.h"
 #include "cluster/drs-vm-memory.h"
 
 #define NOW 100000000LL /* any time well after 0 ("never moved") */
@@ -767,6 +768,92 @@ static void bad_input_is_refused(void **state)
     vo_drs_state_clear(&st);
 }
 
+/* The manager's CPU measure of a VM (cluster/drs-vm-cpu.h): its host's
+ * sample of its demand, else of its use (an older host's); no sample on
+ * its host yet (null: its first there; or no entry): what it weighed
+ * before, else 0. */
+static void cpu_measure_carries_a_vm_not_sampled_yet(void **state)
+{
+    (void)state;
+    json_t *known = json_pack("{s:f}", "a", 0.4);
+    json_t *sampled = json_pack("{s:f, s:f}", "cpu", 0.25, "cpu_demand", 1.0);
+    json_t *older = json_pack("{s:f}", "cpu", 0.3);
+    json_t *first = json_pack("{s:n, s:n, s:i}", "cpu", "cpu_demand", "mem_mib", 20);
+    bool carried = true;
+    assert_true(vo_drs_vm_cpu_measure(sampled, known, "a", &carried) == 1.0);
+    assert_false(carried);
+    assert_true(vo_drs_vm_cpu_measure(older, known, "a", &carried) == 0.3);
+    assert_false(carried);
+    assert_true(vo_drs_vm_cpu_measure(first, known, "a", &carried) == 0.4);
+    assert_true(carried);
+    assert_true(vo_drs_vm_cpu_measure(NULL, known, "a", &carried) == 0.4);
+    assert_true(carried);
+    assert_true(vo_drs_vm_cpu_measure(first, known, "b", &carried) == 0);
+    assert_false(carried);
+    assert_true(vo_drs_vm_cpu_measure(first, NULL, "a", NULL) == 0);
+    json_decref(known);
+    json_decref(sampled);
+    json_decref(older);
+    json_decref(first);
+}
+
+/* The round right after a move: the moved VM's first sample on its new
+ * host has no CPU figure (its QEMU is new there). Weighed at 0, the target
+ * looked lighter than it is (hosts 0.2 : 0.2 : 0, imbalance 0.094, above
+ * level 5's 0.05) and the round counted toward a second move; carried at
+ * what the VM weighed before the move, the hosts are even. Inputs are made
+ * as the manager makes them: each VM's measure from its host's vm_load
+ * entry and what it weighed in the last round (src/daemon/drs.c). */
+static void a_moved_vms_first_sample_on_its_new_host_is_not_idle(void **state)
+{
+    (void)state;
+    VoDrsHost h[] = { host("h1", 1, 100000), host("h2", 1, 100000), host("h3", 1, 100000) };
+    const char *names[] = { "busy1", "busy2", "busy3" };
+    size_t on[] = { 0, 0, 1 };
+    json_t *busy = json_pack("{s:f, s:f, s:i}", "cpu", 0.1, "cpu_demand", 0.2, "mem_mib", 20);
+    json_t *first = json_pack("{s:n, s:n, s:i}", "cpu", "cpu_demand", "mem_mib", 20);
+    json_t *entry[] = { busy, busy, busy };
+    json_t *known = json_object();
+    VoDrsState st = { 0 };
+    VoDrsSettings s = { .mode = VO_DRS_AUTO, .level = 5 };
+    VoDrsMove mv;
+    int got = 0;
+    for (int round = 0; round < VO_DRS_ROUNDS + 3; round++) {
+        VoDrsVm v[3];
+        json_t *next = json_object();
+        for (size_t i = 0; i < 3; i++) {
+            v[i] = vm(names[i], on[i], vo_drs_vm_cpu_measure(entry[i], known, names[i], NULL),
+                      20);
+            json_object_set_new(next, names[i], json_real(v[i].cpu));
+        }
+        json_decref(known);
+        known = next;
+        VoDrsInput in = input(h, 3, v, 3);
+        char *why = NULL;
+        got = vo_drs_round(&st, &in, &s, NOW, &mv, &why);
+        if (round < VO_DRS_ROUNDS) { /* 0.4 : 0.2 : 0 until a VM of h1 goes to h3 */
+            if (got == 1) {
+                assert_int_equal(round, VO_DRS_ROUNDS - 1);
+                assert_int_equal(mv.from, 0);
+                assert_int_equal(mv.to, 2);
+                on[mv.vm] = mv.to;
+                entry[mv.vm] = first; /* its first sample on h3, for the rounds after */
+            }
+        } else { /* even: nothing counts toward another move */
+            assert_int_equal(got, 0);
+            assert_true(vo_drs_imbalance(&in) < 1e-9);
+            assert_int_equal(st.rounds_above, 0);
+            assert_non_null(strstr(why, "below threshold"));
+        }
+        free(why);
+    }
+    assert_true(on[0] == 2 || on[1] == 2);
+    json_decref(known);
+    json_decref(busy);
+    json_decref(first);
+    vo_drs_state_clear(&st);
+}
+
 /* Demand = (used + waited) / wall, capped at the vCPUs and the CPU limit,
  * never below use; a counter that went back (a new process) gives 0. */
 static void cpu_demand_from_counters(void **state)
@@ -775,7 +862,7 @@ static void cpu_demand_from_counters(void **state)
     const VoDrsCpuCounters t0 = { .cpu_ns = 5000000000ULL, .wait_ns = 7000000000ULL };
     /* 10 s: 1 s used, 4 s waited: 0.1 used, 0.5 wanted. */
     VoDrsCpuCounters t1 = { t0.cpu_ns + 1000000000ULL, t0.wait_ns + 4000000000ULL };
-    vo_drs_cpu_sample(&t0, &t1, 10000, 2, 0, &used, &demand);
+    assert_true(vo_drs_cpu_sample(&t0, &t1, 10000, 2, 0, &used, &demand));
     assert_true(fabs(used - 0.1) < 1e-9 && fabs(demand - 0.5) < 1e-9);
     /* Capped by its CPU limit (its own quota's throttling counts as
      * waiting), then by its vCPUs. */
@@ -793,17 +880,18 @@ static void cpu_demand_from_counters(void **state)
     /* Nothing waited: demand is use. */
     vo_drs_cpu_sample(&t0, &t1, 10000, 2, 0, &used, &demand);
     assert_true(fabs(demand - 0.5) < 1e-9);
-    /* A new process (either counter went back) or no wall time: 0. */
+    /* A new process (either counter went back) or no wall time: no sample,
+     * 0. */
     t1 = (VoDrsCpuCounters){ t0.cpu_ns - 1, t0.wait_ns + 1000000000ULL };
-    vo_drs_cpu_sample(&t0, &t1, 10000, 2, 0, &used, &demand);
+    assert_false(vo_drs_cpu_sample(&t0, &t1, 10000, 2, 0, &used, &demand));
     assert_true(used == 0 && demand == 0);
     t1 = (VoDrsCpuCounters){ t0.cpu_ns + 1000000000ULL, t0.wait_ns - 1 };
-    vo_drs_cpu_sample(&t0, &t1, 10000, 2, 0, &used, &demand);
+    assert_false(vo_drs_cpu_sample(&t0, &t1, 10000, 2, 0, &used, &demand));
     assert_true(used == 0 && demand == 0);
     t1 = (VoDrsCpuCounters){ t0.cpu_ns + 1000000000ULL, t0.wait_ns };
-    vo_drs_cpu_sample(&t0, &t1, 0, 2, 0, &used, &demand);
+    assert_false(vo_drs_cpu_sample(&t0, &t1, 0, 2, 0, &used, &demand));
     assert_true(used == 0 && demand == 0);
-    vo_drs_cpu_sample(&t0, &t1, -5, 2, 0, &used, &demand);
+    assert_false(vo_drs_cpu_sample(&t0, &t1, -5, 2, 0, &used, &demand));
     assert_true(used == 0 && demand == 0);
     /* vcpus 0 (unknown): only the limit caps. */
     t1 = (VoDrsCpuCounters){ t0.cpu_ns, t0.wait_ns + 30000000000ULL };
@@ -836,6 +924,8 @@ int main(void)
         cmocka_unit_test(targets_must_reach_the_vms_pools),
         cmocka_unit_test(targets_networks_of_another_project_are_left_out),
         cmocka_unit_test(cpu_demand_from_counters),
+        cmocka_unit_test(cpu_measure_carries_a_vm_not_sampled_yet),
+        cmocka_unit_test(a_moved_vms_first_sample_on_its_new_host_is_not_idle),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

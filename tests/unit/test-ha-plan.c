@@ -89,10 +89,10 @@ static void restarts_allow_three_in_ten_minutes(void **state)
     assert_true(vo_ha_restarts_allow(NULL, 1000, &DEF, &next)); /* an older document */
     assert_int_equal(next, 0);
     json_t *r0 = json_array();
-    json_t *r1 = vo_ha_restarts_add(r0, 1000, &DEF);
-    json_t *r2 = vo_ha_restarts_add(r1, 2000, &DEF);
+    json_t *r1 = vo_ha_restarts_add(r0, 1000);
+    json_t *r2 = vo_ha_restarts_add(r1, 2000);
     assert_true(vo_ha_restarts_allow(r2, 3000, &DEF, NULL));
-    json_t *r3 = vo_ha_restarts_add(r2, 3000, &DEF);
+    json_t *r3 = vo_ha_restarts_add(r2, 3000);
     assert_int_equal(vo_ha_restarts_recent(r3, 3000, &DEF), 3);
     /* The fourth within the window: refused until the first leaves it. */
     assert_false(vo_ha_restarts_allow(r3, 4000, &DEF, &next));
@@ -104,10 +104,11 @@ static void restarts_allow_three_in_ten_minutes(void **state)
     json_t *parsed = json_loads(text, 0, NULL);
     assert_false(vo_ha_restarts_allow(parsed, 4000, &DEF, NULL));
     free(text);
-    /* A restart later replaces the oldest; the list never grows past the limit. */
-    json_t *r4 = vo_ha_restarts_add(r3, 1000 + W, &DEF);
-    assert_int_equal(json_array_size(r4), DEF.max_restarts);
-    assert_int_equal(json_integer_value(json_array_get(r4, 0)), 2000);
+    /* A restart later: the oldest has left the window (still kept: a
+     * longer window set later counts it). */
+    json_t *r4 = vo_ha_restarts_add(r3, 1000 + W);
+    assert_int_equal(json_array_size(r4), 4);
+    assert_int_equal(vo_ha_restarts_recent(r4, 1000 + W, &DEF), 3);
     assert_false(vo_ha_restarts_allow(r4, 2000 + W - 1, &DEF, NULL));
     assert_true(vo_ha_restarts_allow(r4, 2000 + W, &DEF, NULL));
     /* Junk in the field counts as no restart; a time a little ahead of the
@@ -130,15 +131,15 @@ static void retry_backs_off_within_the_restart_limit(void **state)
 {
     (void)state;
     json_t *r = json_array(), *next;
-    next = vo_ha_restarts_add(r, 1000, &DEF); /* the start that failed */
+    next = vo_ha_restarts_add(r, 1000); /* the start that failed */
     json_decref(r);
     r = next;
     assert_int_equal(vo_ha_retry_delay(r, 1, 1000, &DEF), 2000);
-    next = vo_ha_restarts_add(r, 3000, &DEF); /* retry 1, failed */
+    next = vo_ha_restarts_add(r, 3000); /* retry 1, failed */
     json_decref(r);
     r = next;
     assert_int_equal(vo_ha_retry_delay(r, 2, 3000, &DEF), 4000);
-    next = vo_ha_restarts_add(r, 7000, &DEF); /* retry 2, failed: 3 in the window */
+    next = vo_ha_restarts_add(r, 7000); /* retry 2, failed: 3 in the window */
     json_decref(r);
     r = next;
     assert_int_equal(vo_ha_retry_delay(r, 3, 7000, &DEF), -1);
@@ -160,7 +161,7 @@ static void limit_of_one_in_one_minute(void **state)
     const VoHaLimit one = { .max_restarts = 1, .window_ms = 60000 };
     int64_t next = -1;
     assert_true(vo_ha_restarts_allow(NULL, 1000, &one, &next));
-    json_t *r1 = vo_ha_restarts_add(NULL, 1000, &one);
+    json_t *r1 = vo_ha_restarts_add(NULL, 1000);
     assert_int_equal(json_array_size(r1), 1);
     assert_false(vo_ha_restarts_allow(r1, 2000, &one, &next));
     assert_int_equal(next, 61000);
@@ -168,10 +169,11 @@ static void limit_of_one_in_one_minute(void **state)
     /* The failed start is the one allowed: no retry. */
     assert_int_equal(vo_ha_retry_delay(r1, 1, 2000, &one), -1);
     assert_int_equal(vo_ha_retry_delay(r1, 1, 61000, &one), 2000);
-    /* A later restart replaces it: the list holds one time. */
-    json_t *r2 = vo_ha_restarts_add(r1, 61000, &one);
-    assert_int_equal(json_array_size(r2), 1);
-    assert_int_equal(json_integer_value(json_array_get(r2, 0)), 61000);
+    /* A later restart: only it counts, the one before is kept. */
+    json_t *r2 = vo_ha_restarts_add(r1, 61000);
+    assert_int_equal(json_array_size(r2), 2);
+    assert_int_equal(json_integer_value(json_array_get(r2, 1)), 61000);
+    assert_int_equal(vo_ha_restarts_recent(r2, 61000, &one), 1);
     json_decref(r1);
     json_decref(r2);
 }
@@ -185,7 +187,7 @@ static void limit_of_five_in_an_hour(void **state)
     json_t *r = json_array();
     for (int i = 0; i < 5; i++) {
         assert_true(vo_ha_restarts_allow(r, 1000 + i * 600000LL, &five, NULL));
-        json_t *next = vo_ha_restarts_add(r, 1000 + i * 600000LL, &five);
+        json_t *next = vo_ha_restarts_add(r, 1000 + i * 600000LL);
         json_decref(r);
         r = next;
     }
@@ -217,10 +219,7 @@ static void limit_changed_over_a_kept_count(void **state)
     assert_false(vo_ha_restarts_allow(r3, 4000, &two, &next));
     assert_int_equal(next, 2000 + W);
     assert_true(vo_ha_restarts_allow(r3, 4000, &four, NULL));
-    json_t *r = vo_ha_restarts_add(r3, 4000, &one);
-    assert_int_equal(json_array_size(r), 1);
-    json_decref(r);
-    r = vo_ha_restarts_add(r3, 4000, &four);
+    json_t *r = vo_ha_restarts_add(r3, 4000);
     assert_int_equal(json_array_size(r), 4);
     json_decref(r);
     /* A shorter window lets the older ones go sooner. */
@@ -229,6 +228,45 @@ static void limit_changed_over_a_kept_count(void **state)
     assert_false(vo_ha_restarts_allow(r3, 60999, &short_window, &next));
     assert_int_equal(next, 61000);
     json_decref(r3);
+}
+
+/* What a VM's document keeps does not depend on the limit in force: a VM
+ * restarted 3 times, 11 minutes apart, under the default (3 within 10
+ * minutes; each start allowed) is held back once the window is raised to
+ * an hour (3 within it). It kept only the starts within the window in
+ * force at its last start: the hour saw 1 and let it go. */
+static void a_raised_limit_counts_the_starts_made_under_a_lower_one(void **state)
+{
+    (void)state;
+    const VoHaLimit hour = { .max_restarts = 3, .window_ms = 6 * W };
+    json_t *r = NULL;
+    for (int i = 0; i < 3; i++) {
+        int64_t at = 1000 + i * (W + 60000);
+        assert_true(vo_ha_restarts_allow(r, at, &DEF, NULL));
+        json_t *next = vo_ha_restarts_add(r, at);
+        json_decref(r);
+        r = next;
+    }
+    int64_t now = 1000 + 2 * (W + 60000) + 60000, next = 0;
+    assert_true(vo_ha_restarts_allow(r, now, &DEF, NULL));
+    assert_int_equal(vo_ha_restarts_recent(r, now, &hour), 3);
+    assert_false(vo_ha_restarts_allow(r, now, &hour, &next));
+    assert_int_equal(next, 1000 + 6 * W); /* when the first leaves the hour */
+    json_decref(r);
+
+    /* The most any setting counts is kept, never more: 100 within a week. */
+    r = json_array();
+    for (int i = 0; i < VO_HA_MAX_RESTARTS_MAX + 5; i++) {
+        json_t *more = vo_ha_restarts_add(r, 1000 + i * 1000LL);
+        json_decref(r);
+        r = more;
+    }
+    assert_int_equal(json_array_size(r), VO_HA_MAX_RESTARTS_MAX);
+    assert_int_equal(json_integer_value(json_array_get(r, 0)), 6000);
+    json_t *later = vo_ha_restarts_add(r, 1000 + VO_HA_WINDOW_MINUTES_MAX * 60000LL + 50000);
+    assert_int_equal(json_array_size(later), 55); /* the 54 within the week, and it */
+    json_decref(later);
+    json_decref(r);
 }
 
 /* The messages name the limit as set. */
@@ -257,6 +295,7 @@ int main(void)
         cmocka_unit_test(order_is_priority_then_name),
         cmocka_unit_test(restarts_allow_three_in_ten_minutes),
         cmocka_unit_test(retry_backs_off_within_the_restart_limit),
+        cmocka_unit_test(a_raised_limit_counts_the_starts_made_under_a_lower_one),
         cmocka_unit_test(limit_of_one_in_one_minute),
         cmocka_unit_test(limit_of_five_in_an_hour),
         cmocka_unit_test(limit_changed_over_a_kept_count),
