@@ -26,8 +26,8 @@ static struct {
     pthread_cond_t wake; /* the wait between rounds, cut short by a stop or an answer */
     bool stop, started, woken;
     /* The targets' last answers (lock: the probes write them): pool
-     * string -> {"luns": [...]} or {"why": "..."}, and "at_ms", the
-     * monotonic ms its probe began. */
+     * string -> {"luns": [...]} or {"why": "..."}, "at_ms" and "ended_ms",
+     * the monotonic ms its probe began and ended. */
     json_t *answers;
     /* The VMs watched (the round's own): id -> {"paused_ms": monotonic
      * ms it was first seen paused, "lost": a probe found its target lost} */
@@ -149,6 +149,7 @@ static void probe_run(void *arg)
     Probe *p = arg;
     json_t *answer = probe_target(p->url);
     json_object_set_new(answer, "at_ms", json_integer(p->began_ms));
+    json_object_set_new(answer, "ended_ms", json_integer(vo_now_ms()));
     pthread_mutex_lock(&sr.lock);
     if (sr.answers)
         json_object_set(sr.answers, p->url, answer);
@@ -161,8 +162,8 @@ static void probe_run(void *arg)
 }
 
 /* Starts the probe of target url when it is due: never answered, or its
- * last answer older than VO_SAN_PROBE_MS (a target a VM waits for, or
- * found lost) or VO_SAN_RUNNING_PROBE_MS (one only running VMs use). One
+ * last answer came VO_SAN_PROBE_MS ago (a target a VM waits for, or found
+ * lost) or VO_SAN_RUNNING_PROBE_MS ago (one only running VMs use). One
  * probe of a target at a time: a target that does not answer (a login's
  * timeout) holds only its own next probe, never another's. */
 static void probe_if_due(const char *url, bool urgent, json_t *answer)
@@ -170,7 +171,7 @@ static void probe_if_due(const char *url, bool urgent, json_t *answer)
     int64_t now = vo_now_ms();
     bool failed = answer && json_object_get(answer, "why");
     int64_t every = urgent || failed ? VO_SAN_PROBE_MS : VO_SAN_RUNNING_PROBE_MS;
-    if (answer && now - json_integer_value(json_object_get(answer, "at_ms")) < every)
+    if (answer && now - json_integer_value(json_object_get(answer, "ended_ms")) < every)
         return;
     Probe *p = vo_malloc0(sizeof(*p));
     *p = (Probe){ .url = vo_strdup(url), .began_ms = now };
