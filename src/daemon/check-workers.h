@@ -1,8 +1,9 @@
 /* check-workers.h: checks that may hang, each on a detached thread of its
  * own: one per key at a time (a key whose last check still runs is not
- * checked again until it ends), at most max at once. The iSCSI pools'
- * reach (storage-reach.c): a target that does not answer (a login's
- * timeout, 10 s) holds only its own pool's next check. */
+ * checked again until it ends), at most max at once (max counts every
+ * check running, of any caller). The iSCSI pools' reach (storage-reach.c)
+ * and the probes of the VMs' targets (san-resume.c): a target that does
+ * not answer (a login's timeout, 10 s) holds only its own next check. */
 #pragma once
 
 #include <stdbool.h>

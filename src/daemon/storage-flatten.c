@@ -10,8 +10,9 @@
  * queues behind the VM's other tasks, and a migration asked while it is
  * queued or runs is refused naming it (migrate.c). A cancel stops a flatten
  * vireod does itself (a stopped VM's volume): the volume stays a clone; one
- * the VM's QEMU does cannot be stopped (storage/rbd-flatten.h) and
- * finishes, saying so. Which volumes qualify: storage/rbd-flatten-plan.h. */
+ * the VM's QEMU does cannot be stopped (storage/rbd-flatten.h): a cancel is
+ * refused (409) once it runs there; one asked just before finds it
+ * finishing, which says so. Which volumes qualify: storage/rbd-flatten-plan.h. */
 #include "daemon/storage-internal.h"
 
 #include <string.h>
@@ -43,6 +44,15 @@ static void flatten_undo(void *p)
 static void show_bytes(uint64_t done, uint64_t total, void *task)
 {
     vo_storage_show_bytes(task, "flattening", done, total);
+}
+
+/* Its VM's QEMU does the flatten: a cancel could not stop it (409). */
+static void handed_over(void *task)
+{
+    vo_task_refuse_cancel(task, "the flatten is done by the QEMU of the VM running on the "
+                          "volume (it holds the image's lock), and librbd cannot stop it "
+                          "there: it runs to the end (a stopped VM's flatten can be "
+                          "cancelled)");
 }
 
 /* The volume, flattened: no clone of anything any more. What it was, or
@@ -84,7 +94,7 @@ static int task_volume_flatten(VoTask *t, void *userdata)
         r = vo_error_set(&error, -ENOENT, "pool '%s' is no rbd pool any more", op->pool);
     if (r > 0) {
         VoRbdConf c = vo_rbd_pool_conf(&rp);
-        r = vo_rbd_image_flatten(&c, op->name, show_bytes, t, &f, &error);
+        r = vo_rbd_image_flatten(&c, op->name, show_bytes, handed_over, t, &f, &error);
         vo_rbd_pool_clear(&rp);
     }
     if (r < 0) {

@@ -42,6 +42,7 @@ struct VoTask {
     int32_t pid;
     int64_t created_at, started_at, finished_at;
     bool cancellable, cancel_requested;
+    char *cancel_refused; /* why a cancel is refused now (vo_task_refuse_cancel), or NULL */
     VoCancel *cancel; /* while it runs */
     /* The operation document: what was last written (what GET answers),
      * its revision (0: not written yet), when. A task loaded from the store
@@ -130,6 +131,7 @@ static void task_free(VoTask *t)
     free(t->error_code);
     free(t->error_message);
     free(t->target_id);
+    free(t->cancel_refused);
     json_decref(t->result);
     json_decref(t->details);
     json_decref(t->doc);
@@ -677,6 +679,14 @@ void vo_task_set_result(VoTask *t, json_t *result)
     pthread_mutex_unlock(&t->owner->lock);
 }
 
+void vo_task_refuse_cancel(VoTask *t, const char *why)
+{
+    pthread_mutex_lock(&t->owner->lock);
+    free(t->cancel_refused);
+    t->cancel_refused = vo_strdup(why);
+    pthread_mutex_unlock(&t->owner->lock);
+}
+
 bool vo_task_cancelled(VoTask *t)
 {
     pthread_mutex_lock(&t->owner->lock);
@@ -747,6 +757,9 @@ int vo_tasks_cancel_at(VoTasks *ts, const char *id, int64_t expected, json_t **r
                          "volume-import, volume-clone, volume-clone-linked, volume-flatten, "
                          "clone (of a VM), migrate, move, backup-create, backup-restore and "
                          "backup-verify", t->kind, id);
+    } else if (t->state == TASK_RUNNING && t->cancel_refused && !t->cancel_requested) {
+        r = vo_error_set(ret_error, -EBUSY, "task '%s' (%s '%s') cannot be cancelled now: %s",
+                         id, t->kind, t->target ? t->target : "", t->cancel_refused);
     } else if (t->state == TASK_QUEUED && !t->cancel_requested) {
         /* Off the queue (no worker takes it), then what the submitter
          * prepared is undone (with ts->lock released: undo takes the

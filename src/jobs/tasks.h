@@ -108,7 +108,8 @@ void vo_tasks_set_if_match(int64_t rev);
 /* Cancels task id: 0 when it was queued (it is cancelled now), 1 when it runs
  * (its work is told to stop; it ends as cancelled, or succeeded when it was
  * done already), -ENOENT when unknown, -EBUSY (with *ret_error) when it has
- * finished or its kind cannot be cancelled. *ret_task: its JSON then. */
+ * finished, its kind cannot be cancelled or its work refuses it now
+ * (vo_task_refuse_cancel). *ret_task: its JSON then. */
 int vo_tasks_cancel(VoTasks *ts, const char *id, json_t **ret_task, char **ret_error);
 /* The same with If-Match: expected > 0 is the revision of the operation
  * document the caller read; another answers -VO_EIFMATCH (412), compared
@@ -159,5 +160,9 @@ int64_t vo_task_if_match(VoTask *t);
 const char *vo_task_id(VoTask *t);
 /* Whether cancel was asked (cancellable tasks check it between steps). */
 bool vo_task_cancelled(VoTask *t);
+/* From inside a cancellable task: its work cannot be stopped from here on
+ * (handed to another process), so a cancel is refused (vo_tasks_cancel:
+ * -EBUSY, 409) saying why (copied). */
+void vo_task_refuse_cancel(VoTask *t, const char *why);
 int vo_task_fail(VoTask *t, int negative_errno, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

@@ -36,6 +36,19 @@ static int on_progress(uint64_t done, uint64_t total, void *ptr)
     return vo_cancel_is_requested(p->cancel) ? -ECANCELED : 0;
 }
 
+/* Whether another client (a running VM's QEMU) holds img's exclusive
+ * lock: librbd then hands the flatten to it. */
+static bool lock_held_elsewhere(rbd_image_t img)
+{
+    char *owners[4];
+    size_t n = sizeof(owners) / sizeof(owners[0]);
+    rbd_lock_mode_t mode;
+    int r = rbd_lock_get_owners(img, &mode, owners, &n);
+    if (r >= 0)
+        rbd_lock_get_owners_cleanup(owners, n);
+    return (r >= 0 && n > 0) || r == -ERANGE; /* -ERANGE: more than four */
+}
+
 /* The clone's own snapshot snap of parent goes: nobody else reads it. */
 static void drop_snap(rados_ioctx_t io, const char *parent, const char *snap,
                       VoRbdFlattened *f)
@@ -107,7 +120,8 @@ int vo_rbd_flatten_check(const VoRbdConf *conf, const char *image, bool *ret_has
 }
 
 int vo_rbd_image_flatten(const VoRbdConf *conf, const char *image, VoRbdProgressFn progress,
-                         void *userdata, VoRbdFlattened *f, char **ret_error)
+                         void (*handed_over)(void *userdata), void *userdata,
+                         VoRbdFlattened *f, char **ret_error)
 {
     *f = (VoRbdFlattened){ 0 };
     VoRbdConn c;
@@ -123,9 +137,12 @@ int vo_rbd_image_flatten(const VoRbdConf *conf, const char *image, VoRbdProgress
     if (!has_parent && r == -ENOENT) /* no parent: whole already */
         r = 0;
     else if (has_parent && (r = check_open(img, conf, image, &refused)) >= 0 &&
-             (r = rbd_get_size(img, &p.size)) >= 0 &&
-             (r = rbd_flatten_with_progress(img, on_progress, &p)) >= 0 && progress)
-        progress(p.size, p.size, userdata); /* librbd's last report: the last object begun */
+             (r = rbd_get_size(img, &p.size)) >= 0) {
+        if (handed_over && lock_held_elsewhere(img))
+            handed_over(userdata);
+        if ((r = rbd_flatten_with_progress(img, on_progress, &p)) >= 0 && progress)
+            progress(p.size, p.size, userdata); /* librbd's last report: the last object begun */
+    }
     rbd_close(img);
     if (r >= 0 && has_parent && vo_cancel_is_requested(p.cancel))
         f->cancel_too_late = true;

@@ -38,6 +38,9 @@ int vo_rbd_flatten_check(const VoRbdConf *c, const char *image, bool *ret_has_pa
  * librbd handed to the lock's holder (a running VM's QEMU) cannot be
  * stopped: librbd ignores what the callback says of a remote flatten's
  * progress (ImageWatcher's AsyncProgressPayload); it runs to the end and
- * f->cancel_too_late says so. */
+ * f->cancel_too_late says so. handed_over (may be NULL) is called, before
+ * the flatten starts, when another client holds the image's exclusive lock
+ * (the flatten will be that client's): the caller refuses cancels then. */
 int vo_rbd_image_flatten(const VoRbdConf *c, const char *image, VoRbdProgressFn progress,
-                         void *userdata, VoRbdFlattened *f, char **ret_error);
+                         void (*handed_over)(void *userdata), void *userdata,
+                         VoRbdFlattened *f, char **ret_error);

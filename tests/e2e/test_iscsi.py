@@ -5,7 +5,9 @@ in a project stops counting there once gone from the target or its pool
 deleted); bad
 targets leave no pool; a VM boots from a qcow2-formatted LUN through QEMU's
 own initiator and its writes reach the LUN's file; a LUN in use is never
-attached to a second VM (two attaches raced: one wins); losing the target
+attached to a second VM (two attaches raced: one wins); a target lost
+while the VM runs is said (san_state "I/O held", its probe beside a second
+target's that hangs) until it answers; losing the target
 pauses the VM (io-error) until it is back, and vireod resumes it; a snapshot of the VM
 lands in the LUN's qcow2 layer and reverts; VMs on LUNs (raw, qcow2-layered,
 with CHAP) are backed up, restored and snapshotted through qemu-img and
@@ -21,10 +23,23 @@ import pytest
 
 from iscsi_target import TgtTarget
 from test_web_ui import ADMIN_PASSWORD, SHOTS, WEB_DIST, Web
-from vireo_harness import BOOT_MARKER, TEST_IMAGE, open_files, wait_until
+from vireo_harness import BOOT_MARKER, TEST_IMAGE, Daemon, open_files, wait_until
 
 MiB = 1 << 20
 IQN = "iqn.2026-12.org.vireo.test:t1"
+
+
+@pytest.fixture
+def daemon(tmp_path):
+    """vireod with a hold directory (util/test-hold.h: a test holds the
+    probes of one target)."""
+    holds = tmp_path / "holds"
+    holds.mkdir()
+    d = Daemon(env={"VIREO_FAKE_FAULTS": str(holds)})
+    try:
+        yield d
+    finally:
+        d.cleanup()
 
 
 @pytest.fixture
@@ -218,6 +233,53 @@ def test_vm_on_a_lun(daemon, target):
     assert int(sectors.split()[-1]) * 512 == 8 * MiB, sectors
     daemon.task_ok("DELETE", "/v1/vms/a/disks/1")
     assert volumes(daemon, "san1")["lun3"]["attached_to"] is None
+
+    # The target lost while the VM runs: QEMU's initiator holds the guest's
+    # requests while it reconnects (libiscsi 1.19); vireod's probe finds the
+    # target lost and says so (san_state, one vm event), and clears it once
+    # the target answers again. Each target's probe runs on its own: a
+    # second target whose probe hangs meanwhile (held here, as a login to a
+    # portal that never answers would) delays none of the first's.
+    os.makedirs(os.path.join(target.workdir, "t2"))
+    lun = os.path.join(target.workdir, "t2", "lun1.img")
+    with open(lun, "wb") as f:
+        f.truncate(8 * MiB)
+    t2 = TgtTarget(daemon.netns.name, os.path.join(target.workdir, "t2"), IQN + "b", {1: lun})
+    hold = os.path.join(daemon.env["VIREO_FAKE_FAULTS"], f"san_probe_{t2.port}")
+    try:
+        daemon.cli("pool", "create", "san2", "--type", "iscsi", "--portal", t2.portal,
+                   "--target", IQN + "b")
+        open(hold + ".hold", "w").close()
+        ok, message = attach(daemon, "a", "san2/lun1")
+        assert ok, message
+        wait_until(lambda: os.path.exists(hold + ".held"), 120, interval=0.5,
+                   what="vireod to probe the second target (held)")
+        target.stop()
+        wait_until(lambda: daemon.vm("a").get("san_state", "").startswith(
+                       "I/O held: target lost since "), 120, interval=0.5,
+                   what="vireod to find VM a's target lost while it runs")
+        vm = daemon.vm("a")
+        assert vm["state"] == "running" and "(san1: " in vm["san_state"], vm
+        assert "I/O held" in daemon.cli("vm", "show", "a").stdout
+        target.start()
+        wait_until(lambda: "san_state" not in daemon.vm("a"), 120, interval=0.5,
+                   what="VM a's san_state to go once its target answers")
+        assert daemon.vm("a")["state"] == "running"
+        os.unlink(hold + ".hold")
+        daemon.task_ok("DELETE", "/v1/vms/a/disks/1")
+        daemon.cli("pool", "delete", "san2")
+    finally:
+        if os.path.exists(hold + ".hold"):
+            os.unlink(hold + ".hold")
+        t2.stop()
+    vm_id = daemon.vm("a")["id"]
+    events = [json.loads(line[5:]) for line in
+              daemon.request("GET", "/v1/events?kind=vm&since=0&follow=false")[1].splitlines()
+              if line.startswith("data:")]
+    said = [(e["object"] or {}).get("san_state") for e in events if e["id"] == vm_id]
+    changes = [x for i, x in enumerate(said) if i == 0 or said[i - 1] != x]
+    assert [x and x[:9] for x in changes][-2:] == ["I/O held:", None], changes
+    assert sum(1 for x in changes if x and x.startswith("I/O held:")) == 1, changes
 
     # The target lost: QEMU's initiator reconnects (the guest's writes
     # wait meanwhile); a target back without the LUN fails them and the VM

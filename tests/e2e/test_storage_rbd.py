@@ -900,9 +900,9 @@ def test_flatten_and_a_cancelled_full_copy(ceph, rbd_env):
     # too (vireo makes images with deep-flatten), so the parent's snapshot goes.
     d.task_ok("POST", "/v1/vms/flink/snapshots", {"name": "s1"})
     # Held at its first progress report: a migration is refused naming the
-    # flatten (it would wait behind it), and a cancel cannot stop what the
-    # VM's QEMU does (librbd ignores the callback's answer for a remote
-    # flatten): it finishes and says so.
+    # flatten (it would wait behind it), and a cancel is refused up front
+    # (409): it could not stop what the VM's QEMU does (librbd ignores the
+    # callback's answer for a remote flatten); the flatten finishes.
     hold = os.path.join(d.env["VIREO_FAKE_FAULTS"], "rbd_flatten_progress")
     open(hold + ".hold", "w").close()
     try:
@@ -912,13 +912,17 @@ def test_flatten_and_a_cancelled_full_copy(ceph, rbd_env):
         status, doc = d.request("POST", "/v1/vms/flink/migrate", {"to": "elsewhere"})
         assert status == 409 and task["id"] in doc["error"]["message"] and \
             "cephfl/flink-disk0" in doc["error"]["message"], doc
-        d.cli("task", "cancel", task["id"], "--async")
+        p = d.cli("task", "cancel", task["id"], check=False)
+        assert p.returncode != 0 and "cannot be cancelled now" in p.stderr and \
+            "QEMU of the VM" in p.stderr, p.stderr
+        status, doc = d.request("POST", f"/v1/tasks/{task['id']}/cancel")
+        assert status == 409 and "librbd cannot stop it" in doc["error"]["message"], doc
     finally:
         os.unlink(hold + ".hold")
     t = d.wait_task(task)
     os.unlink(hold + ".held")
-    assert t["state"] == "succeeded" and t["result"]["cancel_too_late"] and \
-        "too late" in t["message"], t
+    assert t["state"] == "succeeded" and not t["result"]["cancel_too_late"] and \
+        "too late" not in t["message"], t
     assert t["result"]["was_clone_of"] == "cephfl/fsrc-disk0" and \
         t["result"]["snapshot_removed"], t
     assert parent_of(ceph, "flink-disk0") is None

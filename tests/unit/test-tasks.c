@@ -624,6 +624,52 @@ static void test_cancel_queued_and_running(void **state)
     assert_int_equal(vo_error_http_status(vo_error_from_errno(-EAGAIN)), 503);
 }
 
+/* Hands its work over (vo_task_refuse_cancel), then waits at the gate. */
+static int handed_over_run(VoTask *t, void *userdata)
+{
+    vo_task_refuse_cancel(t, "the VM's QEMU does it");
+    pthread_mutex_lock(&gate_lock);
+    running_a++;
+    pthread_cond_broadcast(&gate_cond);
+    while (!gate_open)
+        pthread_cond_wait(&gate_cond, &gate_lock);
+    pthread_mutex_unlock(&gate_lock);
+    return 0;
+}
+
+/* A cancellable task whose work was handed over (a running VM's flatten):
+ * its cancel is refused up front (409, saying why), and it ends succeeded;
+ * one queued behind it is still cancelled at once. */
+static void test_cancel_refused_once_handed_over(void **state)
+{
+    VoTasks *ts = NULL;
+    assert_int_equal(vo_tasks_new(&(VoTasksLimits){ 1, 8, 8 }, &ts), 0);
+    json_t *t = NULL;
+    VoTaskDesc desc = { .kind = "volume-flatten", .target = "x", .keys = { "k" },
+                        .cancellable = true };
+    assert_int_equal(vo_tasks_submit(ts, &desc, handed_over_run, NULL, NULL, &t, NULL), 0);
+    _cleanup_free_ char *running = vo_strdup(json_string_value(json_object_get(t, "id")));
+    json_decref(t);
+    assert_int_equal(vo_tasks_submit(ts, &desc, handed_over_run, NULL, NULL, &t, NULL), 0);
+    _cleanup_free_ char *queued = vo_strdup(json_string_value(json_object_get(t, "id")));
+    json_decref(t);
+    pthread_mutex_lock(&gate_lock);
+    while (running_a < 1)
+        pthread_cond_wait(&gate_cond, &gate_lock);
+    pthread_mutex_unlock(&gate_lock);
+    char *error = NULL;
+    assert_int_equal(vo_tasks_cancel(ts, running, &t, &error), -EBUSY);
+    assert_non_null(strstr(error, "cannot be cancelled now: the VM's QEMU does it"));
+    free(error);
+    error = NULL;
+    assert_int_equal(vo_tasks_cancel(ts, queued, &t, &error), 0);
+    json_decref(t);
+    open_gate();
+    assert_true(wait_state(ts, running, "succeeded"));
+    assert_true(wait_state(ts, queued, "cancelled"));
+    ts = vo_tasks_free(ts);
+}
+
 /* Fails for a reason of its own once a cancel was asked, without having
  * noticed the cancel. */
 static int fail_after_cancel(VoTask *t, void *userdata)
@@ -776,6 +822,7 @@ int main(void)
         cmocka_unit_test_setup(test_completed_before_the_stop_ends_succeeded, setup),
         cmocka_unit_test_setup(test_cancel_queued_and_running, setup),
         cmocka_unit_test_setup(test_cancel_token, setup),
+        cmocka_unit_test_setup(test_cancel_refused_once_handed_over, setup),
         cmocka_unit_test_setup(test_failed_final_write_is_retried, setup),
         cmocka_unit_test_setup(test_error_after_cancel_keeps_its_code, setup),
     };

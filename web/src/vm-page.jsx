@@ -5,7 +5,8 @@
 // serial console, the graphical console (noVNC), the snapshots, the
 // hardware (CPUs, memory, display, disks, NICs) and the backups. A paused
 // post-copy migration shows above them with its Resume (post-copy-resume.jsx),
-// and a pause on a lost iSCSI target what vireod found (san_state).
+// and what vireod found of a lost iSCSI target (san_state: a running VM's
+// held I/O, a pause).
 import { useState } from 'preact/hooks';
 import { api, formatBytes } from './api.js';
 import { StateIcon } from './tree.jsx';
@@ -127,6 +128,13 @@ export function VmPage({ vm, networks, pools, hosts = [], role, tab, tasks, onEr
         // A pause on a lost iSCSI target: vireod resumes it (docs/storage-san.md).
         <p class="banner" role="status" data-field="san-state">
           {vm.san_state}. It resumes by itself once the target answers with the LUN again.
+        </p>
+      )}
+      {vm.state === 'running' && (vm.san_state || '').startsWith('I/O held:') && (
+        // A running VM whose target is lost: its disk I/O waits for it.
+        <p class="banner" role="status" data-field="san-state">
+          {vm.san_state}. Its disk I/O waits (the guest may hang) until the target answers
+          again.
         </p>
       )}
       {migrating && <MigrateDialog vm={vm} hosts={hosts} onClose={() => setMigrating(false)} onError={onError} />}
