@@ -24,8 +24,9 @@ static VoPeriodic runner = VO_PERIODIC_INIT;
 /* {vm id: {"name", "task" (the start followed) or "due" (monotonic ms of the
  * next attempt) or "resume" (left pending by vireod's last run),
  * "failures", "crashed" and "again" (a crashed VM's restart queued by
- * vo_ha_retry_restart_crashed: how it crashed, the limit's reason)}}, under lock (callers are task and host threads; the rounds
- * are the runner's). Lock order: lock, then a VM's lock (no caller holds a
+ * vo_ha_retry_restart_crashed: how it crashed, the limit's reason)}},
+ * under lock (callers are task and host threads; the rounds are the
+ * runner's). Lock order: lock, then a VM's lock (no caller holds a
  * VM's lock when it calls in). The restart limit's count is the VM's own
  * (vm->ha_restarts, saved in its document): this memory only says which
  * starts are followed. */
@@ -184,11 +185,13 @@ void vo_ha_retry_refused(VoDaemon *d, VoVm *vm, bool follow, const char *why)
 }
 
 /* Why the VM must not be started again (NULL: it may): checked before each
- * attempt, as the other HA starts do. *ret_later: not now, but kept and
- * checked again (the store unreadable; this host fenced: it starts nothing
- * until it holds a new lease and has reconciled, then it starts its own HA
- * VMs again itself, docs/ha.md "The fenced state"; dropped here, the VM
- * stayed stopped until vireod's next start). */
+ * attempt, as the other HA starts do; crashed: a crashed VM's queued
+ * restart (it must still be crashed), else a failed start's retry (its
+ * document's mark). *ret_later: not now, but kept and checked again (the
+ * store unreadable; this host fenced: it starts nothing until it holds a
+ * new lease and has reconciled, then it starts its own HA VMs again
+ * itself, docs/ha.md "The fenced state"; dropped here, the VM stayed
+ * stopped until vireod's next start). */
 static char *stale(VoDaemon *d, const char *vm_id, bool crashed, bool *ret_later)
 {
     *ret_later = true;

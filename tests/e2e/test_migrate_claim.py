@@ -34,6 +34,7 @@ refused each round (orphan-adopt-fails): h2 says so once, not every 10 s
 failed), and records the VM crashed once the adoption goes through."""
 
 import os
+import re
 import signal
 
 import pytest
@@ -90,17 +91,20 @@ def test_a_late_take_back_whose_qemu_is_gone_restarts_the_ha_vm(cluster, tmp_pat
     (faults / "take-back-after-load").touch()
     h1.start(timeout=300)
     assert not (faults / "take-back-after-load").exists()
+    # Recorded crashed (the event), then started again by HA, not by a user,
+    # once h1's fence and HA retrier ran (this recovery runs before them).
+    wait_until(lambda: (h1.request("GET", "/v1/vms/ctr")[1] or {}).get("state") == "running",
+               300, what="HA to start h1's VM again")
     log = h1.log()
     assert f"the late take-back of VM {vm_id}: applied" in log
     assert "loaded: its source QEMU here is gone" in log
     assert "its source QEMU here is adopted" not in log
-    assert "migration's late take-back applied: it is started again here once the fence " \
-        "and the HA retrier run" in log, log[-4000:]
-    # Recorded crashed (the event), then started again by HA, not by a user.
-    wait_until(lambda: (h1.request("GET", "/v1/vms/ctr")[1] or {}).get("state") == "running",
-               300, what="HA to start h1's VM again")
-    assert "migration's late take-back applied and is still this host's: started again " \
-        "here" in h1.log(), h1.log()[-4000:]
+    queued = log.index("migration's late take-back applied: it is started again here once "
+                       "the fence and the HA retrier run")
+    restarted = log.index("migration's late take-back applied and is still this host's: "
+                          "started again here")
+    fence = re.compile(r"(adopted the running|started the) fence process").search(log, queued)
+    assert fence and queued < fence.start() < restarted, log[-4000:]
     events = h1.api("GET", "/v1/tasks")["tasks"]
     assert any("recorded crashed here" in (t.get("message") or "") for t in events), events
     assert len(h1.vm("ctr").get("ha_restarts") or []) == 1, h1.vm("ctr")
