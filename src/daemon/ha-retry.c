@@ -23,13 +23,18 @@
 static VoPeriodic runner = VO_PERIODIC_INIT;
 /* {vm id: {"name", "task" (the start followed) or "due" (monotonic ms of the
  * next attempt) or "resume" (left pending by vireod's last run),
- * "failures"}}, under lock (callers are task and host threads; the rounds
- * are the runner's). Lock order: lock, then a VM's lock (no caller holds a
+ * "failures", "crashed" and "again" (a crashed VM's restart queued by
+ * vo_ha_retry_restart_crashed: how it crashed, the limit's reason)}},
+ * under lock (callers are task and host threads; the rounds are the
+ * runner's). Lock order: lock, then a VM's lock (no caller holds a
  * VM's lock when it calls in). The restart limit's count is the VM's own
  * (vm->ha_restarts, saved in its document): this memory only says which
  * starts are followed. */
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static json_t *pending;
+/* Crashed VMs' restarts queued before the retrier ran (pending's entries),
+ * under lock: moved into pending when it starts. */
+static json_t *queued;
 
 /* Under lock: vm_id's entry, made when new. */
 static json_t *entry_locked(const char *vm_id, const char *name)
@@ -180,12 +185,14 @@ void vo_ha_retry_refused(VoDaemon *d, VoVm *vm, bool follow, const char *why)
 }
 
 /* Why the VM must not be started again (NULL: it may): checked before each
- * attempt, as the other HA starts do. *ret_later: not now, but kept and
- * checked again (the store unreadable; this host fenced: it starts nothing
- * until it holds a new lease and has reconciled, then it starts its own HA
- * VMs again itself, docs/ha.md "The fenced state"; dropped here, the VM
- * stayed stopped until vireod's next start). */
-static char *stale(VoDaemon *d, const char *vm_id, bool *ret_later)
+ * attempt, as the other HA starts do; crashed: a crashed VM's queued
+ * restart (it must still be crashed), else a failed start's retry (its
+ * document's mark). *ret_later: not now, but kept and checked again (the
+ * store unreadable; this host fenced: it starts nothing until it holds a
+ * new lease and has reconciled, then it starts its own HA VMs again
+ * itself, docs/ha.md "The fenced state"; dropped here, the VM stayed
+ * stopped until vireod's next start). */
+static char *stale(VoDaemon *d, const char *vm_id, bool crashed, bool *ret_later)
 {
     *ret_later = true;
     _cleanup_vm_ VoVm *vm = vo_vms_find(d, vm_id);
@@ -212,10 +219,21 @@ static char *stale(VoDaemon *d, const char *vm_id, bool *ret_later)
         why = vo_strdup("it is being deleted or moved");
     else if (vo_vm_state_active(vm->state))
         why = vo_strdup("it was started meanwhile");
-    else if (!vm->ha_start_failed) /* a user's start that failed, a stop */
+    else if (crashed ? vm->state != VO_VM_CRASHED
+                     : !vm->ha_start_failed) /* a user's start that failed, a stop */
         why = vo_strdup("it was started by a user or stopped meanwhile");
     pthread_mutex_unlock(&vm->lock);
     return why;
+}
+
+/* Under lock: e's attempt waits (why: this host fenced, the store
+ * unreadable): checked again after VO_HA_RETRY_FIRST_MS, logged once. */
+static void wait_locked(json_t *e, const char *name, const char *why)
+{
+    if (!json_is_true(json_object_get(e, "waiting")))
+        log_info("ha: vm %s: its HA start waits: %s", name, why);
+    json_object_set_new(e, "waiting", json_true());
+    json_object_set_new(e, "due", json_integer(vo_now_ms() + VO_HA_RETRY_FIRST_MS));
 }
 
 /* Under lock: e's attempt is due: checked, then started (or dropped). */
@@ -226,7 +244,7 @@ static void attempt_locked(VoDaemon *d, const char *vm_id, json_t *e, const VoHa
     _cleanup_free_ char *point = vo_asprintf("ha_retry@%s", name);
     vo_test_hold(point); /* tests fence the host while an attempt is due */
     bool later = false;
-    _cleanup_free_ char *why = stale(d, vm_id, &later);
+    _cleanup_free_ char *why = stale(d, vm_id, false, &later);
     json_t *task = NULL;
     _cleanup_free_ char *error = NULL;
     int r = 0;
@@ -240,10 +258,7 @@ static void attempt_locked(VoDaemon *d, const char *vm_id, json_t *e, const VoHa
     if (json_object_get(pending, vm_id) != e) {
         /* followed anew meanwhile */
     } else if (why && later) {
-        if (!json_is_true(json_object_get(e, "waiting")))
-            log_info("ha: vm %s: its HA start waits: %s", name, why);
-        json_object_set_new(e, "waiting", json_true());
-        json_object_set_new(e, "due", json_integer(vo_now_ms() + VO_HA_RETRY_FIRST_MS));
+        wait_locked(e, name, why);
     } else if (why) {
         log_info("ha: vm %s: its HA start is not tried again: %s", name, why);
         json_object_del(pending, vm_id);
@@ -257,6 +272,56 @@ static void attempt_locked(VoDaemon *d, const char *vm_id, json_t *e, const VoHa
             failed_locked(d, vm_id, e, error ? error : "no start task", limit);
     }
     json_decref(task);
+}
+
+/* Under lock: e is a crashed VM's restart (vo_ha_retry_restart_crashed):
+ * checked as an attempt is, then made by vo_vm_ha_restart_here, which
+ * counts it and has its start followed (a new entry) or given up. */
+static void restart_crashed_locked(VoDaemon *d, const char *vm_id, json_t *e)
+{
+    _cleanup_free_ char *name = vo_strdup(json_string_value(json_object_get(e, "name")));
+    _cleanup_free_ char *what = vo_strdup(json_string_value(json_object_get(e, "crashed")));
+    _cleanup_free_ char *again = vo_strdup(json_string_value(json_object_get(e, "again")));
+    pthread_mutex_unlock(&lock);
+    bool later = false;
+    _cleanup_free_ char *why = stale(d, vm_id, true, &later);
+    _cleanup_vm_ VoVm *vm = why ? NULL : vo_vms_find(d, vm_id);
+    pthread_mutex_lock(&lock);
+    if (json_object_get(pending, vm_id) != e)
+        return; /* queued or followed anew meanwhile */
+    if (why && later) {
+        wait_locked(e, name, why);
+        return;
+    }
+    json_object_del(pending, vm_id);
+    if (why) {
+        log_info("ha: vm %s %s, but is not started again: %s", name, what, why);
+        return;
+    }
+    pthread_mutex_unlock(&lock);
+    vo_vm_ha_restart_here(d, vm, what, again);
+    pthread_mutex_lock(&lock);
+}
+
+void vo_ha_retry_restart_crashed(VoDaemon *d, VoVm *vm, const char *what, const char *again_why)
+{
+    (void)d;
+    pthread_mutex_lock(&vm->lock);
+    bool crashed = vm->spec->ha && vm->state == VO_VM_CRASHED;
+    _cleanup_free_ char *id = vo_strdup(vm->spec->id), *name = vo_strdup(vm->spec->name);
+    pthread_mutex_unlock(&vm->lock);
+    if (!crashed)
+        return;
+    pthread_mutex_lock(&lock);
+    bool runs = pending != NULL;
+    if (!runs && !queued)
+        queued = json_object();
+    json_object_set_new(runs ? pending : queued, id,
+                        json_pack("{s:s, s:i, s:I, s:s, s:s}", "name", name, "failures", 0,
+                                  "due", (json_int_t)0, "crashed", what, "again", again_why));
+    pthread_mutex_unlock(&lock);
+    log_info("ha: vm %s %s: it is started again here %s", name, what,
+             runs ? "by the HA retrier" : "once the fence and the HA retrier run");
 }
 
 /* Under lock: e's followed task, if it ended. */
@@ -357,7 +422,11 @@ static void retry_round(void *userdata)
             resume_locked(d, json_string_value(id), e, &limit);
         } else if (json_object_get(e, "task"))
             check_task_locked(d, json_string_value(id), e, &limit);
-        else if (json_integer_value(json_object_get(e, "due")) <= vo_now_ms())
+        else if (json_integer_value(json_object_get(e, "due")) > vo_now_ms()) {
+            /* not due yet */
+        } else if (json_object_get(e, "crashed"))
+            restart_crashed_locked(d, json_string_value(id), e);
+        else
             attempt_locked(d, json_string_value(id), e, &limit);
         json_decref(e);
     }
@@ -373,6 +442,10 @@ int vo_ha_retry_start(VoDaemon *d)
     pthread_mutex_lock(&lock);
     pending = json_object();
     resume_pending_locked(d, &limit);
+    /* The crashed VMs' restarts queued meanwhile: a fresh crash, newer
+     * than a failed start resume_pending found. */
+    json_object_update(pending, queued);
+    json_decref(TAKE_PTR(queued));
     pthread_mutex_unlock(&lock);
     int r = vo_periodic_start(&runner, retry_round, d, VO_HA_RETRY_PERIOD_MS);
     if (r < 0) {

@@ -42,6 +42,18 @@ void vo_ha_retry_failed(VoDaemon *d, const char *vm_id, const char *name, const 
  * An HA start whose caller follows it already passes false. */
 void vo_ha_retry_refused(VoDaemon *d, VoVm *vm, bool follow, const char *why);
 
+/* vm, an HA VM, was recorded crashed here by a path that may run before
+ * the fence and this retrier do (a migration's recovery at vireod's start:
+ * a late take-back whose source QEMU is gone, both sides of a migration
+ * gone): its restart is queued here and made by the retrier's next round
+ * once it runs, through vo_vm_ha_restart_here (counted against the restart
+ * limit: past it, left crashed with again_why; what: how it crashed, for
+ * the log). Before each try it is checked as a retry is: while this host
+ * is fenced (or the store cannot be read) it waits; a VM no longer this
+ * host's, no longer HA or no longer crashed (a user started or deleted it)
+ * is dropped. A VM not HA or not crashed: nothing queued. */
+void vo_ha_retry_restart_crashed(VoDaemon *d, VoVm *vm, const char *what, const char *again_why);
+
 /* Counts one HA start of vm (a fenced host's own restart, a retry) in its
  * document's "ha_restarts" (saved now): true; false, counting nothing,
  * when the restart limit allows no more starts. Takes vm->lock. */

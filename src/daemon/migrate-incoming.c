@@ -454,6 +454,26 @@ static bool source_gone(VoDaemon *d, Incoming *x)
     return r == 1;
 }
 
+/* adopt_continue for the watcher, which tries again each round while the
+ * adoption fails (x then kept): that failure is logged only when its reason
+ * is new. True: adopted (continued, or not: adopt_continue logged why). */
+static bool adopt_watched(VoDaemon *d, Incoming *x, int64_t rev, bool resume)
+{
+    _cleanup_free_ char *vm_id = vo_strdup(x->vm_id), *id = vo_strdup(x->id);
+    _cleanup_free_ char *name = vo_strdup(x->vm_name), *error = NULL;
+    /* adopt_continue notes the reason while it still holds x */
+    _cleanup_free_ char *before = vo_strdup(x->not_adopted);
+    if (adopt_continue(d, x, rev, resume, &error) >= 0)
+        return true;
+    _cleanup_vm_ VoVm *vm = vo_vms_find(d, vm_id);
+    if (vm)
+        return true;
+    if (!before || strcmp(before, error ? error : ""))
+        log_error("incoming VM %s (migration %s): claimed, but cannot be adopted: %s (tried "
+                  "again; logged again when that changes)", name, id, error);
+    return false;
+}
+
 /* Neither side holds the guest of x's VM, which the store gives this host:
  * claimed (a take-back can no longer apply), adopted with its QEMU (dead,
  * or ended now: it never held the guest) and recorded crashed, naming the
@@ -472,24 +492,15 @@ static void orphaned(VoDaemon *d, Incoming *x)
         give_back(x, false);
         return;
     }
-    if (!x->not_adopted)
-        log_warn("incoming VM %s (migration %s): neither its QEMU here nor its source holds "
-                 "the guest; the VM is this host's: recorded crashed", x->vm_name, x->id);
     if (x->hv)
         (void)d->driver->kill(x->hv);
     _cleanup_free_ char *vm_id = vo_strdup(x->vm_id), *id = vo_strdup(x->id);
     _cleanup_free_ char *source = vo_strdup(x->source_host), *name = vo_strdup(x->vm_name);
-    /* Not adopted: x kept (its reason noted by adopt_continue before it
-     * gave x back), tried again next round; logged when the reason is new. */
-    _cleanup_free_ char *before = vo_strdup(x->not_adopted);
-    (void)adopt_continue(d, x, rev, false, &error); /* its QEMU is dead: not continued */
-    _cleanup_vm_ VoVm *vm = vo_vms_find(d, vm_id);
-    if (!vm) {
-        if (!before || strcmp(before, error ? error : ""))
-            log_error("incoming VM %s (migration %s): cannot be adopted: %s (tried again; "
-                      "logged again when that changes)", name, id, error);
+    /* Not adopted: x kept, tried again next round. */
+    if (!adopt_watched(d, x, rev, false)) /* its QEMU is dead: not continued */
         return;
-    }
+    log_warn("incoming VM %s (migration %s): neither its QEMU here nor its source holds the "
+             "guest; the VM is this host's: recorded crashed", name, id);
     vo_migration_orphan_crashed(d, vm_id, id, source);
 }
 
@@ -530,13 +541,14 @@ static void forgotten(VoDaemon *d, Incoming *x)
         give_back(x, false);
         return;
     }
+    log_debug("incoming VM %s (migration %s): its source is silent: claiming it", x->vm_name,
+              x->id);
     int r = claim(d, x, 0, &rev, &error);
     if (r >= 0) {
-        log_warn("incoming VM %s (migration %s): its source went silent after the switch; "
-                 "continuing it here", x->vm_name, x->id);
-        _cleanup_free_ char *name = vo_strdup(x->vm_name);
-        if (adopt_continue(d, x, rev, x->resume, &error) < 0)
-            log_error("incoming VM %s: %s", name, error);
+        if (!x->not_adopted)
+            log_warn("incoming VM %s (migration %s): its source went silent after the "
+                     "switch; continuing it here", x->vm_name, x->id);
+        (void)adopt_watched(d, x, rev, x->resume); /* not adopted: tried again next round */
         return;
     }
     if (r != -ENOENT) {

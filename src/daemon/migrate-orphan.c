@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "daemon/cluster-view.h"
+#include "daemon/ha-retry.h"
 #include "daemon/migrate.h"
 #include "daemon/post-copy-kept.h"
 #include "daemon/vm-internal.h"
@@ -95,7 +96,7 @@ void vo_migration_orphan_crashed(VoDaemon *d, const char *vm_id, const char *mig
     vo_tasks_note(d->tasks, &desc, message,
                   json_pack("{s:s, s:s, s:s, s:s}", "vm", vm_id, "migration", migration,
                             "from", source ? source : source_host, "settled", "crashed"));
-    if (ha)
-        vo_vm_ha_restart_here(d, vm, "lost its guest in a live migration",
-                              "its guest lost in a live migration");
+    if (ha) /* at vireod's start: once the fence and the HA retrier run */
+        vo_ha_retry_restart_crashed(d, vm, "lost its guest in a live migration",
+                                    "its guest lost in a live migration");
 }

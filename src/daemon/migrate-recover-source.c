@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "cluster/migrate-converge.h"
+#include "daemon/ha-retry.h"
 #include "daemon/migrate-internal.h"
 #include "daemon/migrate-safe.h"
 #include "daemon/post-copy-kept.h"
@@ -184,6 +185,7 @@ void vo_migration_resume_source(VoDaemon *d, VoVm *vm, const VoMigrateIntent *i,
     pthread_mutex_lock(&vm->lock);
     VoHvInstance *hv = vm->hv;
     pthread_mutex_unlock(&vm->lock);
+    bool crashed = false;
     if (hv) {
         VoHvMigrationProgress p = { 0 };
         int r = d->driver->migrate_query(hv, &p);
@@ -228,9 +230,10 @@ void vo_migration_resume_source(VoDaemon *d, VoVm *vm, const VoMigrateIntent *i,
         /* Its QEMU ended while the VM was migrated away (a fencing killed
          * it while the switch's outcome was unknown, say): its exit was not
          * recorded then. It is now, the VM this host's again: crashed (an
-         * HA VM is restarted), not left "running" with no QEMU. */
+         * HA VM is restarted, below), not left "running" with no QEMU. */
         pthread_mutex_lock(&vm->lock);
-        if (vo_vm_state_active(vm->state)) {
+        crashed = vo_vm_state_active(vm->state);
+        if (crashed) {
             free(vm->exit_reason);
             vm->exit_reason = vo_strdup("its QEMU ended while the migration's outcome was "
                                         "unknown");
@@ -240,6 +243,10 @@ void vo_migration_resume_source(VoDaemon *d, VoVm *vm, const VoMigrateIntent *i,
         pthread_mutex_unlock(&vm->lock);
     }
     pthread_mutex_unlock(&vm->job);
+    if (crashed) /* at vireod's start: once the fence and the HA retrier run */
+        vo_ha_retry_restart_crashed(d, vm, "lost its QEMU while its migration's outcome was "
+                                    "unknown", "its QEMU lost while a migration's outcome "
+                                    "was unknown");
     log_warn("vm %s: its migration to host %s was %s (phase %s); the VM runs on here",
              i->name, i->peer, vo_migration_cut_short(later), i->phase);
     if (i->peer_url && d->cluster) {

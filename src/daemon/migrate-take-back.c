@@ -9,6 +9,7 @@
 
 #include <string.h>
 
+#include "daemon/ha-retry.h"
 #include "daemon/migrate-internal.h"
 #include "daemon/migrate-resettle.h"
 #include "daemon/post-copy-kept.h"
@@ -201,6 +202,13 @@ int vo_migration_settle_unloaded_take_back(VoDaemon *d, const VoMigrateIntent *i
         vo_migration_note_settled(d, i, false, "this host's again: the take-back its task "
                                   "sent applied late, but its source QEMU was gone: the VM is "
                                   "recorded crashed here");
+        /* An HA VM is started again here, once the fence and the HA
+         * retrier run (at vireod's start this runs before them). */
+        _cleanup_vm_ VoVm *vm = vo_vms_find(d, i->vm);
+        if (vm)
+            vo_ha_retry_restart_crashed(d, vm, "lost its QEMU before its migration's late "
+                                        "take-back applied", "its QEMU lost before a "
+                                        "migration's late take-back applied");
         return 0;
     }
     if (adopt_source(d, i, hv, later, NULL) != 1) {

@@ -1,8 +1,8 @@
 /* vm-fenced.c: this host's VMs after its fence acted (part of the VM
  * service, vms.c; docs/ha.md): the VMs the fence killed reconciled with the
  * store, those HA recovery moved away forgotten, and the fenced host's own
- * HA restarts (the same restart serves a VM a migration left crashed:
- * migrate-orphan.c). */
+ * HA restarts (the same restart serves a VM a migration left crashed,
+ * queued until the HA retrier runs: vo_ha_retry_restart_crashed). */
 #include "daemon/vms.h"
 #include "daemon/vms-parts.h"
 #include "daemon/vm-internal.h"

@@ -129,10 +129,18 @@ def test_a_vireod_that_dies_mid_migration_loses_no_vm(cluster, tmp_path):
 
     # 2. The source vireod dies right after the switch, before it cleans
     # up: h2 continues the VM (its watcher), and h1's restart ends the
-    # paused source QEMU and its files.
+    # paused source QEMU and its files. Its adoption refused for a few
+    # rounds (orphan-adopt-fails) is logged once (before, every round).
     (faults / "exit-after-txn").touch()
+    (faults / "orphan-adopt-fails").touch()
+    seen = len(h2.log())
     h1.api("POST", "/v1/vms/vm/migrate", {"to": "h2"}, expect=202)
     wait_until(lambda: h1.proc.poll() is not None, 300, what="h1's vireod to exit")
+    wait_until(lambda: h2.log()[seen:].count("its source is silent: claiming it") >= 3, 120,
+               what="h2 to claim the VM 3 times")
+    log = h2.log()[seen:]
+    assert log.count("test fault: the adoption is refused") == 1, log[-4000:]
+    (faults / "orphan-adopt-fails").unlink()
     wait_until(lambda: (h2.request("GET", "/v1/vms/vm")[1] or {}).get("state") == "running",
                60, what="h2 to continue the VM itself")
     assert qemu_of(h1, vm_id), "the paused source QEMU on h1"
