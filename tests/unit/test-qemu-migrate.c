@@ -700,6 +700,35 @@ static void test_layout_probe(void **state)
     instance_close(&f);
 }
 
+/* A versioned machine (a migrated VM's: the source sent what its alias
+ * stood for) is not asked about again: query-machines is the largest
+ * answer of the read, which a migration's prepare waits for. */
+static void test_layout_probe_versioned_machine(void **state)
+{
+    static const Step steps[] = {
+        GREETING, CAPS,
+        { .expect = "query-hotpluggable-cpus", .send = { "{\"return\":[],\"id\":$ID}\n" } },
+        { .expect = "qom-list-types", .args = "{\"implements\":\"pci-device\",\"abstract\":false}",
+          .send = { "{\"return\":[],\"id\":$ID}\n" } },
+        { .expect = "qom-list", .args = "{\"path\":\"/machine/peripheral\"}",
+          .send = { "{\"return\":[],\"id\":$ID}\n" } },
+        { 0 }
+    };
+    Fixture f;
+    VoHvInstance *vm = instance_open(&f, steps);
+    VoVmSpec spec = { .machine = "pc-q35-9.2", .vcpus = 1, .max_vcpus = 1, .memory_mib = 256,
+                      .max_memory_mib = 256 };
+    vm->layout = vo_qemu_layout_from_spec(&spec, VO_ACCEL_TCG);
+    char *text = NULL, *error = NULL;
+    assert_int_equal(vo_qemu_layout_text(vm, &text, &error), 0);
+    VoQemuLayout *l = NULL;
+    assert_int_equal(vo_qemu_layout_from_text(text, &l, &error), 0);
+    assert_string_equal(l->machine, "pc-q35-9.2");
+    vo_qemu_layout_free(l);
+    free(text);
+    instance_close(&f);
+}
+
 /* A device question QEMU refuses for another reason than a device gone
  * (here an error; a monitor that does not answer alike) fails the probe at
  * once: the devices are not asked again. */
@@ -1066,6 +1095,7 @@ int main(void)
         cmocka_unit_test(test_cancel_and_finish),
         cmocka_unit_test(test_layout_probe),
         cmocka_unit_test(test_layout_probe_fails_once),
+        cmocka_unit_test(test_layout_probe_versioned_machine),
         cmocka_unit_test(test_attach_without_layout_assumes_and_refuses_migration),
         cmocka_unit_test(test_failed_prepare_leaves_nothing),
         cmocka_unit_test(test_unpadded_tcg_source_refused),
