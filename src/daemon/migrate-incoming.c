@@ -819,7 +819,10 @@ int vo_migration_digest(VoDaemon *d, const char *id, json_t **ret, char **ret_er
     return r;
 }
 
-/* The console log the source had, so it continues here. */
+/* The console log the source had, so it continues here. Written while
+ * the guest waits paused (before the continue: the console's reader opens
+ * it at the adoption), so not fsynced: a log's end is all a power cut can
+ * cost. */
 static void write_console_log(VoDaemon *d, const char *vm_id, const char *b64)
 {
     size_t n = strlen(b64);
@@ -830,7 +833,7 @@ static void write_console_log(VoDaemon *d, const char *vm_id, const char *b64)
         n--;
     }
     _cleanup_free_ char *path = vo_asprintf("%s/vms/%s/console.log", d->state_dir, vm_id);
-    if (len > 0 && vo_write_file_atomic(path, (const char *)buf, (size_t)len) < 0)
+    if (len > 0 && vo_write_run_file_atomic(path, (const char *)buf, (size_t)len) < 0)
         log_warn("incoming VM %s: cannot write its console log", vm_id);
     free(buf);
 }
