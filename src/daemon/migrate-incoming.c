@@ -269,8 +269,8 @@ static int make_disks(VoDaemon *d, Incoming *x, json_t *disks, VoVmSpec *spec,
  * marked with the migration's claim (vm-claim-mark.h), at a new revision
  * (*ret_rev; the text written: x->claimed_doc): a source that would take
  * it back (compared at the move's revision, or at any revision when its
- * QEMU runs the guest again) can no longer. -EAGAIN: the store cannot say now; -ENOENT: not this host's;
- * -ESTALE: another revision. */
+ * QEMU runs the guest again) can no longer. -EAGAIN: the store cannot say
+ * now; -ENOENT: not this host's; -ESTALE: another revision. */
 static int claim(VoDaemon *d, Incoming *x, int64_t expect_rev, int64_t *ret_rev,
                  char **ret_error)
 {
@@ -825,8 +825,8 @@ int vo_migration_digest(VoDaemon *d, const char *id, json_t **ret, char **ret_er
 
 /* The console log the source had, so it continues here. Written while
  * the guest waits paused (before the continue: the console's reader opens
- * it at the adoption), so not fsynced: a log's end is all a power cut can
- * cost. */
+ * it at the adoption), so not fsynced: a power cut may cost the log, which
+ * nothing the VM needs is in. */
 static void write_console_log(VoDaemon *d, const char *vm_id, const char *b64)
 {
     size_t n = strlen(b64);

@@ -2,8 +2,8 @@
  * the VM's layout record (qemu-layout.h) and keeps the record in its run
  * dir. What QEMU decided itself is asked from it: the machine version behind
  * an alias (query-machines; not asked once versioned), the CPU model
- * (query-hotpluggable-cpus), the
- * bus and address of every PCI device with an id but the root ports (QOM),
+ * (query-hotpluggable-cpus), the bus and address of every PCI device with
+ * an id but the root ports (QOM),
  * the vCPU devices plugged and the virtio-mem size requested (qom-get),
  * whether the cloud-init seed drive, when QOM lists one, holds a medium
  * (query-block). The
