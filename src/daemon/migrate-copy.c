@@ -134,17 +134,18 @@ int vo_migrate_run_disks(MigrateRun *x)
 
 /* The memory loop's wait between two questions to QEMU: until its
  * migration changes status (then at once: the guest is paused from the
- * completion until the switch), at most MEMORY_WAIT_MS. So QEMU is asked
- * a few times a second rather than every MEMORY_POLL_MS: each
- * query-migrate takes its big lock, which under TCG the vCPUs and the
- * migration thread want too. MEMORY_POLL_MS when fast, or when the driver
- * cannot wait for a change. A cancel not acted on yet (cancellable) ends
- * it too: the loop cancels QEMU's migration at once. */
-static void memory_wait(VoDaemon *d, VoHvInstance *hv, bool fast, bool cancellable)
+ * completion until the switch), or with passes until a pass over memory
+ * ends too (post-copy's switch waits for the second), at most
+ * MEMORY_WAIT_MS. So QEMU is asked a few times a second rather than every
+ * MEMORY_POLL_MS: each query-migrate takes its big lock, which under TCG
+ * the vCPUs and the migration thread want too. MEMORY_POLL_MS when fast,
+ * or when the driver cannot wait for a change. A cancel not acted on yet
+ * (cancellable) ends it too: the loop cancels QEMU's migration at once. */
+static void memory_wait(VoDaemon *d, VoHvInstance *hv, bool fast, bool cancellable, bool passes)
 {
     int r = fast || !d->driver->migrate_wait
                 ? -EOPNOTSUPP
-                : d->driver->migrate_wait(hv, MEMORY_WAIT_MS, cancellable);
+                : d->driver->migrate_wait(hv, MEMORY_WAIT_MS, cancellable, passes);
     if (r < 0 && r != -ETIMEDOUT && r != -ECANCELED)
         (void)poll(NULL, 0, MEMORY_POLL_MS);
 }
@@ -282,11 +283,9 @@ int vo_migrate_run_memory(MigrateRun *x)
                                                   : copying, det);
         }
         /* Post-copy's switch waits for the second pass, which no status
-         * change announces: asked at the short interval until then. */
-        memory_wait(d, hv,
-                    (m->opts.post_copy && !post_copy_asked) ||
-                        vo_migrate_fault_held("exit-in-memory"),
-                    !cancelled);
+         * change announces: QEMU's event at each pass's end wakes it. */
+        memory_wait(d, hv, vo_migrate_fault_held("exit-in-memory"), !cancelled,
+                    m->opts.post_copy && !post_copy_asked);
     }
     /* A cancel that raced the completion is still honoured: the switch has
      * not happened. */

@@ -62,6 +62,7 @@ struct Incoming {
      * (an orphan's each time its source is asked), logging once and again
      * only when the reason changes. */
     char *not_adopted;
+    char *claimed_doc; /* the VM's document as its claim here wrote it */
 };
 
 static struct {
@@ -123,6 +124,7 @@ static void incoming_free(Incoming *x)
     free(x->vm_name);
     free(x->source_host);
     free(x->not_adopted);
+    free(x->claimed_doc);
     vo_vm_spec_free(x->spec);
     json_decref(x->status);
     vo_strv_free(x->vol_pools);
@@ -265,11 +267,11 @@ static int make_disks(VoDaemon *d, Incoming *x, json_t *disks, VoVmSpec *spec,
  * must give it to this host (a linearizable read of vms/<id> in its own
  * namespace), at revision expect_rev when > 0, and it is rewritten,
  * marked with the migration's claim (vm-claim-mark.h), at a new revision
- * (*ret_rev): a source that would take it back (compared at the move's
- * revision, or at any revision when its QEMU runs the guest again) can no
- * longer. -EAGAIN: the store cannot say now; -ENOENT: not this host's;
- * -ESTALE: another revision. */
-static int claim(VoDaemon *d, const Incoming *x, int64_t expect_rev, int64_t *ret_rev,
+ * (*ret_rev; the text written: x->claimed_doc): a source that would take
+ * it back (compared at the move's revision, or at any revision when its
+ * QEMU runs the guest again) can no longer. -EAGAIN: the store cannot say
+ * now; -ENOENT: not this host's; -ESTALE: another revision. */
+static int claim(VoDaemon *d, Incoming *x, int64_t expect_rev, int64_t *ret_rev,
                  char **ret_error)
 {
     _cleanup_free_ char *key = vo_asprintf("vms/%s", x->vm_id), *value = NULL;
@@ -299,6 +301,8 @@ static int claim(VoDaemon *d, const Incoming *x, int64_t expect_rev, int64_t *re
     if (r < 0)
         return vo_error_set(ret_error, r == -ENOENT ? -ENOENT : -ESTALE, "VM %s changed while "
                             "it was claimed: %s", x->vm_name, strerror(-r));
+    free(x->claimed_doc);
+    x->claimed_doc = TAKE_PTR(marked);
     return 0;
 }
 
@@ -346,8 +350,8 @@ static int adopt_continue(VoDaemon *d, Incoming *x, int64_t rev, bool resume, ch
         (void)vo_fence_lease(d, &lease);
     int r = vo_migrate_fault_held("orphan-adopt-fails") /* test: refused while it exists */
                 ? vo_error_set(ret_error, -EEXIST, "test fault: the adoption is refused")
-                : vo_vm_adopt_incoming(d, vo_vm_spec_copy(x->spec), x->status, rev, x->id, hv,
-                                       &vm, ret_error);
+                : vo_vm_adopt_incoming(d, vo_vm_spec_copy(x->spec), x->status, rev, x->id,
+                                       x->claimed_doc, hv, &vm, ret_error);
     if (r < 0) {
         (void)not_adopted_anew(x, *ret_error); /* noted while x is still held */
         give_back(x, false);
@@ -831,7 +835,10 @@ int vo_migration_digest(VoDaemon *d, const char *id, json_t **ret, char **ret_er
     return r;
 }
 
-/* The console log the source had, so it continues here. */
+/* The console log the source had, so it continues here. Written while
+ * the guest waits paused (before the continue: the console's reader opens
+ * it at the adoption), so not fsynced: a power cut may cost the log, which
+ * nothing the VM needs is in. */
 static void write_console_log(VoDaemon *d, const char *vm_id, const char *b64)
 {
     size_t n = strlen(b64);
@@ -842,7 +849,7 @@ static void write_console_log(VoDaemon *d, const char *vm_id, const char *b64)
         n--;
     }
     _cleanup_free_ char *path = vo_asprintf("%s/vms/%s/console.log", d->state_dir, vm_id);
-    if (len > 0 && vo_write_file_atomic(path, (const char *)buf, (size_t)len) < 0)
+    if (len > 0 && vo_write_run_file_atomic(path, (const char *)buf, (size_t)len) < 0)
         log_warn("incoming VM %s: cannot write its console log", vm_id);
     free(buf);
 }

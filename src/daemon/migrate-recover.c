@@ -38,6 +38,10 @@ static char *intent_path(VoDaemon *d, const char *vm_id)
     return vo_asprintf("%s/migrations/%s.json", d->run_dir, vm_id);
 }
 
+/* Not fsynced: the intent is about QEMUs, which do not outlive a boot any
+ * more than the run dir does (a vireod restart needs only the rename), and
+ * the switch's two saves fall in the guest's downtime, where an fsync
+ * behind a busy disk's journal took tens of milliseconds. */
 int vo_migration_intent_save(VoDaemon *d, const VoMigrateIntent *i)
 {
     _cleanup_free_ char *dir = intent_dir(d), *path = intent_path(d, i->vm);
@@ -46,7 +50,7 @@ int vo_migration_intent_save(VoDaemon *d, const VoMigrateIntent *i)
     _cleanup_free_ char *text = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
     json_decref(doc);
     if (r >= 0)
-        r = text ? vo_write_file_atomic(path, text, strlen(text)) : -ENOMEM;
+        r = text ? vo_write_run_file_atomic(path, text, strlen(text)) : -ENOMEM;
     if (r < 0)
         log_warn("vm %s: cannot record the migration's intent in %s: %s", i->name, path,
                  strerror(-r));

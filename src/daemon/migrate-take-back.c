@@ -105,8 +105,8 @@ static int adopt_source(VoDaemon *d, const VoMigrateIntent *i, VoHvInstance *hv,
     if (r >= 0)
         r = vo_vm_spec_from_json(json_object_get(doc, "spec"), &spec, &error);
     if (r >= 0)
-        r = vo_vm_adopt_incoming(d, spec, json_object_get(doc, "status"), rev, NULL, hv, &vm,
-                                 &error); /* spec taken */
+        r = vo_vm_adopt_incoming(d, spec, json_object_get(doc, "status"), rev, NULL, text, hv,
+                                 &vm, &error); /* spec taken */
     else
         vo_vm_spec_free(spec);
     json_decref(doc);

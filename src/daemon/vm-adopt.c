@@ -20,24 +20,25 @@
 
 /* The restart limit's count of the document the ownership transaction
  * wrote at rev (the source's, "ha_restarts"), or NULL: a live migration
- * keeps it, or the VM's first save here would drop it. */
-static json_t *ha_restarts_stored(VoDaemon *d, const char *vm_id, int64_t rev)
+ * keeps it, or the VM's first save here would drop it. known: that
+ * document's text when the caller has it (else it is read). */
+static json_t *ha_restarts_stored(VoDaemon *d, const char *vm_id, int64_t rev, const char *known)
 {
     _cleanup_free_ char *key = vo_key_vm(vm_id), *text = NULL;
     int64_t got = 0;
-    if (vo_store_get(d->store, key, &text, &got) < 0 || got != rev)
+    if (!known && (vo_store_get(d->store, key, &text, &got) < 0 || got != rev))
         return NULL;
-    json_t *doc = json_loads(text, 0, NULL);
+    json_t *doc = json_loads(known ? known : text, 0, NULL);
     json_t *r = vo_vm_ha_restarts_of_doc(doc);
     json_decref(doc);
     return r;
 }
 
 int vo_vm_adopt_incoming(VoDaemon *d, VoVmSpec *spec, json_t *status, int64_t rev,
-                         const char *claimed_in, VoHvInstance *hv, VoVm **ret_vm,
-                         char **ret_error)
+                         const char *claimed_in, const char *doc, VoHvInstance *hv,
+                         VoVm **ret_vm, char **ret_error)
 {
-    json_t *ha_restarts = ha_restarts_stored(d, spec->id, rev);
+    json_t *ha_restarts = ha_restarts_stored(d, spec->id, rev, doc);
     json_t *macs = vo_vm_mac_index_enter(d, spec); /* the index's, as it has them */
     pthread_mutex_lock(&d->vms_lock);
     if (vo_vms_find_locked(d, spec->id) || vo_vms_find_locked(d, spec->name)) {

@@ -358,11 +358,13 @@ void vo_vms_mac_index_fill(VoDaemon *d, json_t *orphans);
  * taken; rev: its document's revision), running on hv (taken; a paused
  * incoming instance), with the state of status ({"state",...}); watches
  * it. claimed_in (may be NULL): the migration whose claim made it this
- * host's (its document's mark, kept by every save). The caller then
- * resumes it. -EEXIST when the id is here already. */
+ * host's (its document's mark, kept by every save); doc (may be NULL: it
+ * is read): the document's text at rev, as the claim wrote it (one read
+ * fewer while the guest waits paused). The caller then resumes it.
+ * -EEXIST when the id is here already. */
 int vo_vm_adopt_incoming(VoDaemon *d, VoVmSpec *spec, json_t *status, int64_t rev,
-                         const char *claimed_in, VoHvInstance *hv, VoVm **ret_vm,
-                         char **ret_error);
+                         const char *claimed_in, const char *doc, VoHvInstance *hv,
+                         VoVm **ret_vm, char **ret_error);
 /* Cold move (move.c, and maintenance.c's move of a VM on shared disks),
  * destination: registers the stopped VM whose
  * document (vms/<vm_id>) the move's transaction just put here. -EEXIST

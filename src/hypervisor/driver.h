@@ -447,8 +447,10 @@ struct VoHvDriver {
      * event of an earlier migration counts too), -ETIMEDOUT, -ECANCELED
      * when cancellable and cancel is asked of the calling thread's work
      * (util/cancel.h; seen within 50 ms), or -errno when the instance's
-     * monitor is gone. NULL: the caller polls. */
-    int (*migrate_wait)(VoHvInstance *vm, int timeout_ms, bool cancellable);
+     * monitor is gone. With passes, a pass over memory ending (a dirty
+     * sync: QEMU's MIGRATION_PASS, which post-copy's switch waits for)
+     * ends it too. NULL: the caller polls. */
+    int (*migrate_wait)(VoHvInstance *vm, int timeout_ms, bool cancellable, bool passes);
     /* Source: cancels a migration under way (the VM keeps running here; the
      * caller kills the destination instance). Any TLS credentials the
      * migration or the mirrors made are removed (also by migrate_finish). */

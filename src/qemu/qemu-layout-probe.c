@@ -1,8 +1,9 @@
 /* qemu-layout-probe.c: reads a running QEMU's hardware layout over QMP into
  * the VM's layout record (qemu-layout.h) and keeps the record in its run
  * dir. What QEMU decided itself is asked from it: the machine version behind
- * an alias (query-machines), the CPU model (query-hotpluggable-cpus), the
- * bus and address of every PCI device with an id but the root ports (QOM),
+ * an alias (query-machines; not asked once versioned), the CPU model
+ * (query-hotpluggable-cpus), the bus and address of every PCI device with
+ * an id but the root ports (QOM),
  * the vCPU devices plugged and the virtio-mem size requested (qom-get),
  * whether the cloud-init seed drive, when QOM lists one, holds a medium
  * (query-block). The
@@ -18,9 +19,21 @@
 #include "qemu/qemu-instance.h"
 #include "util/util.h"
 
-/* An alias ("q35") becomes the versioned machine it stands for. */
+/* Whether machine is a versioned x86 machine ("pc-q35-10.0",
+ * "pc-i440fx-9.2"): what an alias stands for, never an alias itself. */
+static bool machine_versioned(const char *machine)
+{
+    return !strncmp(machine, "pc-q35-", 7) || !strncmp(machine, "pc-i440fx-", 10);
+}
+
+/* An alias ("q35") becomes the versioned machine it stands for. A machine
+ * versioned already (a migrated VM's, or one probed before) is not asked
+ * about: query-machines' answer is the largest of the layout read, which a
+ * migration's prepare waits for. */
 static int probe_machine(VoHvInstance *vm, VoQemuLayout *l, char **ret_error)
 {
+    if (l->machine && machine_versioned(l->machine))
+        return 0;
     json_t *machines = NULL;
     int r = vo_qemu_command(vm, "query-machines", NULL, &machines, ret_error);
     if (r < 0)

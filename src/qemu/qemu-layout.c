@@ -255,7 +255,9 @@ int vo_qemu_layout_save(const VoQemuLayout *l, const char *run_dir)
 {
     _cleanup_free_ char *path = vo_asprintf("%s/%s", run_dir, VO_QEMU_LAYOUT_FILE);
     _cleanup_free_ char *text = vo_qemu_layout_to_text(l);
-    return vo_write_file_atomic(path, text, strlen(text));
+    /* Not fsynced: it describes a QEMU, which does not outlive a boot any
+     * more than the run dir; a migration's prepare writes it. */
+    return vo_write_run_file_atomic(path, text, strlen(text));
 }
 
 int vo_qemu_layout_load(const char *run_dir, VoQemuLayout **ret, char **ret_error)

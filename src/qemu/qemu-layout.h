@@ -89,7 +89,7 @@ int vo_qemu_layout_from_json(json_t *doc, VoQemuLayout **ret, char **ret_error);
 char *vo_qemu_layout_to_text(const VoQemuLayout *l);
 int vo_qemu_layout_from_text(const char *text, VoQemuLayout **ret, char **ret_error);
 
-/* The layout file in a run dir. */
+/* The layout file in a run dir (written without an fsync: see util.h). */
 int vo_qemu_layout_save(const VoQemuLayout *l, const char *run_dir);
 int vo_qemu_layout_load(const char *run_dir, VoQemuLayout **ret, char **ret_error);
 

@@ -275,12 +275,13 @@ int vo_qemu_migrate_query(VoHvInstance *vm, VoHvMigrationProgress *ret)
  * caller waits at most one), and a cancel is seen after at most one. */
 #define MIGRATE_WAIT_SLICE_MS 50
 
-int vo_qemu_migrate_wait(VoHvInstance *vm, int timeout_ms, bool cancellable)
+int vo_qemu_migrate_wait(VoHvInstance *vm, int timeout_ms, bool cancellable, bool passes)
 {
     /* On the command monitor, which gets every event too ("events" is on
      * for every migration: vo_qemu_migrate_start). Under the lock in each
      * slice, so an event another caller reads meanwhile is queued, never
      * missed: it ends the next slice at once. */
+    const char *events = passes ? "MIGRATION|MIGRATION_PASS" : "MIGRATION";
     int64_t deadline = vo_now_ms() + timeout_ms;
     for (;;) {
         if (cancellable && vo_cancelled())
@@ -289,7 +290,7 @@ int vo_qemu_migrate_wait(VoHvInstance *vm, int timeout_ms, bool cancellable)
         int slice = left <= 0 ? 0 : left < MIGRATE_WAIT_SLICE_MS ? (int)left
                                                                  : MIGRATE_WAIT_SLICE_MS;
         pthread_mutex_lock(&vm->qmp_lock);
-        int r = vm->qmp ? vo_qmp_wait_event(vm->qmp, "MIGRATION", NULL, NULL, slice, NULL)
+        int r = vm->qmp ? vo_qmp_wait_event(vm->qmp, events, NULL, NULL, slice, NULL)
                         : -ENOTCONN;
         pthread_mutex_unlock(&vm->qmp_lock);
         if (r != -ETIMEDOUT || left <= slice)

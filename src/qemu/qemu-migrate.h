@@ -14,7 +14,7 @@ int vo_qemu_migrate_incoming(VoHvInstance *vm, const char *uri, bool post_copy,
 int vo_qemu_migrate_start(VoHvInstance *vm, const char *uri, const VoHvMigrationOptions *opts,
                           char **ret_error);
 int vo_qemu_migrate_query(VoHvInstance *vm, VoHvMigrationProgress *ret);
-int vo_qemu_migrate_wait(VoHvInstance *vm, int timeout_ms, bool cancellable);
+int vo_qemu_migrate_wait(VoHvInstance *vm, int timeout_ms, bool cancellable, bool passes);
 /* migrate-start-postcopy (a migration started with opts->post_copy). */
 int vo_qemu_migrate_start_post_copy(VoHvInstance *vm, char **ret_error);
 /* migrate-continue from pre-switchover (post-copy's pause; the disk

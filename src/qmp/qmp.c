@@ -541,10 +541,25 @@ int vo_qmp_pump(VoQmp *q)
     }
 }
 
+/* Whether evname is name or one of the names it lists ("A|B"). */
+static bool name_listed(const char *evname, const char *name)
+{
+    size_t len = strlen(evname);
+    for (const char *at = name;; at++) {
+        const char *bar = strchr(at, '|');
+        size_t n = bar ? (size_t)(bar - at) : strlen(at);
+        if (n == len && !strncmp(at, evname, len))
+            return true;
+        if (!bar)
+            return false;
+        at = bar;
+    }
+}
+
 static bool event_matches(json_t *ev, const char *name, const char *key, const char *value)
 {
     const char *evname = json_string_value(json_object_get(ev, "event"));
-    if (!evname || strcmp(evname, name))
+    if (!evname || !name_listed(evname, name))
         return false;
     if (!key)
         return true;

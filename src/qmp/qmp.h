@@ -41,7 +41,8 @@ bool vo_qmp_oob(VoQmp *q);
 int vo_qmp_execute_fd(VoQmp *q, const char *cmd, json_t *args, int fd, int timeout_ms,
                       json_t **ret_return, char **ret_error);
 
-/* Waits up to timeout_ms for event name (and, when key is not NULL, whose
+/* Waits up to timeout_ms for event name (or any of the names it lists,
+ * "MIGRATION|MIGRATION_PASS") (and, when key is not NULL, whose
  * data.key is the string value), already queued or still to come, and
  * removes it from the queue; every other event stays queued, in order.
  * 0 and *ret_event (new reference; ret_event may be NULL), -ETIMEDOUT, or

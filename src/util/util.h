@@ -93,8 +93,10 @@ int vo_read_file(const char *path, size_t max, char **ret, size_t *ret_len);
 /* Writes a temp file beside path, fsyncs it and renames it over path. */
 int vo_write_file_atomic(const char *path, const char *data, size_t len);
 /* The same without the fsync, for files of the run dir that do not outlive
- * a boot (a process restart needs only the rename): an fsync behind a
- * loaded disk's journal can take seconds, which a once-a-second writer such
- * as the fence's RUN/fence.state cannot wait for. */
+ * a boot (a process restart needs only the rename), and for a log a power
+ * cut may cost (a migrated VM's console log): an fsync behind
+ * a loaded disk's journal can take seconds, which a once-a-second writer
+ * such as the fence's RUN/fence.state, or a guest paused for its
+ * migration's switch, cannot wait for. */
 int vo_write_run_file_atomic(const char *path, const char *data, size_t len);
 int vo_rm_rf(const char *path);

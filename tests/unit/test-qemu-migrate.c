@@ -481,13 +481,32 @@ static void test_wait_for_a_status_change(void **state)
     };
     Fixture f;
     VoHvInstance *vm = instance_open(&f, steps);
-    assert_int_equal(vo_qemu_migrate_wait(vm, 10000, false), 0);
+    assert_int_equal(vo_qemu_migrate_wait(vm, 10000, false, false), 0);
     int64_t t0 = vo_now_ms();
-    assert_int_equal(vo_qemu_migrate_wait(vm, 50, false), -ETIMEDOUT);
+    assert_int_equal(vo_qemu_migrate_wait(vm, 50, false, false), -ETIMEDOUT);
     assert_true(vo_now_ms() - t0 >= 50);
     VoHvMigrationProgress p;
     assert_int_equal(vo_qemu_migrate_query(vm, &p), 0);
     assert_int_equal(p.status, VO_HV_MIGRATION_COMPLETED);
+    instance_close(&f);
+}
+
+/* Post-copy's wait for its second pass (migrate-copy.c): with passes, the
+ * end of a pass over memory (MIGRATION_PASS) ends the wait, queued or
+ * still to come; without, it is kept for later and the wait runs out. */
+static void test_wait_for_a_pass(void **state)
+{
+    static const Step steps[] = {
+        GREETING, CAPS,
+        { .send = { "{\"event\":\"MIGRATION_PASS\",\"data\":{\"pass\":1},"
+                    "\"timestamp\":{\"seconds\":1,\"microseconds\":0}}\n" } },
+        { 0 }
+    };
+    Fixture f;
+    VoHvInstance *vm = instance_open(&f, steps);
+    assert_int_equal(vo_qemu_migrate_wait(vm, 50, false, false), -ETIMEDOUT);
+    assert_int_equal(vo_qemu_migrate_wait(vm, 10000, false, true), 0);
+    assert_int_equal(vo_qemu_migrate_wait(vm, 0, false, true), -ETIMEDOUT);
     instance_close(&f);
 }
 
@@ -509,8 +528,8 @@ static void test_wait_finds_an_event_read_with_a_reply(void **state)
     VoHvMigrationProgress p;
     assert_int_equal(vo_qemu_migrate_query(vm, &p), 0);
     assert_int_equal(p.status, VO_HV_MIGRATION_ACTIVE);
-    assert_int_equal(vo_qemu_migrate_wait(vm, 0, false), 0);
-    assert_int_equal(vo_qemu_migrate_wait(vm, 0, false), -ETIMEDOUT);
+    assert_int_equal(vo_qemu_migrate_wait(vm, 0, false, false), 0);
+    assert_int_equal(vo_qemu_migrate_wait(vm, 0, false, false), -ETIMEDOUT);
     instance_close(&f);
 }
 
@@ -525,7 +544,7 @@ static void *waiter_main(void *arg)
 {
     Waiter *w = arg;
     vo_cancel_set_current(w->cancel);
-    w->r = vo_qemu_migrate_wait(w->vm, 60000, true);
+    w->r = vo_qemu_migrate_wait(w->vm, 60000, true, false);
     vo_cancel_set_current(NULL);
     __atomic_store_n(&w->done, true, __ATOMIC_SEQ_CST);
     return NULL;
@@ -695,6 +714,35 @@ static void test_layout_probe(void **state)
     assert_int_equal(vo_qemu_layout_load(f.dir, &saved, &error), 0);
     assert_string_equal(saved->machine, "pc-q35-10.0");
     vo_qemu_layout_free(saved);
+    vo_qemu_layout_free(l);
+    free(text);
+    instance_close(&f);
+}
+
+/* A versioned machine (a migrated VM's: the source sent what its alias
+ * stood for) is not asked about again: query-machines is the largest
+ * answer of the read, which a migration's prepare waits for. */
+static void test_layout_probe_versioned_machine(void **state)
+{
+    static const Step steps[] = {
+        GREETING, CAPS,
+        { .expect = "query-hotpluggable-cpus", .send = { "{\"return\":[],\"id\":$ID}\n" } },
+        { .expect = "qom-list-types", .args = "{\"implements\":\"pci-device\",\"abstract\":false}",
+          .send = { "{\"return\":[],\"id\":$ID}\n" } },
+        { .expect = "qom-list", .args = "{\"path\":\"/machine/peripheral\"}",
+          .send = { "{\"return\":[],\"id\":$ID}\n" } },
+        { 0 }
+    };
+    Fixture f;
+    VoHvInstance *vm = instance_open(&f, steps);
+    VoVmSpec spec = { .machine = "pc-q35-9.2", .vcpus = 1, .max_vcpus = 1, .memory_mib = 256,
+                      .max_memory_mib = 256 };
+    vm->layout = vo_qemu_layout_from_spec(&spec, VO_ACCEL_TCG);
+    char *text = NULL, *error = NULL;
+    assert_int_equal(vo_qemu_layout_text(vm, &text, &error), 0);
+    VoQemuLayout *l = NULL;
+    assert_int_equal(vo_qemu_layout_from_text(text, &l, &error), 0);
+    assert_string_equal(l->machine, "pc-q35-9.2");
     vo_qemu_layout_free(l);
     free(text);
     instance_close(&f);
@@ -1058,6 +1106,7 @@ int main(void)
         cmocka_unit_test(test_start),
         cmocka_unit_test(test_query),
         cmocka_unit_test(test_wait_for_a_status_change),
+        cmocka_unit_test(test_wait_for_a_pass),
         cmocka_unit_test(test_wait_finds_an_event_read_with_a_reply),
         cmocka_unit_test(test_wait_frees_the_monitor_and_ends_on_cancel),
         cmocka_unit_test(test_post_copy),
@@ -1066,6 +1115,7 @@ int main(void)
         cmocka_unit_test(test_cancel_and_finish),
         cmocka_unit_test(test_layout_probe),
         cmocka_unit_test(test_layout_probe_fails_once),
+        cmocka_unit_test(test_layout_probe_versioned_machine),
         cmocka_unit_test(test_attach_without_layout_assumes_and_refuses_migration),
         cmocka_unit_test(test_failed_prepare_leaves_nothing),
         cmocka_unit_test(test_unpadded_tcg_source_refused),
