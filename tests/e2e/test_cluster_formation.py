@@ -508,8 +508,15 @@ def test_init_failure_leaves_host_standalone(cluster):
 def test_init_keeps_a_running_tcg_vm(cluster):
     c = cluster(1, driver="qemu", listen=False)
     h1, = c.hosts
-    vm = h1.create_and_boot("g1", memory="128M")
+    # What init must keep is the QEMU process and vireod's hold on it, not
+    # the guest: a blank disk (its firmware idles), no Linux boot under TCG.
+    h1.task_ok("POST", "/v1/vms", {"name": "g1", "memory_mib": 64, "blank": True,
+                                   "disk_size_bytes": 16 << 20})
+    h1.task_ok("POST", "/v1/vms/g1/start")
+    vm = h1.vm("g1")
+    assert vm["state"] == "running", vm
     pid = vm["pid"]
+    h1.qemu_pids.add(pid)
     vireod = h1.proc.pid
     init(h1)
     assert h1.proc.pid == vireod and h1.proc.poll() is None  # re-executed in place
