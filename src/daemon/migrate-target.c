@@ -315,7 +315,9 @@ static int ask_manager(VoDaemon *d, const char *url, const char *vm_id, const ch
     }
     const char *message = json_string_value(
         json_object_get(json_object_get(doc, "error"), "message"));
-    if (pool && resp.status == 400) { /* the peer route refuses no field a newer one sends */
+    /* A 400 to "pool": a manager of an older vireod, whose peer route
+     * knows no such field (this one's takes every field sent here). */
+    if (pool && resp.status == 400) {
         json_decref(doc);
         vo_peer_response_clear(&resp);
         return vo_error_set(ret_error, -ENOTSUP, "the manager runs an older vireod, which "
