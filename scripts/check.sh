@@ -78,7 +78,8 @@ CLUSTER_TESTS_D=(tests/e2e/test_cluster_formation.py tests/e2e/test_migrate_robu
 # fake-driver hosts, 17 s alone) joins them: E is the shortest group, and
 # so does test_cluster_pool_names.py (three fake-driver hosts, 17 s alone).
 # test_cluster_join_versions.py needs an older vireod (VIREO_OLD_VIREOD):
-# skipped here, 15 s with one. test_mac_index.py (a fake-driver host, then
+# skipped here, 15 s with one; so does test_migrate_target.py's
+# older-manager case (group A; 16 s with one). test_mac_index.py (a fake-driver host, then
 # two; 10-20 s alone) sits beside test_vm_import.py, whose MAC claims it
 # extends. test_qemu_uids.py (per-VM QEMU uids: one host with four VMs
 # not booted, then a two-host migration; about 20 s alone) sits beside

@@ -315,6 +315,15 @@ static int ask_manager(VoDaemon *d, const char *url, const char *vm_id, const ch
     }
     const char *message = json_string_value(
         json_object_get(json_object_get(doc, "error"), "message"));
+    /* A 400 to "pool": a manager of an older vireod, whose peer route
+     * knows no such field (this one's takes every field sent here). */
+    if (pool && resp.status == 400) {
+        json_decref(doc);
+        vo_peer_response_clear(&resp);
+        return vo_error_set(ret_error, -ENOTSUP, "the manager runs an older vireod, which "
+                            "cannot choose a target with pool '%s': upgrade it, or name the "
+                            "target", pool);
+    }
     r = resp.status == 409 ? -EBUSY : resp.status == 404 ? -ENOENT
         : resp.status == 503 ? -EAGAIN : resp.status == 400 ? -EINVAL : -EIO;
     r = vo_error_set(ret_error, r, "%s", message ? message : "the manager's answer is not one");
@@ -352,6 +361,16 @@ int vo_migrate_pick_target(VoDaemon *d, const char *vm_id, const char *source_ho
     *ret_host_id = NULL;
     json_t *doc = NULL;
     int r = vo_migrate_target_json(d, vm_id, source_host_id, pool, &doc, ret_error);
+    if (r == -ENOTSUP && pool) {
+        /* A manager of an older vireod: asked as before, it picks with the
+         * default pool, and the move's own checks refuse a target without
+         * pool (vo_migrate_check_local_disks), as they did then. */
+        if (ret_error) {
+            free(*ret_error);
+            *ret_error = NULL;
+        }
+        r = vo_migrate_target_json(d, vm_id, source_host_id, NULL, &doc, ret_error);
+    }
     if (r >= 0) {
         const char *id = json_string_value(json_object_get(json_object_get(doc, "host"), "id"));
         if (id)

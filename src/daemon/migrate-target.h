@@ -25,15 +25,18 @@ char **vo_migrate_pools_needed(VoDaemon *d, const VoVmSpec *spec, const char *po
 
 /* The target for VM vm_id (an id) of host source_host_id, whose volumes
  * of this host's own pools go to the target's pool `pool` (a migration's
- * or move's --pool; NULL: default): 0 and *ret_host_id; -EBUSY when no host fits (*ret_error: each host's reason,
- * as a create's 409); -ENOENT: no such VM on that host; -EAGAIN: no
- * manager now; other -errno: the store or the manager. */
+ * or move's --pool; NULL: default; a manager of an older vireod, which
+ * cannot be asked for a pool, picks for default): 0 and *ret_host_id;
+ * -EBUSY when no host fits (*ret_error: each host's reason, as a create's
+ * 409); -ENOENT: no such VM on that host; -EAGAIN: no manager now; other
+ * -errno: the store or the manager. */
 int vo_migrate_pick_target(VoDaemon *d, const char *vm_id, const char *source_host_id,
                            const char *pool, char **ret_host_id, char **ret_error);
 
 /* The same with the whole answer: {"host": {"id","name"} or null, "hosts":
  * [{"id","name","fits": bool, "reason"?: words}] (every host, in name
- * order)}. On -EBUSY *ret is set too (host null). */
+ * order)}. On -EBUSY *ret is set too (host null). -ENOTSUP: pool named
+ * and the manager runs an older vireod (it refuses the field). */
 int vo_migrate_target_json(VoDaemon *d, const char *vm_id, const char *source_host_id,
                            const char *pool, json_t **ret, char **ret_error);
 

@@ -7,9 +7,15 @@ the VM's own host gives no target (409 naming each host's reason), and so
 does a VM too big for the other hosts; a migration's --pool (where its
 local disks go) picks a host with that pool. Asked of any host (the request
 goes to the VM's host, which asks the manager when it is not the manager
-itself). Each host publishes its machine types for the migration checks."""
+itself). Each host publishes its machine types for the migration checks.
+With a manager of an older vireod (VIREO_OLD_VIREOD; skipped without it),
+which knows no "pool", a migration's --pool still finds a target."""
+
+import pytest
 
 from test_cluster_placement import by_name, form, hosts, manager
+from test_cluster_join_versions import OLD, restart_as
+from vireo_harness import wait_until
 
 
 def target(via, vm, expect=200, **body):
@@ -107,10 +113,39 @@ def test_migrate_target(cluster, tmp_path):
     # Bad input: a body with fields, an unknown VM; a host asked to place
     # that is not the manager does nothing and says so.
     err = busy.api("POST", "/v1/vms/a/migrate-target", {"to": busy.name}, expect=400)
-    assert "to" in err["error"]["message"], err
+    assert "left unpacked: to" in err["error"]["message"], err
     err = busy.api("POST", "/v1/vms/a/migrate-target", {"pool": "Bad/Name"}, expect=400)
     assert "pool: 'Bad/Name' is not a pool name" in err["error"]["message"], err
     target(busy, "nope", expect=404)
     status, body = busy.request("POST", "/v1/vms/a/migrate-target", {"source": src.name},
                                 headers={"X-Vireo-Place": "1", "X-Vireo-Forwarded": "1"})
     assert status == 503 and "is not the cluster's manager" in body["error"]["message"], body
+
+
+@pytest.mark.skipif(not OLD, reason="VIREO_OLD_VIREOD (an older vireod) not set")
+def test_migrate_pool_with_an_older_manager(cluster, tmp_path):
+    """The manager runs an older vireod, whose peer route refuses "pool":
+    asked for a target with a pool, the answer says so (503, not its
+    400 "left unpacked: pool", which blamed the caller's request); a
+    migration with --pool and no --to asks it as before (the default
+    pool) and goes. Before, the migration failed with that 400."""
+    c = cluster(3, driver="fake", listen=False)
+    old, src, other = c.hosts
+    restart_as(old, OLD)
+    form(c)  # old inits the cluster: the manager
+    wait_until(lambda: manager(src) == old.name, 30, what=f"{old.name} the manager")
+    for h in (old, other):
+        (tmp_path / h.name).mkdir()
+        h.api("POST", "/v1/pools", {"name": "fast", "path": str(tmp_path / h.name)},
+              expect=201)
+    src.task_ok("POST", "/v1/vms", {"name": "p", "memory_mib": 64, "host": src.name,
+                                    "pool": "default", "blank": True,
+                                    "disk_size_bytes": 1 << 20})
+    src.task_ok("POST", "/v1/vms/p/start")
+    err = target(src, "p", expect=503, pool="fast")["error"]
+    assert err["message"] == ("the manager runs an older vireod, which cannot choose a target "
+                              "with pool 'fast': upgrade it, or name the target"), err
+    src.cli("vm", "migrate", "p", "--pool", "fast")
+    vm = src.vm("p")
+    assert vm["host"] in (old.name, other.name) and vm["state"] == "running", vm
+    assert vm["disks"] and all(d["volume"].startswith("fast/") for d in vm["disks"]), vm
