@@ -110,13 +110,14 @@ def cluster():
             c.cleanup()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def ceph():
     """One real single-host Ceph (ceph_harness.Ceph: a monitor, a manager
     and an OSD on a sparse file) in a namespace of its own, shared by the
-    tests of the session; run a vireod beside it with
-    Daemon(netns=ceph.netns). Skipped, with the reason, where it cannot
-    start."""
+    tests of a module (test_storage_rbd.py's); run a vireod beside it with
+    Daemon(netns=ceph.netns). Stopped at the module's end: it does not idle
+    through the files after it in the same pytest run (group C of
+    scripts/check.sh). Skipped, with the reason, where it cannot start."""
     try:
         c = Ceph()
     except CephUnavailable as e:
