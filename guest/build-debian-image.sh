@@ -45,8 +45,10 @@ readonly DEBIAN_SUITE=bookworm
 readonly DEBIAN_MIRROR=${VIREO_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 readonly DEBIAN_DISK_SIZE=${VIREO_DEBIAN_DISK_SIZE:-2G}
 # systemd's console is the serial port; net.ifnames=0 keeps the NIC eth0
-# whatever PCI slot it gets.
-readonly DEBIAN_CMDLINE="console=ttyS0 root=/dev/vda rw quiet panic=-1 cryptomgr.notests net.ifnames=0"
+# whatever PCI slot it gets; build-image.sh's BOOT_COST and IDLE_COST (the
+# same kernel: what a TCG boot can skip, the HPET an idle guest need not
+# wake QEMU for; docs/benchmarks.md).
+readonly DEBIAN_CMDLINE="console=ttyS0 root=/dev/vda rw quiet panic=-1 cryptomgr.notests net.ifnames=0 $BOOT_COST $IDLE_COST"
 # What debootstrap installs beyond its minbase (the init system), then what
 # apt-get installs in the root (debootstrap's own ordering fails to configure
 # cloud-init's python dependencies). The kernel is unpacked separately: its
@@ -99,6 +101,20 @@ locale: C.UTF-8
 system_info:
   network:
     renderers: [networkd]
+# One host key type (each new instance makes its keys; RSA's takes seconds
+# under TCG): OpenSSH's own default type.
+ssh_genkeytypes: [ed25519]
+# Debian's module lists without the modules for software this image does
+# not have or other clouds' agents (snap, byobu, grub, rsyslog, puppet,
+# chef, salt, landscape, lxd, fan, RMC, RightScale, EC2 metadata,
+# ssh-import-id, keyboard, hotplug), each loaded in every stage's run.
+cloud_init_modules: [seed_random, bootcmd, write-files, growpart, resizefs, disk_setup, mounts,
+                     set_hostname, update_hostname, update_etc_hosts, ca-certs, users-groups, ssh]
+cloud_config_modules: [locale, set-passwords, apt-configure, ntp, timezone, runcmd]
+cloud_final_modules: [package-update-upgrade-install, write-files-deferred, scripts-vendor,
+                      scripts-per-once, scripts-per-boot, scripts-per-instance, scripts-user,
+                      ssh-authkey-fingerprints, keys-to-console, phone-home, final-message,
+                      power-state-change]
 CFG
     # Boot speed under TCG: nothing waits for the network; no timers that
     # start apt or man-db at boot.
@@ -118,6 +134,15 @@ CFG
     # Space: no documentation, no package lists, no .debs.
     rm -rf "$root"/usr/share/doc/* "$root"/usr/share/man/* "$root"/var/cache/apt/archives/*.deb \
         "$root"/var/lib/apt/lists/* "$root"/usr/share/locale/*
+    # /etc and /var are up to date with /usr (the stamp systemd-update-done
+    # writes upstream; Debian has no such service, so the stamp would stay
+    # missing): the boots skip systemd-sysusers (ConditionNeedsUpdate=/etc),
+    # whose users the packages' scripts made here.
+    local dir
+    for dir in etc var; do
+        printf 'TIMESTAMP_NSEC=%s\n' "$(stat -c %.9Y "$root/usr" | tr -d .)" >"$root/$dir/.updated"
+        touch -r "$root/usr" "$root/$dir/.updated"
+    done
 }
 
 # install_packages ROOT: apt-get install DEBIAN_PACKAGES in the root (proc,
@@ -126,6 +151,8 @@ install_packages() {
     local root=$1 rc=0
     printf '#!/bin/sh\nexit 101\n' >"$root/usr/sbin/policy-rc.d"
     chmod 755 "$root/usr/sbin/policy-rc.d"
+    # No fsync after each file dpkg writes: a crashed build is thrown away.
+    echo force-unsafe-io >"$root/etc/dpkg/dpkg.cfg.d/vireo-build"
     cp -L /etc/resolv.conf "$root/etc/resolv.conf"
     mount -t proc proc "$root/proc"
     mount -t sysfs sysfs "$root/sys"
@@ -136,7 +163,7 @@ install_packages() {
         DEBIAN_FRONTEND=noninteractive chroot "$root" apt-get -q -y --no-install-recommends \
             install $DEBIAN_PACKAGES && chroot "$root" apt-get clean; } >"$WORK/apt.log" 2>&1 || rc=$?
     umount "$root/dev/pts" "$root/dev" "$root/sys" "$root/proc"
-    rm -f "$root/usr/sbin/policy-rc.d" "$root/etc/resolv.conf"
+    rm -f "$root/usr/sbin/policy-rc.d" "$root/etc/resolv.conf" "$root/etc/dpkg/dpkg.cfg.d/vireo-build"
     ((rc == 0)) || { tail -n 30 "$WORK/apt.log" >&2; die "apt-get install in the root failed"; }
 }
 

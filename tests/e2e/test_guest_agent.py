@@ -9,10 +9,9 @@ Two VM boots."""
 
 import json
 import os
-import subprocess
 import threading
 
-from vireo_harness import BOOT_MARKER, wait_until
+from vireo_harness import BOOT_MARKER, ext4_files, wait_until
 
 AGENT_GONE = "the guest agent does not answer"
 
@@ -52,13 +51,7 @@ def file_in_backup(daemon, b, tmp_path, path):
     disk 0, read without booting it (qemu-img convert, then debugfs)."""
     pool = daemon.api("GET", f"/v1/pools/{b['pool']}")
     disk = os.path.join(pool["path"], b["id"], b["disks"][0]["file"])
-    raw = tmp_path / "backup.raw"
-    subprocess.run(["qemu-img", "convert", "-O", "raw", disk, str(raw)], check=True,
-                   capture_output=True, timeout=120)
-    p = subprocess.run(["debugfs", "-R", f"cat {path}", str(raw)], capture_output=True,
-                       text=True, timeout=60)
-    raw.unlink()
-    return p.stdout
+    return ext4_files(disk, tmp_path, path)[0]
 
 
 def test_agent_show_exec_quiesced_backup_and_stop(daemon, tmp_path):

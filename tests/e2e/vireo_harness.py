@@ -136,6 +136,25 @@ def qemu_processes():
     return found
 
 
+def ext4_files(disk, tmp_dir, *paths):
+    """The contents of paths (None for a missing one) in the ext4 file
+    system that fills a disk image (any format qemu-img reads, no partition
+    table), read without booting it: a raw copy in tmp_dir (qemu-img
+    convert), read with debugfs (e2fsprogs; no mount), then removed."""
+    raw = os.path.join(tmp_dir, "ext4-files.raw")
+    subprocess.run(["qemu-img", "convert", "-U", "-O", "raw", disk, raw], check=True,
+                   capture_output=True, timeout=300)
+    try:
+        found = []
+        for path in paths:
+            p = subprocess.run(["debugfs", "-R", f"cat {path}", raw], capture_output=True,
+                               text=True, timeout=60)
+            found.append(None if "not found" in p.stderr else p.stdout)
+        return found
+    finally:
+        os.unlink(raw)
+
+
 def pid_alive(pid):
     try:
         os.kill(pid, 0)
