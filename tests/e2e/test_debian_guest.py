@@ -126,6 +126,19 @@ def test_a_missing_or_stale_image_is_not_ready(tmp_path, monkeypatch):
     assert "is stale" in image_not_ready() and "E: debootstrap failed" in image_not_ready()
 
 
+def test_the_image_keeps_debians_kernel_hardening():
+    """The image is for users too (README.md): its kernel command line
+    takes none of the default test image's cuts that weaken the guest
+    (speculation mitigations, read-only kernel data, zeroed pages)."""
+    script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "guest",
+                          "build-debian-image.sh")
+    p = subprocess.run(["bash", "-c", 'source "$1" && echo "$DEBIAN_CMDLINE"', "bash", script],
+                       capture_output=True, text=True, check=True, timeout=30)
+    cmdline = p.stdout.split()
+    assert "console=ttyS0" in cmdline and "hpet=disable" in cmdline, cmdline
+    assert not {"mitigations=off", "rodata=off", "init_on_alloc=0"} & set(cmdline), cmdline
+
+
 # Waits until cloud-init's last stage of this boot ended, then prints its
 # result (/run is a tmpfs: a reboot starts without one). What `cloud-init
 # status --wait` reads, without starting cloud-init's Python in the guest
