@@ -142,9 +142,11 @@ def ext4_files(disk, tmp_dir, *paths):
     table), read without booting it: a raw copy in tmp_dir (qemu-img
     convert), read with debugfs (e2fsprogs; no mount), then removed."""
     raw = os.path.join(tmp_dir, "ext4-files.raw")
-    subprocess.run(["qemu-img", "convert", "-U", "-O", "raw", disk, raw], check=True,
-                   capture_output=True, timeout=300)
     try:
+        # Inside the try: a convert that fails or times out leaves a partial
+        # copy (up to the disk's size) too.
+        subprocess.run(["qemu-img", "convert", "-U", "-O", "raw", disk, raw], check=True,
+                       capture_output=True, timeout=300)
         found = []
         for path in paths:
             p = subprocess.run(["debugfs", "-R", f"cat {path}", raw], capture_output=True,
@@ -152,7 +154,8 @@ def ext4_files(disk, tmp_dir, *paths):
             found.append(None if "not found" in p.stderr else p.stdout)
         return found
     finally:
-        os.unlink(raw)
+        if os.path.exists(raw):
+            os.unlink(raw)
 
 
 def pid_alive(pid):
