@@ -108,17 +108,19 @@ system_info:
 # One host key type (each new instance makes its keys; RSA's takes seconds
 # under TCG): OpenSSH's own default type.
 ssh_genkeytypes: [ed25519]
-# Debian's module lists without the modules for software this image does
-# not have or other clouds' agents (snap, byobu, grub, rsyslog, puppet,
-# chef, salt, landscape, lxd, fan, RMC, RightScale, EC2 metadata,
-# ssh-import-id, keyboard, hotplug), each loaded in every stage's run.
+# Debian's module lists without the modules for software this image lacks
+# and they do not install, for Ubuntu's tools or for other platforms and
+# clouds (migrator, rsyslog, snap, ssh-import-id, keyboard, grub-dpkg, EC2
+# metadata, byobu, fan, landscape, mcollective, RMC, RightScale, hotplug),
+# each loaded in every stage's run. Kept: lxd, puppet, chef and salt-minion
+# install their software when a user's user-data asks for it.
 cloud_init_modules: [seed_random, bootcmd, write-files, growpart, resizefs, disk_setup, mounts,
                      set_hostname, update_hostname, update_etc_hosts, ca-certs, users-groups, ssh]
-cloud_config_modules: [locale, set-passwords, apt-configure, ntp, timezone, runcmd]
-cloud_final_modules: [package-update-upgrade-install, write-files-deferred, scripts-vendor,
-                      scripts-per-once, scripts-per-boot, scripts-per-instance, scripts-user,
-                      ssh-authkey-fingerprints, keys-to-console, phone-home, final-message,
-                      power-state-change]
+cloud_config_modules: [locale, set-passwords, apt-pipelining, apt-configure, ntp, timezone, runcmd]
+cloud_final_modules: [package-update-upgrade-install, lxd, write-files-deferred, puppet, chef,
+                      salt-minion, scripts-vendor, scripts-per-once, scripts-per-boot,
+                      scripts-per-instance, scripts-user, ssh-authkey-fingerprints,
+                      keys-to-console, phone-home, final-message, power-state-change]
 CFG
     # Boot speed under TCG: nothing waits for the network; no timers that
     # start apt or man-db at boot.

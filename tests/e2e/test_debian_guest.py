@@ -36,6 +36,7 @@ import subprocess
 import time
 
 import pytest
+import yaml
 
 from vireo_harness import BUILD, Daemon, ext4_files, wait_until
 
@@ -137,6 +138,28 @@ def test_the_image_keeps_debians_kernel_hardening():
     cmdline = p.stdout.split()
     assert "console=ttyS0" in cmdline and "hpet=disable" in cmdline, cmdline
     assert not {"mitigations=off", "rodata=off", "init_on_alloc=0"} & set(cmdline), cmdline
+
+
+def test_the_image_runs_the_cloud_init_modules_a_users_user_data_needs():
+    """The image's cloud-init module lists (cloud.cfg.d/90-vireo.cfg, in the
+    script) leave out only what this image cannot use: the modules behind
+    a user's write_files, runcmd, packages, users, SSH keys, growpart and
+    the agents cloud-init installs itself (lxd, puppet, chef, salt) run."""
+    script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "guest",
+                          "build-debian-image.sh")
+    with open(script) as f:
+        text = f.read()
+    start = text.index("90-vireo.cfg\" <<'CFG'\n")
+    cfg = yaml.safe_load(text[text.index("\n", start) + 1:text.index("\nCFG\n", start)])
+    modules = {m.replace("_", "-") for stage in ("init", "config", "final")
+               for m in cfg[f"cloud_{stage}_modules"]}
+    needed = {"write-files", "write-files-deferred", "runcmd", "bootcmd",
+              "package-update-upgrade-install", "users-groups", "ssh", "set-passwords",
+              "growpart", "resizefs", "mounts", "disk-setup", "set-hostname", "ca-certs",
+              "apt-configure", "apt-pipelining", "ntp", "timezone", "scripts-user",
+              "scripts-per-instance", "phone-home", "power-state-change",
+              "lxd", "puppet", "chef", "salt-minion"}
+    assert needed <= modules, sorted(needed - modules)
 
 
 # Waits until cloud-init's last stage of this boot ended, then prints its
