@@ -456,7 +456,8 @@ def restore_and_new_cloud_init_settings(d, key, tmp_path, b, files):
     # boot of the guest would show nothing more): the file written just
     # before the backup, never synced, is there, the snapshot's file as the
     # backup had it, and the hostname and instance-id of before the change.
-    disk = d.api("GET", "/v1/vms/deb1/disks")["disks"][0]["path"]
-    found = ext4_files(disk, tmp_path, *files, "/etc/hostname", "/var/lib/cloud/data/instance-id")
+    disk = d.api("GET", "/v1/vms/deb1/disks")["disks"][0]
+    found = ext4_files(disk["path"], tmp_path, *files, "/etc/hostname",
+                       "/var/lib/cloud/data/instance-id", fmt=disk["format"])
     assert [f and f.strip() for f in found] == [*files.values(), "deb1", old_id], found
     print(f"restore {t_restore:.1f} s")
