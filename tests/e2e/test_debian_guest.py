@@ -43,6 +43,9 @@ import yaml
 from vireo_harness import BUILD, Daemon, ext4_files, wait_until
 
 IMAGE = os.environ.get("VIREO_TEST_DEBIAN_IMAGE", os.path.join(BUILD, "guest", "debian"))
+# The image's scripts (guest/ in this tree).
+GUEST = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "guest")
+SCRIPT = os.path.join(GUEST, "build-debian-image.sh")
 # How long to wait for a build of the image still running beside the tests.
 BUILD_WAIT_S = int(os.environ.get("VIREO_DEBIAN_BUILD_WAIT", "1800"))
 # The bound of each wait on the guest's boot, SSH or cloud-init: a systemd
@@ -59,10 +62,9 @@ EXEC_WAIT_S = 600
 def image_current():
     """Whether IMAGE was built by the scripts as they are (their hash in its
     image.json, as the scripts and the Makefile check it)."""
-    guest = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "guest")
     h = hashlib.sha256()
     for name in ("build-debian-image.sh", "build-image.sh"):
-        with open(os.path.join(guest, name), "rb") as f:
+        with open(os.path.join(GUEST, name), "rb") as f:
             h.update(f.read())
     try:
         with open(os.path.join(IMAGE, "image.json")) as f:
@@ -133,9 +135,7 @@ def test_the_image_keeps_debians_kernel_hardening():
     """The image is for users too (README.md): its kernel command line
     takes none of the default test image's cuts that weaken the guest
     (speculation mitigations, read-only kernel data, zeroed pages)."""
-    script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "guest",
-                          "build-debian-image.sh")
-    p = subprocess.run(["bash", "-c", 'source "$1" && echo "$DEBIAN_CMDLINE"', "bash", script],
+    p = subprocess.run(["bash", "-c", 'source "$1" && echo "$DEBIAN_CMDLINE"', "bash", SCRIPT],
                        capture_output=True, text=True, check=True, timeout=30)
     cmdline = p.stdout.split()
     assert "console=ttyS0" in cmdline and "hpet=disable" in cmdline, cmdline
@@ -147,9 +147,7 @@ def test_the_image_runs_the_cloud_init_modules_a_users_user_data_needs():
     script) leave out only what this image cannot use: the modules behind
     a user's write_files, runcmd, packages, users, SSH keys, growpart and
     the agents cloud-init installs itself (lxd, puppet, chef, salt) run."""
-    script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "guest",
-                          "build-debian-image.sh")
-    with open(script) as f:
+    with open(SCRIPT) as f:
         text = f.read()
     start = text.index("90-vireo.cfg\" <<'CFG'\n")
     cfg = yaml.safe_load(text[text.index("\n", start) + 1:text.index("\nCFG\n", start)])
