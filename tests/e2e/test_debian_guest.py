@@ -27,7 +27,9 @@ and fails when there is no image, or only a stale one (VIREO_TEST_DEBIAN_IMAGE,
 default BUILD/guest/debian): never skipped, so a check whose image build
 failed fails, quoting the end of the build's log. It prints
 the times (boot to SSH login, snapshot, backup, revert, the reboot,
-restore)."""
+restore). Beside it, tests of seconds without a VM: the image's kernel
+command line and cloud-init module lists (read from the script), and what
+a failed SSH wait says."""
 
 import hashlib
 import json
@@ -36,10 +38,14 @@ import subprocess
 import time
 
 import pytest
+import yaml
 
 from vireo_harness import BUILD, Daemon, ext4_files, wait_until
 
 IMAGE = os.environ.get("VIREO_TEST_DEBIAN_IMAGE", os.path.join(BUILD, "guest", "debian"))
+# The image's scripts (guest/ in this tree).
+GUEST = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "guest")
+SCRIPT = os.path.join(GUEST, "build-debian-image.sh")
 # How long to wait for a build of the image still running beside the tests.
 BUILD_WAIT_S = int(os.environ.get("VIREO_DEBIAN_BUILD_WAIT", "1800"))
 # The bound of each wait on the guest's boot, SSH or cloud-init: a systemd
@@ -56,10 +62,9 @@ EXEC_WAIT_S = 600
 def image_current():
     """Whether IMAGE was built by the scripts as they are (their hash in its
     image.json, as the scripts and the Makefile check it)."""
-    guest = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "guest")
     h = hashlib.sha256()
     for name in ("build-debian-image.sh", "build-image.sh"):
-        with open(os.path.join(guest, name), "rb") as f:
+        with open(os.path.join(GUEST, name), "rb") as f:
             h.update(f.read())
     try:
         with open(os.path.join(IMAGE, "image.json")) as f:
@@ -126,6 +131,66 @@ def test_a_missing_or_stale_image_is_not_ready(tmp_path, monkeypatch):
     assert "is stale" in image_not_ready() and "E: debootstrap failed" in image_not_ready()
 
 
+def test_the_image_keeps_debians_kernel_hardening():
+    """The image is for users too (README.md): its kernel command line
+    takes none of the default test image's cuts that weaken the guest
+    (speculation mitigations, read-only kernel data, zeroed pages)."""
+    p = subprocess.run(["bash", "-c", 'source "$1" && echo "$DEBIAN_CMDLINE"', "bash", SCRIPT],
+                       capture_output=True, text=True, check=True, timeout=30)
+    cmdline = p.stdout.split()
+    assert "console=ttyS0" in cmdline and "hpet=disable" in cmdline, cmdline
+    assert not {"mitigations=off", "rodata=off", "init_on_alloc=0"} & set(cmdline), cmdline
+
+
+def test_the_image_runs_the_cloud_init_modules_a_users_user_data_needs():
+    """The image's cloud-init module lists (cloud.cfg.d/90-vireo.cfg, in the
+    script) leave out only what this image cannot use: the modules behind
+    a user's write_files, runcmd, packages, users, SSH keys, growpart and
+    the agents cloud-init installs itself (lxd, puppet, chef, salt) run."""
+    with open(SCRIPT) as f:
+        text = f.read()
+    start = text.index("90-vireo.cfg\" <<'CFG'\n")
+    cfg = yaml.safe_load(text[text.index("\n", start) + 1:text.index("\nCFG\n", start)])
+    modules = {m.replace("_", "-") for stage in ("init", "config", "final")
+               for m in cfg[f"cloud_{stage}_modules"]}
+    needed = {"write-files", "write-files-deferred", "runcmd", "bootcmd",
+              "package-update-upgrade-install", "users-groups", "ssh", "set-passwords",
+              "growpart", "resizefs", "mounts", "disk-setup", "set-hostname", "ca-certs",
+              "apt-configure", "apt-pipelining", "ntp", "timezone", "scripts-user",
+              "scripts-per-instance", "phone-home", "power-state-change",
+              "lxd", "puppet", "chef", "salt-minion"}
+    assert needed <= modules, sorted(needed - modules)
+
+
+class FakeSshDaemon:
+    """Stands in for the Daemon in ssh(): each session ends as the next of
+    outcomes says (an exception is raised)."""
+
+    def __init__(self, *outcomes):
+        self.outcomes = list(outcomes)
+
+    def ns(self, *cmd, check=True, timeout=30):
+        outcome = self.outcomes.pop(0) if len(self.outcomes) > 1 else self.outcomes[0]
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+
+def test_an_ssh_login_that_never_works_says_how_it_failed(monkeypatch):
+    """A login that keeps failing fails the wait, and the error says how
+    the last attempt ended: a hang (each session past its bound) or sshd's
+    refusal, not only that the wait timed out."""
+    monkeypatch.setitem(globals(), "GUEST_WAIT_S", 1)  # two attempts, 2 s apart
+    hang = subprocess.TimeoutExpired(["ssh"], SSH_WAIT_S)
+    with pytest.raises(TimeoutError, match=f"did not end within {SSH_WAIT_S} s"):
+        ssh_login(FakeSshDaemon(hang), "id", "10.0.0.2", "a login")
+    refused = subprocess.CompletedProcess(["ssh"], 255, "", "tester@10.0.0.2: Permission denied")
+    with pytest.raises(TimeoutError, match="exit 255: .*Permission denied"):
+        ssh_login(FakeSshDaemon(hang, refused), "id", "10.0.0.2", "a login")
+    ok = subprocess.CompletedProcess(["ssh"], 0, "deb1\n", "")
+    assert ssh_login(FakeSshDaemon(hang, ok), "id", "10.0.0.2", "a login") == "deb1"
+
+
 # Waits until cloud-init's last stage of this boot ended, then prints its
 # result (/run is a tmpfs: a reboot starts without one). What `cloud-init
 # status --wait` reads, without starting cloud-init's Python in the guest
@@ -154,15 +219,28 @@ def ssh(daemon, key, ip, *command, timeout=SSH_WAIT_S):
                      timeout=timeout)
 
 
-def hostname_over_ssh(d, key, ip):
-    """The guest's hostname as an SSH login with key sees it; None while no
-    login works yet (sshd not up, the user or key not made yet, a session
-    that did not end within its bound)."""
-    try:
-        p = ssh(d, key, ip, "hostname")
-    except subprocess.TimeoutExpired:
+def ssh_login(d, key, ip, what):
+    """Waits (GUEST_WAIT_S) for an SSH login with key to work; the guest's
+    hostname as it sees it. An attempt that fails (sshd not up, the user or
+    key not made yet) or does not end within its bound (SSH_WAIT_S, under
+    load) counts as not yet; when the wait ends without a login, the error
+    says how the last attempt ended (a refusal, a hang)."""
+    last = ["no attempt ended"]
+
+    def hostname():
+        try:
+            p = ssh(d, key, ip, "hostname")
+        except subprocess.TimeoutExpired:
+            last[0] = f"a session that did not end within {SSH_WAIT_S} s"
+            return None
+        if p.returncode == 0:
+            return p.stdout.strip()
+        last[0] = f"exit {p.returncode}: {p.stderr.strip()}"
         return None
-    return p.stdout.strip() if p.returncode == 0 else None
+    try:
+        return wait_until(hostname, GUEST_WAIT_S, interval=2, what=what)
+    except TimeoutError as e:
+        raise TimeoutError(f"{e}; the last SSH attempt: {last[0]}") from None
 
 
 def test_debian_cloud_init_ssh_agent_snapshot_backup(debian_daemon, tmp_path):
@@ -191,13 +269,15 @@ def test_debian_cloud_init_ssh_agent_snapshot_backup(debian_daemon, tmp_path):
     assert "guest agent:" in shown and ip in shown, shown
 
     # SSH as the user cloud-init made, with the key; cloud-init set the hostname.
-    host = wait_until(lambda: hostname_over_ssh(d, key, ip), GUEST_WAIT_S, interval=2,
-                      what="an SSH login to deb1 as tester")
+    host = ssh_login(d, key, ip, "an SSH login to deb1 as tester")
     t_login = time.monotonic() - t0
     assert host == "deb1"
-    p = ssh(d, key, ip, f"sudo -n id -u; {CLOUD_INIT_RESULT}", timeout=GUEST_WAIT_S)
+    # The uid on a line of its own, last (a failed sudo prints a word there,
+    # not a line short that would make the result unreadable).
+    p = ssh(d, key, ip, f"{CLOUD_INIT_RESULT}; echo; sudo -n id -u || echo 'no sudo'",
+            timeout=GUEST_WAIT_S)
     t_ci = time.monotonic() - t0
-    uid, _, result = p.stdout.partition("\n")
+    result, _, uid = p.stdout.rstrip("\n").rpartition("\n")
     if p.returncode != 0 or not finished_cleanly(result):
         try:
             why = ssh(d, key, ip, "sudo -n grep -E 'WARNING|ERROR|Traceback' "
@@ -279,8 +359,7 @@ def snapshot_backup_revert(d, key, ip):
         "sh", "-c", "echo thawed > /var/tmp/after-revert && sync && cat /var/tmp/after-revert"],
         "timeout_s": 60})
     assert res["stdout"] == "thawed\n", res
-    assert wait_until(lambda: hostname_over_ssh(d, key, ip), GUEST_WAIT_S, interval=2,
-                      what="an SSH login to deb1 after the revert") == "deb1"
+    assert ssh_login(d, key, ip, "an SSH login to deb1 after the revert") == "deb1"
     print(f"memory snapshot {t_snap:.1f} s, backup {t_backup:.1f} s, revert {t_revert:.1f} s")
     return b, {snap_file: before, backup_file: backed_up}
 
@@ -375,7 +454,8 @@ def restore_and_new_cloud_init_settings(d, key, tmp_path, b, files):
     # boot of the guest would show nothing more): the file written just
     # before the backup, never synced, is there, the snapshot's file as the
     # backup had it, and the hostname and instance-id of before the change.
-    disk = d.api("GET", "/v1/vms/deb1/disks")["disks"][0]["path"]
-    found = ext4_files(disk, tmp_path, *files, "/etc/hostname", "/var/lib/cloud/data/instance-id")
+    disk = d.api("GET", "/v1/vms/deb1/disks")["disks"][0]
+    found = ext4_files(disk["path"], tmp_path, *files, "/etc/hostname",
+                       "/var/lib/cloud/data/instance-id", fmt=disk["format"])
     assert [f and f.strip() for f in found] == [*files.values(), "deb1", old_id], found
     print(f"restore {t_restore:.1f} s")

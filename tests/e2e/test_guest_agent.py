@@ -48,7 +48,8 @@ def backup(daemon, vm):
 
 def file_in_backup(daemon, b, tmp_path, path):
     """The contents of path in the ext4 root file system of the backup's
-    disk 0, read without booting it (qemu-img convert, then debugfs)."""
+    disk 0 (None when missing), read without booting it (qemu-img convert,
+    then debugfs)."""
     pool = daemon.api("GET", f"/v1/pools/{b['pool']}")
     disk = os.path.join(pool["path"], b["id"], b["disks"][0]["file"])
     return ext4_files(disk, tmp_path, path)[0]
@@ -99,7 +100,7 @@ def test_agent_show_exec_quiesced_backup_and_stop(daemon, tmp_path):
     assert res["exit_code"] == 0, res
     b = backup(daemon, "ga1")
     assert b["quiesced"] is True and b["quiesce_reason"] is None, b
-    assert file_in_backup(daemon, b, tmp_path, "/root/marker").strip() == token
+    assert file_in_backup(daemon, b, tmp_path, "/root/marker") == f"{token}\n"  # None: missing
     # Thawed after: the guest writes again.
     res = exec_api(daemon, "ga1", ["sh", "-c", "echo again > /root/after && sync && cat /root/after"],
                    timeout_s=20)

@@ -136,23 +136,31 @@ def qemu_processes():
     return found
 
 
-def ext4_files(disk, tmp_dir, *paths):
+def ext4_files(disk, tmp_dir, *paths, fmt=None):
     """The contents of paths (None for a missing one) in the ext4 file
     system that fills a disk image (any format qemu-img reads, no partition
     table), read without booting it: a raw copy in tmp_dir (qemu-img
-    convert), read with debugfs (e2fsprogs; no mount), then removed."""
+    convert), read with debugfs (e2fsprogs; no mount), then removed. fmt:
+    the format QEMU opens the disk with (a VM's disk), so that a file in
+    another format fails here as it would fail its VM's boot, not read
+    as probed."""
     raw = os.path.join(tmp_dir, "ext4-files.raw")
-    subprocess.run(["qemu-img", "convert", "-U", "-O", "raw", disk, raw], check=True,
-                   capture_output=True, timeout=300)
     try:
+        # Inside the try: a convert that fails or times out leaves a partial
+        # copy (up to the disk's size) too.
+        subprocess.run(["qemu-img", "convert", "-U", *(["-f", fmt] if fmt else []), "-O", "raw",
+                        disk, raw], check=True, capture_output=True, timeout=300)
         found = []
         for path in paths:
             p = subprocess.run(["debugfs", "-R", f"cat {path}", raw], capture_output=True,
                                text=True, timeout=60)
+            if "Filesystem not open" in p.stderr:  # debugfs exits 0 even then
+                raise RuntimeError(f"no ext4 file system in {disk}: {p.stderr.strip()}")
             found.append(None if "not found" in p.stderr else p.stdout)
         return found
     finally:
-        os.unlink(raw)
+        if os.path.exists(raw):
+            os.unlink(raw)
 
 
 def pid_alive(pid):
