@@ -175,8 +175,8 @@ static void probe_if_due(const char *url, bool urgent, json_t *answer)
         return;
     Probe *p = vo_malloc0(sizeof(*p));
     *p = (Probe){ .url = vo_strdup(url), .began_ms = now };
-    _cleanup_free_ char *key = vo_asprintf("san-probe %s", url);
-    if (!vo_check_workers_start(key, PROBES_MAX, probe_run, p)) { /* under way already */
+    if (!vo_check_workers_start(VO_CHECKS_SAN_PROBE, url, PROBES_MAX, probe_run, p)) {
+        /* under way already, or PROBES_MAX are */
         free(p->url);
         free(p);
     }
@@ -445,7 +445,7 @@ void vo_san_resume_stop(void)
     pthread_cond_broadcast(&sr.wake);
     pthread_mutex_unlock(&sr.lock);
     pthread_join(sr.thread, NULL);
-    vo_check_workers_wait(); /* the probes under way (a login timeout) */
+    vo_check_workers_wait(VO_CHECKS_SAN_PROBE); /* the probes under way (a login timeout) */
     json_decref(sr.watched);
     json_decref(sr.unlisted);
     pthread_mutex_lock(&sr.lock);
