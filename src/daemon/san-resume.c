@@ -294,8 +294,11 @@ static void look_at(VoDaemon *d, VoVm *vm, json_t *answers)
         json_object_del(sr.unlisted, id);
     else if (!held_before && !lost_before && unlisted_too_old(id, unlisted_at_ms))
         return; /* perhaps older than the LUN: a newer answer decides */
-    if (kind == WATCH_RUNNING && n) { /* back: no target it uses is known lost */
-        look_at_running(vm, name, back != 0, held_before, pool, why);
+    if (kind == WATCH_RUNNING && n) {
+        /* A target not answered yet (vireod just started: held before
+         * stays held, its time kept) changes nothing. */
+        if (back >= 0)
+            look_at_running(vm, name, back == 1, held_before, pool, why);
         return;
     }
     if (kind != WATCH_IO_PAUSED || !n || back < 0)
