@@ -1,17 +1,17 @@
 """System tests of iSCSI pools (docs/storage-san.md) against a real target
 (tgt's tgtd in the test's namespace, LUNs backed by files): the pool lists
-the target's LUNs as volumes and refuses to create or delete them (a LUN
-in a project stops counting there once gone from the target or its pool
-deleted); bad
-targets leave no pool; a VM boots from a qcow2-formatted LUN through QEMU's
-own initiator and its writes reach the LUN's file; a LUN in use is never
-attached to a second VM (two attaches raced: one wins); a target lost
-while the VM runs is said (san_state "I/O held", its probe beside a second
-target's that hangs; kept across a vireod restart) until it answers;
-losing the target pauses the VM (io-error) until it is back, and vireod
-resumes it; a snapshot of the VM lands in the LUN's qcow2 layer and reverts; VMs on LUNs (raw, qcow2-layered,
-with CHAP) are backed up, restored and snapshotted through qemu-img and
-qemu-storage-daemon opening the LUN with QEMU's iscsi driver."""
+the target's LUNs as volumes and refuses to create or delete them (a LUN in
+a project stops counting there once gone from the target or its pool
+deleted); bad targets leave no pool; a VM boots from a qcow2-formatted LUN
+through QEMU's own initiator and its writes reach the LUN's file; a LUN in
+use is never attached to a second VM (two attaches raced: one wins); a
+target lost while the VM runs is said (san_state "I/O held", its probe
+beside a second target's that hangs; kept across a vireod restart) until it
+answers; losing the target pauses the VM (io-error) until it is back, and
+vireod resumes it; a snapshot of the VM lands in the LUN's qcow2 layer and
+reverts; VMs on LUNs (raw, qcow2-layered, with CHAP) are backed up,
+restored and snapshotted through qemu-img and qemu-storage-daemon opening
+the LUN with QEMU's iscsi driver."""
 
 import json
 import os
