@@ -1,7 +1,7 @@
 /* check-workers.c: checks that may hang (an iSCSI login to a target that
  * does not answer) run side by side on threads of their own, one per key at
- * a time and a bounded number at once, so one that hangs holds only its own
- * key's next check (check-workers.h). */
+ * a time and a bounded number of a group at once, so one that hangs holds
+ * only its own key's next check (check-workers.h). */
 #include "daemon/check-workers.h"
 
 #include <pthread.h>
@@ -12,20 +12,21 @@
 static struct {
     pthread_mutex_t lock;
     pthread_cond_t ended;
-    char **running; /* the keys whose check runs */
+    char **running; /* "GROUP\nKEY" of each check that runs */
 } cw = { .lock = PTHREAD_MUTEX_INITIALIZER, .ended = PTHREAD_COND_INITIALIZER };
 
 typedef struct {
-    char *key;
+    char *key; /* "GROUP\nKEY" */
     void (*fn)(void *arg);
     void *arg;
 } Worker;
 
-static size_t running_count(void)
+/* Caller holds cw.lock: the checks of group that run (NULL: of all). */
+static size_t running_count(const char *group)
 {
-    size_t n = 0;
-    while (cw.running && cw.running[n])
-        n++;
+    size_t n = 0, len = group ? strlen(group) : 0;
+    for (size_t i = 0; cw.running && cw.running[i]; i++)
+        n += !group || (!strncmp(cw.running[i], group, len) && cw.running[i][len] == '\n');
     return n;
 }
 
@@ -44,7 +45,7 @@ static void running_remove(const char *key)
     ssize_t i = running_index(key);
     if (i < 0)
         return;
-    size_t n = running_count();
+    size_t n = running_count(NULL);
     free(cw.running[i]);
     cw.running[i] = cw.running[n - 1];
     cw.running[n - 1] = NULL;
@@ -63,15 +64,17 @@ static void *worker_main(void *userdata)
     return NULL;
 }
 
-bool vo_check_workers_start(const char *key, size_t max, void (*fn)(void *arg), void *arg)
+bool vo_check_workers_start(const char *group, const char *key, size_t max,
+                            void (*fn)(void *arg), void *arg)
 {
+    _cleanup_free_ char *full = vo_asprintf("%s\n%s", group, key);
     pthread_mutex_lock(&cw.lock);
-    bool start = running_index(key) < 0 && running_count() < max;
+    bool start = running_index(full) < 0 && running_count(group) < max;
     Worker *w = NULL;
     if (start) {
         w = vo_malloc0(sizeof(*w));
-        *w = (Worker){ .key = vo_strdup(key), .fn = fn, .arg = arg };
-        vo_strv_pushf(&cw.running, "%s", key);
+        *w = (Worker){ .key = vo_strdup(full), .fn = fn, .arg = arg };
+        vo_strv_pushf(&cw.running, "%s", full);
     }
     pthread_attr_t attr;
     pthread_t thread;
@@ -83,8 +86,8 @@ bool vo_check_workers_start(const char *key, size_t max, void (*fn)(void *arg), 
         pthread_attr_destroy(&attr);
     }
     if (start && r != 0) { /* no thread: nothing runs for the key */
-        log_warn("cannot start the check of %s: %s", key, strerror(r));
-        running_remove(key);
+        log_warn("cannot start the %s check of %s: %s", group, key, strerror(r));
+        running_remove(full);
         free(w->key);
         free(w);
         start = false;
@@ -93,10 +96,10 @@ bool vo_check_workers_start(const char *key, size_t max, void (*fn)(void *arg), 
     return start;
 }
 
-void vo_check_workers_wait(void)
+void vo_check_workers_wait(const char *group)
 {
     pthread_mutex_lock(&cw.lock);
-    while (running_count() > 0)
+    while (running_count(group) > 0)
         pthread_cond_wait(&cw.ended, &cw.lock);
     pthread_mutex_unlock(&cw.lock);
 }

@@ -192,7 +192,8 @@ void vo_pool_watch_stop(void)
             pthread_join(network_checks[i].thread, NULL);
         network_checks[i].started = false;
     }
-    vo_check_workers_wait(); /* the iSCSI pools' checks under way (a login timeout) */
+    /* the iSCSI pools' checks under way (a login timeout) */
+    vo_check_workers_wait(VO_CHECKS_ISCSI_REACH);
     if (pw.watch) {
         vo_cluster_follow_lost();
         pw.d->store->ops->watch_close(pw.watch);

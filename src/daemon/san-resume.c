@@ -175,8 +175,8 @@ static void probe_if_due(const char *url, bool urgent, json_t *answer)
         return;
     Probe *p = vo_malloc0(sizeof(*p));
     *p = (Probe){ .url = vo_strdup(url), .began_ms = now };
-    _cleanup_free_ char *key = vo_asprintf("san-probe %s", url);
-    if (!vo_check_workers_start(key, PROBES_MAX, probe_run, p)) { /* under way already */
+    if (!vo_check_workers_start(VO_CHECKS_SAN_PROBE, url, PROBES_MAX, probe_run, p)) {
+        /* under way already, or PROBES_MAX are */
         free(p->url);
         free(p);
     }
@@ -294,8 +294,11 @@ static void look_at(VoDaemon *d, VoVm *vm, json_t *answers)
         json_object_del(sr.unlisted, id);
     else if (!held_before && !lost_before && unlisted_too_old(id, unlisted_at_ms))
         return; /* perhaps older than the LUN: a newer answer decides */
-    if (kind == WATCH_RUNNING && n) { /* back: no target it uses is known lost */
-        look_at_running(vm, name, back != 0, held_before, pool, why);
+    if (kind == WATCH_RUNNING && n) {
+        /* A target not answered yet (vireod just started: held before
+         * stays held, its time kept) changes nothing. */
+        if (back >= 0)
+            look_at_running(vm, name, back == 1, held_before, pool, why);
         return;
     }
     if (kind != WATCH_IO_PAUSED || !n || back < 0)
@@ -445,7 +448,7 @@ void vo_san_resume_stop(void)
     pthread_cond_broadcast(&sr.wake);
     pthread_mutex_unlock(&sr.lock);
     pthread_join(sr.thread, NULL);
-    vo_check_workers_wait(); /* the probes under way (a login timeout) */
+    vo_check_workers_wait(VO_CHECKS_SAN_PROBE); /* the probes under way (a login timeout) */
     json_decref(sr.watched);
     json_decref(sr.unlisted);
     pthread_mutex_lock(&sr.lock);

@@ -195,7 +195,8 @@ static bool check_pools(VoDaemon *d, CheckKind kind)
             IscsiCheck *c = vo_malloc0(sizeof(*c));
             *c = (IscsiCheck){ .d = d, .name = vo_strdup(names[i]), .path = vo_strdup(paths[i]),
                                .id = vo_strdup(ids[i]) };
-            if (!vo_check_workers_start(names[i], ISCSI_CHECKS_MAX, iscsi_check_run, c))
+            if (!vo_check_workers_start(VO_CHECKS_ISCSI_REACH, names[i], ISCSI_CHECKS_MAX,
+                                        iscsi_check_run, c))
                 iscsi_check_free(c); /* still under way, or enough are: the next round */
             continue;
         }

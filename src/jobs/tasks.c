@@ -167,7 +167,8 @@ static json_t *task_to_json(const VoTask *t)
     } else if (t->who[0])
         by = json_pack("{s:s}", "who", t->who);
     json_object_set_new(o, "requested_by", by);
-    json_object_set_new(o, "cancellable", json_boolean(t->cancellable && !finished(t->state)));
+    json_object_set_new(o, "cancellable", json_boolean(t->cancellable && !finished(t->state) &&
+                                                       !t->cancel_refused));
     json_object_set_new(o, "cancel_requested", json_boolean(t->cancel_requested));
     json_object_set_new(o, "created_at", vo_time_json(t->created_at));
     json_object_set_new(o, "started_at", t->started_at ? vo_time_json(t->started_at) : json_null());
@@ -684,6 +685,7 @@ void vo_task_refuse_cancel(VoTask *t, const char *why)
     pthread_mutex_lock(&t->owner->lock);
     free(t->cancel_refused);
     t->cancel_refused = vo_strdup(why);
+    persist(t->owner, t); /* "cancellable" says so */
     pthread_mutex_unlock(&t->owner->lock);
 }
 

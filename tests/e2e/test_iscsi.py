@@ -1,17 +1,17 @@
 """System tests of iSCSI pools (docs/storage-san.md) against a real target
 (tgt's tgtd in the test's namespace, LUNs backed by files): the pool lists
-the target's LUNs as volumes and refuses to create or delete them (a LUN
-in a project stops counting there once gone from the target or its pool
-deleted); bad
-targets leave no pool; a VM boots from a qcow2-formatted LUN through QEMU's
-own initiator and its writes reach the LUN's file; a LUN in use is never
-attached to a second VM (two attaches raced: one wins); a target lost
-while the VM runs is said (san_state "I/O held", its probe beside a second
-target's that hangs) until it answers; losing the target
-pauses the VM (io-error) until it is back, and vireod resumes it; a snapshot of the VM
-lands in the LUN's qcow2 layer and reverts; VMs on LUNs (raw, qcow2-layered,
-with CHAP) are backed up, restored and snapshotted through qemu-img and
-qemu-storage-daemon opening the LUN with QEMU's iscsi driver."""
+the target's LUNs as volumes and refuses to create or delete them (a LUN in
+a project stops counting there once gone from the target or its pool
+deleted); bad targets leave no pool; a VM boots from a qcow2-formatted LUN
+through QEMU's own initiator and its writes reach the LUN's file; a LUN in
+use is never attached to a second VM (two attaches raced: one wins); a
+target lost while the VM runs is said (san_state "I/O held", its probe
+beside a second target's that hangs; kept across a vireod restart) until it
+answers; losing the target pauses the VM (io-error) until it is back, and
+vireod resumes it; a snapshot of the VM lands in the LUN's qcow2 layer and
+reverts; VMs on LUNs (raw, qcow2-layered, with CHAP) are backed up,
+restored and snapshotted through qemu-img and qemu-storage-daemon opening
+the LUN with QEMU's iscsi driver."""
 
 import json
 import os
@@ -246,6 +246,7 @@ def test_vm_on_a_lun(daemon, target):
         f.truncate(8 * MiB)
     t2 = TgtTarget(daemon.netns.name, os.path.join(target.workdir, "t2"), IQN + "b", {1: lun})
     hold = os.path.join(daemon.env["VIREO_FAKE_FAULTS"], f"san_probe_{t2.port}")
+    hold1 = os.path.join(daemon.env["VIREO_FAKE_FAULTS"], f"san_probe_{target.port}")
     try:
         daemon.cli("pool", "create", "san2", "--type", "iscsi", "--portal", t2.portal,
                    "--target", IQN + "b")
@@ -261,16 +262,29 @@ def test_vm_on_a_lun(daemon, target):
         vm = daemon.vm("a")
         assert vm["state"] == "running" and "(san1: " in vm["san_state"], vm
         assert "I/O held" in daemon.cli("vm", "show", "a").stdout
+        # vireod restarted meanwhile: nothing is known of the target until
+        # its first probe answers (held here), so the text stays, its time
+        # too (the second target's probe let go first: it would hold the stop).
+        said = vm["san_state"]
+        os.unlink(hold + ".hold")
+        daemon.stop()
+        open(hold1 + ".hold", "w").close()
+        daemon.start()
+        wait_until(lambda: os.path.exists(hold1 + ".held"), 120, interval=0.5,
+                   what="vireod to probe VM a's target after its restart (held)")
+        assert daemon.vm("a").get("san_state") == said, daemon.vm("a")
+        os.unlink(hold1 + ".hold")
+        os.unlink(hold1 + ".held")
         target.start()
         wait_until(lambda: "san_state" not in daemon.vm("a"), 120, interval=0.5,
                    what="VM a's san_state to go once its target answers")
         assert daemon.vm("a")["state"] == "running"
-        os.unlink(hold + ".hold")
         daemon.task_ok("DELETE", "/v1/vms/a/disks/1")
         daemon.cli("pool", "delete", "san2")
     finally:
-        if os.path.exists(hold + ".hold"):
-            os.unlink(hold + ".hold")
+        for h in (hold, hold1):
+            if os.path.exists(h + ".hold"):
+                os.unlink(h + ".hold")
         t2.stop()
     vm_id = daemon.vm("a")["id"]
     events = [json.loads(line[5:]) for line in

@@ -917,6 +917,8 @@ def test_flatten_and_a_cancelled_full_copy(ceph, rbd_env):
             "QEMU of the VM" in p.stderr, p.stderr
         status, doc = d.request("POST", f"/v1/tasks/{task['id']}/cancel")
         assert status == 409 and "librbd cannot stop it" in doc["error"]["message"], doc
+        status, doc = d.request("GET", f"/v1/tasks/{task['id']}")
+        assert status == 200 and doc["cancellable"] is False and doc["state"] == "running", doc
     finally:
         os.unlink(hold + ".hold")
     t = d.wait_task(task)

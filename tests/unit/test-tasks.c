@@ -638,8 +638,9 @@ static int handed_over_run(VoTask *t, void *userdata)
 }
 
 /* A cancellable task whose work was handed over (a running VM's flatten):
- * its cancel is refused up front (409, saying why), and it ends succeeded;
- * one queued behind it is still cancelled at once. */
+ * its cancel is refused up front (409, saying why) and its document no
+ * longer says it is cancellable, and it ends succeeded; one queued behind
+ * it is still cancellable, and cancelled at once. */
 static void test_cancel_refused_once_handed_over(void **state)
 {
     VoTasks *ts = NULL;
@@ -657,6 +658,12 @@ static void test_cancel_refused_once_handed_over(void **state)
     while (running_a < 1)
         pthread_cond_wait(&gate_cond, &gate_lock);
     pthread_mutex_unlock(&gate_lock);
+    t = vo_tasks_get_json(ts, running);
+    assert_true(json_is_false(json_object_get(t, "cancellable")));
+    json_decref(t);
+    t = vo_tasks_get_json(ts, queued);
+    assert_true(json_is_true(json_object_get(t, "cancellable")));
+    json_decref(t);
     char *error = NULL;
     assert_int_equal(vo_tasks_cancel(ts, running, &t, &error), -EBUSY);
     assert_non_null(strstr(error, "cannot be cancelled now: the VM's QEMU does it"));
