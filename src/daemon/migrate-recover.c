@@ -38,10 +38,13 @@ static char *intent_path(VoDaemon *d, const char *vm_id)
     return vo_asprintf("%s/migrations/%s.json", d->run_dir, vm_id);
 }
 
-/* Not fsynced: the intent is about QEMUs, which do not outlive a boot any
- * more than the run dir does (a vireod restart needs only the rename), and
- * the switch's two saves fall in the guest's downtime, where an fsync
- * behind a busy disk's journal took tens of milliseconds. */
+/* Not fsynced: a vireod crash or restart needs only the rename. A power
+ * cut or host crash ends the QEMUs the intent is about, and then the store
+ * alone decides where the VM is (a run dir on disk, --run-dir, may keep an
+ * empty or older intent: an unreadable one is removed, and a recovery
+ * acts on what the store says, with no QEMU left to end or continue). The
+ * switch's two saves fall in the guest's downtime, where an fsync behind a
+ * busy disk's journal took tens of milliseconds. */
 int vo_migration_intent_save(VoDaemon *d, const VoMigrateIntent *i)
 {
     _cleanup_free_ char *dir = intent_dir(d), *path = intent_path(d, i->vm);

@@ -255,8 +255,9 @@ int vo_qemu_layout_save(const VoQemuLayout *l, const char *run_dir)
 {
     _cleanup_free_ char *path = vo_asprintf("%s/%s", run_dir, VO_QEMU_LAYOUT_FILE);
     _cleanup_free_ char *text = vo_qemu_layout_to_text(l);
-    /* Not fsynced: it describes a QEMU, which does not outlive a boot any
-     * more than the run dir; a migration's prepare writes it. */
+    /* Not fsynced: it describes a running QEMU, which a vireod restart
+     * finds by the rename alone and a power cut ends; a migration's
+     * prepare writes it. */
     return vo_write_run_file_atomic(path, text, strlen(text));
 }
 
