@@ -10,6 +10,7 @@
 
 #include "daemon/post-copy-kept.h"
 #include "state/keys.h"
+#include "util/test-hold.h"
 
 /* The loop both passes share: each of this host's VMs looked up in the
  * store under its lock (after a save made outside it, vm-save-later.c: its
@@ -135,6 +136,10 @@ static void restart_here_locked(VoDaemon *d, VoVm *vm, const char *what, const c
 {
     pthread_mutex_lock(&vm->lock);
     _cleanup_free_ char *name = vo_strdup(vm->spec->name), *id = vo_strdup(vm->spec->id);
+    pthread_mutex_unlock(&vm->lock);
+    _cleanup_free_ char *point = vo_asprintf("ha_restart@%s", name);
+    vo_test_hold(point); /* tests hold a restart while the other one comes */
+    pthread_mutex_lock(&vm->lock);
     bool crashed = vm->state == VO_VM_CRASHED;
     pthread_mutex_unlock(&vm->lock);
     if (!crashed) {
