@@ -87,9 +87,9 @@ CLUSTER_TESTS_D=(tests/e2e/test_cluster_formation.py tests/e2e/test_migrate_robu
 # four fake-driver hosts, two hosts killed) sits beside test_ha_retry.py,
 # whose retries it limits. test_migrate_claim.py (two real-QEMU hosts: the
 # claim mark, a late take-back whose QEMU is gone (its HA VM restarted by
-# HA), an orphan whose adoption fails; about 4 min alone on a loaded
-# machine) is here rather than in D, the migration group, which is the
-# longest.
+# HA; once, when the fence killed it), an orphan whose adoption fails;
+# about 5 min alone on a loaded machine) is here rather than in D, the
+# migration group, which is the longest.
 CLUSTER_TESTS_E=(tests/e2e/test_web_ui.py tests/e2e/test_vm_import.py tests/e2e/test_mac_index.py
                  tests/e2e/test_schedules.py tests/e2e/test_projects.py
                  tests/e2e/test_qemu_confine.py tests/e2e/test_qemu_uids.py

@@ -35,8 +35,13 @@ static json_t *pending;
 /* Crashed VMs' restarts queued before the retrier ran (pending's entries),
  * under lock: moved into pending when it starts. */
 static json_t *queued;
+/* Under lock: vo_ha_retry_stop ran (vireod stops): nothing is queued. */
+static bool stopped;
 
-/* Under lock: vm_id's entry, made when new. */
+/* Under lock: vm_id's entry, made when new, for a start followed or
+ * failed: a crashed VM's queued restart it was is no longer one (else that
+ * start's failure would be checked as a crash: a VM the failed start left
+ * stopped would be dropped, not tried again). */
 static json_t *entry_locked(const char *vm_id, const char *name)
 {
     json_t *e = json_object_get(pending, vm_id);
@@ -44,7 +49,29 @@ static json_t *entry_locked(const char *vm_id, const char *name)
         e = json_pack("{s:s, s:i}", "name", name, "failures", 0);
         json_object_set_new(pending, vm_id, e);
     }
+    json_object_del(e, "crashed");
+    json_object_del(e, "again");
     return e;
+}
+
+/* Under lock: whether vm_id's followed start task is queued or running. */
+static bool under_way_locked(VoDaemon *d, const char *vm_id)
+{
+    const char *task_id = json_string_value(json_object_get(json_object_get(pending, vm_id),
+                                                            "task"));
+    json_t *t = task_id ? vo_tasks_get_json(d->tasks, task_id) : NULL;
+    const char *state = json_string_value(json_object_get(t, "state"));
+    bool under_way = state && (!strcmp(state, "queued") || !strcmp(state, "running"));
+    json_decref(t);
+    return under_way;
+}
+
+bool vo_ha_retry_start_under_way(VoDaemon *d, const char *vm_id)
+{
+    pthread_mutex_lock(&lock);
+    bool under_way = under_way_locked(d, vm_id);
+    pthread_mutex_unlock(&lock);
+    return under_way;
 }
 
 /* A copy of the VM's restart count (its document's "ha_restarts"), or NULL. */
@@ -305,7 +332,6 @@ static void restart_crashed_locked(VoDaemon *d, const char *vm_id, json_t *e)
 
 void vo_ha_retry_restart_crashed(VoDaemon *d, VoVm *vm, const char *what, const char *again_why)
 {
-    (void)d;
     pthread_mutex_lock(&vm->lock);
     bool crashed = vm->spec->ha && vm->state == VO_VM_CRASHED;
     _cleanup_free_ char *id = vo_strdup(vm->spec->id), *name = vo_strdup(vm->spec->name);
@@ -313,7 +339,20 @@ void vo_ha_retry_restart_crashed(VoDaemon *d, VoVm *vm, const char *what, const 
     if (!crashed)
         return;
     pthread_mutex_lock(&lock);
+    if (stopped) { /* the migration watcher ends after the retrier */
+        pthread_mutex_unlock(&lock);
+        log_warn("ha: vm %s %s, but vireod stops: it is left crashed", name, what);
+        return;
+    }
     bool runs = pending != NULL;
+    if (runs && under_way_locked(d, id)) {
+        /* a start followed (the fenced host's own restart): kept, its
+         * failure retried; replaced, the same crash would be restarted
+         * again while that start is still queued */
+        pthread_mutex_unlock(&lock);
+        log_info("ha: vm %s %s: its HA start is under way", name, what);
+        return;
+    }
     if (!runs && !queued)
         queued = json_object();
     json_object_set_new(runs ? pending : queued, id,
@@ -460,10 +499,13 @@ int vo_ha_retry_start(VoDaemon *d)
 void vo_ha_retry_stop(VoDaemon *d)
 {
     (void)d;
-    if (!vo_periodic_stop(&runner))
-        return;
+    bool ran = vo_periodic_stop(&runner);
     pthread_mutex_lock(&lock);
-    json_decref(pending);
-    pending = NULL;
+    stopped = true;
+    if (ran) {
+        json_decref(pending);
+        pending = NULL;
+    }
+    json_decref(TAKE_PTR(queued)); /* the retrier never ran */
     pthread_mutex_unlock(&lock);
 }

@@ -51,8 +51,14 @@ void vo_ha_retry_refused(VoDaemon *d, VoVm *vm, bool follow, const char *why);
  * the log). Before each try it is checked as a retry is: while this host
  * is fenced (or the store cannot be read) it waits; a VM no longer this
  * host's, no longer HA or no longer crashed (a user started or deleted it)
- * is dropped. A VM not HA or not crashed: nothing queued. */
+ * is dropped. A VM not HA or not crashed, or whose followed HA start is
+ * still under way (the fenced host's own restart of it), or once vireod
+ * stops (logged: left crashed): nothing queued. */
 void vo_ha_retry_restart_crashed(VoDaemon *d, VoVm *vm, const char *what, const char *again_why);
+
+/* Whether an HA start of VM vm_id this retrier follows is still queued or
+ * running (its task: vo_ha_retry_follow). */
+bool vo_ha_retry_start_under_way(VoDaemon *d, const char *vm_id);
 
 /* Counts one HA start of vm (a fenced host's own restart, a retry) in its
  * document's "ha_restarts" (saved now): true; false, counting nothing,

@@ -10,6 +10,7 @@
 
 #include "daemon/post-copy-kept.h"
 #include "state/keys.h"
+#include "util/test-hold.h"
 
 /* The loop both passes share: each of this host's VMs looked up in the
  * store under its lock (after a save made outside it, vm-save-later.c: its
@@ -123,11 +124,33 @@ void vo_vms_restart_fenced(VoDaemon *d, char **killed)
     }
 }
 
-void vo_vm_ha_restart_here(VoDaemon *d, VoVm *vm, const char *what, const char *again_why)
+/* One restart at a time: the fenced host's own restart (hosts' thread)
+ * and a migration's crashed VM queued for the HA retrier (its thread) may
+ * both take the same VM (a fence killed a migration's source QEMU); the
+ * second, once the first's start is submitted (followed) or made, finds it
+ * under way or no longer crashed: not counted, not started twice. */
+static pthread_mutex_t restart_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* Under restart_lock. */
+static void restart_here_locked(VoDaemon *d, VoVm *vm, const char *what, const char *again_why)
 {
     pthread_mutex_lock(&vm->lock);
     _cleanup_free_ char *name = vo_strdup(vm->spec->name), *id = vo_strdup(vm->spec->id);
     pthread_mutex_unlock(&vm->lock);
+    _cleanup_free_ char *point = vo_asprintf("ha_restart@%s", name);
+    vo_test_hold(point); /* tests hold a restart while the other one comes */
+    pthread_mutex_lock(&vm->lock);
+    bool crashed = vm->state == VO_VM_CRASHED;
+    pthread_mutex_unlock(&vm->lock);
+    if (!crashed) {
+        log_info("ha: vm %s %s, but is not started again: it is no longer crashed", name, what);
+        return;
+    }
+    if (vo_ha_retry_start_under_way(d, id)) {
+        log_info("ha: vm %s %s, but is not started again: its HA start is under way", name,
+                 what);
+        return;
+    }
     if (!vo_ha_retry_count_start(vm)) { /* crashed this way again and again */
         vo_ha_retry_give_up(d, id, name, 0, again_why);
         return;
@@ -146,4 +169,11 @@ void vo_vm_ha_restart_here(VoDaemon *d, VoVm *vm, const char *what, const char *
         vo_ha_retry_follow(d, id, name, task_id); /* a failed start is tried again */
     }
     json_decref(task);
+}
+
+void vo_vm_ha_restart_here(VoDaemon *d, VoVm *vm, const char *what, const char *again_why)
+{
+    pthread_mutex_lock(&restart_lock);
+    restart_here_locked(d, vm, what, again_why);
+    pthread_mutex_unlock(&restart_lock);
 }

@@ -333,5 +333,7 @@ void vo_vms_restart_fenced(VoDaemon *d, char **killed);
 /* Starts again here the HA VM vm, crashed and this host's, through the HA
  * start's path: counted against the restart limit (past it: left crashed,
  * again_why), a failed start tried again after the backoff. what: how it
- * crashed, for the log ("was killed by this host's fence"). */
+ * crashed, for the log ("was killed by this host's fence"). One at a time:
+ * a VM no longer crashed, or whose HA start is under way (another caller's
+ * restart of the same crash), is left as it is (logged). */
 void vo_vm_ha_restart_here(VoDaemon *d, VoVm *vm, const char *what, const char *again_why);

@@ -26,7 +26,10 @@ vireod was down). The VM is h1's again: it is loaded and recorded crashed
 at once (before, it sat in no host's table until h1's next start). It is
 an HA VM: h1 starts it again, counted against the restart limit, once its
 fence and HA retrier run (this recovery runs before them at vireod's
-start); before, it stayed crashed.
+start); before, it stayed crashed. The same with the source QEMU killed
+by h1's fence: its own restart and the take-back's both take the VM, the
+first held until the other comes; started and counted once (before,
+twice, and a second start failed).
 
 A third: both sides gone (docs/internals.md), h2's adoption of the orphan
 refused each round (orphan-adopt-fails): h2 says so once, not every 10 s
@@ -36,9 +39,11 @@ failed), and records the VM crashed once the adoption goes through."""
 import os
 import re
 import signal
+import time
 
 import pytest
 
+from test_ha_fence import write_fenced
 from test_migrate import hosts_of, qemu_of
 from test_migrate_resettle import (both_qemus_killed, migrate_not_taken_over,
                                    two_hosts_counting_at_h1)
@@ -73,9 +78,12 @@ def test_a_claimed_vm_is_never_taken_back(cluster, tmp_path, unknown):
     assert task["state"] == "succeeded", task
 
 
-def test_a_late_take_back_whose_qemu_is_gone_restarts_the_ha_vm(cluster, tmp_path):
+def late_take_back_qemu_gone(cluster, tmp_path):
+    """The HA VM ctr's migration from h1 whose take-back applies late
+    (take-back-after-load, once h1 starts again), h1's vireod and its
+    source QEMU killed. Returns (c, faults, ctr's id, the QEMU's pid)."""
     c, faults, vm_id = two_hosts_counting_at_h1(cluster, tmp_path)
-    h1, h2 = c.hosts
+    h1 = c.hosts[0]
     h1.cli("vm", "set", "ctr", "--ha", "on")
     migrate_not_taken_over(h1, faults, "commit-lost", "take-back-unknown", "resettle-unknown",
                            "incoming-claim-pause")
@@ -89,6 +97,12 @@ def test_a_late_take_back_whose_qemu_is_gone_restarts_the_ha_vm(cluster, tmp_pat
     wait_until(lambda: not qemu_of(h1, vm_id), 30, what="h1's source QEMU to end")
     (faults / "resettle-unknown").unlink()
     (faults / "take-back-after-load").touch()
+    return c, faults, vm_id, pids[0]
+
+
+def test_a_late_take_back_whose_qemu_is_gone_restarts_the_ha_vm(cluster, tmp_path):
+    c, faults, vm_id, _ = late_take_back_qemu_gone(cluster, tmp_path)
+    h1, h2 = c.hosts
     h1.start(timeout=300)
     assert not (faults / "take-back-after-load").exists()
     # Recorded crashed (the event), then started again by HA, not by a user,
@@ -114,6 +128,37 @@ def test_a_late_take_back_whose_qemu_is_gone_restarts_the_ha_vm(cluster, tmp_pat
     wait_until(lambda: not os.path.exists(os.path.join(h2.run_dir, "vms", vm_id)), 120,
                what="h2's incoming VM to be removed")
     nothing_at(h2, vm_id)
+    assert len(qemu_of(h1, vm_id)) == 1
+
+
+def test_a_late_take_back_the_fence_killed_restarts_the_ha_vm_once(cluster, tmp_path):
+    """The same, the source QEMU killed by h1's fence (RUN/fenced names
+    it): the fenced host's own restart and the restart the take-back
+    queued both take the VM; the first is held (ha_restart@ctr) until the
+    other came. It is started and counted once (before, both counted it
+    and asked for a start)."""
+    c, faults, vm_id, qemu = late_take_back_qemu_gone(cluster, tmp_path)
+    h1 = c.hosts[0]
+    holds = tmp_path / "holds"
+    holds.mkdir()
+    h1.env["VIREO_FAKE_FAULTS"] = str(holds)
+    (holds / "ha_restart@ctr.hold").touch()
+    fenced = write_fenced(h1, vm_id, qemu)
+    h1.start(timeout=300)
+    wait_until(lambda: (holds / "ha_restart@ctr.held").exists(), 300,
+               what="a restart of h1's VM to be held")
+    wait_until(lambda: not os.path.exists(fenced), 120, what="h1 no longer fenced")
+    time.sleep(5)  # the other restart comes meanwhile (the retrier's round: every 2 s)
+    (holds / "ha_restart@ctr.hold").unlink()
+    wait_until(lambda: (h1.request("GET", "/v1/vms/ctr")[1] or {}).get("state") == "running",
+               300, what="HA to start h1's VM again")
+    # The other restart finds the first's start under way, or the VM running.
+    wait_until(lambda: "lost its QEMU before its migration's late take-back applied, but is "
+               "not started again: " in h1.log() or "was killed by this host's fence, but is "
+               "not started again: " in h1.log(), 120, what="the other restart to be dropped")
+    log = h1.log()
+    assert log.count("and is still this host's: started again here") == 1, log[-4000:]
+    assert len(h1.vm("ctr").get("ha_restarts") or []) == 1, h1.vm("ctr")
     assert len(qemu_of(h1, vm_id)) == 1
 
 
