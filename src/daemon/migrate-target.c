@@ -71,6 +71,20 @@ static bool copied_by_move(const char *pool, void *userdata)
     return vo_shared_pool_path(userdata, pool, &path, &reachable, &error) < 0;
 }
 
+/* copied_by_move, noting whether any pool was copied. */
+typedef struct {
+    VoDaemon *d;
+    bool any;
+} CopySeen;
+
+static bool copied_noting(const char *pool, void *userdata)
+{
+    CopySeen *seen = userdata;
+    bool copied = copied_by_move(pool, seen->d);
+    seen->any |= copied;
+    return copied;
+}
+
 char **vo_migrate_pools_needed(VoDaemon *d, const VoVmSpec *spec, const char *pool)
 {
     const char **names = vo_malloc0((spec->n_disks + 5) * sizeof(char *));
@@ -81,7 +95,15 @@ char **vo_migrate_pools_needed(VoDaemon *d, const VoVmSpec *spec, const char *po
     names[n++] = spec->nvram;
     names[n++] = spec->kernel_from.volume;
     names[n++] = spec->initrd_from.volume;
-    char **v = vo_place_pools_needed(names, n, pool ? pool : VO_DEFAULT_POOL, copied_by_move, d);
+    CopySeen seen = { .d = d };
+    char **v = vo_place_pools_needed(names, n, pool ? pool : VO_DEFAULT_POOL, copied_noting, &seen);
+    /* --pool is where copied volumes go: a VM with nothing to copy (every
+     * disk on a shared pool) does not need it on its target (the
+     * migration's own check asks for it only then). */
+    if (pool && !seen.any) {
+        vo_strv_free(v);
+        v = vo_place_pools_needed(names, n, VO_DEFAULT_POOL, copied_by_move, d);
+    }
     free(names);
     return v;
 }

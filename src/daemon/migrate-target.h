@@ -19,7 +19,8 @@
  * (vo_place_pools_needed): each shared pool of a disk, the NVRAM, the ISO
  * and a direct-boot kernel or initrd must be reached there; a volume of a
  * host's own pool is copied into the target's pool `pool` (the move's
- * --pool; NULL: default), which the target must have. A migration
+ * --pool; NULL: default), which the target must have when anything is
+ * copied (else default is asked for, as without --pool). A migration
  * target's, an HA restart's and DRS's rule. */
 char **vo_migrate_pools_needed(VoDaemon *d, const VoVmSpec *spec, const char *pool);
 

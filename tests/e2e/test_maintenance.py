@@ -227,11 +227,14 @@ def test_evacuate_without_maintenance(cluster, monkeypatch, tmp_path):
     create_on(h1, "a", memory=64)
     h1.task_ok("POST", "/v1/vms/a/start")
     # --pool names a pool h2 does not have: the local-disk VM stays, saying
-    # so; the others move (their disks are shared).
+    # so (placement finds no host with that pool for its copied disk); the
+    # others move (their disks are shared: nothing goes into --pool, so
+    # their target need not have it).
     p = h2.cli("host", "evacuate", "h1", "--pool", "nope", check=False)
     assert p.returncode == 1, p
     assert "a: moved to h2" in p.stdout and "b: moved to h2" in p.stdout, p
-    assert "l: could not move: pool: host 'h2' has no pool 'nope'" in p.stdout, p
+    assert "l: could not move: no target host for the VM: VM l has no host to move to " \
+        "(no host fits: h2: cannot reach pool nope" in p.stdout, p
     assert "h1: 2 VMs moved, 1 stay" in p.stdout and "maintenance" not in p.stdout, p
     assert where(h1, "l") == ("h1", "running")
     # Into h2's pool "fast" (--pool): the local disk goes there.
